@@ -1,0 +1,67 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+// Reprise: projection rebuild and replay engine.
+// Layering (lowest first): C system libraries -> one safe wrapper module per server ->
+// event store / demo domain -> engine -> `reprise` executable. Only the wrapper modules
+// (ReprisePostgres, RepriseMySQL, RepriseAMQP) import the C modules.
+let strictSwift: [SwiftSetting] = [
+    .swiftLanguageMode(.v6),
+    .enableUpcomingFeature("ExistentialAny"),
+]
+
+let package = Package(
+    name: "Reprise",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "reprise", targets: ["RepriseCLI"]),
+        .library(name: "RepriseEventStore", targets: ["RepriseEventStore"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+    ],
+    targets: [
+        // C libraries, found through pkg-config. Each has a shim header with `static inline`
+        // helpers for what Swift cannot call directly (variadics, header differences).
+        .systemLibrary(
+            name: "CLibPQ", pkgConfig: "libpq",
+            providers: [.apt(["libpq-dev"])]),
+        .systemLibrary(
+            name: "CMariaDB", pkgConfig: "mysqlclient",
+            providers: [.apt(["default-libmysqlclient-dev"])]),
+        .systemLibrary(
+            name: "CRabbitMQ", pkgConfig: "librabbitmq",
+            providers: [.apt(["librabbitmq-dev"])]),
+
+        // Pure Swift helpers shared by the wrappers: connection URLs, secret redaction,
+        // the serial executor that keeps blocking C calls off the cooperative pool.
+        .target(name: "RepriseSupport", swiftSettings: strictSwift),
+
+        // Safe wrappers: the only modules that touch C pointers.
+        .target(name: "ReprisePostgres", dependencies: ["CLibPQ", "RepriseSupport"], swiftSettings: strictSwift),
+        .target(name: "RepriseMySQL", dependencies: ["CMariaDB", "RepriseSupport"], swiftSettings: strictSwift),
+        .target(name: "RepriseAMQP", dependencies: ["CRabbitMQ", "RepriseSupport"], swiftSettings: strictSwift),
+
+        // The PostgreSQL event store and outbox: schema, append with optimistic concurrency.
+        .target(name: "RepriseEventStore", dependencies: ["ReprisePostgres", "RepriseSupport"], swiftSettings: strictSwift),
+        // The e-commerce demo domain: commands, events and a deterministic history generator.
+        .target(name: "RepriseDemo", dependencies: ["RepriseEventStore"], swiftSettings: strictSwift),
+
+        .executableTarget(
+            name: "RepriseCLI",
+            dependencies: [
+                "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
+                "RepriseEventStore", "RepriseDemo",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift),
+
+        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "RepriseIntegrationTests",
+            dependencies: ["RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseDemo"],
+            swiftSettings: strictSwift),
+    ]
+)

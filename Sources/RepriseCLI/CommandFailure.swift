@@ -1,0 +1,27 @@
+import ArgumentParser
+import RepriseAMQP
+import RepriseMySQL
+import ReprisePostgres
+
+/// Runs a command body and turns any error into one clear line on standard error and an exit code.
+func reportingFailures(_ body: () async throws -> Void) async throws {
+    do {
+        try await body()
+    } catch let error as ValidationError {
+        throw error
+    } catch let error as ExitCode {
+        throw error
+    } catch {
+        Terminal.error("error: \(error)")
+        throw ExitCode(isUnreachable(error) ? RepriseExitCode.unreachable : RepriseExitCode.failure)
+    }
+}
+
+private func isUnreachable(_ error: any Error) -> Bool {
+    switch error {
+    case let error as PostgresError: [.connectionFailed, .connectionTimedOut, .invalidURL].contains(error.code)
+    case let error as MySQLError: [.connectionFailed, .connectionTimedOut, .invalidURL].contains(error.code)
+    case let error as AMQPError: [.connectionFailed, .connectionTimedOut, .authenticationFailed, .invalidURL].contains(error.code)
+    default: false
+    }
+}

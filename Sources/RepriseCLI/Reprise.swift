@@ -1,0 +1,27 @@
+import ArgumentParser
+
+/// The `reprise` command line.
+@main
+struct Reprise: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reprise",
+        abstract: "Projection rebuild and replay engine: events in PostgreSQL, read models in MySQL, live updates through RabbitMQ.",
+        discussion: """
+            Connections come from flags, else from the environment:
+              REPRISE_POSTGRES_URL  postgresql://user:password@host:port/database   (event store and outbox)
+              REPRISE_MYSQL_URL     mysql://user:password@host:port/database        (read models)
+              REPRISE_AMQP_URL      amqp://user:password@host:port/vhost            (RabbitMQ)
+            For the local servers of this repository: eval "$(scripts/services env)".
+
+            Exit codes: 0 success, 1 failure (the message says what and where), 2 bad usage,
+            3 a server could not be reached or refused the login.
+            """,
+        subcommands: [InitCommand.self, DemoCommand.self, CheckCommand.self]
+    )
+}
+
+/// Exit codes shared by every subcommand.
+enum RepriseExitCode {
+    static let failure: Int32 = 1
+    static let unreachable: Int32 = 3
+}

@@ -1,0 +1,101 @@
+extension MySQLConnection {
+    /// Runs `body` inside `START TRANSACTION … COMMIT`; rolls back when `body` throws.
+    ///
+    /// When the body throws and the rollback succeeds, the body's own error is rethrown unchanged;
+    /// a failing begin, commit or rollback throws `MySQLTransactionError`. A connection lost
+    /// mid-transaction surfaces as `MySQLError.Code.connectionLost` from the statement that saw it.
+    @discardableResult
+    public func withTransaction<Result>(
+        isolationLevel: MySQLIsolationLevel? = nil,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (MySQLConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        do {
+            try await begin(isolationLevel: isolationLevel)
+        } catch {
+            throw MySQLTransactionError(beginError: error)
+        }
+        let result: Result
+        do {
+            result = try await body(self)
+        } catch {
+            do {
+                try await rollback()
+            } catch let rollbackError {
+                throw MySQLTransactionError(bodyError: error, rollbackError: rollbackError)
+            }
+            throw error
+        }
+        do {
+            try await commit()
+        } catch {
+            throw MySQLTransactionError(commitError: error)
+        }
+        return result
+    }
+}
+
+extension MySQLConnection {
+    /// Takes a named lock (`GET_LOCK`), waiting up to `timeoutSeconds` (0: do not wait).
+    /// Returns false when another session holds it. Locks belong to the session, not to a transaction.
+    public func getLock(_ name: String, timeoutSeconds: Int = 0) throws(MySQLError) -> Bool {
+        try query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0) == 1
+    }
+
+    /// Releases a named lock; returns false when this session did not hold it.
+    @discardableResult
+    public func releaseLock(_ name: String) throws(MySQLError) -> Bool {
+        try query("SELECT RELEASE_LOCK(?)", [.string(name)]).int(0, 0) == 1
+    }
+
+    /// Whether a named lock is free (no session holds it).
+    public func isFreeLock(_ name: String) throws(MySQLError) -> Bool {
+        try query("SELECT IS_FREE_LOCK(?)", [.string(name)]).int(0, 0) == 1
+    }
+}
+
+extension MySQLConnection {
+    /// Inserts `rows` with as few multi-row statements as fit under `maxStatementBytes`.
+    ///
+    /// `prefix` is the statement head up to `VALUES` (`INSERT INTO t (a, b) VALUES`), `suffix`
+    /// what follows the tuples (`ON DUPLICATE KEY UPDATE …`). Every value is escaped like a
+    /// parameter. Returns the total of affected rows.
+    @discardableResult
+    public func executeBatch(
+        prefix: String, rows: [[MySQLValue]], suffix: String = "", maxStatementBytes: Int = 4 << 20
+    ) throws(MySQLError) -> Int {
+        guard !rows.isEmpty else { return 0 }
+        var affected = 0
+        var statement: [UInt8] = []
+        var tuplesInStatement = 0
+        func flush() throws(MySQLError) {
+            guard tuplesInStatement > 0 else { return }
+            if !suffix.isEmpty {
+                statement.append(UInt8(ascii: " "))
+                statement.append(contentsOf: suffix.utf8)
+            }
+            let text = String(decoding: statement, as: UTF8.self)
+            affected += try runRaw(text, sql: prefix + " (…) " + suffix, allowRetry: false).affectedRows
+            statement.removeAll(keepingCapacity: true)
+            tuplesInStatement = 0
+        }
+        for row in rows {
+            if tuplesInStatement == 0 {
+                statement.append(contentsOf: prefix.utf8)
+                statement.append(UInt8(ascii: " "))
+            } else {
+                statement.append(UInt8(ascii: ","))
+            }
+            statement.append(UInt8(ascii: "("))
+            for (index, value) in row.enumerated() {
+                if index > 0 { statement.append(UInt8(ascii: ",")) }
+                try appendLiteral(value, to: &statement, sql: prefix)
+            }
+            statement.append(UInt8(ascii: ")"))
+            tuplesInStatement += 1
+            if statement.count >= maxStatementBytes { try flush() }
+        }
+        try flush()
+        return affected
+    }
+}

@@ -1,0 +1,81 @@
+/// An error from the MySQL/MariaDB wrapper, with the server's error number and SQLSTATE.
+///
+/// Messages pass through the connection's `SecretRedactor`; parameter values are never stored.
+public struct MySQLError: Error, Sendable, CustomStringConvertible {
+    public struct Code: Hashable, Sendable, CustomStringConvertible {
+        enum Base: String, Sendable {
+            case invalidURL, connectionFailed, connectionTimedOut, connectionLost, server, parameterMismatch
+            case invalidValue, notInTransaction
+        }
+        let base: Base
+        public static let invalidURL = Code(base: .invalidURL)
+        /// The server refused the connection or could not be reached (including bad credentials).
+        public static let connectionFailed = Code(base: .connectionFailed)
+        /// The server did not answer within the connect timeout.
+        public static let connectionTimedOut = Code(base: .connectionTimedOut)
+        /// The connection dropped while in use. Inside a transaction, the transaction is gone:
+        /// the caller retries the whole unit of work. The next statement reconnects.
+        public static let connectionLost = Code(base: .connectionLost)
+        /// The server rejected a statement; `errorNumber` and `sqlState` say why.
+        public static let server = Code(base: .server)
+        /// The number of `?` placeholders and of parameters differ.
+        public static let parameterMismatch = Code(base: .parameterMismatch)
+        /// A value cannot be sent (a non-finite double).
+        public static let invalidValue = Code(base: .invalidValue)
+        public static let notInTransaction = Code(base: .notInTransaction)
+        public var description: String { base.rawValue }
+    }
+
+    public var code: Code
+    /// The MySQL error number (1062 duplicate key, 1146 no such table, 2003 cannot connect, ...).
+    public var errorNumber: UInt32?
+    public var sqlState: String?
+    public var message: String
+    /// The SQL text with placeholders (never the values).
+    public var query: String?
+    /// The server, as a redacted URL.
+    public var server: String?
+
+    public init(code: Code, message: String, errorNumber: UInt32? = nil, sqlState: String? = nil, query: String? = nil, server: String? = nil) {
+        self.code = code
+        self.errorNumber = errorNumber
+        self.sqlState = sqlState
+        self.message = message
+        self.query = query
+        self.server = server
+    }
+
+    public static let duplicateEntry: UInt32 = 1062
+    public static let noSuchTable: UInt32 = 1146
+    public static let tableExists: UInt32 = 1050
+    public static let lockWaitTimeout: UInt32 = 1205
+    public static let deadlock: UInt32 = 1213
+    public static let accessDenied: UInt32 = 1045
+
+    public var description: String {
+        var text = "MySQL \(code)"
+        if let errorNumber { text += " [\(errorNumber)\(sqlState.map { "/\($0)" } ?? "")]" }
+        if let server { text += " (\(server))" }
+        text += ": \(message)"
+        if let query { text += " — query: \(query.count > 300 ? String(query.prefix(300)) + "…" : query)" }
+        return text
+    }
+}
+
+/// The failure of a transaction, keeping apart which step failed. When only the body failed and
+/// the rollback succeeded, `withTransaction` rethrows the body's own error instead.
+public struct MySQLTransactionError: Error, Sendable, CustomStringConvertible {
+    public var beginError: MySQLError?
+    public var bodyError: (any Error)?
+    public var rollbackError: MySQLError?
+    public var commitError: MySQLError?
+
+    public var description: String {
+        var parts: [String] = []
+        if let beginError { parts.append("START TRANSACTION failed: \(beginError)") }
+        if let bodyError { parts.append("transaction body failed: \(bodyError)") }
+        if let rollbackError { parts.append("ROLLBACK failed: \(rollbackError)") }
+        if let commitError { parts.append("COMMIT failed: \(commitError)") }
+        return parts.joined(separator: "; ")
+    }
+}

@@ -1,0 +1,113 @@
+/// Isolation levels for `withTransaction`.
+public enum PostgresIsolationLevel: String, Sendable {
+    case readCommitted = "READ COMMITTED"
+    case repeatableRead = "REPEATABLE READ"
+    case serializable = "SERIALIZABLE"
+}
+
+extension PostgresConnection {
+    /// Runs `body` inside `BEGIN … COMMIT`; rolls back when `body` throws.
+    ///
+    /// When the body throws and the rollback succeeds, the body's own error is rethrown unchanged.
+    /// A failing BEGIN, COMMIT or ROLLBACK throws `PostgresTransactionError`, which keeps the steps apart.
+    /// `body` runs on the caller's isolation; statements hop to the connection's executor.
+    @discardableResult
+    public func withTransaction<Result>(
+        isolation level: PostgresIsolationLevel = .readCommitted,
+        readOnly: Bool = false,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresConnection) async throws -> sending Result
+    ) async throws -> sending Result {
+        let begin = "BEGIN ISOLATION LEVEL \(level.rawValue)" + (readOnly ? " READ ONLY" : "")
+        do {
+            try await execute(begin)
+        } catch {
+            throw PostgresTransactionError(beginError: error)
+        }
+        let result: Result
+        do {
+            result = try await body(self)
+        } catch {
+            do {
+                try await execute("ROLLBACK")
+            } catch let rollbackError {
+                throw PostgresTransactionError(bodyError: error, rollbackError: rollbackError)
+            }
+            throw error
+        }
+        do {
+            try await execute("COMMIT")
+        } catch {
+            throw PostgresTransactionError(commitError: error)
+        }
+        return result
+    }
+
+    /// Streams the rows of `sql` through a server-side cursor in batches of `fetchSize` rows.
+    ///
+    /// Runs inside a read-only REPEATABLE READ transaction: every batch sees the same snapshot.
+    /// Memory is that of the batches `body` keeps, never the whole result. The transaction
+    /// holds back the server's xmin horizon (vacuum) while it is open, as every cursor does.
+    ///
+    /// ```swift
+    /// try await db.withCursor("SELECT * FROM events ORDER BY position", fetchSize: 5_000) { cursor in
+    ///     for try await batch in cursor { handle(batch) }
+    /// }
+    /// ```
+    public func withCursor<Result>(
+        _ sql: String,
+        _ parameters: [PostgresValue] = [],
+        fetchSize: Int = 5_000,
+        isolation: isolated (any Actor)? = #isolation,
+        _ body: (PostgresCursor) async throws -> sending Result
+    ) async throws -> sending Result {
+        try await withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
+            let cursor = try await connection.declareCursor(sql, parameters, fetchSize: fetchSize)
+            return try await body(cursor)
+        }
+    }
+
+    /// Declares a `NO SCROLL` cursor in the open transaction. It lives until the transaction ends.
+    public func declareCursor(_ sql: String, _ parameters: [PostgresValue] = [], fetchSize: Int = 5_000) throws(PostgresError) -> PostgresCursor {
+        guard isInTransaction else {
+            throw PostgresError(code: .notInTransaction, message: "a cursor needs an open transaction (use withCursor)", query: sql, server: server)
+        }
+        precondition(fetchSize > 0, "fetchSize must be positive")
+        let name = nextCursorName()
+        try execute("DECLARE \(name) NO SCROLL CURSOR FOR \(sql)", parameters)
+        return PostgresCursor(connection: self, name: name, fetchSize: fetchSize)
+    }
+
+    /// One `FETCH FORWARD` from a declared cursor.
+    func fetch(cursor name: String, count: Int) throws(PostgresError) -> PostgresResult {
+        try query("FETCH FORWARD \(count) FROM \(name)")
+    }
+}
+
+/// The batches of a server-side cursor, as an `AsyncSequence` of `PostgresResult`.
+/// An empty batch is never yielded: the sequence ends when the cursor is exhausted.
+public struct PostgresCursor: AsyncSequence, Sendable {
+    public typealias Element = PostgresResult
+    public typealias Failure = PostgresError
+    let connection: PostgresConnection
+    let name: String
+    public let fetchSize: Int
+
+    public func makeAsyncIterator() -> Iterator {
+        Iterator(connection: connection, name: name, fetchSize: fetchSize)
+    }
+
+    public struct Iterator: AsyncIteratorProtocol {
+        let connection: PostgresConnection
+        let name: String
+        let fetchSize: Int
+        var finished = false
+
+        public mutating func next() async throws(PostgresError) -> PostgresResult? {
+            guard !finished else { return nil }
+            let batch = try await connection.fetch(cursor: name, count: fetchSize)
+            if batch.rowCount < fetchSize { finished = true }
+            return batch.rowCount == 0 ? nil : batch
+        }
+    }
+}

@@ -1,0 +1,184 @@
+import RepriseMySQL
+import Testing
+
+@Suite("MySQL wrapper (real server)")
+struct MySQLTests {
+    @Test func parametersRoundTripHostileText() async throws {
+        let db = try await TestServers.mysql()
+        let table = TestServers.uniqueName("vals")
+        try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY, s TEXT, b BLOB, d DOUBLE, n DECIMAL(12,2))")
+        let hostile = [
+            "plain", "quote ' and '' doubled", "back\\slash \\' escaped", "nul\u{0}byte", "ünïcødé 🎉 𝄞", "'; DROP TABLE \(table); --",
+            "?", "question ? mark", "\"double\"", "`tick`", "\n\r\t\u{1A}",
+        ]
+        for (index, text) in hostile.enumerated() {
+            try await db.execute(
+                "INSERT INTO \(table) (id, s, b, d, n) VALUES (?, ?, ?, ?, ?)",
+                [.int(Int64(index)), .string(text), .bytes(Array(text.utf8)), .double(0.1), .decimal("-12.34")])
+        }
+        let result = try await db.query("SELECT id, s, b, d, n FROM \(table) ORDER BY id")
+        #expect(result.rowCount == hostile.count)
+        for (index, text) in hostile.enumerated() {
+            #expect(result.string(index, 1) == text)
+            #expect(result.string(index, 2) == text)
+            #expect(result.double(index, 3) == 0.1)
+            #expect(result.string(index, 4) == "-12.34")
+        }
+        // A placeholder inside a literal or comment is not a placeholder.
+        let literal = try await db.query("SELECT '?', ? /* ? */ -- ?\n", [.int(7)])
+        #expect(literal.string(0, 0) == "?")
+        #expect(literal.int(0, 1) == 7)
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
+
+    @Test func parameterCountMismatchIsRefusedBeforeSending() async throws {
+        let db = try await TestServers.mysql()
+        await #expect {
+            try await db.query("SELECT ?, ?", [.int(1)])
+        } throws: { error in
+            (error as? MySQLError)?.code == .parameterMismatch
+        }
+        await #expect {
+            try await db.query("SELECT ?", [.decimal("1; DROP")])
+        } throws: { error in
+            (error as? MySQLError)?.code == .invalidValue
+        }
+        await db.close()
+    }
+
+    @Test func badStatementGivesTypedErrorWithErrorNumber() async throws {
+        let db = try await TestServers.mysql()
+        await #expect {
+            try await db.query("SELECT * FROM no_such_table_here")
+        } throws: { error in
+            guard let error = error as? MySQLError else { return false }
+            return error.code == .server && error.errorNumber == MySQLError.noSuchTable && error.sqlState == "42S02"
+                && error.message.contains("no_such_table_here")
+        }
+        let table = TestServers.uniqueName("dup")
+        try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY)")
+        try await db.execute("INSERT INTO \(table) VALUES (?)", [1])
+        await #expect {
+            try await db.execute("INSERT INTO \(table) VALUES (?)", [1])
+        } throws: { error in
+            (error as? MySQLError)?.errorNumber == MySQLError.duplicateEntry
+        }
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
+
+    @Test func wrongPasswordIsAClearErrorWithoutThePassword() async throws {
+        let password = "definitely-wrong-pw-4712"
+        do {
+            _ = try await MySQLConnection.connect(url: TestServers.withPassword(TestServers.mysqlURL, password))
+            Issue.record("login with a wrong password succeeded")
+        } catch {
+            #expect(error.code == .connectionFailed)
+            #expect(error.errorNumber == MySQLError.accessDenied)
+            #expect(error.message.contains("Access denied"))
+            #expect(!"\(error)".contains(password))
+        }
+    }
+
+    @Test func unreachableServerFailsWithinTheTimeout() async throws {
+        let silent = try SilentServer()
+        do {
+            _ = try await MySQLConnection.connect(url: TestServers.withPort(TestServers.mysqlURL, silent.port), connectTimeoutSeconds: 2)
+            Issue.record("connected to a silent server")
+        } catch {
+            #expect(error.code == .connectionTimedOut)
+            #expect("\(error)".contains("127.0.0.1:\(silent.port)"))
+        }
+        await #expect {
+            try await MySQLConnection.connect(url: TestServers.withPort(TestServers.mysqlURL, try closedPort()), connectTimeoutSeconds: 2)
+        } throws: { error in
+            (error as? MySQLError)?.code == .connectionFailed
+        }
+    }
+
+    @Test func transactionsCommitAndRollBack() async throws {
+        let db = try await TestServers.mysql()
+        let table = TestServers.uniqueName("tx")
+        try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY) ENGINE=InnoDB")
+        try await db.withTransaction { db in
+            try await db.execute("INSERT INTO \(table) VALUES (?)", [1])
+        }
+        struct Abort: Error {}
+        await #expect(throws: Abort.self) {
+            try await db.withTransaction { db in
+                try await db.execute("INSERT INTO \(table) VALUES (?)", [2])
+                throw Abort()
+            }
+        }
+        #expect(try await db.query("SELECT COUNT(*) FROM \(table)").int(0, 0) == 1)
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
+
+    @Test func batchInsertWritesManyRowsInFewStatements() async throws {
+        let db = try await TestServers.mysql()
+        let table = TestServers.uniqueName("batch")
+        try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY, name VARCHAR(64), total BIGINT) ENGINE=InnoDB")
+        let rows: [[MySQLValue]] = (1...5_000).map { [.int(Int64($0)), .string("row '\($0)'"), .int(Int64($0 * 10))] }
+        // A small statement limit forces several statements.
+        let affected = try await db.executeBatch(
+            prefix: "INSERT INTO \(table) (id, name, total) VALUES", rows: rows, maxStatementBytes: 16 << 10)
+        #expect(affected == 5_000)
+        // Upsert through the suffix: every row exists, so every row is updated (2 affected each).
+        let updated = try await db.executeBatch(
+            prefix: "INSERT INTO \(table) (id, name, total) VALUES", rows: Array(rows.prefix(10)),
+            suffix: "ON DUPLICATE KEY UPDATE total = total + VALUES(total)")
+        #expect(updated == 20)
+        let check = try await db.query("SELECT COUNT(*), SUM(total), MAX(name) FROM \(table)")
+        #expect(check.int(0, 0) == 5_000)
+        let inserted: Int64 = (1...5_000).reduce(0) { $0 + Int64($1 * 10) }
+        let added: Int64 = (1...10).reduce(0) { $0 + Int64($1 * 10) }
+        #expect(check.int64(0, 1) == inserted + added)
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
+
+    @Test func namedLockAdmitsOneHolder() async throws {
+        let first = try await TestServers.mysql()
+        let second = try await TestServers.mysql()
+        let name = TestServers.uniqueName("lock")
+        #expect(try await first.getLock(name))
+        #expect(try await second.getLock(name, timeoutSeconds: 0) == false)
+        #expect(try await second.isFreeLock(name) == false)
+        #expect(try await first.releaseLock(name))
+        #expect(try await second.getLock(name))
+        await second.close()
+        #expect(try await first.getLock(name, timeoutSeconds: 1))
+        await first.close()
+    }
+
+    @Test func droppedConnectionReconnectsOutsideATransactionOnly() async throws {
+        let db = try await TestServers.mysql()
+        let admin = try await TestServers.mysql()
+        let table = TestServers.uniqueName("reconnect")
+        try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY) ENGINE=InnoDB")
+
+        // Outside a transaction: the next statement reconnects and runs.
+        try await admin.execute("KILL CONNECTION ?", [.int(Int64(await db.connectionID))])
+        #expect(try await db.query("SELECT 1").int(0, 0) == 1)
+        #expect(await db.reconnectCount == 1)
+
+        // Inside a transaction: the loss is an error, never a silent reconnect that would
+        // commit half a unit of work.
+        try await db.begin()
+        try await db.execute("INSERT INTO \(table) VALUES (?)", [1])
+        try await admin.execute("KILL CONNECTION ?", [.int(Int64(await db.connectionID))])
+        await #expect {
+            try await db.execute("INSERT INTO \(table) VALUES (?)", [2])
+        } throws: { error in
+            (error as? MySQLError)?.code == .connectionLost
+        }
+        try await db.rollback()
+        #expect(await db.isInTransaction == false)
+        #expect(try await db.query("SELECT COUNT(*) FROM \(table)").int(0, 0) == 0)
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+        await admin.close()
+    }
+}

@@ -1,0 +1,55 @@
+import RepriseSupport
+import Testing
+
+@Suite("Connection URLs")
+struct ConnectionURLTests {
+    @Test func parsesEveryPart() throws {
+        let url = try ConnectionURL("postgresql://app:s3cret@db.local:5433/events?sslmode=verify-full&application_name=x")
+        #expect(url.scheme == "postgresql")
+        #expect(url.user == "app")
+        #expect(url.password == "s3cret")
+        #expect(url.host == "db.local")
+        #expect(url.port == 5433)
+        #expect(url.path == "events")
+        #expect(url.queryValue("sslmode") == "verify-full")
+        #expect(url.queryValue("application_name") == "x")
+    }
+
+    @Test func decodesPercentEncodingAndKeepsAtSignsInPasswords() throws {
+        let url = try ConnectionURL("amqp://guest:p%40ss@w0rd@127.0.0.1:5672/%2F")
+        #expect(url.password == "p@ss@w0rd")
+        #expect(url.host == "127.0.0.1")
+        #expect(url.path == "/")
+    }
+
+    @Test func parsesIPv6Hosts() throws {
+        let url = try ConnectionURL("mysql://root@[::1]:3306/reads")
+        #expect(url.host == "::1")
+        #expect(url.port == 3306)
+        #expect(url.password == nil)
+        #expect(url.redacted == "mysql://root@[::1]:3306/reads")
+    }
+
+    @Test func redactionHidesThePassword() throws {
+        let url = try ConnectionURL("mysql://app:topsecret@127.0.0.1:3306/reads")
+        #expect(url.redacted == "mysql://app:***@127.0.0.1:3306/reads")
+        #expect(!url.description.contains("topsecret"))
+        #expect(ConnectionURL.redact("failed for postgresql://u:hunter22@h:1/db now") == "failed for postgresql://u:***@h:1/db now")
+    }
+
+    @Test(arguments: ["no-scheme-here", "postgresql://u:p@host:99999/db", "postgresql://u:p@host:abc/db", "amqp://u:%zz@h/"])
+    func rejectsMalformedURLsWithoutLeakingPasswords(_ text: String) {
+        do {
+            _ = try ConnectionURL(text)
+            Issue.record("expected \(text) to be rejected")
+        } catch {
+            #expect(!error.description.contains(":p@"))
+            #expect(!error.description.isEmpty)
+        }
+    }
+
+    @Test func redactorReplacesEverySecretOccurrence() {
+        let redactor = SecretRedactor(secrets: ["hunter22", nil])
+        #expect(redactor.redact("password hunter22 was wrong: hunter22") == "password *** was wrong: ***")
+    }
+}
