@@ -20,6 +20,7 @@ let package = Package(
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
     ],
     targets: [
         // C libraries, found through pkg-config. Each has a shim header with `static inline`
@@ -45,6 +46,16 @@ let package = Package(
 
         // The PostgreSQL event store and outbox: schema, append with optimistic concurrency.
         .target(name: "RepriseEventStore", dependencies: ["ReprisePostgres", "RepriseSupport"], swiftSettings: strictSwift),
+        // Projections as data: the model, the YAML file format and its validation, expressions.
+        .target(
+            name: "RepriseProjection",
+            dependencies: [.product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift),
+        // The engine: chunks, handlers, checkpoints, rounds, swap. Free of C imports.
+        .target(
+            name: "RepriseEngine",
+            dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore"],
+            swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
         .target(name: "RepriseDemo", dependencies: ["RepriseEventStore"], swiftSettings: strictSwift),
 
@@ -52,16 +63,20 @@ let package = Package(
             name: "RepriseCLI",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
-                "RepriseEventStore", "RepriseDemo",
+                "RepriseEventStore", "RepriseDemo", "RepriseProjection", "RepriseEngine",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
 
+        .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection"], swiftSettings: strictSwift),
         .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo"], swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",
-            dependencies: ["RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseDemo"],
+            dependencies: [
+                "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseDemo",
+                "RepriseProjection", "RepriseEngine",
+            ],
             swiftSettings: strictSwift),
     ]
 )

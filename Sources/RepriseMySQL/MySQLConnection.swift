@@ -138,6 +138,14 @@ public actor MySQLConnection {
         try query(sql, parameters).affectedRows
     }
 
+    /// A value as an SQL literal, escaped by the client library, for the few places that cannot
+    /// take parameters (column defaults in `CREATE TABLE`).
+    public func sqlLiteral(_ value: MySQLValue) throws(MySQLError) -> String {
+        var output: [UInt8] = []
+        try appendLiteral(value, to: &output, sql: nil)
+        return String(decoding: output, as: UTF8.self)
+    }
+
     // MARK: - Transactions (primitives; see withTransaction)
 
     public func begin(isolationLevel: MySQLIsolationLevel? = nil) throws(MySQLError) {

@@ -1,0 +1,145 @@
+import ArgumentParser
+import RepriseEngine
+import RepriseMySQL
+import RepriseProjection
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RebuildCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "rebuild",
+        abstract: "Rebuild projections from the event store into new tables, then swap them in.",
+        discussion: """
+            Streams every event the projections handle from PostgreSQL through a server-side cursor,
+            applies the handlers to new (green) MySQL tables in checkpointed chunks, catches up with
+            events committed meanwhile, runs the projection's checks, and swaps all its tables in with
+            one atomic RENAME TABLE. Readers see the old tables until the swap and the new ones after.
+
+            Several projections given together read and decode the store once. An interrupted rebuild
+            (crash, kill -9, lost server) resumes from its last committed chunk when run again with the
+            same projection definition. One rebuild per projection runs at a time.
+
+            Exit codes: 0 done, 1 failure, 2 bad usage, 3 server unreachable, 4 another rebuild of the
+            projection is running, 5 a check failed (the live tables were left in place).
+            """)
+
+    @Argument(help: "Projection names (files in the projections folder).")
+    var projections: [String] = []
+
+    @Flag(help: "Rebuild every projection in the projections folder.")
+    var all = false
+
+    @Option(help: "Folder of projection files.")
+    var projectionsDir = "projections"
+
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var mysql: MySQLOptions
+
+    @Option(help: "Events per chunk (one MySQL transaction and checkpoint each).")
+    var chunkSize = 5_000
+
+    @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
+    var fetchSize = 5_000
+
+    @Option(help: "Swapped-out builds kept for rollback, per projection.")
+    var keepRetired = 1
+
+    @Flag(help: "Build the new tables but do not swap them in.")
+    var noSwap = false
+
+    @Flag(help: "No progress output.")
+    var quiet = false
+
+    @Flag(help: "Print the summary as JSON on standard output (implies --quiet).")
+    var json = false
+
+    func validate() throws {
+        guard all != !projections.isEmpty else { throw ValidationError("name the projections to rebuild, or pass --all (not both)") }
+        guard chunkSize > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
+        guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            let catalog = try ProjectionCatalog.load(directory: projectionsDir)
+            let selected = try all ? catalog.all : projections.map { try catalog.projection(named: $0) }
+            var options = RebuildOptions()
+            options.chunkSize = chunkSize
+            options.fetchSize = fetchSize
+            options.keepRetiredBuilds = keepRetired
+            options.swap = !noSwap
+            let engine = RebuildEngine(
+                postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), storeSchema: try postgres.eventStoreSchema(),
+                options: options)
+            let display = RebuildProgressDisplay(quiet: quiet || json)
+            let started = ContinuousClock.now
+            let results: [RebuildResult]
+            do {
+                results = try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
+                    display.update(progress)
+                }
+            } catch let error as EngineError where error.kind == .locked {
+                display.finish()
+                Terminal.error("error: \(error)")
+                throw ExitCode(4)
+            } catch let error as EngineError where error.kind == .checkFailed {
+                display.finish()
+                Terminal.error("error: \(error)")
+                throw ExitCode(5)
+            }
+            display.finish()
+            let elapsed = ContinuousClock.now - started
+            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            if json {
+                Terminal.output(RebuildSummary.json(results, seconds: seconds))
+            } else if !quiet {
+                for line in RebuildSummary.lines(results, seconds: seconds) { Terminal.output(line) }
+            }
+        }
+    }
+}
+
+/// The projections a command can run: the files of the projections folder, plus code projections
+/// compiled into this binary.
+struct ProjectionCatalog {
+    var all: [RunnableProjection]
+
+    static func load(directory: String) throws -> ProjectionCatalog {
+        let definitions = try ProjectionFileParser.loadDirectory(directory)
+        return ProjectionCatalog(all: definitions.map { .file($0) })
+    }
+
+    func projection(named name: String) throws -> RunnableProjection {
+        guard let found = all.first(where: { $0.definition.name == name }) else {
+            let known = all.map(\.definition.name).joined(separator: ", ")
+            throw ValidationError("no projection named '\(name)' (known: \(known.isEmpty ? "none" : known))")
+        }
+        return found
+    }
+}
+
+/// Test-only fault injection: `REPRISE_FAULT=kill-before-commit:N | kill-after-commit:N |
+/// kill-after-round:N | kill-before-swap` makes the process SIGKILL itself at that point, the
+/// way a crash would, so crash-and-resume can be tested on the real binary.
+enum FaultInjection {
+    static func rebuildHooks() -> RebuildHooks {
+        var hooks = RebuildHooks()
+        guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), !spec.isEmpty else { return hooks }
+        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
+        let number = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
+        switch parts[0] {
+        case "kill-before-commit": hooks.beforeChunkCommit = { chunk in if chunk == number { die() } }
+        case "kill-after-commit": hooks.afterChunkCommit = { chunk in if chunk == number { die() } }
+        case "kill-after-round": hooks.afterRound = { round in if round == number { die() } }
+        case "kill-before-swap": hooks.beforeSwap = { die() }
+        default: Terminal.error("warning: unknown REPRISE_FAULT '\(spec)' ignored")
+        }
+        return hooks
+    }
+
+    private static func die() {
+        kill(getpid(), SIGKILL)
+    }
+}

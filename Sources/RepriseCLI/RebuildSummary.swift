@@ -1,0 +1,68 @@
+import Foundation
+import RepriseEngine
+import Synchronization
+
+/// The live progress bar of a rebuild: phase, events done/total, rate and ETA.
+final class RebuildProgressDisplay: Sendable {
+    private let state: Mutex<ProgressLine?>
+    private let quiet: Bool
+
+    init(quiet: Bool) {
+        self.quiet = quiet
+        state = Mutex(nil)
+    }
+
+    func update(_ progress: RebuildProgress) {
+        guard !quiet else { return }
+        let label: String
+        switch progress.phase {
+        case .reading: label = "rebuild \(progress.projections.joined(separator: ","))"
+        case .catchingUp(let round): label = "catch-up \(round)"
+        case .checking, .swapping, .done:
+            state.withLock { line in line?.finish(); line = nil }
+            if progress.phase == .swapping { Terminal.error("swapping tables of \(progress.projections.joined(separator: ", "))") }
+            return
+        }
+        state.withLock { line in
+            if line == nil || line?.label != label || line?.total != Int(progress.eventsTotal) {
+                line?.finish()
+                line = ProgressLine(label: label, total: Int(progress.eventsTotal))
+            }
+            line?.update(done: Int(progress.eventsDone))
+        }
+    }
+
+    func finish() {
+        state.withLock { line in line?.finish(); line = nil }
+    }
+}
+
+enum RebuildSummary {
+    static func lines(_ results: [RebuildResult], seconds: Double) -> [String] {
+        var lines: [String] = []
+        let events = results.map(\.eventsApplied).max() ?? 0
+        for result in results {
+            let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            var line = "\(result.projection) v\(result.version): build \(result.buildID)\(result.resumed ? " (resumed)" : ""), "
+            line += "\(result.eventsApplied) events applied, \(result.rowsWritten) row writes, \(result.catchUpRounds) catch-up rounds; rows: \(tables)"
+            line += result.swapped ? "; swapped in" + (result.previousBuildID.map { " (previous build \($0) kept for rollback)" } ?? "") : "; not swapped (--no-swap)"
+            lines.append(line)
+        }
+        lines.append("done in \(ProgressLine.duration(seconds)) (\(String(format: "%.1f", seconds)) s), \(Int(Double(events) / max(seconds, 0.001))) events/s")
+        return lines
+    }
+
+    static func json(_ results: [RebuildResult], seconds: Double) -> String {
+        func quote(_ text: String) -> String {
+            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
+        }
+        let items = results.map { result in
+            let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\($0.value)" }.joined(separator: ",")
+            return "{\"projection\":\(quote(result.projection)),\"version\":\(result.version),\"build\":\(result.buildID),"
+                + "\"resumed\":\(result.resumed),\"events_applied\":\(result.eventsApplied),\"row_writes\":\(result.rowsWritten),"
+                + "\"catch_up_rounds\":\(result.catchUpRounds),\"swapped\":\(result.swapped),"
+                + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)}}"
+        }
+        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"projections\":[\(items.joined(separator: ","))]}"
+    }
+}

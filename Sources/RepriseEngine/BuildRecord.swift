@@ -1,0 +1,41 @@
+/// One build of a projection version: the physical tables `<table>__<buildID>` and how far
+/// events have been applied to them. Stored in MySQL (`reprise_builds`) in the same
+/// transactions as the rows it covers.
+///
+/// Progress is a *round*: every event visible in `targetSnapshot` but not in `baseSnapshot`
+/// (nil: none), in position order, applied up to `roundPosition`. When a round ends, its target
+/// becomes the base and a newer snapshot the next target. PostgreSQL snapshots say exactly which
+/// transactions had committed, so an event committed late (a lower position becoming visible
+/// after a higher one) belongs to the round of the snapshot that first sees it: never skipped,
+/// never applied twice.
+public struct BuildRecord: Sendable, Equatable {
+    public enum State: String, Sendable {
+        /// Being filled; its tables are green.
+        case building
+        /// Its tables are the live ones.
+        case active
+        /// Swapped out; tables kept for rollback until retention drops them.
+        case retired
+        /// Tables dropped.
+        case dropped
+        /// Given up (a newer build of the projection replaced it before its swap).
+        case abandoned
+    }
+
+    public var buildID: Int64
+    public var projection: String
+    public var version: Int
+    public var definitionHash: String
+    public var state: State
+    /// Everything visible in this snapshot is applied (nil: nothing yet).
+    public var baseSnapshot: String?
+    /// The snapshot of the round in progress.
+    public var targetSnapshot: String
+    /// Within the round, events up to this position are applied.
+    public var roundPosition: Int64
+    public var eventsApplied: Int64
+    public var rounds: Int
+
+    /// The physical name of a table of this build while it is not live.
+    public func physicalName(_ table: String) -> String { "\(table)__\(buildID)" }
+}

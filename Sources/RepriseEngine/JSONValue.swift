@@ -1,0 +1,71 @@
+import RepriseProjection
+
+/// A JSON value as the engine keeps it: only the parts of a payload that handlers read.
+/// Numbers keep their text until a handler reads them, so nothing is converted twice.
+public indirect enum JSONValue: Sendable, Hashable {
+    case null
+    case bool(Bool)
+    case number(String)
+    case string(String)
+    case array([JSONValue])
+    case object([String: JSONValue])
+
+    /// The value at `path`, or nil when a segment is missing or of the wrong kind.
+    public func value(at path: ArraySlice<PathSegment>) -> JSONValue? {
+        guard let first = path.first else { return self }
+        switch (first, self) {
+        case (.key(let key), .object(let members)):
+            return members[key]?.value(at: path.dropFirst())
+        case (.index(let index), .array(let elements)):
+            return index >= 0 && index < elements.count ? elements[index].value(at: path.dropFirst()) : nil
+        case (.key(let key), .array(let elements)):
+            // A numeric key on an array ("items.0") parses as .index; accept its text too.
+            guard let index = Int(key), index >= 0, index < elements.count else { return nil }
+            return elements[index].value(at: path.dropFirst())
+        default:
+            return nil
+        }
+    }
+
+    /// The value as a projection value. Arrays and objects become their JSON text (for `json` columns).
+    public var projectionValue: ProjectionValue {
+        switch self {
+        case .null: .null
+        case .bool(let flag): .bool(flag)
+        case .number(let text): ProjectionValue(jsonNumberText: text) ?? .string(text)
+        case .string(let text): .string(text)
+        case .array, .object: .string(jsonText)
+        }
+    }
+
+    /// Compact JSON text.
+    public var jsonText: String {
+        switch self {
+        case .null: "null"
+        case .bool(let flag): flag ? "true" : "false"
+        case .number(let text): text
+        case .string(let text): JSONValue.quote(text)
+        case .array(let elements): "[" + elements.map(\.jsonText).joined(separator: ",") + "]"
+        case .object(let members):
+            "{" + members.sorted { $0.key < $1.key }.map { JSONValue.quote($0.key) + ":" + $0.value.jsonText }.joined(separator: ",") + "}"
+        }
+    }
+
+    static func quote(_ text: String) -> String {
+        var result = "\""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "\"": result += "\\\""
+            case "\\": result += "\\\\"
+            case "\n": result += "\\n"
+            case "\r": result += "\\r"
+            case "\t": result += "\\t"
+            case _ where scalar.value < 0x20:
+                let hex = String(scalar.value, radix: 16)
+                result += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+            default: result.unicodeScalars.append(scalar)
+            }
+        }
+        return result + "\""
+    }
+}

@@ -1,0 +1,233 @@
+import RepriseMySQL
+import RepriseProjection
+
+/// The MySQL side of the engine: the registry of builds, the DDL of build tables, row reads and
+/// writes, and the atomic swap. The engine is the only caller; it decides transactions.
+struct ReadModelStore: Sendable {
+    let connection: MySQLConnection
+    static let registryTable = "reprise_builds"
+    /// Keys per `IN (…)` list: well under MySQL's limits, big enough to be few round trips.
+    static let keysPerStatement = 1_000
+
+    // MARK: - Registry
+
+    func ensureRegistry() async throws {
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(Self.registryTable) (
+                build_id BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+                projection VARCHAR(64) NOT NULL,
+                version INT NOT NULL,
+                definition_hash VARCHAR(64) NOT NULL,
+                state VARCHAR(16) NOT NULL,
+                table_names TEXT NOT NULL,
+                base_snapshot TEXT NULL,
+                target_snapshot TEXT NOT NULL,
+                round_position BIGINT NOT NULL DEFAULT 0,
+                events_applied BIGINT NOT NULL DEFAULT 0,
+                rounds INT NOT NULL DEFAULT 0,
+                started_at DATETIME(6) NOT NULL,
+                updated_at DATETIME(6) NOT NULL,
+                activated_at DATETIME(6) NULL,
+                retired_at DATETIME(6) NULL,
+                last_error TEXT NULL,
+                KEY reprise_builds_projection_state (projection, state)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """)
+    }
+
+    private static let buildColumns =
+        "build_id, projection, version, definition_hash, state, base_snapshot, target_snapshot, round_position, events_applied, rounds"
+
+    private func record(_ result: MySQLResult, _ row: Int) throws -> BuildRecord {
+        guard let id = result.int64(row, 0), let state = result.string(row, 4).flatMap(BuildRecord.State.init(rawValue:)) else {
+            throw EngineError(.inconsistentState, message: "unreadable row in \(Self.registryTable)")
+        }
+        return BuildRecord(
+            buildID: id, projection: result.string(row, 1) ?? "", version: result.int(row, 2) ?? 0,
+            definitionHash: result.string(row, 3) ?? "", state: state, baseSnapshot: result.string(row, 5),
+            targetSnapshot: result.string(row, 6) ?? "", roundPosition: result.int64(row, 7) ?? 0,
+            eventsApplied: result.int64(row, 8) ?? 0, rounds: result.int(row, 9) ?? 0)
+    }
+
+    func builds(of projection: String, states: [BuildRecord.State]) async throws -> [BuildRecord] {
+        let placeholders = states.map { _ in "?" }.joined(separator: ", ")
+        let result = try await connection.query(
+            "SELECT \(Self.buildColumns) FROM \(Self.registryTable) WHERE projection = ? AND state IN (\(placeholders)) ORDER BY build_id",
+            [.string(projection)] + states.map { .string($0.rawValue) })
+        return try (0..<result.rowCount).map { try record(result, $0) }
+    }
+
+    func build(_ id: Int64) async throws -> BuildRecord? {
+        let result = try await connection.query("SELECT \(Self.buildColumns) FROM \(Self.registryTable) WHERE build_id = ?", [.int(id)])
+        return result.rowCount == 0 ? nil : try record(result, 0)
+    }
+
+    func createBuild(_ definition: ProjectionDefinition, snapshot: String) async throws -> BuildRecord {
+        let result = try await connection.query(
+            """
+            INSERT INTO \(Self.registryTable) (projection, version, definition_hash, state, table_names, target_snapshot, started_at, updated_at)
+            VALUES (?, ?, ?, 'building', ?, ?, UTC_TIMESTAMP(6), UTC_TIMESTAMP(6))
+            """,
+            [.string(definition.name), .int(Int64(definition.version)), .string(definition.definitionHash),
+             .string(definition.tables.map(\.name).joined(separator: ",")), .string(snapshot)])
+        guard let build = try await build(Int64(result.lastInsertID)) else {
+            throw EngineError(.inconsistentState, projection: definition.name, message: "the new build row was not found")
+        }
+        return build
+    }
+
+    /// Records progress inside the chunk's transaction. The compare-and-set on the old position
+    /// makes a second writer of the same build fail instead of double-applying.
+    func advance(_ build: BuildRecord, to position: Int64, events: Int) async throws {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.registryTable) SET round_position = ?, events_applied = events_applied + ?, updated_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND round_position = ? AND target_snapshot = ?
+            """,
+            [.int(position), .int(Int64(events)), .int(build.buildID), .int(build.roundPosition), .string(build.targetSnapshot)])
+        guard updated == 1 else {
+            throw EngineError(
+                .inconsistentState, projection: build.projection,
+                message: "build \(build.buildID) moved on under us (another process writing it?)")
+        }
+    }
+
+    /// Closes a round: its target becomes the base, `nextSnapshot` the next target.
+    func closeRound(_ build: BuildRecord, nextSnapshot: String) async throws {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.registryTable) SET base_snapshot = target_snapshot, target_snapshot = ?, round_position = 0,
+                rounds = rounds + 1, updated_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND target_snapshot = ? AND round_position = ?
+            """,
+            [.string(nextSnapshot), .int(build.buildID), .string(build.targetSnapshot), .int(build.roundPosition)])
+        guard updated == 1 else {
+            throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) moved on under us")
+        }
+    }
+
+    func setState(_ build: BuildRecord, _ state: BuildRecord.State, error: String? = nil) async throws {
+        let stamp = state == .active ? ", activated_at = UTC_TIMESTAMP(6)" : state == .retired ? ", retired_at = UTC_TIMESTAMP(6)" : ""
+        try await connection.execute(
+            "UPDATE \(Self.registryTable) SET state = ?, last_error = ?, updated_at = UTC_TIMESTAMP(6)\(stamp) WHERE build_id = ?",
+            [.string(state.rawValue), error.map { .string($0) } ?? .null, .int(build.buildID)])
+    }
+
+    func recordError(_ buildID: Int64, _ message: String) async {
+        _ = try? await connection.execute(
+            "UPDATE \(Self.registryTable) SET last_error = ?, updated_at = UTC_TIMESTAMP(6) WHERE build_id = ?",
+            [.string(String(message.prefix(4_000))), .int(buildID)])
+    }
+
+    // MARK: - Tables
+
+    func tableExists(_ name: String) async throws -> Bool {
+        try await connection.query(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", [.string(name)]
+        ).int(0, 0) == 1
+    }
+
+    func rowCount(_ physical: String) async throws -> Int64 {
+        try await connection.query("SELECT COUNT(*) FROM \(MySQLIdentifier.quote(physical))").int64(0, 0) ?? 0
+    }
+
+    /// Creates the build's tables (idempotent: a resumed build keeps its rows).
+    func createTables(_ definition: ProjectionDefinition, build: BuildRecord) async throws {
+        for table in definition.tables {
+            var lines: [String] = []
+            for column in table.columns {
+                var line = "\(MySQLIdentifier.quote(column.name)) \(column.type.sql)"
+                if !column.nullable { line += " NOT NULL" }
+                if let defaultValue = column.defaultValue, defaultValue != .null, column.type != .text, column.type != .json {
+                    let canonical = try ColumnValues.canonical(defaultValue, for: column)
+                    line += " DEFAULT " + (try await connection.sqlLiteral(ColumnValues.mysqlValue(canonical, for: column)))
+                }
+                lines.append(line)
+            }
+            lines.append("PRIMARY KEY (\(table.primaryKey.map(MySQLIdentifier.quote).joined(separator: ", ")))")
+            for (number, index) in table.indexes.enumerated() {
+                lines.append("KEY \(MySQLIdentifier.quote("ix_\(number + 1)")) (\(index.map(MySQLIdentifier.quote).joined(separator: ", ")))")
+            }
+            // utf8mb4_bin: keys compare byte for byte, exactly like the engine's in-memory rows.
+            try await connection.execute(
+                "CREATE TABLE IF NOT EXISTS \(MySQLIdentifier.quote(build.physicalName(table.name))) (\n  "
+                    + lines.joined(separator: ",\n  ") + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+        }
+    }
+
+    func dropTables(_ names: [String]) async throws {
+        guard !names.isEmpty else { return }
+        try await connection.execute("DROP TABLE IF EXISTS " + names.map(MySQLIdentifier.quote).joined(separator: ", "))
+    }
+
+    /// Reads the rows with these keys from a table; keys not returned do not exist.
+    func loadRows(_ layout: TableLayout, physical: String, keys: [RowKey]) async throws -> [RowKey: [ProjectionValue]] {
+        var rows: [RowKey: [ProjectionValue]] = [:]
+        let columns = layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ")
+        let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
+        let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
+        let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
+        var start = 0
+        while start < keys.count {
+            let slice = keys[start..<min(start + Self.keysPerStatement, keys.count)]
+            var parameters: [MySQLValue] = []
+            parameters.reserveCapacity(slice.count * keyColumns.count)
+            for key in slice {
+                for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
+            }
+            let result = try await connection.query(
+                "SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(keyList) IN (\(slice.map { _ in tuple }.joined(separator: ", ")))",
+                parameters)
+            for row in 0..<result.rowCount {
+                let values = layout.columns.enumerated().map { ColumnValues.fromMySQL(result.rows[row][$0.offset], for: $0.element) }
+                rows[layout.key(of: values)] = values
+            }
+            start += slice.count
+        }
+        return rows
+    }
+
+    /// Writes a chunk's final rows: upserts for rows that exist after the chunk, deletes for the others.
+    /// Returns the number of rows written.
+    func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?]) async throws -> Int {
+        var upserts: [[MySQLValue]] = []
+        var deletes: [RowKey] = []
+        for (key, row) in rows {
+            if let row {
+                upserts.append(zip(row, layout.columns).map { ColumnValues.mysqlValue($0, for: $1) })
+            } else {
+                deletes.append(key)
+            }
+        }
+        let table = MySQLIdentifier.quote(physical)
+        if !upserts.isEmpty {
+            let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
+            let keyNames = Set(layout.definition.primaryKey)
+            let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
+                "\(MySQLIdentifier.quote($0.name)) = VALUES(\(MySQLIdentifier.quote($0.name)))"
+            }
+            let suffix = updates.isEmpty
+                ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
+                : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
+            try await connection.executeBatch(
+                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix)
+        }
+        if !deletes.isEmpty {
+            let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
+            let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
+            let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
+            var start = 0
+            while start < deletes.count {
+                let slice = deletes[start..<min(start + Self.keysPerStatement, deletes.count)]
+                var parameters: [MySQLValue] = []
+                for key in slice {
+                    for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
+                }
+                try await connection.execute(
+                    "DELETE FROM \(table) WHERE \(keyList) IN (\(slice.map { _ in tuple }.joined(separator: ", ")))", parameters)
+                start += slice.count
+            }
+        }
+        return upserts.count + deletes.count
+    }
+}

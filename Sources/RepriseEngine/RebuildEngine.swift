@@ -1,0 +1,477 @@
+import RepriseEventStore
+import RepriseMySQL
+import RepriseProjection
+import ReprisePostgres
+
+/// Full rebuilds: streams events from PostgreSQL into new (green) tables in checkpointed
+/// chunks, catches up with events committed meanwhile, checks, and swaps the tables in with
+/// one `RENAME TABLE`. Resumes after any crash from the last committed chunk.
+///
+/// ```swift
+/// let engine = RebuildEngine(postgresURL: pg, mysqlURL: my)
+/// let results = try await engine.rebuild([.file(orderSummary)]) { progress in print(progress.eventsDone) }
+/// ```
+public struct RebuildEngine: Sendable {
+    public let postgresURL: String
+    public let mysqlURL: String
+    public let storeSchema: EventStoreSchema
+    public let options: RebuildOptions
+
+    public init(postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard, options: RebuildOptions = RebuildOptions()) {
+        self.postgresURL = postgresURL
+        self.mysqlURL = mysqlURL
+        self.storeSchema = storeSchema
+        self.options = options
+    }
+
+    /// The lock a rebuild of `projection` holds for its whole run (MySQL `GET_LOCK`). Named locks
+    /// are server-wide, so the name includes the read-model database.
+    public static func rebuildLockName(_ projection: String, database: String) -> String {
+        lockName("rebuild", projection, database)
+    }
+
+    /// The lock that serializes writers of a projection's live tables (swap, live worker chunks).
+    public static func projectionLockName(_ projection: String, database: String) -> String {
+        lockName("projection", projection, database)
+    }
+
+    private static func lockName(_ kind: String, _ projection: String, _ database: String) -> String {
+        let name = "reprise.\(kind).\(database).\(projection)"
+        guard name.utf8.count > 64 else { return name }
+        // MySQL lock names are at most 64 characters: keep a readable head and a hash of the rest.
+        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
+        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
+        return String(name.prefix(47)) + "." + String(hash, radix: 16)
+    }
+
+    /// One build in progress, with what the engine keeps about it during the run.
+    final class ActiveBuild {
+        var record: BuildRecord
+        let runnable: RunnableProjection
+        let declarative: DeclarativeProjection?
+        let workspace: RowWorkspace
+        let resumed: Bool
+        var eventsApplied: Int64 = 0
+        var rowsWritten: Int64 = 0
+        var catchUpRounds = 0
+
+        init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
+            self.record = record
+            self.runnable = runnable
+            if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
+            workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit)
+            resumed = !fresh
+        }
+
+        var definition: ProjectionDefinition { runnable.definition }
+        var name: String { runnable.definition.name }
+    }
+
+    public func rebuild(
+        _ projections: [RunnableProjection],
+        hooks: RebuildHooks = RebuildHooks(),
+        progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }
+    ) async throws -> [RebuildResult] {
+        guard !projections.isEmpty else { throw EngineError(.invalidRequest, message: "no projection to rebuild") }
+        let names = projections.map(\.definition.name)
+        guard Set(names).count == names.count else { throw EngineError(.invalidRequest, message: "a projection is named twice") }
+
+        let reader = try await PostgresConnection.connect(url: postgresURL)
+        let control = try await PostgresConnection.connect(url: postgresURL)
+        let writer = try await MySQLConnection.connect(url: mysqlURL)
+        let locks = try await MySQLConnection.connect(url: mysqlURL)
+        defer {
+            Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
+        }
+        let store = ReadModelStore(connection: writer)
+        try await store.ensureRegistry()
+        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+
+        // One rebuild per projection at a time; the lock is released when this connection closes.
+        for name in names {
+            let lock = Self.rebuildLockName(name, database: database)
+            guard try await locks.getLock(lock, timeoutSeconds: 0) else {
+                throw EngineError(.locked, projection: name, message: "a rebuild of \(name) is already running (lock \(lock) is held)")
+            }
+        }
+
+        let snapshotReader = EventStoreReader(connection: control, schema: storeSchema)
+        let startSnapshot = try await snapshotReader.currentSnapshot()
+        var builds: [ActiveBuild] = []
+        for runnable in projections {
+            builds.append(try await prepareBuild(runnable, store: store, snapshot: startSnapshot))
+        }
+
+        // Builds that are at the same round read together: one cursor, one decode.
+        var groups: [[ActiveBuild]] = []
+        for build in builds {
+            if let index = groups.firstIndex(where: {
+                $0[0].record.baseSnapshot == build.record.baseSnapshot && $0[0].record.targetSnapshot == build.record.targetSnapshot
+            }) {
+                groups[index].append(build)
+            } else {
+                groups.append([build])
+            }
+        }
+        for group in groups {
+            try await runRounds(group, reader: EventStoreReader(connection: reader, schema: storeSchema), snapshots: snapshotReader,
+                                store: store, hooks: hooks, progress: progress)
+        }
+
+        var results: [RebuildResult] = []
+        for build in builds {
+            var tableRows: [String: Int64] = [:]
+            for table in build.definition.tables {
+                tableRows[table.name] = try await store.rowCount(build.record.physicalName(table.name))
+            }
+            var previous: Int64?
+            if options.swap {
+                progress(RebuildProgress(projections: names, phase: .checking, eventsDone: 0, eventsTotal: 0))
+                try await runChecks(build, store: store, tableRows: tableRows)
+                try await hooks.beforeSwap()
+                progress(RebuildProgress(projections: names, phase: .swapping, eventsDone: 0, eventsTotal: 0))
+                previous = try await swap(build, store: store, locks: locks, database: database)
+                try await applyRetention(build.name, store: store)
+            }
+            results.append(RebuildResult(
+                projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
+                eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
+                tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot))
+        }
+        for name in names { _ = try? await locks.releaseLock(Self.rebuildLockName(name, database: database)) }
+        progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
+        return results
+    }
+
+    // MARK: - Builds
+
+    /// Resumes the build an interrupted run left (same version and definition), or starts a new one.
+    private func prepareBuild(_ runnable: RunnableProjection, store: ReadModelStore, snapshot: String) async throws -> ActiveBuild {
+        let definition = runnable.definition
+        try await reconcileSwap(definition, store: store)
+        let building = try await store.builds(of: definition.name, states: [.building])
+        var resumable: BuildRecord?
+        for build in building {
+            if resumable == nil, build.version == definition.version, build.definitionHash == definition.definitionHash,
+                try await tablesExist(definition, build, store)
+            {
+                resumable = build
+            } else {
+                // A build of another definition, or with tables gone: it can never be swapped in.
+                try await store.dropTables(definition.tables.map { build.physicalName($0.name) })
+                try await store.setState(build, .abandoned, error: "replaced by a new build")
+            }
+        }
+        if let resumable {
+            try await store.createTables(definition, build: resumable)
+            return ActiveBuild(record: resumable, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        }
+        let record = try await store.createBuild(definition, snapshot: snapshot)
+        try await store.createTables(definition, build: record)
+        return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit)
+    }
+
+    private func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {
+        for table in definition.tables where !(try await store.tableExists(build.physicalName(table.name))) { return false }
+        return true
+    }
+
+    /// A crash between `RENAME TABLE` and the registry update leaves a build whose tables
+    /// already carry the live names; finish its bookkeeping.
+    private func reconcileSwap(_ definition: ProjectionDefinition, store: ReadModelStore) async throws {
+        let building = try await store.builds(of: definition.name, states: [.building])
+        let active = try await store.builds(of: definition.name, states: [.active]).last
+        for build in building {
+            let tables = definition.tables.map(\.name)
+            var greenMissing = true, liveExists = true
+            for table in tables {
+                if try await store.tableExists(build.physicalName(table)) { greenMissing = false }
+                if !(try await store.tableExists(table)) { liveExists = false }
+            }
+            var previousRetired = true
+            if let active {
+                for table in tables where !(try await store.tableExists(active.physicalName(table))) { previousRetired = false }
+            }
+            if greenMissing && liveExists && previousRetired {
+                if let active { try await store.setState(active, .retired) }
+                try await store.setState(build, .active)
+            }
+        }
+    }
+
+    // MARK: - Rounds and chunks
+
+    private func runRounds(
+        _ group: [ActiveBuild], reader: EventStoreReader, snapshots: EventStoreReader, store: ReadModelStore,
+        hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws {
+        let names = group.map(\.name)
+        let eventTypes = Array(Set(group.flatMap(\.definition.eventTypes))).sorted()
+        var payloadPaths: [[PathSegment]] = [], metadataPaths: [[PathSegment]] = []
+        var readsEverything = false
+        for build in group {
+            if case .code = build.runnable { readsEverything = true }
+            for field in build.definition.requiredFields {
+                switch field {
+                case .payload(let path): payloadPaths.append(path)
+                case .metadata(let path): metadataPaths.append(path)
+                default: break
+                }
+            }
+        }
+        // Code projections may read any field: decode whole documents for them.
+        let decoder = readsEverything ? JSONFieldDecoder(paths: [[]]) : JSONFieldDecoder(paths: payloadPaths)
+        let metadataDecoder = readsEverything ? JSONFieldDecoder(paths: [[]]) : JSONFieldDecoder(paths: metadataPaths)
+        let readMetadata = readsEverything || !metadataPaths.isEmpty
+
+        var round = 0
+        var chunkNumber = 0
+        while true {
+            let record = group[0].record
+            let spec = EventStoreReader.Round(
+                eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
+                afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: readMetadata)
+            let isCatchUp = record.baseSnapshot != nil
+            let total = try await reader.count(spec)
+            var done: Int64 = 0
+            let phase: RebuildProgress.Phase = isCatchUp ? .catchingUp(round: record.rounds) : .reading
+            progress(RebuildProgress(projections: names, phase: phase, eventsDone: 0, eventsTotal: total))
+            var pending: [ProjectionEvent] = []
+            pending.reserveCapacity(options.chunkSize)
+            try await reader.read(spec, fetchSize: options.fetchSize, decoder: decoder, metadataDecoder: metadataDecoder) { events in
+                pending.append(contentsOf: events)
+                while pending.count >= options.chunkSize {
+                    let chunk = Array(pending.prefix(options.chunkSize))
+                    pending.removeFirst(chunk.count)
+                    chunkNumber += 1
+                    try await applyChunk(chunk, number: chunkNumber, group: group, store: store, hooks: hooks)
+                    done += Int64(chunk.count)
+                    progress(RebuildProgress(projections: names, phase: phase, eventsDone: done, eventsTotal: total))
+                }
+            }
+            if !pending.isEmpty {
+                chunkNumber += 1
+                try await applyChunk(pending, number: chunkNumber, group: group, store: store, hooks: hooks)
+                done += Int64(pending.count)
+                progress(RebuildProgress(projections: names, phase: phase, eventsDone: done, eventsTotal: total))
+            }
+            try await hooks.afterRound(round)
+            round += 1
+
+            // Close the round: everything visible in its target is applied.
+            let next = try await snapshots.currentSnapshot()
+            try await store.connection.withTransaction { _ in
+                for build in group { try await store.closeRound(build.record, nextSnapshot: next) }
+            }
+            for build in group {
+                build.record.baseSnapshot = build.record.targetSnapshot
+                build.record.targetSnapshot = next
+                build.record.roundPosition = 0
+                build.record.rounds += 1
+                if isCatchUp { build.catchUpRounds += 1 }
+            }
+            // A catch-up round small enough to leave little for the live worker ends the rebuild.
+            if isCatchUp && (done < Int64(options.chunkSize) || group[0].catchUpRounds >= options.maxCatchUpRounds) { break }
+        }
+    }
+
+    /// Applies one chunk to every build of the group and commits rows and checkpoints together.
+    private func applyChunk(_ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks) async throws {
+        guard let lastPosition = events.last?.position else { return }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                var counts: [Int] = []
+                for build in group {
+                    let relevant = events.filter { $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil }
+                    try await apply(relevant, to: build, store: store)
+                    counts.append(relevant.count)
+                }
+                var written: [Int] = []
+                try await store.connection.withTransaction { _ in
+                    for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
+                        var rows = 0
+                        for (table, changes) in build.workspace.overlay {
+                            guard let layout = build.workspace.layouts[table] else { continue }
+                            rows += try await store.writeRows(layout, physical: build.record.physicalName(table), rows: changes)
+                        }
+                        written.append(rows)
+                        try await store.advance(build.record, to: lastPosition, events: count)
+                    }
+                    try await hooks.beforeChunkCommit(number)
+                }
+                var index = 0
+                for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
+                    build.workspace.commitOverlay()
+                    build.record.roundPosition = lastPosition
+                    build.record.eventsApplied += Int64(count)
+                    build.eventsApplied += Int64(count)
+                    build.rowsWritten += Int64(written[index])
+                    index += 1
+                }
+                try await hooks.afterChunkCommit(number)
+                return
+            } catch {
+                for build in group { build.workspace.reset() }
+                // A dropped connection or a deadlock loses the transaction, never its effect twice:
+                // the chunk is applied again from the events in memory.
+                if attempt < 3, Self.isRetryable(error) { continue }
+                if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
+                throw error
+            }
+        }
+    }
+
+    private static func isRetryable(_ error: any Error) -> Bool {
+        func retryable(_ mysql: MySQLError) -> Bool {
+            mysql.code == .connectionLost || mysql.errorNumber == MySQLError.deadlock || mysql.errorNumber == MySQLError.lockWaitTimeout
+        }
+        if let mysql = error as? MySQLError { return retryable(mysql) }
+        if let transaction = error as? MySQLTransactionError {
+            return [transaction.beginError, transaction.commitError, transaction.bodyError as? MySQLError].contains { $0.map(retryable) ?? false }
+        }
+        return false
+    }
+
+    private func apply(_ events: [ProjectionEvent], to build: ActiveBuild, store: ReadModelStore) async throws {
+        guard !events.isEmpty else { return }
+        let workspace = build.workspace
+        if let declarative = build.declarative {
+            var keys: [String: Set<RowKey>] = [:]
+            for event in events { declarative.keysTouched(by: event, into: &keys) }
+            for (table, tableKeys) in keys {
+                guard let layout = workspace.layouts[table] else { continue }
+                let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
+                guard !unknown.isEmpty else { continue }
+                let fetched = try await store.loadRows(layout, physical: build.record.physicalName(table), keys: Array(unknown))
+                workspace.remember(table, fetched: fetched, requested: unknown)
+            }
+            for event in events { try declarative.apply(event, to: workspace) }
+        } else if case .code(let projection) = build.runnable {
+            let record = build.record
+            let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
+                try await store.loadRows(layout, physical: record.physicalName(layout.name), keys: keys)
+            }
+            for event in events {
+                do {
+                    try await projection.handle(event, rows: rows)
+                } catch let error as EngineError {
+                    var located = error
+                    located.position = located.position ?? event.position
+                    located.eventType = located.eventType ?? event.type
+                    throw located
+                } catch {
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
+                }
+            }
+        }
+    }
+
+    // MARK: - Checks, swap, retention
+
+    private func runChecks(_ build: ActiveBuild, store: ReadModelStore, tableRows: [String: Int64]) async throws {
+        for check in build.definition.checks {
+            switch check {
+            case .minimumRows(let table, let rows):
+                let actual = tableRows[table] ?? 0
+                guard actual >= Int64(rows) else {
+                    throw EngineError(.checkFailed, projection: build.name, message: "table \(table) has \(actual) rows, the check asks for at least \(rows); the live tables were left in place")
+                }
+            case .queryReturnsNoRows(let name, let sql):
+                var pointed = sql
+                for table in build.definition.tables {
+                    pointed = Self.replaceIdentifier(table.name, with: MySQLIdentifier.quote(build.record.physicalName(table.name)), in: pointed)
+                }
+                let result = try await store.connection.query(pointed + " LIMIT 1")
+                guard result.rowCount == 0 else {
+                    let sample = result.rows[0].map { $0 ?? "NULL" }.joined(separator: ", ")
+                    throw EngineError(.checkFailed, projection: build.name, message: "check \(name) returned rows (first: \(sample)); the live tables were left in place")
+                }
+            }
+        }
+    }
+
+    /// Replaces whole-word occurrences of an identifier outside quotes.
+    static func replaceIdentifier(_ name: String, with replacement: String, in sql: String) -> String {
+        let characters = Array(sql)
+        let target = Array(name)
+        var output = ""
+        var index = 0
+        var quote: Character?
+        func isWord(_ character: Character) -> Bool { character.isLetter || character.isNumber || character == "_" }
+        while index < characters.count {
+            let character = characters[index]
+            if let open = quote {
+                output.append(character)
+                if character == open { quote = nil }
+                index += 1
+                continue
+            }
+            if character == "'" || character == "\"" || character == "`" {
+                quote = character
+                output.append(character)
+                index += 1
+                continue
+            }
+            if index + target.count <= characters.count, Array(characters[index..<index + target.count]) == target,
+                index == 0 || !isWord(characters[index - 1]),
+                index + target.count == characters.count || !isWord(characters[index + target.count])
+            {
+                output += replacement
+                index += target.count
+                continue
+            }
+            output.append(character)
+            index += 1
+        }
+        return output
+    }
+
+    /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
+    private func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
+        let lock = Self.projectionLockName(build.name, database: database)
+        guard try await locks.getLock(lock, timeoutSeconds: options.swapLockTimeoutSeconds) else {
+            throw EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(options.swapLockTimeoutSeconds)s to swap")
+        }
+        defer { Task { _ = try? await locks.releaseLock(lock) } }
+        let previous = try await store.builds(of: build.name, states: [.active]).last
+        var renames: [(String, String)] = []
+        if let previous {
+            let previousTables = (try await store.connection.query(
+                "SELECT table_names FROM \(ReadModelStore.registryTable) WHERE build_id = ?", [.int(previous.buildID)]
+            ).string(0, 0) ?? "").split(separator: ",").map(String.init)
+            for table in previousTables where try await store.tableExists(table) {
+                renames.append((table, previous.physicalName(table)))
+            }
+        }
+        for table in build.definition.tables {
+            if previous == nil || !renames.contains(where: { $0.0 == table.name }), try await store.tableExists(table.name) {
+                throw EngineError(
+                    .inconsistentState, projection: build.name,
+                    message: "table \(table.name) exists but no active build of \(build.name) owns it; rename or drop it before the first swap")
+            }
+            renames.append((build.record.physicalName(table.name), table.name))
+        }
+        // One statement: readers see all old tables or all new ones, never a mix or a gap.
+        try await store.connection.execute(
+            "RENAME TABLE " + renames.map { "\(MySQLIdentifier.quote($0.0)) TO \(MySQLIdentifier.quote($0.1))" }.joined(separator: ", "))
+        try await store.connection.withTransaction { _ in
+            if let previous { try await store.setState(previous, .retired) }
+            try await store.setState(build.record, .active)
+        }
+        build.record.state = .active
+        return previous?.buildID
+    }
+
+    private func applyRetention(_ projection: String, store: ReadModelStore) async throws {
+        let retired = try await store.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
+        for build in retired.dropFirst(options.keepRetiredBuilds) {
+            let tables = (try await store.connection.query(
+                "SELECT table_names FROM \(ReadModelStore.registryTable) WHERE build_id = ?", [.int(build.buildID)]
+            ).string(0, 0) ?? "").split(separator: ",").map { build.physicalName(String($0)) }
+            try await store.dropTables(tables)
+            try await store.setState(build, .dropped)
+        }
+    }
+}

@@ -1,0 +1,87 @@
+import RepriseProjection
+
+/// A projection the engine can run: a projection file, or Swift code.
+public enum RunnableProjection: Sendable {
+    case file(ProjectionDefinition)
+    case code(any Projection)
+
+    public var definition: ProjectionDefinition {
+        switch self {
+        case .file(let definition): definition
+        case .code(let projection): projection.definition
+        }
+    }
+}
+
+/// Settings of a rebuild. The defaults were measured on the 2-core benchmark machine (README).
+public struct RebuildOptions: Sendable {
+    /// Events per chunk: per MySQL transaction and per checkpoint.
+    public var chunkSize = 5_000
+    /// Rows per `FETCH` from the PostgreSQL cursor.
+    public var fetchSize = 5_000
+    /// Rows kept in memory between chunks (per projection); past it the cache is emptied.
+    public var rowCacheLimit = 200_000
+    /// Swapped-out builds kept for rollback, per projection.
+    public var keepRetiredBuilds = 1
+    /// Catch-up rounds after the bulk read before swapping anyway.
+    public var maxCatchUpRounds = 5
+    /// Seconds to wait for the projection lock (held by a live worker while it applies a chunk).
+    public var swapLockTimeoutSeconds = 30
+    /// Build the green tables but do not swap them in.
+    public var swap = true
+
+    public init() {}
+}
+
+/// What a rebuild is doing, for progress bars.
+public struct RebuildProgress: Sendable {
+    public enum Phase: Sendable, Equatable {
+        case reading
+        case catchingUp(round: Int)
+        case checking
+        case swapping
+        case done
+    }
+
+    public var projections: [String]
+    public var phase: Phase
+    public var eventsDone: Int64
+    public var eventsTotal: Int64
+}
+
+/// The outcome of a rebuild, per projection.
+public struct RebuildResult: Sendable {
+    public var projection: String
+    public var version: Int
+    public var buildID: Int64
+    /// True when this run continued a build an earlier run had started.
+    public var resumed: Bool
+    /// Events applied by this run.
+    public var eventsApplied: Int64
+    /// Row writes (upserts and deletes) issued by this run.
+    public var rowsWritten: Int64
+    /// Catch-up rounds after the bulk read.
+    public var catchUpRounds: Int
+    /// Rows per table after the build, by table name.
+    public var tableRows: [String: Int64]
+    /// True when the build's tables were swapped in.
+    public var swapped: Bool
+    /// The build that was live before, if any (kept for rollback while retention allows).
+    public var previousBuildID: Int64?
+    /// Every event visible in this PostgreSQL snapshot is applied (where a live worker continues).
+    public var appliedSnapshot: String?
+}
+
+/// Points where a test (or an operator's fault drill) can act during a rebuild.
+public struct RebuildHooks: Sendable {
+    /// After a chunk's rows are written, before its transaction commits.
+    public var beforeChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
+    /// After a chunk's transaction committed.
+    public var afterChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
+    /// After a round of reading ended (0 is the bulk read), before the next snapshot is taken.
+    public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
+    /// After checks passed, before the swap.
+    public var beforeSwap: @Sendable () async throws -> Void = {}
+
+    public init() {}
+}

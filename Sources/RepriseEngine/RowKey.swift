@@ -1,0 +1,31 @@
+import RepriseProjection
+
+/// The primary key of a read model row: its key column values in key order.
+public struct RowKey: Hashable, Sendable, CustomStringConvertible {
+    public var values: [ProjectionValue]
+    public init(_ values: [ProjectionValue]) { self.values = values }
+    public var description: String { "(" + values.map(\.description).joined(separator: ", ") + ")" }
+}
+
+/// A table of a projection as the engine works with it: column positions, key positions, defaults.
+final class TableLayout: Sendable {
+    let definition: TableDefinition
+    let columnIndex: [String: Int]
+    let keyIndexes: [Int]
+    /// The row a new row starts as: defaults, or NULL.
+    let defaultRow: [ProjectionValue]
+
+    init(_ definition: TableDefinition) {
+        self.definition = definition
+        var index: [String: Int] = [:]
+        for (position, column) in definition.columns.enumerated() { index[column.name] = position }
+        columnIndex = index
+        keyIndexes = definition.primaryKey.compactMap { index[$0] }
+        defaultRow = definition.columns.map { $0.defaultValue ?? .null }
+    }
+
+    var name: String { definition.name }
+    var columns: [ColumnDefinition] { definition.columns }
+
+    func key(of row: [ProjectionValue]) -> RowKey { RowKey(keyIndexes.map { row[$0] }) }
+}

@@ -1,0 +1,92 @@
+/// The built-in functions. Arguments are evaluated lazily where the function allows
+/// (`coalesce` stops at the first non-null, `if` evaluates one branch).
+extension ExpressionEvaluator {
+    static func call(_ function: Function, _ arguments: [Expression],
+                     in context: some ExpressionContext) throws(ExpressionError) -> ProjectionValue {
+        switch function {
+        case .coalesce:
+            for argument in arguments {
+                let value = try evaluate(argument, in: context)
+                if value != .null { return value }
+            }
+            return .null
+        case .if:
+            guard arguments.count == 3 else { throw arityError(function, arguments) }
+            // Null chooses the else branch, like `when`.
+            let chosen = try isTrue(try evaluate(arguments[0], in: context))
+            return try evaluate(chosen ? arguments[1] : arguments[2], in: context)
+        case .concat:
+            var text = ""
+            for argument in arguments {
+                let value = try evaluate(argument, in: context)
+                switch value {
+                case .null: continue
+                case .string(let part): text += part
+                default: text += value.description
+                }
+            }
+            return .string(text)
+        case .greatest, .least:
+            var best: ProjectionValue = .null
+            for argument in arguments {
+                let value = try evaluate(argument, in: context)
+                if value == .null { continue }
+                if best == .null {
+                    best = value
+                    continue
+                }
+                let order = try ValueComparison.ordering(value, best, operation: function.rawValue)
+                if function == .greatest ? order > 0 : order < 0 { best = value }
+            }
+            return best
+        case .date, .lower, .upper, .abs:
+            guard arguments.count == 1 else { throw arityError(function, arguments) }
+            let value = try evaluate(arguments[0], in: context)
+            return try unary(function, value)
+        }
+    }
+
+    private static func unary(_ function: Function, _ value: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
+        if value == .null { return .null }
+        switch function {
+        case .abs:
+            return try ValueArithmetic.absolute(value)
+        case .date:
+            guard case .string(let text) = value, let day = datePart(of: text) else {
+                let shown = value.isString ? "'\(value.description.prefix(40))'" : value.kindName
+                throw ExpressionError("date expects a string starting with YYYY-MM-DD, got \(shown)")
+            }
+            return .string(day)
+        default:
+            guard case .string(let text) = value else {
+                throw ExpressionError("\(function.rawValue) expects a string, got \(value.kindName)")
+            }
+            return .string(function == .lower ? text.lowercased() : text.uppercased())
+        }
+    }
+
+    /// `YYYY-MM-DD` when the text starts with a plausible date (month 01-12, day 01-31).
+    static func datePart(of text: String) -> String? {
+        var month = 0
+        var day = 0
+        var count = 0
+        for byte in text.utf8.prefix(10) {
+            if count == 4 || count == 7 {
+                guard byte == UInt8(ascii: "-") else { return nil }
+            } else {
+                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+                let digit = Int(byte - UInt8(ascii: "0"))
+                if count == 5 || count == 6 { month = month * 10 + digit }
+                if count == 8 || count == 9 { day = day * 10 + digit }
+            }
+            count += 1
+        }
+        guard count == 10, (1...12).contains(month), (1...31).contains(day) else { return nil }
+        // Byte-wise, so a combining mark after the day cannot join the tenth character.
+        return String(decoding: text.utf8.prefix(10), as: UTF8.self)
+    }
+
+    private static func arityError(_ function: Function, _ arguments: [Expression]) -> ExpressionError {
+        ExpressionError("\(function.rawValue) got \(arguments.count) arguments")
+    }
+}

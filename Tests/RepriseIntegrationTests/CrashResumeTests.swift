@@ -1,0 +1,69 @@
+import Foundation
+import RepriseEngine
+import Testing
+
+/// kill -9 of the real `reprise rebuild` process at chosen points, then a plain rerun: the
+/// tables must equal those of an uninterrupted rebuild, with nothing lost or applied twice.
+@Suite("Crash and resume (real process, real servers)", .serialized)
+struct CrashResumeTests {
+    private func projectionsFolder() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("projections")).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try streamCountsYAML.write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    private func rebuild(_ environment: RebuildEnvironment, folder: String, fault: String? = nil) throws -> ProcessOutcome {
+        var extra = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL]
+        if let fault { extra["REPRISE_FAULT"] = fault }
+        return try runReprise(
+            ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema,
+             "--chunk-size", "250", "--fetch-size", "100", "--quiet"],
+            environment: extra)
+    }
+
+    @Test(arguments: ["kill-before-commit:1", "kill-before-commit:3", "kill-after-commit:2", "kill-after-commit:5", "kill-after-round:0", "kill-before-swap"])
+    func killedRebuildResumesToTheSameTables(fault: String) async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_500, seed: 40)
+        let folder = try projectionsFolder()
+
+        let crashed = try rebuild(environment, folder: folder, fault: fault)
+        #expect(crashed.killedBySignal, "the fault \(fault) should have killed the process: \(crashed.standardError)")
+        // Nothing half-done is visible: no live table yet (the first build never swapped).
+        #expect(try await environment.mysql.query("SHOW TABLES LIKE 'stream_counts'").rowCount == 0)
+
+        let resumed = try rebuild(environment, folder: folder)
+        #expect(resumed.status == 0, "rerun failed: \(resumed.standardError)")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        // The rerun continued the interrupted build rather than starting over.
+        let builds = try await environment.mysql.query("SELECT state FROM reprise_builds ORDER BY build_id")
+        #expect(builds.rows.map { $0[0] } == ["active"])
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aSecondProcessIsRefusedWithExitCodeFour() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 100, seed: 41)
+        let folder = try projectionsFolder()
+        let holder = try await MySQLConnectionForLock.hold(RebuildEngine.rebuildLockName("stream_counts", database: environment.database), url: environment.mysqlURL)
+        let refused = try rebuild(environment, folder: folder)
+        #expect(refused.status == 4)
+        #expect(refused.standardError.contains("already running"))
+        #expect(!refused.standardError.contains("reprise_local_pw"))
+        await holder.close()
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+}
+
+import RepriseMySQL
+
+enum MySQLConnectionForLock {
+    static func hold(_ name: String, url: String) async throws -> MySQLConnection {
+        let connection = try await MySQLConnection.connect(url: url)
+        guard try await connection.getLock(name) else { throw TestSetupError("could not take \(name)") }
+        return connection
+    }
+}
