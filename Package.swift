@@ -54,10 +54,10 @@ let package = Package(
         // The engine: chunks, handlers, checkpoints, rounds, swap. Free of C imports.
         .target(
             name: "RepriseEngine",
-            dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore"],
+            dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseSupport"],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
-        .target(name: "RepriseDemo", dependencies: ["RepriseEventStore"], swiftSettings: strictSwift),
+        .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "RepriseSupport"], swiftSettings: strictSwift),
 
         .executableTarget(
             name: "RepriseCLI",

@@ -49,6 +49,9 @@ struct RebuildCommand: AsyncParsableCommand {
     @Flag(help: "Build the new tables but do not swap them in.")
     var noSwap = false
 
+    @Flag(help: "Abandon an interrupted build of these projections and start again from the first event.")
+    var restart = false
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -70,6 +73,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
             options.swap = !noSwap
+            options.resume = !restart
             let engine = RebuildEngine(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), storeSchema: try postgres.eventStoreSchema(),
                 options: options)

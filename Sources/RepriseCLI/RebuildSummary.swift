@@ -23,6 +23,7 @@ final class RebuildProgressDisplay: Sendable {
             if progress.phase == .swapping { Terminal.error("swapping tables of \(progress.projections.joined(separator: ", "))") }
             return
         }
+        guard progress.eventsTotal > 0 else { return }  // an empty catch-up round needs no bar
         state.withLock { line in
             if line == nil || line?.label != label || line?.total != Int(progress.eventsTotal) {
                 line?.finish()

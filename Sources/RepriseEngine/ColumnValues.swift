@@ -199,6 +199,11 @@ enum ColumnValues {
 
     /// "2026-01-05T10:00:00.5Z" -> "2026-01-05 10:00:00.5".
     static func mysqlDatetime(_ iso: String) -> String {
-        String(iso.map { $0 == "T" ? " " : $0 }.filter { $0 != "Z" })
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(iso.utf8.count)
+        for byte in iso.utf8 where byte != UInt8(ascii: "Z") {
+            bytes.append(byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte)
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -164,20 +164,11 @@ struct ReadModelStore: Sendable {
     func loadRows(_ layout: TableLayout, physical: String, keys: [RowKey]) async throws -> [RowKey: [ProjectionValue]] {
         var rows: [RowKey: [ProjectionValue]] = [:]
         let columns = layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ")
-        let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
-        let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
-        let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
         var start = 0
         while start < keys.count {
             let slice = keys[start..<min(start + Self.keysPerStatement, keys.count)]
-            var parameters: [MySQLValue] = []
-            parameters.reserveCapacity(slice.count * keyColumns.count)
-            for key in slice {
-                for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
-            }
-            let result = try await connection.query(
-                "SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(keyList) IN (\(slice.map { _ in tuple }.joined(separator: ", ")))",
-                parameters)
+            let (condition, parameters) = Self.keyCondition(layout, slice)
+            let result = try await connection.query("SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(condition)", parameters)
             for row in 0..<result.rowCount {
                 let values = layout.columns.enumerated().map { ColumnValues.fromMySQL(result.rows[row][$0.offset], for: $0.element) }
                 rows[layout.key(of: values)] = values
@@ -212,22 +203,26 @@ struct ReadModelStore: Sendable {
             try await connection.executeBatch(
                 prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix)
         }
-        if !deletes.isEmpty {
-            let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
-            let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
-            let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
-            var start = 0
-            while start < deletes.count {
-                let slice = deletes[start..<min(start + Self.keysPerStatement, deletes.count)]
-                var parameters: [MySQLValue] = []
-                for key in slice {
-                    for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
-                }
-                try await connection.execute(
-                    "DELETE FROM \(table) WHERE \(keyList) IN (\(slice.map { _ in tuple }.joined(separator: ", ")))", parameters)
-                start += slice.count
-            }
+        var start = 0
+        while start < deletes.count {
+            let slice = deletes[start..<min(start + Self.keysPerStatement, deletes.count)]
+            let (condition, parameters) = Self.keyCondition(layout, slice)
+            try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
+            start += slice.count
         }
         return upserts.count + deletes.count
+    }
+
+    /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.
+    static func keyCondition(_ layout: TableLayout, _ keys: ArraySlice<RowKey>) -> (String, [MySQLValue]) {
+        let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
+        let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
+        let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
+        var parameters: [MySQLValue] = []
+        parameters.reserveCapacity(keys.count * keyColumns.count)
+        for key in keys {
+            for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
+        }
+        return ("\(keyList) IN (\(keys.map { _ in tuple }.joined(separator: ", ")))", parameters)
     }
 }

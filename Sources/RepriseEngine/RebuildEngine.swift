@@ -126,10 +126,10 @@ public struct RebuildEngine: Sendable {
             }
             var previous: Int64?
             if options.swap {
-                progress(RebuildProgress(projections: names, phase: .checking, eventsDone: 0, eventsTotal: 0))
+                progress(RebuildProgress(projections: [build.name], phase: .checking, eventsDone: 0, eventsTotal: 0))
                 try await runChecks(build, store: store, tableRows: tableRows)
                 try await hooks.beforeSwap()
-                progress(RebuildProgress(projections: names, phase: .swapping, eventsDone: 0, eventsTotal: 0))
+                progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
                 previous = try await swap(build, store: store, locks: locks, database: database)
                 try await applyRetention(build.name, store: store)
             }
@@ -152,7 +152,7 @@ public struct RebuildEngine: Sendable {
         let building = try await store.builds(of: definition.name, states: [.building])
         var resumable: BuildRecord?
         for build in building {
-            if resumable == nil, build.version == definition.version, build.definitionHash == definition.definitionHash,
+            if options.resume, resumable == nil, build.version == definition.version, build.definitionHash == definition.definitionHash,
                 try await tablesExist(definition, build, store)
             {
                 resumable = build

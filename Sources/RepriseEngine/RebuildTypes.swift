@@ -29,6 +29,9 @@ public struct RebuildOptions: Sendable {
     public var swapLockTimeoutSeconds = 30
     /// Build the green tables but do not swap them in.
     public var swap = true
+    /// Continue a build an interrupted run left behind (same version and definition). When false,
+    /// such a build is abandoned (its tables dropped) and a new one starts.
+    public var resume = true
 
     public init() {}
 }

@@ -40,12 +40,11 @@ final class RowWorkspace {
 
     /// Records rows fetched from MySQL (and keys found absent) for the chunk in progress.
     func remember(_ table: String, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
-        var tableCache = cache[table] ?? [:]
-        for key in requested where tableCache[key] == nil {
-            tableCache[key] = .some(fetched[key])
+        // Mutated in place: copying the table's cache out and back would copy it whole every chunk.
+        for key in requested where cache[table, default: [:]][key] == nil {
+            cache[table, default: [:]][key] = .some(fetched[key])
             cachedRows += 1
         }
-        cache[table] = tableCache
     }
 
     func put(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
@@ -55,11 +54,9 @@ final class RowWorkspace {
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
         for (table, rows) in overlay {
-            var tableCache = cache[table] ?? [:]
-            for (key, row) in rows {
-                if tableCache.updateValue(row, forKey: key) == nil { cachedRows += 1 }
+            for (key, row) in rows where cache[table, default: [:]].updateValue(row, forKey: key) == nil {
+                cachedRows += 1
             }
-            cache[table] = tableCache
         }
         overlay = [:]
         if cachedRows > cacheLimit {

@@ -97,16 +97,45 @@ public struct PostgresCursor: AsyncSequence, Sendable {
         Iterator(connection: connection, name: name, fetchSize: fetchSize)
     }
 
+    /// Fetches one batch ahead: while the caller works on a batch, the next one is already on
+    /// its way from the server (at most two batches are in memory).
     public struct Iterator: AsyncIteratorProtocol {
         let connection: PostgresConnection
         let name: String
         let fetchSize: Int
         var finished = false
+        var ahead: Task<PostgresResult, any Error>?
+
+        init(connection: PostgresConnection, name: String, fetchSize: Int) {
+            self.connection = connection
+            self.name = name
+            self.fetchSize = fetchSize
+        }
+
+        private func startFetch() -> Task<PostgresResult, any Error> {
+            let connection = connection, name = name, fetchSize = fetchSize
+            return Task { try await connection.fetch(cursor: name, count: fetchSize) }
+        }
 
         public mutating func next() async throws(PostgresError) -> PostgresResult? {
             guard !finished else { return nil }
-            let batch = try await connection.fetch(cursor: name, count: fetchSize)
-            if batch.rowCount < fetchSize { finished = true }
+            let pending = ahead ?? startFetch()
+            ahead = nil
+            let batch: PostgresResult
+            do {
+                batch = try await pending.value
+            } catch let error as PostgresError {
+                finished = true
+                throw error
+            } catch {
+                finished = true
+                throw PostgresError(code: .connectionClosed, message: "\(error)", server: connection.server)
+            }
+            if batch.rowCount < fetchSize {
+                finished = true
+            } else {
+                ahead = startFetch()
+            }
             return batch.rowCount == 0 ? nil : batch
         }
     }

@@ -1,5 +1,6 @@
 import RepriseDemo
 import RepriseEventStore
+import RepriseSupport
 import Testing
 
 @Suite("Demo history")
