@@ -56,6 +56,11 @@ let package = Package(
             name: "RepriseEngine",
             dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseSupport"],
             swiftSettings: strictSwift),
+        // The live half: outbox relay and live projection worker (RabbitMQ on top of the engine).
+        .target(
+            name: "RepriseLive",
+            dependencies: ["RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore"],
+            swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
         .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "RepriseSupport"], swiftSettings: strictSwift),
 
@@ -63,7 +68,7 @@ let package = Package(
             name: "RepriseCLI",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
-                "RepriseEventStore", "RepriseDemo", "RepriseProjection", "RepriseEngine",
+                "RepriseEventStore", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ],
@@ -75,7 +80,7 @@ let package = Package(
             name: "RepriseIntegrationTests",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseDemo",
-                "RepriseProjection", "RepriseEngine",
+                "RepriseProjection", "RepriseEngine", "RepriseLive",
             ],
             swiftSettings: strictSwift),
     ]

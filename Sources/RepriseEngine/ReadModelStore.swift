@@ -106,6 +106,20 @@ struct ReadModelStore: Sendable {
         }
     }
 
+    /// Points a round that has not applied anything yet at a newer snapshot (the live worker's
+    /// rounds always read up to now).
+    func retarget(_ build: BuildRecord, snapshot: String) async throws {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.registryTable) SET target_snapshot = ?, updated_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND target_snapshot = ? AND round_position = 0
+            """,
+            [.string(snapshot), .int(build.buildID), .string(build.targetSnapshot)])
+        guard updated == 1 else {
+            throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) moved on under us")
+        }
+    }
+
     func setState(_ build: BuildRecord, _ state: BuildRecord.State, error: String? = nil) async throws {
         let stamp = state == .active ? ", activated_at = UTC_TIMESTAMP(6)" : state == .retired ? ", retired_at = UTC_TIMESTAMP(6)" : ""
         try await connection.execute(

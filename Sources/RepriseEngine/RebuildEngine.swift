@@ -44,29 +44,6 @@ public struct RebuildEngine: Sendable {
         return String(name.prefix(47)) + "." + String(hash, radix: 16)
     }
 
-    /// One build in progress, with what the engine keeps about it during the run.
-    final class ActiveBuild {
-        var record: BuildRecord
-        let runnable: RunnableProjection
-        let declarative: DeclarativeProjection?
-        let workspace: RowWorkspace
-        let resumed: Bool
-        var eventsApplied: Int64 = 0
-        var rowsWritten: Int64 = 0
-        var catchUpRounds = 0
-
-        init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
-            self.record = record
-            self.runnable = runnable
-            if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
-            workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit)
-            resumed = !fresh
-        }
-
-        var definition: ProjectionDefinition { runnable.definition }
-        var name: String { runnable.definition.name }
-    }
-
     public func rebuild(
         _ projections: [RunnableProjection],
         hooks: RebuildHooks = RebuildHooks(),
@@ -207,164 +184,28 @@ public struct RebuildEngine: Sendable {
     ) async throws {
         let names = group.map(\.name)
         let eventTypes = Array(Set(group.flatMap(\.definition.eventTypes))).sorted()
-        var payloadPaths: [[PathSegment]] = [], metadataPaths: [[PathSegment]] = []
-        var readsEverything = false
-        for build in group {
-            if case .code = build.runnable { readsEverything = true }
-            for field in build.definition.requiredFields {
-                switch field {
-                case .payload(let path): payloadPaths.append(path)
-                case .metadata(let path): metadataPaths.append(path)
-                default: break
-                }
-            }
-        }
-        // Code projections may read any field: decode whole documents for them.
-        let decoder = readsEverything ? JSONFieldDecoder(paths: [[]]) : JSONFieldDecoder(paths: payloadPaths)
-        let metadataDecoder = readsEverything ? JSONFieldDecoder(paths: [[]]) : JSONFieldDecoder(paths: metadataPaths)
-        let readMetadata = readsEverything || !metadataPaths.isEmpty
+        let decoders = ChunkApplier.decoders(for: group)
 
         var round = 0
         var chunkNumber = 0
+        let applier = ChunkApplier(store: store, hooks: hooks)
         while true {
             let record = group[0].record
-            let spec = EventStoreReader.Round(
-                eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
-                afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: readMetadata)
             let isCatchUp = record.baseSnapshot != nil
-            let total = try await reader.count(spec)
-            var done: Int64 = 0
             let phase: RebuildProgress.Phase = isCatchUp ? .catchingUp(round: record.rounds) : .reading
-            progress(RebuildProgress(projections: names, phase: phase, eventsDone: 0, eventsTotal: total))
-            var pending: [ProjectionEvent] = []
-            pending.reserveCapacity(options.chunkSize)
-            try await reader.read(spec, fetchSize: options.fetchSize, decoder: decoder, metadataDecoder: metadataDecoder) { events in
-                pending.append(contentsOf: events)
-                while pending.count >= options.chunkSize {
-                    let chunk = Array(pending.prefix(options.chunkSize))
-                    pending.removeFirst(chunk.count)
-                    chunkNumber += 1
-                    try await applyChunk(chunk, number: chunkNumber, group: group, store: store, hooks: hooks)
-                    done += Int64(chunk.count)
-                    progress(RebuildProgress(projections: names, phase: phase, eventsDone: done, eventsTotal: total))
-                }
-            }
-            if !pending.isEmpty {
-                chunkNumber += 1
-                try await applyChunk(pending, number: chunkNumber, group: group, store: store, hooks: hooks)
-                done += Int64(pending.count)
+            let done = try await applier.readRound(
+                group, reader: reader, eventTypes: eventTypes, decoders: decoders,
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+            ) { done, total in
                 progress(RebuildProgress(projections: names, phase: phase, eventsDone: done, eventsTotal: total))
             }
             try await hooks.afterRound(round)
             round += 1
 
-            // Close the round: everything visible in its target is applied.
-            let next = try await snapshots.currentSnapshot()
-            try await store.connection.withTransaction { _ in
-                for build in group { try await store.closeRound(build.record, nextSnapshot: next) }
-            }
-            for build in group {
-                build.record.baseSnapshot = build.record.targetSnapshot
-                build.record.targetSnapshot = next
-                build.record.roundPosition = 0
-                build.record.rounds += 1
-                if isCatchUp { build.catchUpRounds += 1 }
-            }
+            try await applier.closeRound(group, nextSnapshot: try await snapshots.currentSnapshot())
+            if isCatchUp { for build in group { build.catchUpRounds += 1 } }
             // A catch-up round small enough to leave little for the live worker ends the rebuild.
             if isCatchUp && (done < Int64(options.chunkSize) || group[0].catchUpRounds >= options.maxCatchUpRounds) { break }
-        }
-    }
-
-    /// Applies one chunk to every build of the group and commits rows and checkpoints together.
-    private func applyChunk(_ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks) async throws {
-        guard let lastPosition = events.last?.position else { return }
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                var counts: [Int] = []
-                for build in group {
-                    let relevant = events.filter { $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil }
-                    try await apply(relevant, to: build, store: store)
-                    counts.append(relevant.count)
-                }
-                var written: [Int] = []
-                try await store.connection.withTransaction { _ in
-                    for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
-                        var rows = 0
-                        for (table, changes) in build.workspace.overlay {
-                            guard let layout = build.workspace.layouts[table] else { continue }
-                            rows += try await store.writeRows(layout, physical: build.record.physicalName(table), rows: changes)
-                        }
-                        written.append(rows)
-                        try await store.advance(build.record, to: lastPosition, events: count)
-                    }
-                    try await hooks.beforeChunkCommit(number)
-                }
-                var index = 0
-                for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
-                    build.workspace.commitOverlay()
-                    build.record.roundPosition = lastPosition
-                    build.record.eventsApplied += Int64(count)
-                    build.eventsApplied += Int64(count)
-                    build.rowsWritten += Int64(written[index])
-                    index += 1
-                }
-                try await hooks.afterChunkCommit(number)
-                return
-            } catch {
-                for build in group { build.workspace.reset() }
-                // A dropped connection or a deadlock loses the transaction, never its effect twice:
-                // the chunk is applied again from the events in memory.
-                if attempt < 3, Self.isRetryable(error) { continue }
-                if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
-                throw error
-            }
-        }
-    }
-
-    private static func isRetryable(_ error: any Error) -> Bool {
-        func retryable(_ mysql: MySQLError) -> Bool {
-            mysql.code == .connectionLost || mysql.errorNumber == MySQLError.deadlock || mysql.errorNumber == MySQLError.lockWaitTimeout
-        }
-        if let mysql = error as? MySQLError { return retryable(mysql) }
-        if let transaction = error as? MySQLTransactionError {
-            return [transaction.beginError, transaction.commitError, transaction.bodyError as? MySQLError].contains { $0.map(retryable) ?? false }
-        }
-        return false
-    }
-
-    private func apply(_ events: [ProjectionEvent], to build: ActiveBuild, store: ReadModelStore) async throws {
-        guard !events.isEmpty else { return }
-        let workspace = build.workspace
-        if let declarative = build.declarative {
-            var keys: [String: Set<RowKey>] = [:]
-            for event in events { declarative.keysTouched(by: event, into: &keys) }
-            for (table, tableKeys) in keys {
-                guard let layout = workspace.layouts[table] else { continue }
-                let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
-                guard !unknown.isEmpty else { continue }
-                let fetched = try await store.loadRows(layout, physical: build.record.physicalName(table), keys: Array(unknown))
-                workspace.remember(table, fetched: fetched, requested: unknown)
-            }
-            for event in events { try declarative.apply(event, to: workspace) }
-        } else if case .code(let projection) = build.runnable {
-            let record = build.record
-            let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
-                try await store.loadRows(layout, physical: record.physicalName(layout.name), keys: keys)
-            }
-            for event in events {
-                do {
-                    try await projection.handle(event, rows: rows)
-                } catch let error as EngineError {
-                    var located = error
-                    located.position = located.position ?? event.position
-                    located.eventType = located.eventType ?? event.type
-                    throw located
-                } catch {
-                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
-                }
-            }
         }
     }
 

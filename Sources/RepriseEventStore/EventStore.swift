@@ -215,8 +215,10 @@ public struct EventStore: Sendable {
                 outboxed AS (
                     INSERT INTO \(schema.qualifiedOutbox) (global_position) SELECT global_position FROM inserted ORDER BY global_position
                 )
-                SELECT global_position FROM inserted ORDER BY global_position
+                SELECT global_position, pg_notify('reprise_outbox', '') FROM inserted ORDER BY global_position
                 """
+            // pg_notify: the relay wakes at commit (PostgreSQL folds identical notifications of a
+            // transaction into one).
         } else {
             sql = "WITH inserted AS (\(insertEvents)) SELECT global_position FROM inserted ORDER BY global_position"
         }

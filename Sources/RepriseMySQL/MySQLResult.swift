@@ -11,8 +11,12 @@ public struct MySQLResult: Sendable {
 
     public func columnIndex(_ name: String) -> Int? { columnNames.firstIndex(of: name) }
 
-    public func string(_ row: Int, _ column: Int) -> String? { rows[row][column] }
-    public func int64(_ row: Int, _ column: Int) -> Int64? { rows[row][column].flatMap { Int64($0) } }
-    public func int(_ row: Int, _ column: Int) -> Int? { rows[row][column].flatMap { Int($0) } }
-    public func double(_ row: Int, _ column: Int) -> Double? { rows[row][column].flatMap { Double($0) } }
+    /// The value as text; nil for NULL, and for a row or column that does not exist.
+    public func string(_ row: Int, _ column: Int) -> String? {
+        guard row >= 0, row < rows.count, column >= 0, column < rows[row].count else { return nil }
+        return rows[row][column]
+    }
+    public func int64(_ row: Int, _ column: Int) -> Int64? { string(row, column).flatMap { Int64($0) } }
+    public func int(_ row: Int, _ column: Int) -> Int? { string(row, column).flatMap { Int($0) } }
+    public func double(_ row: Int, _ column: Int) -> Double? { string(row, column).flatMap { Double($0) } }
 }

@@ -34,8 +34,9 @@ public final class PostgresResult: @unchecked Sendable {
     /// The index of a column by name.
     public func columnIndex(_ name: String) -> Int? { columnNames.firstIndex(of: name) }
 
+    /// True for NULL, and for a row or column that does not exist.
     public func isNull(_ row: Int, _ column: Int) -> Bool {
-        precondition(row >= 0 && row < rowCount && column >= 0 && column < columnCount, "row/column out of range")
+        guard row >= 0 && row < rowCount && column >= 0 && column < columnCount else { return true }
         return PQgetisnull(handle, Int32(row), Int32(column)) == 1
     }
 
@@ -72,10 +73,11 @@ public final class PostgresResult: @unchecked Sendable {
         }
     }
 
-    /// Calls `body` with the value's raw bytes (nil for NULL) without copying them; the buffer
-    /// is valid only inside `body`. For decoders that parse JSON straight from the result.
+    /// Calls `body` with the value's raw bytes (nil for NULL, or for a row or column that does not
+    /// exist) without copying them; the buffer is valid only inside `body`. For decoders that parse
+    /// JSON straight from the result.
     public func withValueBytes<R>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
-        precondition(row >= 0 && row < rowCount && column >= 0 && column < columnCount, "row/column out of range")
+        guard row >= 0 && row < rowCount && column >= 0 && column < columnCount else { return try body(nil) }
         let r = Int32(row), c = Int32(column)
         if PQgetisnull(handle, r, c) == 1 { return try body(nil) }
         let length = Int(PQgetlength(handle, r, c))

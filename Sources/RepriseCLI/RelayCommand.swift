@@ -1,0 +1,62 @@
+import ArgumentParser
+import RepriseLive
+
+struct RelayCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "relay",
+        abstract: "Publish outbox rows to RabbitMQ with publisher confirms, then mark them published.",
+        discussion: """
+            Exactly one relay is active per outbox (a PostgreSQL advisory lock); start several for
+            failover: the others stand by and take over when the active one dies. Wakes on
+            NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it
+            retries with backoff; rows are marked published only after the broker confirmed them, so a
+            crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit.
+            Logs are JSON lines on standard error.
+            """)
+
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var amqp: AMQPOptions
+
+    @Option(help: "Topic exchange to publish to (routing key: the event type).")
+    var exchange = "reprise.events"
+
+    @Option(help: "Outbox rows per publish batch.")
+    var batchSize = 500
+
+    @Option(help: "Seconds between outbox polls when no notification arrives.")
+    var pollSeconds = 1.0
+
+    @Option(help: "Hours to keep published outbox rows before deleting them.")
+    var retentionHours = 168.0
+
+    func validate() throws {
+        guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
+    }
+
+    func run() async throws {
+        try await reportingFailures {
+            var configuration = OutboxRelay.Configuration(postgresURL: try postgres.resolvedURL(), amqpURL: try amqp.resolvedURL())
+            configuration.storeSchema = try postgres.eventStoreSchema()
+            configuration.exchange = exchange
+            configuration.batchSize = batchSize
+            configuration.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
+            configuration.retention = .seconds(Int64(retentionHours * 3600))
+            let stop = StopSignal()
+            Signals.stop(stop)
+            let relay = OutboxRelay(configuration)
+            LogLine.emit("relay.starting", [("exchange", exchange), ("lock", relay.lockKey.description)])
+            try await relay.run(stop: stop) { event in
+                switch event {
+                case .standingBy: LogLine.emit("relay.standby", [("reason", "another relay holds the lock")])
+                case .active: LogLine.emit("relay.active")
+                case .published(let count, let last, let returned):
+                    LogLine.emit("relay.published", [("count", count), ("last_position", last), ("unroutable", returned)])
+                case .brokerUnavailable(let message, let retry):
+                    LogLine.emit("relay.broker_unavailable", [("error", message), ("retry_ms", Int(retry.components.seconds * 1000 + retry.components.attoseconds / 1_000_000_000_000_000))], level: "warn")
+                case .cleanedUp(let rows): LogLine.emit("relay.cleanup", [("deleted", rows)])
+                }
+            }
+            LogLine.emit("relay.stopped")
+        }
+    }
+}

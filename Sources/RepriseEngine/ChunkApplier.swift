@@ -1,0 +1,195 @@
+import RepriseMySQL
+import RepriseProjection
+
+/// Applies events to builds in chunks: the one place that decides transactions and checkpoints,
+/// shared by rebuilds and the live worker.
+struct ChunkApplier: Sendable {
+    let store: ReadModelStore
+    let hooks: RebuildHooks
+
+    typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
+
+    /// The decoders for a group of builds: only the fields their handlers read (code projections read everything).
+    static func decoders(for group: [ActiveBuild]) -> Decoders {
+        var payloadPaths: [[PathSegment]] = [], metadataPaths: [[PathSegment]] = []
+        var readsEverything = false
+        for build in group {
+            if case .code = build.runnable { readsEverything = true }
+            for field in build.definition.requiredFields {
+                switch field {
+                case .payload(let path): payloadPaths.append(path)
+                case .metadata(let path): metadataPaths.append(path)
+                default: break
+                }
+            }
+        }
+        if readsEverything { return (JSONFieldDecoder(paths: [[]]), JSONFieldDecoder(paths: [[]]), true) }
+        return (JSONFieldDecoder(paths: payloadPaths), JSONFieldDecoder(paths: metadataPaths), !metadataPaths.isEmpty)
+    }
+
+    /// Reads the group's current round (visible in its target, not in its base, after its
+    /// position) and applies it chunk by chunk. Returns the number of events read.
+    func readRound(
+        _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
+        chunkNumber: inout Int, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }
+    ) async throws -> Int64 {
+        let record = group[0].record
+        let spec = EventStoreReader.Round(
+            eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
+            afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata)
+        let total = try await reader.count(spec)
+        var done: Int64 = 0
+        progress(0, total)
+        guard total > 0 else { return 0 }
+        var pending: [ProjectionEvent] = []
+        pending.reserveCapacity(chunkSize)
+        var number = chunkNumber
+        try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata) { events in
+            pending.append(contentsOf: events)
+            while pending.count >= chunkSize {
+                let chunk = Array(pending.prefix(chunkSize))
+                pending.removeFirst(chunk.count)
+                number += 1
+                try await applyChunk(chunk, number: number, group: group, store: store, hooks: hooks)
+                done += Int64(chunk.count)
+                progress(done, total)
+            }
+        }
+        if !pending.isEmpty {
+            number += 1
+            try await applyChunk(pending, number: number, group: group, store: store, hooks: hooks)
+            done += Int64(pending.count)
+            progress(done, total)
+        }
+        chunkNumber = number
+        return done
+    }
+
+    /// Closes the group's round: everything visible in its target is applied; `nextSnapshot`
+    /// becomes the next target.
+    func closeRound(_ group: [ActiveBuild], nextSnapshot: String) async throws {
+        try await store.connection.withTransaction { _ in
+            for build in group { try await store.closeRound(build.record, nextSnapshot: nextSnapshot) }
+        }
+        for build in group {
+            build.record.baseSnapshot = build.record.targetSnapshot
+            build.record.targetSnapshot = nextSnapshot
+            build.record.roundPosition = 0
+            build.record.rounds += 1
+        }
+    }
+
+    /// Applies one chunk to every build of the group and commits rows and checkpoints together.
+    func applyChunk(_ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks) async throws {
+        guard let lastPosition = events.last?.position else { return }
+        var attempt = 0
+        while true {
+            attempt += 1
+            do {
+                var counts: [Int] = []
+                for build in group {
+                    let relevant = events.filter {
+                        $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil
+                            && !build.parkedStreams.contains($0.streamID)
+                    }
+                    try await apply(relevant, to: build, store: store)
+                    counts.append(relevant.count)
+                }
+                var written: [Int] = []
+                try await store.connection.withTransaction { _ in
+                    for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
+                        var rows = 0
+                        for (table, changes) in build.workspace.overlay {
+                            guard let layout = build.workspace.layouts[table] else { continue }
+                            rows += try await store.writeRows(layout, physical: build.tableName(table), rows: changes)
+                        }
+                        written.append(rows)
+                        try await store.advance(build.record, to: lastPosition, events: count)
+                    }
+                    try await hooks.beforeChunkCommit(number)
+                }
+                var index = 0
+                for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
+                    build.workspace.commitOverlay()
+                    build.record.roundPosition = lastPosition
+                    build.record.eventsApplied += Int64(count)
+                    build.eventsApplied += Int64(count)
+                    build.rowsWritten += Int64(written[index])
+                    index += 1
+                }
+                try await hooks.afterChunkCommit(number)
+                return
+            } catch {
+                for build in group { build.workspace.reset() }
+                // A dropped connection or a deadlock loses the transaction, never its effect twice:
+                // the chunk is applied again from the events in memory.
+                if attempt < 3, Self.isRetryable(error) { continue }
+                if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
+                throw error
+            }
+        }
+    }
+
+    static func isRetryable(_ error: any Error) -> Bool {
+        func retryable(_ mysql: MySQLError) -> Bool {
+            mysql.code == .connectionLost || mysql.errorNumber == MySQLError.deadlock || mysql.errorNumber == MySQLError.lockWaitTimeout
+        }
+        if let mysql = error as? MySQLError { return retryable(mysql) }
+        if let transaction = error as? MySQLTransactionError {
+            return [transaction.beginError, transaction.commitError, transaction.bodyError as? MySQLError].contains { $0.map(retryable) ?? false }
+        }
+        return false
+    }
+
+    func apply(_ events: [ProjectionEvent], to build: ActiveBuild, store: ReadModelStore) async throws {
+        guard !events.isEmpty else { return }
+        let workspace = build.workspace
+        if let declarative = build.declarative {
+            var keys: [String: Set<RowKey>] = [:]
+            for event in events { declarative.keysTouched(by: event, into: &keys) }
+            for (table, tableKeys) in keys {
+                guard let layout = workspace.layouts[table] else { continue }
+                let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
+                guard !unknown.isEmpty else { continue }
+                let fetched = try await store.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+                workspace.remember(table, fetched: fetched, requested: unknown)
+            }
+            for event in events { try declarative.apply(event, to: workspace) }
+        } else if case .code(let projection) = build.runnable {
+            let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
+                try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
+            }
+            for event in events {
+                do {
+                    try await projection.handle(event, rows: rows)
+                } catch let error as EngineError {
+                    var located = error
+                    located.position = located.position ?? event.position
+                    located.eventType = located.eventType ?? event.type
+                    throw located
+                } catch {
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
+                }
+            }
+        }
+    }
+
+    /// Applies events outside the round order (a parked stream released by an operator) and
+    /// runs `alsoInTransaction` in the same MySQL transaction; the checkpoint does not move.
+    func applyOutOfRound(_ events: [ProjectionEvent], to build: ActiveBuild, alsoInTransaction: @escaping @Sendable () async throws -> Void) async throws {
+        do {
+            try await apply(events, to: build, store: store)
+            try await store.connection.withTransaction { _ in
+                for (table, changes) in build.workspace.overlay {
+                    guard let layout = build.workspace.layouts[table] else { continue }
+                    _ = try await store.writeRows(layout, physical: build.tableName(table), rows: changes)
+                }
+                try await alsoInTransaction()
+            }
+            build.workspace.commitOverlay()
+        } catch {
+            build.workspace.reset()
+            throw error
+        }
+    }
+}

@@ -1,0 +1,221 @@
+import RepriseEventStore
+import RepriseMySQL
+import RepriseProjection
+import ReprisePostgres
+
+/// Keeps the *active* build of projections current: each call to `catchUp` applies every event
+/// committed since the last one, by snapshot round, into the live tables, under the projection
+/// lock that rebuild swaps also take. After a swap it continues on the newly active build, from
+/// that build's own checkpoint: nothing is applied twice, nothing skipped.
+///
+/// Used by the live worker, which calls `catchUp` when messages arrive (and on a timer).
+public final class LiveProjectionRunner {
+    public struct Options: Sendable {
+        public var chunkSize = 1_000
+        public var fetchSize = 1_000
+        public var rowCacheLimit = 100_000
+        public var lockTimeoutSeconds = 60
+        public init() {}
+    }
+
+    /// What happened during a catch-up, per projection.
+    public struct Outcome: Sendable {
+        public var projection: String
+        public var buildID: Int64
+        public var eventsApplied: Int64
+        /// Set when the active build changed since the last call (a rebuild or migration swapped).
+        public var switchedFromBuild: Int64?
+        public var releasedStreams: [String]
+    }
+
+    /// A handler failure the caller decides about (retry, park the stream, or stop).
+    public struct Failure: Error, Sendable, CustomStringConvertible {
+        public var error: EngineError
+        public var streamID: String?
+        public var description: String { error.description }
+    }
+
+    let projections: [RunnableProjection]
+    let options: Options
+    let storeSchema: EventStoreSchema
+    let reader: EventStoreReader
+    let snapshots: EventStoreReader
+    let store: ReadModelStore
+    let parked: ParkedStreamStore
+    let locks: MySQLConnection
+    let database: String
+    private var builds: [String: ActiveBuild] = [:]
+
+    private init(projections: [RunnableProjection], options: Options, storeSchema: EventStoreSchema, reader: EventStoreReader,
+                 snapshots: EventStoreReader, store: ReadModelStore, locks: MySQLConnection, database: String) {
+        self.projections = projections
+        self.options = options
+        self.storeSchema = storeSchema
+        self.reader = reader
+        self.snapshots = snapshots
+        self.store = store
+        self.parked = ParkedStreamStore(connection: store.connection)
+        self.locks = locks
+        self.database = database
+    }
+
+    /// Connects and checks that every projection has an active build of the same definition.
+    public static func open(
+        projections: [RunnableProjection], postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard,
+        options: Options = Options()
+    ) async throws -> LiveProjectionRunner {
+        let readerConnection = try await PostgresConnection.connect(url: postgresURL)
+        let control = try await PostgresConnection.connect(url: postgresURL)
+        let writer = try await MySQLConnection.connect(url: mysqlURL)
+        let locks = try await MySQLConnection.connect(url: mysqlURL)
+        let store = ReadModelStore(connection: writer)
+        try await store.ensureRegistry()
+        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let runner = LiveProjectionRunner(
+            projections: projections, options: options, storeSchema: storeSchema,
+            reader: EventStoreReader(connection: readerConnection, schema: storeSchema),
+            snapshots: EventStoreReader(connection: control, schema: storeSchema), store: store, locks: locks, database: database)
+        try await runner.parked.ensureTable()
+        for runnable in projections { _ = try await runner.currentBuild(runnable) }
+        return runner
+    }
+
+    public func close() async {
+        await reader.connection.close()
+        await snapshots.connection.close()
+        await store.connection.close()
+        await locks.close()
+    }
+
+    /// The event types any of the projections handles (for queue bindings).
+    public var eventTypes: [String] { Array(Set(projections.flatMap(\.definition.eventTypes))).sorted() }
+
+    /// The active build of a projection; follows a swap to a newer one.
+    private func currentBuild(_ runnable: RunnableProjection) async throws -> (ActiveBuild, switchedFrom: Int64?) {
+        let definition = runnable.definition
+        guard let active = try await store.builds(of: definition.name, states: [.active]).last else {
+            throw EngineError(.invalidRequest, projection: definition.name, message: "no active build: run `reprise rebuild \(definition.name)` first")
+        }
+        if let known = builds[definition.name], known.record.buildID == active.buildID { return (known, nil) }
+        guard active.version == definition.version else {
+            throw EngineError(.invalidRequest, projection: definition.name, message: "the active build is version \(active.version) but the projection file says version \(definition.version): rebuild or migrate first")
+        }
+        guard active.definitionHash == definition.definitionHash else {
+            throw EngineError(.invalidRequest, projection: definition.name, message: "the projection file changed without a version bump (definition hash \(definition.definitionHash), active build has \(active.definitionHash))")
+        }
+        let build = ActiveBuild(record: active, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        build.writesLiveTables = true
+        build.parkedStreams = Set(try await parked.list(projection: definition.name).map(\.streamID))
+        let previous = builds[definition.name]?.record.buildID
+        builds[definition.name] = build
+        return (build, previous)
+    }
+
+    /// Applies everything committed up to now to every projection. Throws `Failure` for a
+    /// handler error, after committing everything before the failing chunk.
+    public func catchUp() async throws -> [Outcome] {
+        var outcomes: [Outcome] = []
+        for runnable in projections {
+            let lock = RebuildEngine.projectionLockName(runnable.definition.name, database: database)
+            guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
+                throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")
+            }
+            do {
+                outcomes.append(try await catchUp(runnable))
+                _ = try await locks.releaseLock(lock)
+            } catch {
+                _ = try? await locks.releaseLock(lock)
+                throw error
+            }
+        }
+        return outcomes
+    }
+
+    private func catchUp(_ runnable: RunnableProjection) async throws -> Outcome {
+        let (build, switchedFrom) = try await currentBuild(runnable)
+        let released = try await releaseRequestedStreams(build)
+        if build.record.roundPosition == 0 {
+            let now = try await snapshots.currentSnapshot()
+            if now != build.record.targetSnapshot {
+                try await store.retarget(build.record, snapshot: now)
+                build.record.targetSnapshot = now
+            }
+        }
+        let applier = ChunkApplier(store: store, hooks: RebuildHooks())
+        var chunkNumber = 0
+        let applied: Int64
+        do {
+            applied = try await applier.readRound(
+                [build], reader: reader, eventTypes: Array(build.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [build]),
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber)
+        } catch let error as EngineError where error.kind == .handlerFailed || error.kind == .badPayload {
+            throw Failure(error: error, streamID: try await streamOf(error.position))
+        }
+        if build.record.baseSnapshot != build.record.targetSnapshot {
+            try await applier.closeRound([build], nextSnapshot: build.record.targetSnapshot)
+        }
+        return Outcome(projection: build.name, buildID: build.record.buildID, eventsApplied: applied, switchedFromBuild: switchedFrom, releasedStreams: released)
+    }
+
+    private func streamOf(_ position: Int64?) async throws -> String? {
+        guard let position else { return nil }
+        return try await reader.connection.query(
+            "SELECT stream_id FROM \(storeSchema.qualifiedEvents) WHERE global_position = $1", [.int(position)]
+        ).string(0, 0)
+    }
+
+    /// Parks a stream: its events wait (in order) while every other stream keeps flowing.
+    public func park(projection: String, streamID: String, failure: Failure) async throws {
+        guard let build = builds[projection] else { return }
+        try await parked.park(ParkedStream(
+            projection: projection, streamID: streamID, buildID: build.record.buildID, position: failure.error.position ?? 0,
+            eventType: failure.error.eventType ?? "", error: failure.error.description, action: .wait, parkedAt: ""))
+        build.parkedStreams.insert(streamID)
+    }
+
+    /// Applies the waiting events of streams an operator asked to retry or skip.
+    private func releaseRequestedStreams(_ build: ActiveBuild) async throws -> [String] {
+        guard !build.parkedStreams.isEmpty else { return [] }
+        var released: [String] = []
+        for entry in try await parked.list(projection: build.name) where entry.action != .wait {
+            let from = entry.action == .skip ? entry.position + 1 : entry.position
+            var events: [ProjectionEvent] = []
+            if let base = build.record.baseSnapshot {
+                let result = try await reader.connection.query(
+                    """
+                    SELECT global_position, transaction_id::text, event_id::text, stream_id, stream_version, event_type,
+                           to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), payload::text, metadata::text
+                    FROM \(storeSchema.qualifiedEvents)
+                    WHERE stream_id = $1 AND global_position >= $2 AND pg_visible_in_snapshot(transaction_id, $3::pg_snapshot)
+                    ORDER BY global_position
+                    """, [.text(entry.streamID), .int(from), .text(base)])
+                events = try EventStoreReader.decode(result, decoder: JSONFieldDecoder(paths: [[]]), metadataDecoder: JSONFieldDecoder(paths: [[]]))
+                    .filter { build.definition.handlers[$0.type] != nil }
+            }
+            build.parkedStreams.remove(entry.streamID)
+            let parkedStore = parked, projection = build.name, stream = entry.streamID
+            do {
+                try await ChunkApplier(store: store, hooks: RebuildHooks()).applyOutOfRound(events, to: build) {
+                    try await parkedStore.remove(projection: projection, streamID: stream)
+                }
+                released.append(entry.streamID)
+            } catch {
+                build.parkedStreams.insert(entry.streamID)
+                try await parked.setWaiting(projection: build.name, streamID: entry.streamID, error: "\(error)")
+            }
+        }
+        return released
+    }
+
+    /// The envelope of an event, for a parked (dead-letter) message.
+    public func event(at position: Int64) async throws -> (streamID: String, streamVersion: Int64, type: String, eventID: String, payload: String, recordedAt: String)? {
+        let result = try await reader.connection.query(
+            """
+            SELECT stream_id, stream_version, event_type, event_id::text, payload::text,
+                   to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+            FROM \(storeSchema.qualifiedEvents) WHERE global_position = $1
+            """, [.int(position)])
+        guard result.rowCount == 1 else { return nil }
+        return (result.string(0, 0) ?? "", result.int64(0, 1) ?? 0, result.string(0, 2) ?? "", result.string(0, 3) ?? "", result.string(0, 4) ?? "null", result.string(0, 5) ?? "")
+    }
+}

@@ -1,0 +1,46 @@
+import RepriseAMQP
+
+/// How an event travels through RabbitMQ: the payload as the body, the envelope in headers.
+///
+/// Routing key: the event type. Message id: the event id. Persistent, `application/json`.
+public enum EventMessage {
+    public static let positionHeader = "reprise-position"
+    public static let streamHeader = "reprise-stream-id"
+    public static let versionHeader = "reprise-stream-version"
+    public static let typeHeader = "reprise-event-type"
+    public static let recordedAtHeader = "reprise-recorded-at"
+    public static let metadataHeader = "reprise-metadata"
+    /// On parked (dead-lettered) messages: why, for which projection.
+    public static let errorHeader = "reprise-error"
+    public static let projectionHeader = "reprise-projection"
+
+    public struct Envelope: Sendable, Equatable {
+        public var position: Int64
+        public var eventID: String
+        public var streamID: String
+        public var streamVersion: Int64
+        public var type: String
+        public var recordedAt: String
+        public var payload: String
+        public var metadata: String?
+    }
+
+    public static func message(_ event: Envelope, exchange: String, extraHeaders: [String: AMQPFieldValue] = [:]) -> AMQPOutgoingMessage {
+        var headers: [String: AMQPFieldValue] = [
+            positionHeader: .int(event.position), streamHeader: .string(event.streamID), versionHeader: .int(event.streamVersion),
+            typeHeader: .string(event.type), recordedAtHeader: .string(event.recordedAt),
+        ]
+        if let metadata = event.metadata { headers[metadataHeader] = .string(metadata) }
+        for (key, value) in extraHeaders { headers[key] = value }
+        return AMQPOutgoingMessage(
+            exchange: exchange, routingKey: event.type, body: Array(event.payload.utf8),
+            properties: AMQPMessageProperties(contentType: "application/json", messageID: event.eventID, type: event.type, persistent: true, headers: headers),
+            mandatory: true)
+    }
+
+    /// The global position a delivery announces, if it carries one.
+    public static func position(of delivery: AMQPDelivery) -> Int64? {
+        if case .int(let position)? = delivery.properties.headers[positionHeader] { return position }
+        return nil
+    }
+}

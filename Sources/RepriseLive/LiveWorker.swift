@@ -1,0 +1,210 @@
+import RepriseAMQP
+import RepriseEngine
+import RepriseEventStore
+
+/// The live projection worker: RabbitMQ messages published by the relay say "events were
+/// committed"; the worker applies them to the active builds and acknowledges the messages after
+/// the MySQL commit.
+///
+/// Messages are triggers, the event store is the truth. On each batch of messages (by count or a
+/// short time window) the worker applies every event committed since its checkpoint, by snapshot
+/// round, through the same handlers and chunk transactions as a rebuild. So:
+/// - a redelivered or duplicate message finds its event already applied and changes nothing;
+/// - a message that arrives ahead of others (out of order, or with a gap) makes the worker read
+///   the gap from the store: nothing is skipped;
+/// - a crash between the MySQL commit and the ack only causes redeliveries (see above).
+/// On start it catches up from its checkpoint to the head before consuming.
+///
+/// Poison events: retried with backoff, then, per policy, the stream is parked (its events wait,
+/// other streams flow; the event is published to the parked queue with the error) or the worker
+/// stops with the error.
+public struct LiveWorker: Sendable {
+    public enum PoisonPolicy: String, Sendable, CaseIterable {
+        case parkStream = "park-stream"
+        case stop
+    }
+
+    public struct Configuration: Sendable {
+        public var postgresURL: String
+        public var mysqlURL: String
+        public var amqpURL: String
+        public var storeSchema: EventStoreSchema = .standard
+        public var exchange = "reprise.events"
+        /// The work queue; its parked queue is `<queue>.parked`.
+        public var queue = "reprise.live"
+        public var chunkSize = 1_000
+        /// How long to gather more messages after the first of a batch.
+        public var batchWindow: Duration = .milliseconds(20)
+        /// How often to look at the store when no message comes (the relay may be down).
+        public var pollInterval: Duration = .seconds(1)
+        public var poisonPolicy: PoisonPolicy = .parkStream
+        public var attempts = 3
+        public var retryBackoff: Duration = .milliseconds(200)
+
+        public init(postgresURL: String, mysqlURL: String, amqpURL: String) {
+            self.postgresURL = postgresURL
+            self.mysqlURL = mysqlURL
+            self.amqpURL = amqpURL
+        }
+    }
+
+    /// What the worker reports, for logs and metrics.
+    public enum Event: Sendable {
+        case caughtUp(events: Int64)
+        case applied(projection: String, events: Int64, messages: Int, redelivered: Int, seconds: Double)
+        case followedNewBuild(projection: String, from: Int64, to: Int64)
+        case parked(projection: String, streamID: String, position: Int64, error: String)
+        case released(projection: String, streamID: String)
+        case retrying(String, attempt: Int)
+        case brokerUnavailable(String)
+    }
+
+    public let configuration: Configuration
+    public let projections: [RunnableProjection]
+
+    public init(_ configuration: Configuration, projections: [RunnableProjection]) {
+        self.configuration = configuration
+        self.projections = projections
+    }
+
+    public var parkedQueue: String { configuration.queue + ".parked" }
+    public var parkedExchange: String { configuration.queue + ".parked" }
+
+    /// Declares the exchange, the work queue (bound to every handled event type, dead-lettering
+    /// to the parked exchange) and the parked queue.
+    public func declareTopology(_ amqp: AMQPConnection, eventTypes: [String]) async throws {
+        try await amqp.declareExchange(configuration.exchange, type: .topic)
+        try await amqp.declareExchange(parkedExchange, type: .fanout)
+        try await amqp.declareQueue(parkedQueue)
+        try await amqp.bindQueue(parkedQueue, exchange: parkedExchange, routingKey: "")
+        try await amqp.declareQueue(configuration.queue, arguments: ["x-dead-letter-exchange": .string(parkedExchange)])
+        for type in eventTypes {
+            try await amqp.bindQueue(configuration.queue, exchange: configuration.exchange, routingKey: type)
+        }
+    }
+
+    /// Runs until `stop` is set: the current batch finishes, commits and is acknowledged first.
+    public func run(stop: StopSignal, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        var runnerOptions = LiveProjectionRunner.Options()
+        runnerOptions.chunkSize = configuration.chunkSize
+        runnerOptions.fetchSize = configuration.chunkSize
+        let runner = try await LiveProjectionRunner.open(
+            projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
+            storeSchema: configuration.storeSchema, options: runnerOptions)
+        var amqp: AMQPConnection?
+        do {
+            try await consumeLoop(runner, amqp: &amqp, stop: stop, report: report)
+        } catch {
+            await runner.close()
+            await amqp?.close()
+            throw error
+        }
+        await runner.close()
+        await amqp?.close()
+    }
+
+    private func consumeLoop(
+        _ runner: LiveProjectionRunner, amqp: inout AMQPConnection?, stop: StopSignal, report: @escaping @Sendable (Event) -> Void
+    ) async throws {
+        // Catch up from the checkpoint to the head before consuming.
+        let initial = try await applyWithPolicy(runner, stop: stop, report: report)
+        report(.caughtUp(events: initial.reduce(0) { $0 + $1.eventsApplied }))
+
+        while !stop.isStopped {
+            do {
+                if amqp == nil {
+                    let connection = try await AMQPConnection.connect(url: configuration.amqpURL)
+                    try await declareTopology(connection, eventTypes: runner.eventTypes)
+                    try await connection.setPrefetch(UInt16(min(configuration.chunkSize * 2, 65_535)))
+                    try await connection.consume(queue: configuration.queue)
+                    amqp = connection
+                }
+                guard let consumer = amqp else { continue }
+                var deliveries: [AMQPDelivery] = []
+                let first = try await consumer.nextDelivery(timeoutMilliseconds: Self.milliseconds(configuration.pollInterval))
+                if let first {
+                    deliveries.append(first)
+                    let windowEnd = ContinuousClock.now + configuration.batchWindow
+                    while deliveries.count < configuration.chunkSize, ContinuousClock.now < windowEnd,
+                        let next = try await consumer.nextDelivery(timeoutMilliseconds: max(1, Self.milliseconds(windowEnd - ContinuousClock.now)))
+                    {
+                        deliveries.append(next)
+                    }
+                }
+                let started = ContinuousClock.now
+                let outcomes = try await applyWithPolicy(runner, stop: stop, report: report)
+                if let last = deliveries.last {
+                    // Acknowledged only now: the events they announce are committed in MySQL.
+                    try await consumer.ack(last.deliveryTag, multiple: true)
+                }
+                let elapsed = ContinuousClock.now - started
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                for outcome in outcomes where outcome.eventsApplied > 0 || !deliveries.isEmpty {
+                    report(.applied(
+                        projection: outcome.projection, events: outcome.eventsApplied, messages: deliveries.count,
+                        redelivered: deliveries.filter(\.redelivered).count, seconds: seconds))
+                }
+            } catch let error as AMQPError {
+                // The broker went away: unacked messages will be redelivered; the store still has every event.
+                report(.brokerUnavailable("\(error)"))
+                await amqp?.close()
+                amqp = nil
+                await stop.sleep(configuration.retryBackoff * 5)
+            }
+        }
+    }
+
+    /// One catch-up over all projections, with retries and the poison policy.
+    private func applyWithPolicy(_ runner: LiveProjectionRunner, stop: StopSignal, report: @escaping @Sendable (Event) -> Void) async throws -> [LiveProjectionRunner.Outcome] {
+        var attempt = 0
+        while true {
+            do {
+                let outcomes = try await runner.catchUp()
+                for outcome in outcomes {
+                    if let from = outcome.switchedFromBuild { report(.followedNewBuild(projection: outcome.projection, from: from, to: outcome.buildID)) }
+                    for stream in outcome.releasedStreams { report(.released(projection: outcome.projection, streamID: stream)) }
+                }
+                return outcomes
+            } catch let failure as LiveProjectionRunner.Failure {
+                attempt += 1
+                if attempt < configuration.attempts {
+                    report(.retrying(failure.description, attempt: attempt))
+                    await stop.sleep(configuration.retryBackoff * (1 << min(attempt, 6)))
+                    continue
+                }
+                guard configuration.poisonPolicy == .parkStream, let stream = failure.streamID, let projection = failure.error.projection else {
+                    throw failure.error
+                }
+                try await runner.park(projection: projection, streamID: stream, failure: failure)
+                try await publishParked(runner, failure: failure)
+                report(.parked(projection: projection, streamID: stream, position: failure.error.position ?? 0, error: failure.error.message))
+                attempt = 0
+            }
+        }
+    }
+
+    /// Puts the failing event in the parked queue with the error, projection and position.
+    private func publishParked(_ runner: LiveProjectionRunner, failure: LiveProjectionRunner.Failure) async throws {
+        guard let position = failure.error.position, let event = try await runner.event(at: position) else { return }
+        let envelope = EventMessage.Envelope(
+            position: position, eventID: event.eventID, streamID: event.streamID, streamVersion: event.streamVersion, type: event.type,
+            recordedAt: event.recordedAt, payload: event.payload, metadata: nil)
+        do {
+            let publisher = try await AMQPConnection.connect(url: configuration.amqpURL)
+            // The poison may come during the first catch-up, before the consumer declared anything.
+            try await publisher.declareExchange(parkedExchange, type: .fanout)
+            try await publisher.declareQueue(parkedQueue)
+            try await publisher.bindQueue(parkedQueue, exchange: parkedExchange, routingKey: "")
+            _ = try await publisher.publishConfirmed([EventMessage.message(
+                envelope, exchange: parkedExchange,
+                extraHeaders: [EventMessage.errorHeader: .string(failure.error.message), EventMessage.projectionHeader: .string(failure.error.projection ?? "")])])
+            await publisher.close()
+        } catch {
+            // The parked stream is recorded in MySQL either way; the queue copy is for operators.
+        }
+    }
+
+    static func milliseconds(_ duration: Duration) -> Int {
+        Int(duration.components.seconds * 1_000 + duration.components.attoseconds / 1_000_000_000_000_000)
+    }
+}

@@ -1,0 +1,145 @@
+import RepriseAMQP
+import RepriseEventStore
+import ReprisePostgres
+
+/// Publishes outbox rows to RabbitMQ and marks them published.
+///
+/// - Exactly one relay is active per outbox: a PostgreSQL advisory lock elects it; others stand
+///   by, retrying the lock, and take over when the active one dies (its session ends, the lock goes).
+/// - Rows are read in position order, published with publisher confirms, and marked published only
+///   after the broker confirmed them. A crash between publish and mark republishes: consumers
+///   deduplicate (the live worker reads the event store by snapshot, so a duplicate changes nothing).
+/// - Wakes on `NOTIFY reprise_outbox` (sent by appends), with a polling fallback.
+/// - RabbitMQ down: retries with exponential backoff; nothing is marked until confirmed.
+/// - Published rows older than `retention` are deleted.
+public struct OutboxRelay: Sendable {
+    public struct Configuration: Sendable {
+        public var postgresURL: String
+        public var amqpURL: String
+        public var storeSchema: EventStoreSchema = .standard
+        public var exchange = "reprise.events"
+        public var batchSize = 500
+        public var pollInterval: Duration = .seconds(1)
+        public var retention: Duration = .seconds(7 * 24 * 3600)
+        public var cleanupInterval: Duration = .seconds(60)
+        public var maxBackoff: Duration = .seconds(10)
+        /// Test hook: runs after a batch is confirmed by the broker and before it is marked
+        /// published; throwing there is a crash between publish and mark.
+        public var afterPublish: @Sendable (_ batch: Int) async throws -> Void = { _ in }
+
+        public init(postgresURL: String, amqpURL: String) {
+            self.postgresURL = postgresURL
+            self.amqpURL = amqpURL
+        }
+    }
+
+    /// What the relay reports, for logs and metrics.
+    public enum Event: Sendable {
+        case standingBy
+        case active
+        case published(count: Int, lastPosition: Int64, returned: Int)
+        case brokerUnavailable(String, retryIn: Duration)
+        case cleanedUp(rows: Int)
+    }
+
+    public let configuration: Configuration
+
+    public init(_ configuration: Configuration) {
+        self.configuration = configuration
+    }
+
+    public static let notifyChannel = "reprise_outbox"
+
+    public var lockKey: PostgresAdvisoryLockKey {
+        PostgresAdvisoryLockKey("reprise.relay.\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable)")
+    }
+
+    /// Runs until `stop` is set. Throws on PostgreSQL failures (a supervisor restarts the process).
+    public func run(stop: StopSignal, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
+        let work = try await PostgresConnection.connect(url: configuration.postgresURL)
+        defer { Task { await leader.close(); await work.close() } }
+
+        var announcedStandby = false
+        while !stop.isStopped {
+            if try await leader.tryAdvisoryLock(lockKey) { break }
+            if !announcedStandby { report(.standingBy); announcedStandby = true }
+            await stop.sleep(configuration.pollInterval)
+        }
+        guard !stop.isStopped else { return }
+        report(.active)
+        try await leader.listen(Self.notifyChannel)
+
+        var amqp: AMQPConnection?
+        var backoff: Duration = .milliseconds(200)
+        var lastCleanup = ContinuousClock.now - configuration.cleanupInterval
+        var batchNumber = 0
+        while !stop.isStopped {
+            if ContinuousClock.now - lastCleanup >= configuration.cleanupInterval {
+                let removed = try await cleanUp(work)
+                if removed > 0 { report(.cleanedUp(rows: removed)) }
+                lastCleanup = ContinuousClock.now
+            }
+            let batch = try await unpublished(work)
+            if batch.isEmpty {
+                _ = try await leader.waitForNotifications(timeoutMilliseconds: Int32(configuration.pollInterval.components.seconds * 1000 + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000))
+                continue
+            }
+            do {
+                let connection: AMQPConnection
+                if let amqp { connection = amqp } else {
+                    connection = try await AMQPConnection.connect(url: configuration.amqpURL)
+                    try await connection.declareExchange(configuration.exchange, type: .topic)
+                    amqp = connection
+                }
+                let outcome = try await connection.publishConfirmed(batch.map { EventMessage.message($0, exchange: configuration.exchange) })
+                guard outcome.nacked.isEmpty else {
+                    throw AMQPError(code: .publishRejected, message: "the broker nacked \(outcome.nacked.count) messages")
+                }
+                batchNumber += 1
+                try await configuration.afterPublish(batchNumber)
+                try await markPublished(batch.map(\.position), work)
+                backoff = .milliseconds(200)
+                report(.published(count: batch.count, lastPosition: batch.last?.position ?? 0, returned: outcome.returnedMessageIDs.count))
+            } catch let error as AMQPError {
+                await amqp?.close()
+                amqp = nil
+                report(.brokerUnavailable("\(error)", retryIn: backoff))
+                await stop.sleep(backoff)
+                backoff = min(backoff * 2, configuration.maxBackoff)
+            }
+        }
+        await amqp?.close()
+        _ = try? await leader.advisoryUnlock(lockKey)
+    }
+
+    /// The next unpublished rows, in position order, with their events.
+    public func unpublished(_ connection: PostgresConnection) async throws -> [EventMessage.Envelope] {
+        let schema = configuration.storeSchema
+        let result = try await connection.query(
+            """
+            SELECT o.global_position, e.event_id::text, e.stream_id, e.stream_version, e.event_type,
+                   to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.payload::text, e.metadata::text
+            FROM \(schema.qualifiedOutbox) o JOIN \(schema.qualifiedEvents) e USING (global_position)
+            WHERE o.published_at IS NULL ORDER BY o.global_position LIMIT $1
+            """, [.int(Int64(configuration.batchSize))])
+        return (0..<result.rowCount).map { row in
+            EventMessage.Envelope(
+                position: result.int64(row, 0) ?? 0, eventID: result.string(row, 1) ?? "", streamID: result.string(row, 2) ?? "",
+                streamVersion: result.int64(row, 3) ?? 0, type: result.string(row, 4) ?? "", recordedAt: result.string(row, 5) ?? "",
+                payload: result.string(row, 6) ?? "null", metadata: result.string(row, 7))
+        }
+    }
+
+    func markPublished(_ positions: [Int64], _ connection: PostgresConnection) async throws {
+        try await connection.execute(
+            "UPDATE \(configuration.storeSchema.qualifiedOutbox) SET published_at = now(), publish_attempts = publish_attempts + 1 WHERE global_position = ANY($1::bigint[])",
+            [.text("{" + positions.map(String.init).joined(separator: ",") + "}")])
+    }
+
+    func cleanUp(_ connection: PostgresConnection) async throws -> Int {
+        let seconds = configuration.retention.components.seconds
+        return try await connection.execute(
+            "DELETE FROM \(configuration.storeSchema.qualifiedOutbox) WHERE published_at < now() - make_interval(secs => $1)", [.int(seconds)])
+    }
+}

@@ -1,0 +1,291 @@
+import RepriseAMQP
+import RepriseEngine
+import RepriseEventStore
+import RepriseLive
+import RepriseMySQL
+import RepriseProjection
+import Testing
+
+/// Waits until `condition` holds (polling), failing after `limit`: a bound, not a timing assertion.
+func waitUntil(_ what: String, limit: Duration = .seconds(60), _ condition: () async throws -> Bool) async throws {
+    let deadline = ContinuousClock.now + limit
+    while ContinuousClock.now < deadline {
+        if try await condition() { return }
+        try await Task.sleep(for: .milliseconds(50))
+    }
+    throw TestSetupError("timed out waiting for \(what)")
+}
+
+/// A relay and a live worker on an isolated environment, with their own exchange and queue.
+struct LiveHarness {
+    let environment: RebuildEnvironment
+    let exchange = TestServers.uniqueName("reprise.test.events")
+    let queue = TestServers.uniqueName("reprise.test.live")
+
+    func relayConfiguration() -> OutboxRelay.Configuration {
+        var configuration = OutboxRelay.Configuration(postgresURL: TestServers.postgresURL, amqpURL: TestServers.amqpURL)
+        configuration.storeSchema = environment.storeSchema
+        configuration.exchange = exchange
+        configuration.batchSize = 100
+        configuration.pollInterval = .milliseconds(200)
+        return configuration
+    }
+
+    func worker(_ projection: RunnableProjection, policy: LiveWorker.PoisonPolicy = .parkStream) -> LiveWorker {
+        var configuration = LiveWorker.Configuration(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, amqpURL: TestServers.amqpURL)
+        configuration.storeSchema = environment.storeSchema
+        configuration.exchange = exchange
+        configuration.queue = queue
+        configuration.chunkSize = 200
+        configuration.pollInterval = .milliseconds(300)
+        configuration.poisonPolicy = policy
+        configuration.attempts = 2
+        configuration.retryBackoff = .milliseconds(20)
+        return LiveWorker(configuration, projections: [projection])
+    }
+
+    func cleanUp() async {
+        guard let amqp = try? await TestServers.amqp() else { return }
+        for name in [queue, queue + ".parked"] { try? await amqp.deleteQueue(name) }
+        for name in [exchange, queue + ".parked"] { try? await amqp.deleteExchange(name) }
+        await amqp.close()
+    }
+}
+
+/// Collects what a worker or relay reports, for assertions.
+actor Reports<Event: Sendable> {
+    var events: [Event] = []
+    func add(_ event: Event) { events.append(event) }
+}
+
+@Suite("Relay and live worker (real servers)")
+struct LiveTests {
+    @Test func appendRelayRabbitLiveMySQLEndToEnd() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 300, seed: 60)
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) }
+        // Events appended while both run reach MySQL through RabbitMQ.
+        try await environment.seed(events: 1_500, seed: 61)
+        try await waitUntil("the live read model to match the store") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        // Every outbox row was published and marked.
+        try await waitUntil("the outbox to drain") {
+            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+        }
+        stop.stop()
+        try await relay.value
+        try await worker.value
+        // The live result equals a full rebuild of the same events.
+        let live = try await environment.rows("stream_counts")
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+        #expect(try await environment.rows("stream_counts") == live)
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func duplicateAndOutOfOrderMessagesChangeNothing() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 400, seed: 62)
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+        let stop = StopSignal()
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) }
+        try await environment.seed(events: 300, seed: 63)
+
+        // Inject duplicates of old events and messages far ahead of and behind the checkpoint.
+        let amqp = try await TestServers.amqp()
+        try await amqp.declareExchange(harness.exchange, type: .topic)
+        try await waitUntil("the worker's queue") { (try? await amqp.queueInfo(harness.queue)) != nil }
+        let relay = OutboxRelay(harness.relayConfiguration())
+        let old = try await relay.unpublished(environment.postgres)
+        let injected = (old.prefix(50) + old.prefix(50) + old.suffix(20).reversed()).map { EventMessage.message($0, exchange: harness.exchange) }
+        _ = try await amqp.publishConfirmed(Array(injected))
+        await amqp.close()
+
+        try await waitUntil("the worker to apply everything") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        try await waitUntil("the queue to drain") {
+            let check = try await TestServers.amqp()
+            defer { Task { await check.close() } }
+            return try await check.queueInfo(harness.queue).messageCount == 0
+        }
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        stop.stop()
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func relayCrashBetweenPublishAndMarkRepublishesHarmlessly() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 200, seed: 64)
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+        let stop = StopSignal()
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) }
+        try await environment.seed(events: 500, seed: 65)
+
+        struct Crash: Error {}
+        var crashing = harness.relayConfiguration()
+        crashing.afterPublish = { batch in if batch == 3 { throw Crash() } }
+        await #expect(throws: Crash.self) { try await OutboxRelay(crashing).run(stop: StopSignal()) }
+        // Batch 3 was published but not marked: the next relay publishes it again.
+        let restarted = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        try await waitUntil("the outbox to drain") {
+            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+        }
+        try await waitUntil("the read model to match") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        stop.stop()
+        try await restarted.value
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func twoRelaysOnePublishesTheOtherTakesOver() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let firstReports = Reports<OutboxRelay.Event>(), secondReports = Reports<OutboxRelay.Event>()
+        let firstStop = StopSignal(), secondStop = StopSignal()
+        let first = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: firstStop) { event in Task { await firstReports.add(event) } } }
+        try await waitUntil("the first relay to be active") { await firstReports.events.contains { if case .active = $0 { true } else { false } } }
+        let second = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: secondStop) { event in Task { await secondReports.add(event) } } }
+        try await waitUntil("the second relay to stand by") { await secondReports.events.contains { if case .standingBy = $0 { true } else { false } } }
+        #expect(await !secondReports.events.contains { if case .active = $0 { true } else { false } })
+
+        firstStop.stop()
+        try await first.value
+        try await waitUntil("the second relay to take over") { await secondReports.events.contains { if case .active = $0 { true } else { false } } }
+        try await environment.seed(events: 50, seed: 66)
+        try await waitUntil("the second relay to publish") {
+            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+        }
+        secondStop.stop()
+        try await second.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func aPoisonEventParksItsStreamWhileOthersFlow() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        // Totals per order; an OrderCreated whose totalCents is not a number is poison.
+        let projection = try ProjectionFileParser.parse(yaml: """
+            name: order_totals
+            version: 1
+            tables:
+              order_totals:
+                columns:
+                  order_id: varchar(64) not null
+                  total_cents: bigint not null default 0
+                  events: int not null default 0
+                primary_key: [order_id]
+            handlers:
+              OrderCreated:
+                - upsert: { table: order_totals, set: { order_id: payload.orderId, total_cents: payload.totalCents, events: events + 1 } }
+              PaymentReceived:
+                - update: { table: order_totals, key: { order_id: payload.orderId }, set: { events: events + 1 } }
+            """, file: "order_totals.yml")
+        try await environment.seed(events: 300, seed: 67)
+        _ = try await environment.engine().rebuild([.file(projection)])
+        let reports = Reports<LiveWorker.Event>()
+        let stop = StopSignal()
+        let worker = Task { try await harness.worker(.file(projection)).run(stop: stop) { event in Task { await reports.add(event) } } }
+
+        func append(_ stream: String, _ expected: ExpectedVersion, _ type: String, _ payload: String) async throws {
+            var random = RandomEventID()
+            try await environment.store.append(
+                [StreamAppend(streamID: stream, expectedVersion: expected, events: [NewEvent(eventID: random.next(), type: type, payload: payload)])],
+                on: environment.postgres)
+        }
+        try await append("order-POISON", .noStream, "OrderCreated", #"{"orderId":"POISON","totalCents":"lots"}"#)
+        try await append("order-POISON", .exact(1), "PaymentReceived", #"{"orderId":"POISON"}"#)
+        try await append("order-FINE", .noStream, "OrderCreated", #"{"orderId":"FINE","totalCents":500}"#)
+
+        let parkedStore = ParkedStreamStore(connection: environment.mysql)
+        try await parkedStore.ensureTable()
+        try await waitUntil("the poison stream to be parked") { try await !parkedStore.list(projection: "order_totals").isEmpty }
+        try await waitUntil("the other stream to flow") {
+            try await environment.mysql.query("SELECT total_cents FROM order_totals WHERE order_id = 'FINE'").int(0, 0) == 500
+        }
+        let parked = try await parkedStore.list(projection: "order_totals")
+        #expect(parked.map(\.streamID) == ["order-POISON"])
+        let entry = try #require(parked.first)
+        #expect(entry.eventType == "OrderCreated")
+        #expect(entry.error.contains("order_totals") && entry.error.contains("not a whole number"), "\(entry.error)")
+        #expect(try await environment.mysql.query("SELECT COUNT(*) FROM order_totals WHERE order_id = 'POISON'").int(0, 0) == 0)
+
+        // The failing event is in the parked queue with the reason.
+        let amqp = try await TestServers.amqp()
+        var dead: AMQPDelivery?
+        try await waitUntil("the parked message") {
+            dead = try await amqp.get(queue: harness.queue + ".parked")
+            return dead != nil
+        }
+        #expect(dead?.properties.headers[EventMessage.projectionHeader] == .string("order_totals"))
+        if case .string(let reason)? = dead?.properties.headers[EventMessage.errorHeader] { #expect(reason.contains("not a whole number")) } else {
+            Issue.record("no error header on the parked message")
+        }
+        await amqp.close()
+
+        // Skip the poison event: the stream's later events are applied, in order.
+        #expect(try await parkedStore.request(.skip, projection: "order_totals", streamID: "order-POISON"))
+        try await append("order-FINE", .exact(1), "PaymentReceived", #"{"orderId":"FINE"}"#)
+        try await waitUntil("the stream to be released") { try await parkedStore.list(projection: "order_totals").isEmpty }
+        // The payment of POISON was an update of a row that never existed: skipped, as a rebuild would.
+        #expect(try await environment.mysql.query("SELECT COUNT(*) FROM order_totals WHERE order_id = 'POISON'").int(0, 0) == 0)
+        try await waitUntil("FINE's payment") {
+            try await environment.mysql.query("SELECT events FROM order_totals WHERE order_id = 'FINE'").int(0, 0) == 2
+        }
+        stop.stop()
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func theWorkerFollowsARebuildSwapWithoutRestartOrDoubleApply() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 300, seed: 68)
+        let first = try await environment.engine().rebuild([.file(try streamCounts())])
+        let reports = Reports<LiveWorker.Event>()
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) { event in Task { await reports.add(event) } } }
+        try await environment.seed(events: 400, seed: 69)
+        // A scheduled full rebuild swaps new tables in while the worker runs and events keep coming.
+        let appending = Task { try await environment.seed(events: 600, seed: 70) }
+        let second = try await environment.engine { $0.chunkSize = 100 }.rebuild([.file(try streamCounts())])
+        try await appending.value
+        #expect(second[0].previousBuildID == first[0].buildID)
+        try await environment.seed(events: 300, seed: 71)
+        try await waitUntil("the worker to follow the new build") {
+            await reports.events.contains { if case .followedNewBuild(_, let from, let to) = $0 { from == first[0].buildID && to == second[0].buildID } else { false } }
+        }
+        try await waitUntil("the read model to match the store") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        stop.stop()
+        try await relay.value
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+}
+
+/// Random UUIDs for hand-written test events.
+struct RandomEventID {
+    mutating func next() -> String {
+        func hex(_ count: Int) -> String { (0..<count).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
+        return "\(hex(8))-\(hex(4))-4\(hex(3))-8\(hex(3))-\(hex(12))"
+    }
+}
