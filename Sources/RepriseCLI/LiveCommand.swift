@@ -45,6 +45,12 @@ struct LiveCommand: AsyncParsableCommand {
     @Option(help: "What to do with an event whose handler keeps failing: park-stream or stop.")
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
+    @Option(help: "Port of the read-only /metrics and /health endpoint (0: off).")
+    var metricsPort: UInt16 = 9464
+
+    @Option(help: "Address the metrics endpoint binds to.")
+    var metricsHost = "127.0.0.1"
+
     func validate() throws {
         guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
         guard LiveWorker.PoisonPolicy(rawValue: onPoison) != nil else { throw ValidationError("--on-poison must be park-stream or stop") }
@@ -65,8 +71,14 @@ struct LiveCommand: AsyncParsableCommand {
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
             let stop = StopSignal()
             Signals.stop(stop)
+            let metrics = MetricsRegistry()
+            var server: StatusServer?
+            if metricsPort != 0 {
+                server = try StatusServer(host: metricsHost, port: metricsPort, metrics: metrics)
+                LogLine.emit("metrics.listening", [("address", "\(metricsHost):\(metricsPort)")])
+            }
             LogLine.emit("live.starting", [("projections", selected.map(\.definition.name).joined(separator: ",")), ("queue", queue)])
-            try await LiveWorker(configuration, projections: selected).run(stop: stop) { event in
+            try await LiveWorker(configuration, projections: selected).run(stop: stop, metrics: metrics) { event in
                 switch event {
                 case .caughtUp(let events): LogLine.emit("live.caught_up", [("events", events)])
                 case .applied(let projection, let events, let messages, let redelivered, let seconds):
@@ -80,6 +92,7 @@ struct LiveCommand: AsyncParsableCommand {
                 case .brokerUnavailable(let error): LogLine.emit("live.broker_unavailable", [("error", error)], level: "warn")
                 }
             }
+            server?.stop()
             LogLine.emit("live.stopped")
         }
     }

@@ -29,6 +29,12 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Hours to keep published outbox rows before deleting them.")
     var retentionHours = 168.0
 
+    @Option(help: "Port of the read-only /metrics and /health endpoint (0: off).")
+    var metricsPort: UInt16 = 9465
+
+    @Option(help: "Address the metrics endpoint binds to.")
+    var metricsHost = "127.0.0.1"
+
     func validate() throws {
         guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
     }
@@ -43,9 +49,15 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.retention = .seconds(Int64(retentionHours * 3600))
             let stop = StopSignal()
             Signals.stop(stop)
+            let metrics = MetricsRegistry()
+            var server: StatusServer?
+            if metricsPort != 0 {
+                server = try StatusServer(host: metricsHost, port: metricsPort, metrics: metrics)
+                LogLine.emit("metrics.listening", [("address", "\(metricsHost):\(metricsPort)")])
+            }
             let relay = OutboxRelay(configuration)
             LogLine.emit("relay.starting", [("exchange", exchange), ("lock", relay.lockKey.description)])
-            try await relay.run(stop: stop) { event in
+            try await relay.run(stop: stop, metrics: metrics) { event in
                 switch event {
                 case .standingBy: LogLine.emit("relay.standby", [("reason", "another relay holds the lock")])
                 case .active: LogLine.emit("relay.active")
@@ -56,6 +68,7 @@ struct RelayCommand: AsyncParsableCommand {
                 case .cleanedUp(let rows): LogLine.emit("relay.cleanup", [("deleted", rows)])
                 }
             }
+            server?.stop()
             LogLine.emit("relay.stopped")
         }
     }

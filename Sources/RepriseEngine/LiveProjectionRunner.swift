@@ -218,4 +218,24 @@ public final class LiveProjectionRunner {
         guard result.rowCount == 1 else { return nil }
         return (result.string(0, 0) ?? "", result.int64(0, 1) ?? 0, result.string(0, 2) ?? "", result.string(0, 3) ?? "", result.string(0, 4) ?? "null", result.string(0, 5) ?? "")
     }
+
+    /// Events committed but not yet applied by every projection, and the age of the oldest of them.
+    public func lag() async throws -> (events: Int64, seconds: Double) {
+        let bases = Set(builds.values.compactMap(\.record.baseSnapshot))
+        var worst: (Int64, Double) = (0, 0)
+        for snapshot in bases {
+            let result = try await snapshots.connection.query(
+                """
+                SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at))::float8, 0)
+                FROM \(storeSchema.qualifiedEvents)
+                WHERE transaction_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(transaction_id, $1::pg_snapshot)
+                """, [.text(snapshot)])
+            let events = result.int64(0, 0) ?? 0
+            if events > worst.0 { worst = (events, result.double(0, 1) ?? 0) }
+        }
+        return worst
+    }
+
+    /// Streams parked now, over all projections.
+    public var parkedStreamCount: Int { builds.values.reduce(0) { $0 + $1.parkedStreams.count } }
 }

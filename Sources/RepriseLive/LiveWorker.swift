@@ -84,7 +84,12 @@ public struct LiveWorker: Sendable {
     }
 
     /// Runs until `stop` is set: the current batch finishes, commits and is acknowledged first.
-    public func run(stop: StopSignal, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+    /// `metrics`, when given, receives counters, gauges and a heartbeat per loop.
+    public func run(stop: StopSignal, metrics: MetricsRegistry? = nil, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        let report: @Sendable (Event) -> Void = { event in
+            if let metrics { Self.record(event, in: metrics) }
+            report(event)
+        }
         var runnerOptions = LiveProjectionRunner.Options()
         runnerOptions.chunkSize = configuration.chunkSize
         runnerOptions.fetchSize = configuration.chunkSize
@@ -93,7 +98,7 @@ public struct LiveWorker: Sendable {
             storeSchema: configuration.storeSchema, options: runnerOptions)
         var amqp: AMQPConnection?
         do {
-            try await consumeLoop(runner, amqp: &amqp, stop: stop, report: report)
+            try await consumeLoop(runner, amqp: &amqp, stop: stop, metrics: metrics, report: report)
         } catch {
             await runner.close()
             await amqp?.close()
@@ -104,13 +109,24 @@ public struct LiveWorker: Sendable {
     }
 
     private func consumeLoop(
-        _ runner: LiveProjectionRunner, amqp: inout AMQPConnection?, stop: StopSignal, report: @escaping @Sendable (Event) -> Void
+        _ runner: LiveProjectionRunner, amqp: inout AMQPConnection?, stop: StopSignal, metrics: MetricsRegistry?,
+        report: @escaping @Sendable (Event) -> Void
     ) async throws {
+        var lastLagCheck = ContinuousClock.now - .seconds(10)
         // Catch up from the checkpoint to the head before consuming.
         let initial = try await applyWithPolicy(runner, stop: stop, report: report)
         report(.caughtUp(events: initial.reduce(0) { $0 + $1.eventsApplied }))
 
         while !stop.isStopped {
+            metrics?.heartbeat()
+            if let metrics, ContinuousClock.now - lastLagCheck >= .seconds(1) {
+                lastLagCheck = ContinuousClock.now
+                if let lag = try? await runner.lag() {
+                    metrics.set("reprise_live_lag_events", Double(lag.events), help: "Events committed in the store and not yet applied.")
+                    metrics.set("reprise_live_lag_seconds", lag.seconds, help: "Age of the oldest committed event not yet applied.")
+                }
+                metrics.set("reprise_live_parked_streams", Double(runner.parkedStreamCount), help: "Streams parked after a poison event.")
+            }
             do {
                 if amqp == nil {
                     let connection = try await AMQPConnection.connect(url: configuration.amqpURL)
@@ -201,6 +217,27 @@ public struct LiveWorker: Sendable {
             await publisher.close()
         } catch {
             // The parked stream is recorded in MySQL either way; the queue copy is for operators.
+        }
+    }
+
+    static func record(_ event: Event, in metrics: MetricsRegistry) {
+        switch event {
+        case .applied(let projection, let events, let messages, let redelivered, let seconds):
+            metrics.add("reprise_live_events_applied_total", Double(events), labels: ["projection": projection], help: "Events applied to the live tables.")
+            metrics.add("reprise_live_messages_total", Double(messages), labels: ["projection": projection], help: "Messages consumed (each batch counts once per projection).")
+            metrics.add("reprise_live_redeliveries_total", Double(redelivered), labels: ["projection": projection], help: "Messages the broker delivered again.")
+            metrics.add("reprise_live_batch_seconds_sum", seconds, labels: ["projection": projection], help: "Time spent applying batches (sum).")
+            metrics.add("reprise_live_batch_seconds_count", 1, labels: ["projection": projection], help: "Batches applied (count).")
+        case .caughtUp(let events):
+            metrics.add("reprise_live_catch_up_events_total", Double(events), help: "Events applied by the catch-up at start.")
+        case .parked(let projection, _, _, _):
+            metrics.add("reprise_live_parked_total", 1, labels: ["projection": projection], help: "Streams parked after a poison event.")
+        case .followedNewBuild(let projection, _, _):
+            metrics.add("reprise_live_build_switches_total", 1, labels: ["projection": projection], help: "Switches to a newly active build.")
+        case .brokerUnavailable:
+            metrics.add("reprise_live_broker_errors_total", 1, help: "Times the broker connection was lost.")
+        case .released, .retrying:
+            break
         }
     }
 

@@ -55,13 +55,18 @@ public struct OutboxRelay: Sendable {
     }
 
     /// Runs until `stop` is set. Throws on PostgreSQL failures (a supervisor restarts the process).
-    public func run(stop: StopSignal, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+    public func run(stop: StopSignal, metrics: MetricsRegistry? = nil, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        let report: @Sendable (Event) -> Void = { event in
+            if let metrics { Self.record(event, in: metrics) }
+            report(event)
+        }
         let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
         let work = try await PostgresConnection.connect(url: configuration.postgresURL)
         defer { Task { await leader.close(); await work.close() } }
 
         var announcedStandby = false
         while !stop.isStopped {
+            metrics?.heartbeat()
             if try await leader.tryAdvisoryLock(lockKey) { break }
             if !announcedStandby { report(.standingBy); announcedStandby = true }
             await stop.sleep(configuration.pollInterval)
@@ -80,7 +85,11 @@ public struct OutboxRelay: Sendable {
                 if removed > 0 { report(.cleanedUp(rows: removed)) }
                 lastCleanup = ContinuousClock.now
             }
+            metrics?.heartbeat()
             let batch = try await unpublished(work)
+            if let metrics, batch.count < configuration.batchSize {
+                metrics.set("reprise_relay_backlog", Double(batch.count), help: "Unpublished outbox rows (at most one batch is counted).")
+            }
             if batch.isEmpty {
                 _ = try await leader.waitForNotifications(timeoutMilliseconds: Int32(configuration.pollInterval.components.seconds * 1000 + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000))
                 continue
@@ -111,6 +120,19 @@ public struct OutboxRelay: Sendable {
         }
         await amqp?.close()
         _ = try? await leader.advisoryUnlock(lockKey)
+    }
+
+    static func record(_ event: Event, in metrics: MetricsRegistry) {
+        switch event {
+        case .standingBy: metrics.set("reprise_relay_active", 0, help: "1 when this relay holds the outbox lock.")
+        case .active: metrics.set("reprise_relay_active", 1, help: "1 when this relay holds the outbox lock.")
+        case .published(let count, let last, let returned):
+            metrics.add("reprise_relay_published_total", Double(count), help: "Messages published and confirmed.")
+            metrics.add("reprise_relay_unroutable_total", Double(returned), help: "Messages returned as unroutable.")
+            metrics.set("reprise_relay_last_position", Double(last), help: "Global position of the last published event.")
+        case .brokerUnavailable: metrics.add("reprise_relay_broker_errors_total", 1, help: "Failed publish attempts.")
+        case .cleanedUp(let rows): metrics.add("reprise_relay_cleaned_rows_total", Double(rows), help: "Published rows deleted after retention.")
+        }
     }
 
     /// The next unpublished rows, in position order, with their events.

@@ -67,8 +67,10 @@ struct LiveTests {
         _ = try await environment.engine().rebuild([.file(try streamCounts())])
 
         let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
-        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) }
+        let relayMetrics = MetricsRegistry(), workerMetrics = MetricsRegistry()
+        let server = try StatusServer(port: 0, metrics: workerMetrics)
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop, metrics: relayMetrics) }
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop, metrics: workerMetrics) }
         // Events appended while both run reach MySQL through RabbitMQ.
         try await environment.seed(events: 1_500, seed: 61)
         try await waitUntil("the live read model to match the store") {
@@ -78,6 +80,21 @@ struct LiveTests {
         try await waitUntil("the outbox to drain") {
             try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
         }
+        // The metrics endpoint answers, read-only, on 127.0.0.1.
+        // Depending on timing the events were applied by the start-up catch-up or by batches.
+        try await waitUntil("the applied events to show in the metrics") {
+            (workerMetrics.value("reprise_live_events_applied_total", labels: ["projection": "stream_counts"]) ?? 0)
+                + (workerMetrics.value("reprise_live_catch_up_events_total") ?? 0) >= 1_500
+                && workerMetrics.value("reprise_live_lag_events") != nil
+        }
+        let metricsPage = try httpRequest(port: server.port, "GET /metrics HTTP/1.0\r\n\r\n")
+        #expect(metricsPage.hasPrefix("HTTP/1.0 200 OK"))
+        #expect(metricsPage.contains("reprise_live_catch_up_events_total"))
+        #expect(metricsPage.contains("reprise_live_lag_events"))
+        #expect(try httpRequest(port: server.port, "GET /health HTTP/1.0\r\n\r\n").contains("\"status\":\"ok\""))
+        #expect(try httpRequest(port: server.port, "POST /metrics HTTP/1.0\r\n\r\n").hasPrefix("HTTP/1.0 405"))
+        #expect((relayMetrics.value("reprise_relay_published_total") ?? 0) >= 1_500)
+        server.stop()
         stop.stop()
         try await relay.value
         try await worker.value
@@ -288,4 +305,33 @@ struct RandomEventID {
         func hex(_ count: Int) -> String { (0..<count).map { _ in String(Int.random(in: 0..<16), radix: 16) }.joined() }
         return "\(hex(8))-\(hex(4))-4\(hex(3))-8\(hex(3))-\(hex(12))"
     }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Sends one raw HTTP request to 127.0.0.1:port and returns the whole response.
+func httpRequest(port: UInt16, _ request: String) throws -> String {
+    let descriptor = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    guard descriptor >= 0 else { throw TestSetupError("socket() failed") }
+    defer { close(descriptor) }
+    var address = sockaddr_in()
+    address.sin_family = sa_family_t(AF_INET)
+    address.sin_port = port.bigEndian
+    address.sin_addr.s_addr = inet_addr("127.0.0.1")
+    let connected = withUnsafePointer(to: &address) {
+        $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+    }
+    guard connected == 0 else { throw TestSetupError("cannot connect to 127.0.0.1:\(port)") }
+    var bytes = Array(request.utf8)
+    _ = bytes.withUnsafeMutableBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
+    var response: [UInt8] = []
+    var buffer = [UInt8](repeating: 0, count: 65_536)
+    while true {
+        let count = recv(descriptor, &buffer, buffer.count, 0)
+        if count <= 0 { break }
+        response.append(contentsOf: buffer[0..<count])
+    }
+    return String(decoding: response, as: UTF8.self)
 }
