@@ -1,6 +1,11 @@
 import RepriseAMQP
 import Testing
 
+/// Every suite that talks to RabbitMQ, run one test at a time: one of them restarts the broker.
+@Suite("RabbitMQ (serialized)", .serialized)
+struct BrokerSuites {}
+
+extension BrokerSuites {
 @Suite("AMQP wrapper (real RabbitMQ)")
 struct AMQPTests {
     private func message(_ exchange: String, _ key: String, _ id: String, _ body: String) -> AMQPOutgoingMessage {
@@ -157,4 +162,5 @@ struct AMQPTests {
             (error as? AMQPError)?.code == .connectionFailed
         }
     }
+}
 }

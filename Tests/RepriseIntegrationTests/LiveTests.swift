@@ -58,6 +58,7 @@ actor Reports<Event: Sendable> {
     func add(_ event: Event) { events.append(event) }
 }
 
+extension BrokerSuites {
 @Suite("Relay and live worker (real servers)")
 struct LiveTests {
     @Test func appendRelayRabbitLiveMySQLEndToEnd() async throws {
@@ -297,6 +298,45 @@ struct LiveTests {
         await harness.cleanUp()
         await environment.tearDown()
     }
+
+    @Test func theWorkerAndTheRelaySurviveABrokerRestart() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 200, seed: 72)
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+        let stop = StopSignal()
+        let workerReports = Reports<LiveWorker.Event>()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop) { event in Task { await workerReports.add(event) } } }
+        try await environment.seed(events: 300, seed: 73)
+        try await waitUntil("the first events to arrive") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+
+        // Stop the broker's application (connections drop, durable queues and persistent
+        // messages stay), append while it is down, then start it again.
+        let stopped = try runServicesCommand(["rabbitmqctl", "stop_app"])
+        #expect(stopped.status == 0, "stop_app failed: \(stopped.standardError)")
+        try await environment.seed(events: 300, seed: 74)
+        try await Task.sleep(for: .milliseconds(500))
+        let started = try runServicesCommand(["rabbitmqctl", "start_app"])
+        #expect(started.status == 0, "start_app failed: \(started.standardError)")
+        try await environment.seed(events: 300, seed: 75)
+
+        try await waitUntil("the read model to match after the restart", limit: .seconds(90)) {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        try await waitUntil("the outbox to drain after the restart", limit: .seconds(90)) {
+            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+        }
+        #expect(await workerReports.events.contains { if case .brokerUnavailable = $0 { true } else { false } })
+        stop.stop()
+        try await relay.value
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+}
 }
 
 /// Random UUIDs for hand-written test events.

@@ -28,3 +28,21 @@ func runReprise(_ arguments: [String], environment extra: [String: String] = [:]
         status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal,
         standardOutput: String(decoding: outData, as: UTF8.self), standardError: String(decoding: errData, as: UTF8.self))
 }
+
+/// Runs `scripts/services ARGS` (for example `rabbitmqctl stop_app`) against the local servers.
+func runServicesCommand(_ arguments: [String]) throws -> ProcessOutcome {
+    let process = Process()
+    process.executableURL = URL(fileURLWithPath: "/bin/bash")
+    process.arguments = [RebuildEnvironment.repositoryRoot() + "/scripts/services"] + arguments
+    process.currentDirectoryURL = URL(fileURLWithPath: RebuildEnvironment.repositoryRoot())
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outData = output.fileHandleForReading.readDataToEndOfFile()
+    let errData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessOutcome(
+        status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal,
+        standardOutput: String(decoding: outData, as: UTF8.self), standardError: String(decoding: errData, as: UTF8.self))
+}
