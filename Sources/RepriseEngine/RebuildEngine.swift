@@ -120,6 +120,71 @@ public struct RebuildEngine: Sendable {
         return results
     }
 
+    // MARK: - Rollback
+
+    /// Makes the most recently retired build of a projection live again: catches its tables up
+    /// with every event committed since it was retired (same rounds as a rebuild), then swaps it in
+    /// with one `RENAME TABLE`. The build that was live becomes retired (kept for a roll forward).
+    /// The retired build must be of `runnable`'s version and definition.
+    public func rollback(_ runnable: RunnableProjection, progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> RebuildResult {
+        let definition = runnable.definition
+        let reader = try await PostgresConnection.connect(url: postgresURL)
+        let control = try await PostgresConnection.connect(url: postgresURL)
+        let writer = try await MySQLConnection.connect(url: mysqlURL)
+        let locks = try await MySQLConnection.connect(url: mysqlURL)
+        defer {
+            Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
+        }
+        let store = ReadModelStore(connection: writer)
+        try await store.ensureRegistry()
+        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let lock = Self.rebuildLockName(definition.name, database: database)
+        guard try await locks.getLock(lock, timeoutSeconds: 0) else {
+            throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
+        }
+        guard let retired = try await store.builds(of: definition.name, states: [.retired]).last else {
+            throw EngineError(.invalidRequest, projection: definition.name, message: "no retired build with tables to roll back to (see `reprise status`)")
+        }
+        guard retired.version == definition.version, retired.definitionHash == definition.definitionHash else {
+            throw EngineError(
+                .invalidRequest, projection: definition.name,
+                message: "retired build \(retired.buildID) is version \(retired.version) with definition \(retired.definitionHash); give the projection file of that version (this one is version \(definition.version), \(definition.definitionHash))")
+        }
+        guard try await tablesExist(definition, retired, store) else {
+            throw EngineError(.inconsistentState, projection: definition.name, message: "the tables of retired build \(retired.buildID) are gone")
+        }
+        let build = ActiveBuild(record: retired, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        let applier = ChunkApplier(store: store, hooks: RebuildHooks())
+        let snapshots = EventStoreReader(connection: control, schema: storeSchema)
+        let events = EventStoreReader(connection: reader, schema: storeSchema)
+        var chunkNumber = 0
+        for round in 0...options.maxCatchUpRounds {
+            if build.record.roundPosition == 0 {
+                let now = try await snapshots.currentSnapshot()
+                try await store.retarget(build.record, snapshot: now)
+                build.record.targetSnapshot = now
+            }
+            let done = try await applier.readRound(
+                [build], reader: events, eventTypes: Array(definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [build]),
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+            ) { done, total in
+                progress(RebuildProgress(projections: [definition.name], phase: .catchingUp(round: round), eventsDone: done, eventsTotal: total))
+            }
+            try await applier.closeRound([build], nextSnapshot: build.record.targetSnapshot)
+            build.catchUpRounds += 1
+            if done < Int64(options.chunkSize) { break }
+        }
+        progress(RebuildProgress(projections: [definition.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
+        let previous = try await swap(build, store: store, locks: locks, database: database)
+        var tableRows: [String: Int64] = [:]
+        for table in definition.tables { tableRows[table.name] = try await store.rowCount(table.name) }
+        _ = try? await locks.releaseLock(lock)
+        return RebuildResult(
+            projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
+            eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
+            swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
+    }
+
     // MARK: - Builds
 
     /// Resumes the build an interrupted run left (same version and definition), or starts a new one.

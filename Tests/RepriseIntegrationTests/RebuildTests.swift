@@ -245,3 +245,36 @@ struct StreamCountsInSwift: Projection {
         ])
     }
 }
+
+@Suite("Rollback and status (real servers)")
+struct RollbackTests {
+    @Test func rollbackCatchesUpThePreviousBuildAndSwapsItBack() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 500, seed: 80)
+        let first = try await environment.engine().rebuild([.file(try streamCounts())])
+        try await environment.seed(events: 300, seed: 81)
+        let second = try await environment.engine().rebuild([.file(try streamCounts())])
+        // Events keep coming after the second build went live; the first build has not seen them.
+        try await environment.seed(events: 200, seed: 82)
+
+        let rolledBack = try await environment.engine().rollback(.file(try streamCounts()))
+        #expect(rolledBack.buildID == first[0].buildID)
+        #expect(rolledBack.previousBuildID == second[0].buildID)
+        #expect(rolledBack.eventsApplied == 500)  // the 300 + 200 events appended since it was retired
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        let states = try await environment.mysql.query("SELECT build_id, state FROM reprise_builds ORDER BY build_id")
+        #expect(states.rows.map { $0[1] } == ["active", "retired"])
+
+        // Status shows the active build and no lag.
+        let statuses = try await ProjectionStatusReader.read(mysql: environment.mysql, postgres: environment.postgres, storeSchema: environment.storeSchema)
+        #expect(statuses.count == 1)
+        #expect(statuses[0].active?.buildID == first[0].buildID)
+        #expect(statuses[0].retired.map(\.buildID) == [second[0].buildID])
+        #expect(statuses[0].lagEvents == 0)
+        // With no live worker, lag grows with every append.
+        try await environment.seed(events: 50, seed: 83)
+        let later = try await ProjectionStatusReader.read(mysql: environment.mysql, postgres: environment.postgres, storeSchema: environment.storeSchema)
+        #expect(later[0].lagEvents == 50)
+        await environment.tearDown()
+    }
+}

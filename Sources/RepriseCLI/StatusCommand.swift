@@ -1,0 +1,72 @@
+import ArgumentParser
+import RepriseEngine
+import RepriseMySQL
+import ReprisePostgres
+
+struct StatusCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "status",
+        abstract: "Show each projection's active version, lag, rebuilds in progress and parked streams.",
+        discussion: """
+            Lag counts the events committed in the event store that the active build has not applied
+            yet (any event type), and the age of the oldest of them: with a live worker running it
+            stays near zero; while the worker is stopped it grows with every append.
+            """)
+
+    @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var mysql: MySQLOptions
+
+    @Flag(help: "Print JSON instead of a table.")
+    var json = false
+
+    func run() async throws {
+        try await reportingFailures {
+            let my = try await MySQLConnection.connect(url: try mysql.resolvedURL())
+            let pg = try await PostgresConnection.connect(url: try postgres.resolvedURL())
+            let statuses = try await ProjectionStatusReader.read(mysql: my, postgres: pg, storeSchema: try postgres.eventStoreSchema())
+            await my.close()
+            await pg.close()
+            if json {
+                Terminal.output("[" + statuses.map(Self.json).joined(separator: ",") + "]")
+                return
+            }
+            guard !statuses.isEmpty else {
+                Terminal.output("no projection has been built yet: run `reprise rebuild --all`")
+                return
+            }
+            var table = [["PROJECTION", "ACTIVE", "BUILD", "LAG (EVENTS)", "LAG (S)", "IN PROGRESS", "RETIRED", "PARKED", "LAST ERROR"]]
+            for status in statuses {
+                let active = status.active
+                let progress = status.building.map { "build \($0.buildID) v\($0.version): \($0.eventsApplied) events, round \($0.rounds)" }.joined(separator: "; ")
+                let error = (status.building.compactMap(\.lastError) + [active?.lastError].compactMap { $0 }).last ?? ""
+                table.append([
+                    status.projection, active.map { "v\($0.version)" } ?? "-", active.map { String($0.buildID) } ?? "-",
+                    status.lagEvents.map(String.init) ?? "-", status.lagSeconds.map { String(Int($0.rounded())) } ?? "-",
+                    progress.isEmpty ? "-" : progress, status.retired.map { "\($0.buildID) (v\($0.version))" }.joined(separator: ", ").ifEmpty("-"),
+                    String(status.parkedStreams), String(error.prefix(80)),
+                ])
+            }
+            let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
+            for row in table {
+                Terminal.output(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
+            }
+        }
+    }
+
+    static func json(_ status: ProjectionStatus) -> String {
+        func quote(_ text: String) -> String { "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n") + "\"" }
+        func build(_ build: ProjectionStatus.Build) -> String {
+            "{\"build\":\(build.buildID),\"version\":\(build.version),\"state\":\(quote(build.state)),\"events_applied\":\(build.eventsApplied),"
+                + "\"rounds\":\(build.rounds),\"started_at\":\(quote(build.startedAt)),\"updated_at\":\(quote(build.updatedAt)),"
+                + "\"last_error\":\(build.lastError.map(quote) ?? "null")}"
+        }
+        return "{\"projection\":\(quote(status.projection)),\"active\":\(status.active.map(build) ?? "null"),"
+            + "\"building\":[\(status.building.map(build).joined(separator: ","))],\"retired\":[\(status.retired.map(build).joined(separator: ","))],"
+            + "\"lag_events\":\(status.lagEvents.map(String.init) ?? "null"),\"lag_seconds\":\(status.lagSeconds.map { String($0) } ?? "null"),"
+            + "\"parked_streams\":\(status.parkedStreams)}"
+    }
+}
+
+extension String {
+    func ifEmpty(_ replacement: String) -> String { isEmpty ? replacement : self }
+}

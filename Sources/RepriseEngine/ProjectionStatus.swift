@@ -1,0 +1,73 @@
+import RepriseEventStore
+import RepriseMySQL
+import ReprisePostgres
+
+/// What `reprise status` shows for one projection.
+public struct ProjectionStatus: Sendable {
+    public struct Build: Sendable {
+        public var buildID: Int64
+        public var version: Int
+        public var state: String
+        public var eventsApplied: Int64
+        public var rounds: Int
+        public var startedAt: String
+        public var updatedAt: String
+        public var lastError: String?
+    }
+
+    public var projection: String
+    public var active: Build?
+    /// A rebuild or migration in progress (state building).
+    public var building: [Build]
+    /// Retired builds whose tables are kept (rollback targets).
+    public var retired: [Build]
+    /// Events committed in the store and not yet applied to the active build, and the age of the oldest.
+    public var lagEvents: Int64?
+    public var lagSeconds: Double?
+    public var parkedStreams: Int
+}
+
+/// Reads the registry (`reprise_builds`, `reprise_parked`) and the store's head to describe projections.
+public enum ProjectionStatusReader {
+    public static func read(mysql: MySQLConnection, postgres: PostgresConnection, storeSchema: EventStoreSchema) async throws -> [ProjectionStatus] {
+        let store = ReadModelStore(connection: mysql)
+        try await store.ensureRegistry()
+        let parked = ParkedStreamStore(connection: mysql)
+        try await parked.ensureTable()
+        let parkedCounts = Dictionary(grouping: try await parked.list(), by: \.projection).mapValues(\.count)
+        let rows = try await mysql.query(
+            """
+            SELECT projection, build_id, version, state, events_applied, rounds, DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'),
+                   DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%sZ'), last_error, base_snapshot
+            FROM \(ReadModelStore.registryTable) WHERE state IN ('active', 'building', 'retired') ORDER BY projection, build_id
+            """)
+        var statuses: [String: ProjectionStatus] = [:]
+        var activeSnapshots: [String: String] = [:]
+        for row in 0..<rows.rowCount {
+            let projection = rows.string(row, 0) ?? ""
+            let build = ProjectionStatus.Build(
+                buildID: rows.int64(row, 1) ?? 0, version: rows.int(row, 2) ?? 0, state: rows.string(row, 3) ?? "",
+                eventsApplied: rows.int64(row, 4) ?? 0, rounds: rows.int(row, 5) ?? 0, startedAt: rows.string(row, 6) ?? "",
+                updatedAt: rows.string(row, 7) ?? "", lastError: rows.string(row, 8))
+            var status = statuses[projection] ?? ProjectionStatus(projection: projection, active: nil, building: [], retired: [], parkedStreams: parkedCounts[projection] ?? 0)
+            switch build.state {
+            case "active":
+                status.active = build
+                activeSnapshots[projection] = rows.string(row, 9)
+            case "building": status.building.append(build)
+            default: status.retired.append(build)
+            }
+            statuses[projection] = status
+        }
+        for (projection, snapshot) in activeSnapshots {
+            let lag = try await postgres.query(
+                """
+                SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at))::float8, 0) FROM \(storeSchema.qualifiedEvents)
+                WHERE transaction_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(transaction_id, $1::pg_snapshot)
+                """, [.text(snapshot)])
+            statuses[projection]?.lagEvents = lag.int64(0, 0)
+            statuses[projection]?.lagSeconds = lag.double(0, 1)
+        }
+        return statuses.values.sorted { $0.projection < $1.projection }
+    }
+}
