@@ -78,7 +78,14 @@ struct LiveCommand: AsyncParsableCommand {
                 LogLine.emit("metrics.listening", [("address", "\(metricsHost):\(metricsPort)")])
             }
             LogLine.emit("live.starting", [("projections", selected.map(\.definition.name).joined(separator: ",")), ("queue", queue)])
-            try await LiveWorker(configuration, projections: selected).run(stop: stop, metrics: metrics) { event in
+            let directory = projectionsDir
+            // After a migration swaps in another version, the worker reloads the projection files to find it.
+            let resolve: @Sendable (String, Int, String) throws -> RunnableProjection? = { name, version, hash in
+                try ProjectionCatalog.load(directory: directory).all.first {
+                    $0.definition.name == name && $0.definition.version == version && $0.definition.definitionHash == hash
+                }
+            }
+            try await LiveWorker(configuration, projections: selected, resolve: resolve).run(stop: stop, metrics: metrics) { event in
                 switch event {
                 case .caughtUp(let events): LogLine.emit("live.caught_up", [("events", events)])
                 case .applied(let projection, let events, let messages, let redelivered, let seconds):

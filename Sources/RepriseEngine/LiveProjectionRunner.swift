@@ -35,7 +35,9 @@ public final class LiveProjectionRunner {
         public var description: String { error.description }
     }
 
-    let projections: [RunnableProjection]
+    private(set) var projections: [RunnableProjection]
+    /// Finds the definition of a newer active version (after a migration) by name, version and hash.
+    let resolve: @Sendable (_ name: String, _ version: Int, _ hash: String) throws -> RunnableProjection?
     let options: Options
     let storeSchema: EventStoreSchema
     let reader: EventStoreReader
@@ -47,8 +49,10 @@ public final class LiveProjectionRunner {
     private var builds: [String: ActiveBuild] = [:]
 
     private init(projections: [RunnableProjection], options: Options, storeSchema: EventStoreSchema, reader: EventStoreReader,
-                 snapshots: EventStoreReader, store: ReadModelStore, locks: MySQLConnection, database: String) {
+                 snapshots: EventStoreReader, store: ReadModelStore, locks: MySQLConnection, database: String,
+                 resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection?) {
         self.projections = projections
+        self.resolve = resolve
         self.options = options
         self.storeSchema = storeSchema
         self.reader = reader
@@ -60,9 +64,10 @@ public final class LiveProjectionRunner {
     }
 
     /// Connects and checks that every projection has an active build of the same definition.
+    /// `resolve` is asked for the definition when a migration made another version active.
     public static func open(
         projections: [RunnableProjection], postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard,
-        options: Options = Options()
+        options: Options = Options(), resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
     ) async throws -> LiveProjectionRunner {
         let readerConnection = try await PostgresConnection.connect(url: postgresURL)
         let control = try await PostgresConnection.connect(url: postgresURL)
@@ -74,7 +79,8 @@ public final class LiveProjectionRunner {
         let runner = LiveProjectionRunner(
             projections: projections, options: options, storeSchema: storeSchema,
             reader: EventStoreReader(connection: readerConnection, schema: storeSchema),
-            snapshots: EventStoreReader(connection: control, schema: storeSchema), store: store, locks: locks, database: database)
+            snapshots: EventStoreReader(connection: control, schema: storeSchema), store: store, locks: locks, database: database,
+            resolve: resolve)
         try await runner.parked.ensureTable()
         for runnable in projections { _ = try await runner.currentBuild(runnable) }
         return runner
@@ -97,6 +103,14 @@ public final class LiveProjectionRunner {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no active build: run `reprise rebuild \(definition.name)` first")
         }
         if let known = builds[definition.name], known.record.buildID == active.buildID { return (known, nil) }
+        if active.version != definition.version || active.definitionHash != definition.definitionHash,
+            let migrated = try resolve(definition.name, active.version, active.definitionHash),
+            migrated.definition.version == active.version, migrated.definition.definitionHash == active.definitionHash
+        {
+            // A migration swapped another version in: continue with its definition.
+            if let index = projections.firstIndex(where: { $0.definition.name == definition.name }) { projections[index] = migrated }
+            return try await currentBuild(migrated)
+        }
         guard active.version == definition.version else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "the active build is version \(active.version) but the projection file says version \(definition.version): rebuild or migrate first")
         }
@@ -115,7 +129,8 @@ public final class LiveProjectionRunner {
     /// handler error, after committing everything before the failing chunk.
     public func catchUp() async throws -> [Outcome] {
         var outcomes: [Outcome] = []
-        for runnable in projections {
+        for name in projections.map(\.definition.name) {
+            guard let runnable = projections.first(where: { $0.definition.name == name }) else { continue }
             let lock = RebuildEngine.projectionLockName(runnable.definition.name, database: database)
             guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
                 throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")

@@ -53,16 +53,10 @@ public struct RebuildEngine: Sendable {
         let names = projections.map(\.definition.name)
         guard Set(names).count == names.count else { throw EngineError(.invalidRequest, message: "a projection is named twice") }
 
-        let reader = try await PostgresConnection.connect(url: postgresURL)
-        let control = try await PostgresConnection.connect(url: postgresURL)
-        let writer = try await MySQLConnection.connect(url: mysqlURL)
-        let locks = try await MySQLConnection.connect(url: mysqlURL)
-        defer {
-            Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
-        }
-        let store = ReadModelStore(connection: writer)
-        try await store.ensureRegistry()
-        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        defer { connections.closeLater() }
+        let (reader, control, locks, store, database) =
+            (connections.reader, connections.control, connections.locks, connections.store, connections.database)
 
         // One rebuild per projection at a time; the lock is released when this connection closes.
         for name in names {
@@ -128,16 +122,10 @@ public struct RebuildEngine: Sendable {
     /// The retired build must be of `runnable`'s version and definition.
     public func rollback(_ runnable: RunnableProjection, progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> RebuildResult {
         let definition = runnable.definition
-        let reader = try await PostgresConnection.connect(url: postgresURL)
-        let control = try await PostgresConnection.connect(url: postgresURL)
-        let writer = try await MySQLConnection.connect(url: mysqlURL)
-        let locks = try await MySQLConnection.connect(url: mysqlURL)
-        defer {
-            Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
-        }
-        let store = ReadModelStore(connection: writer)
-        try await store.ensureRegistry()
-        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        defer { connections.closeLater() }
+        let (reader, control, locks, store, database) =
+            (connections.reader, connections.control, connections.locks, connections.store, connections.database)
         let lock = Self.rebuildLockName(definition.name, database: database)
         guard try await locks.getLock(lock, timeoutSeconds: 0) else {
             throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
@@ -191,6 +179,14 @@ public struct RebuildEngine: Sendable {
     private func prepareBuild(_ runnable: RunnableProjection, store: ReadModelStore, snapshot: String) async throws -> ActiveBuild {
         let definition = runnable.definition
         try await reconcileSwap(definition, store: store)
+        // A changed meaning needs a new version: otherwise two different read models would carry
+        // the same version and nobody could tell which one a reader sees.
+        for existing in try await store.builds(of: definition.name, states: [.active, .retired])
+        where existing.version == definition.version && existing.definitionHash != definition.definitionHash {
+            throw EngineError(
+                .invalidRequest, projection: definition.name,
+                message: "the definition of \(definition.name) changed without a version bump: build \(existing.buildID) (\(existing.state.rawValue)) is version \(existing.version) with definition \(existing.definitionHash), the file gives \(definition.definitionHash); raise `version` in the file to build it as a new version (reprise migrate), or restore the file")
+        }
         let building = try await store.builds(of: definition.name, states: [.building])
         var resumable: BuildRecord?
         for build in building {
@@ -379,5 +375,32 @@ public struct RebuildEngine: Sendable {
             try await store.dropTables(tables)
             try await store.setState(build, .dropped)
         }
+    }
+}
+
+/// The connections a rebuild or rollback works with: a cursor reader and a snapshot taker on
+/// PostgreSQL, a writer and a lock holder on MySQL.
+struct EngineConnections: Sendable {
+    let reader: PostgresConnection
+    let control: PostgresConnection
+    let writer: MySQLConnection
+    let locks: MySQLConnection
+    let store: ReadModelStore
+    /// The read-model database (named locks are server-wide and include it).
+    let database: String
+
+    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+        let writer = try await MySQLConnection.connect(url: mysqlURL)
+        let store = ReadModelStore(connection: writer)
+        try await store.ensureRegistry()
+        return EngineConnections(
+            reader: try await PostgresConnection.connect(url: postgresURL), control: try await PostgresConnection.connect(url: postgresURL),
+            writer: writer, locks: try await MySQLConnection.connect(url: mysqlURL), store: store,
+            database: try await writer.query("SELECT DATABASE()").string(0, 0) ?? "")
+    }
+
+    /// Closes every connection; closing the lock connection releases its named locks.
+    func closeLater() {
+        Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
     }
 }

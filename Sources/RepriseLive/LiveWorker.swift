@@ -61,10 +61,17 @@ public struct LiveWorker: Sendable {
 
     public let configuration: Configuration
     public let projections: [RunnableProjection]
+    /// Finds the definition of a version a migration made active (name, version, definition hash):
+    /// the worker then continues with it, without a restart.
+    public let resolve: @Sendable (String, Int, String) throws -> RunnableProjection?
 
-    public init(_ configuration: Configuration, projections: [RunnableProjection]) {
+    public init(
+        _ configuration: Configuration, projections: [RunnableProjection],
+        resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
+    ) {
         self.configuration = configuration
         self.projections = projections
+        self.resolve = resolve
     }
 
     public var parkedQueue: String { configuration.queue + ".parked" }
@@ -95,7 +102,7 @@ public struct LiveWorker: Sendable {
         runnerOptions.fetchSize = configuration.chunkSize
         let runner = try await LiveProjectionRunner.open(
             projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
-            storeSchema: configuration.storeSchema, options: runnerOptions)
+            storeSchema: configuration.storeSchema, options: runnerOptions, resolve: resolve)
         var amqp: AMQPConnection?
         do {
             try await consumeLoop(runner, amqp: &amqp, stop: stop, metrics: metrics, report: report)
@@ -113,6 +120,7 @@ public struct LiveWorker: Sendable {
         report: @escaping @Sendable (Event) -> Void
     ) async throws {
         var lastLagCheck = ContinuousClock.now - .seconds(10)
+        var boundTypes: [String] = []
         // Catch up from the checkpoint to the head before consuming.
         let initial = try await applyWithPolicy(runner, stop: stop, report: report)
         report(.caughtUp(events: initial.reduce(0) { $0 + $1.eventsApplied }))
@@ -134,6 +142,7 @@ public struct LiveWorker: Sendable {
                     try await connection.setPrefetch(UInt16(min(configuration.chunkSize * 2, 65_535)))
                     try await connection.consume(queue: configuration.queue)
                     amqp = connection
+                    boundTypes = runner.eventTypes
                 }
                 guard let consumer = amqp else { continue }
                 var deliveries: [AMQPDelivery] = []
@@ -152,6 +161,11 @@ public struct LiveWorker: Sendable {
                 if let last = deliveries.last {
                     // Acknowledged only now: the events they announce are committed in MySQL.
                     try await consumer.ack(last.deliveryTag, multiple: true)
+                }
+                // A migrated version may handle new event types: bind them too.
+                for type in runner.eventTypes where !boundTypes.contains(type) {
+                    try await consumer.bindQueue(configuration.queue, exchange: configuration.exchange, routingKey: type)
+                    boundTypes.append(type)
                 }
                 let elapsed = ContinuousClock.now - started
                 let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -299,6 +299,66 @@ struct LiveTests {
         await environment.tearDown()
     }
 
+    @Test func migrationWithLiveTrafficLosesNothingOnEitherSide() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let v1 = try streamCounts()
+        // Version 2 adds a column: the first position of each stream.
+        let v2 = try ProjectionFileParser.parse(
+            yaml: streamCountsYAML.replacing("version: 1", with: "version: 2")
+                .replacing("last_version: bigint\n", with: "last_version: bigint\n      first_position: bigint\n")
+                .replacing("last_position: event.position }", with: "last_position: event.position, first_position: \"coalesce(first_position, event.position)\" }"),
+            file: "stream_counts.yml")
+        try await environment.seed(events: 300, seed: 90)
+        let first = try await environment.engine().rebuild([.file(v1)])
+
+        let stop = StopSignal()
+        let reports = Reports<LiveWorker.Event>()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let resolve: @Sendable (String, Int, String) throws -> RunnableProjection? = { _, version, _ in version == 2 ? .file(v2) : nil }
+        var configuration = harness.worker(.file(v1)).configuration
+        configuration.chunkSize = 100
+        let worker = Task {
+            try await LiveWorker(configuration, projections: [.file(v1)], resolve: resolve).run(stop: stop) { event in Task { await reports.add(event) } }
+        }
+        // Traffic throughout the migration.
+        let traffic = Task {
+            for seed in UInt64(91)...UInt64(95) { try await environment.seed(events: 200, seed: seed) }
+        }
+        let migrated = try await environment.engine { $0.chunkSize = 150 }.rebuild([.file(v2)])
+        try await traffic.value
+        #expect(migrated[0].previousBuildID == first[0].buildID)
+        try await waitUntil("the worker to move to version 2") {
+            await reports.events.contains { if case .followedNewBuild(_, _, let to) = $0 { to == migrated[0].buildID } else { false } }
+        }
+        try await environment.seed(events: 200, seed: 96)
+
+        // v2 equals a clean computation over every event.
+        let expectedV2 = { () async throws -> [[String]] in
+            let result = try await environment.postgres.query(
+                "SELECT stream_id, count(*)::text, max(stream_version)::text, min(global_position)::text, max(global_position)::text FROM \(environment.storeSchema.qualifiedEvents) GROUP BY stream_id")
+            return (0..<result.rowCount).map { row in [0, 1, 2, 4, 3].map { result.string(row, $0) ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+        }
+        try await waitUntil("version 2 to match the store") {
+            let rows = try await environment.mysql.query("SELECT stream_id, events, last_version, last_position, first_position FROM stream_counts")
+            let live = rows.rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+            return live == (try await expectedV2())
+        }
+        // v1 saw every event up to the swap: its retired tables equal the events its final snapshot shows.
+        let retired = try await environment.mysql.query("SELECT base_snapshot FROM reprise_builds WHERE build_id = ?", [.int(first[0].buildID)]).string(0, 0) ?? ""
+        let expectedV1 = try await environment.postgres.query(
+            "SELECT stream_id, count(*)::text, max(stream_version)::text, max(global_position)::text FROM \(environment.storeSchema.qualifiedEvents) WHERE pg_visible_in_snapshot(transaction_id, $1::pg_snapshot) GROUP BY stream_id",
+            [.text(retired)])
+        let v1Rows = (0..<expectedV1.rowCount).map { row in (0..<4).map { expectedV1.string(row, $0) ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+        #expect(try await environment.rows("stream_counts__\(first[0].buildID)") == v1Rows)
+        #expect(v1Rows.count > 100)
+        stop.stop()
+        try await relay.value
+        try await worker.value
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
     @Test func theWorkerAndTheRelaySurviveABrokerRestart() async throws {
         let environment = try await RebuildEnvironment.make()
         let harness = LiveHarness(environment: environment)

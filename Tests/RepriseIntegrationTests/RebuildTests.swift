@@ -179,6 +179,21 @@ struct RebuildTests {
         await environment.tearDown()
     }
 
+    @Test func aChangedDefinitionWithoutAVersionBumpIsRefused() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 100, seed: 32)
+        _ = try await environment.engine().rebuild([.file(try streamCounts())])
+        let changed = try ProjectionFileParser.parse(
+            yaml: streamCountsYAML.replacing("last_version: bigint\n", with: "last_version: bigint\n      first_position: bigint\n"), file: "stream_counts.yml")
+        await #expect {
+            try await environment.engine().rebuild([.file(changed)])
+        } throws: { error in
+            guard let error = error as? EngineError else { return false }
+            return error.kind == .invalidRequest && "\(error)".contains("changed without a version bump")
+        }
+        await environment.tearDown()
+    }
+
     @Test func aHandlerErrorNamesTheProjectionAndThePosition() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 300, seed: 30)
