@@ -71,6 +71,7 @@ let package = Package(
                 "RepriseEventStore", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
 

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseEngine
 import RepriseAMQP
 import RepriseMySQL
 import ReprisePostgres
@@ -23,5 +24,21 @@ private func isUnreachable(_ error: any Error) -> Bool {
     case let error as MySQLError: [.connectionFailed, .connectionTimedOut, .invalidURL].contains(error.code)
     case let error as AMQPError: [.connectionFailed, .connectionTimedOut, .authenticationFailed, .invalidURL].contains(error.code)
     default: false
+    }
+}
+
+/// Runs an engine job behind a progress display; a held lock exits with 4, a failed check with 5.
+func runningEngine<Result>(_ display: RebuildProgressDisplay, _ body: () async throws -> Result) async throws -> Result {
+    do {
+        let result = try await body()
+        display.finish()
+        return result
+    } catch let error as EngineError where error.kind == .locked || error.kind == .checkFailed {
+        display.finish()
+        Terminal.error("error: \(error)")
+        throw ExitCode(error.kind == .locked ? 4 : 5)
+    } catch {
+        display.finish()
+        throw error
     }
 }

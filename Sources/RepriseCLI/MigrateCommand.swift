@@ -54,19 +54,9 @@ struct MigrateCommand: AsyncParsableCommand {
             options.keepRetiredBuilds = keepRetired
             let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: mysqlURL, storeSchema: try postgres.eventStoreSchema(), options: options)
             let display = RebuildProgressDisplay(quiet: quiet)
-            let results: [RebuildResult]
-            do {
-                results = try await engine.rebuild([runnable]) { display.update($0) }
-            } catch let error as EngineError where error.kind == .locked {
-                display.finish()
-                Terminal.error("error: \(error)")
-                throw ExitCode(4)
-            } catch let error as EngineError where error.kind == .checkFailed {
-                display.finish()
-                Terminal.error("error: \(error)")
-                throw ExitCode(5)
+            let results = try await runningEngine(display) {
+                try await engine.rebuild([runnable]) { display.update($0) }
             }
-            display.finish()
             for result in results {
                 let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 Terminal.output("\(result.projection): migrated from v\(active.version) (build \(active.buildID)) to v\(result.version) (build \(result.buildID)); \(result.eventsApplied) events applied; rows: \(rows)")

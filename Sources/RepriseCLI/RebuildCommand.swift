@@ -21,7 +21,7 @@ struct RebuildCommand: AsyncParsableCommand {
             (crash, kill -9, lost server) resumes from its last committed chunk when run again with the
             same projection definition. One rebuild per projection runs at a time.
 
-            Exit codes: 0 done, 1 failure, 2 bad usage, 3 server unreachable, 4 another rebuild of the
+            Exit codes: 0 done, 1 failure, 64 bad usage, 3 server unreachable, 4 another rebuild of the
             projection is running, 5 a check failed (the live tables were left in place).
             """)
 
@@ -79,21 +79,11 @@ struct RebuildCommand: AsyncParsableCommand {
                 options: options)
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
-            let results: [RebuildResult]
-            do {
-                results = try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
+            let results = try await runningEngine(display) {
+                try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
                     display.update(progress)
                 }
-            } catch let error as EngineError where error.kind == .locked {
-                display.finish()
-                Terminal.error("error: \(error)")
-                throw ExitCode(4)
-            } catch let error as EngineError where error.kind == .checkFailed {
-                display.finish()
-                Terminal.error("error: \(error)")
-                throw ExitCode(5)
             }
-            display.finish()
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if json {

@@ -13,10 +13,10 @@ struct Reprise: AsyncParsableCommand {
               REPRISE_AMQP_URL      amqp://user:password@host:port/vhost            (RabbitMQ)
             For the local servers of this repository: eval "$(scripts/services env)".
 
-            Exit codes: 0 success, 1 failure (the message says what and where), 2 bad usage,
+            Exit codes: 0 success, 1 failure (the message says what and where), 64 bad usage,
             3 a server could not be reached or refused the login.
             """,
-        subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, MigrateCommand.self, RollbackCommand.self, CheckCommand.self]
+        subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, MigrateCommand.self, RollbackCommand.self, RunCommand.self, CheckCommand.self]
     )
 }
 

@@ -1,0 +1,63 @@
+import ArgumentParser
+import ReprisePostgres
+import RepriseSupport
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+struct RunCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a job file from jobs/ (rebuild, live, relay or migrate).",
+        discussion: """
+            A job names what to run, on which projections, with which settings, and the environment
+            variables that hold the connection URLs (never the URLs themselves). One run of a job at a
+            time: a run that finds the previous one still going (a PostgreSQL advisory lock named after
+            the job) exits at once with code 6, so a scheduler can start jobs on a timer safely.
+            Exit codes: those of the command the job runs, and 6 when the previous run is still running.
+            """)
+
+    @Argument(help: "The job file, e.g. jobs/nightly-rebuild.yml.")
+    var job: String
+
+    @Flag(help: "Print the command the job stands for (passwords hidden) and exit.")
+    var dryRun = false
+
+    func run() async throws {
+        let file: JobFile
+        let arguments: [String]
+        do {
+            file = try JobFile.load(path: job)
+            arguments = try file.arguments { name in getenv(name).map { String(cString: $0) } }
+        } catch let problem as JobFile.Problem {
+            throw ValidationError(problem.description)
+        }
+        if dryRun {
+            Terminal.output((["reprise"] + arguments.map(ConnectionURL.redact)).joined(separator: " "))
+            return
+        }
+        try await reportingFailures {
+            guard let postgresIndex = arguments.firstIndex(of: "--postgres-url"), postgresIndex + 1 < arguments.count else {
+                throw ValidationError("job \(file.name) has no PostgreSQL URL for its lock")
+            }
+            let lockConnection = try await PostgresConnection.connect(url: arguments[postgresIndex + 1])
+            let key = PostgresAdvisoryLockKey("reprise.job.\(file.name)")
+            guard try await lockConnection.tryAdvisoryLock(key) else {
+                await lockConnection.close()
+                Terminal.error("job \(file.name) is still running (another process holds its lock); this run does nothing")
+                throw ExitCode(6)
+            }
+            LogLine.emit("job.started", [("job", file.name), ("run", file.kind.rawValue)])
+            var command = try Reprise.parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            LogLine.emit("job.finished", [("job", file.name)])
+            _ = try? await lockConnection.advisoryUnlock(key)
+            await lockConnection.close()
+        }
+    }
+}
