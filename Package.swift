@@ -76,7 +76,7 @@ let package = Package(
             swiftSettings: strictSwift),
 
         .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection"], swiftSettings: strictSwift),
-        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo"], swiftSettings: strictSwift),
+        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection"], swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",
             dependencies: [

@@ -87,9 +87,9 @@ struct RebuildCommand: AsyncParsableCommand {
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
             if json {
-                Terminal.output(RebuildSummary.json(results, seconds: seconds))
+                Terminal.output(RebuildSummary.json(results, seconds: seconds, timings: engine.timings))
             } else if !quiet {
-                for line in RebuildSummary.lines(results, seconds: seconds) { Terminal.output(line) }
+                for line in RebuildSummary.lines(results, seconds: seconds, timings: engine.timings) { Terminal.output(line) }
             }
         }
     }

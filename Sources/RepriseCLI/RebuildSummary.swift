@@ -39,7 +39,7 @@ final class RebuildProgressDisplay: Sendable {
 }
 
 enum RebuildSummary {
-    static func lines(_ results: [RebuildResult], seconds: Double) -> [String] {
+    static func lines(_ results: [RebuildResult], seconds: Double, timings: EngineTimings? = nil) -> [String] {
         var lines: [String] = []
         let events = results.map(\.eventsApplied).max() ?? 0
         for result in results {
@@ -50,10 +50,14 @@ enum RebuildSummary {
             lines.append(line)
         }
         lines.append("done in \(ProgressLine.duration(seconds)) (\(String(format: "%.1f", seconds)) s), \(Int(Double(events) / max(seconds, 0.001))) events/s")
+        if let timings {
+            let spent = timings.seconds
+            lines.append("time: " + EngineTimings.Phase.allCases.map { "\($0.rawValue) \(String(format: "%.1f", spent[$0] ?? 0)) s" }.joined(separator: ", "))
+        }
         return lines
     }
 
-    static func json(_ results: [RebuildResult], seconds: Double) -> String {
+    static func json(_ results: [RebuildResult], seconds: Double, timings: EngineTimings? = nil) -> String {
         func quote(_ text: String) -> String {
             "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
         }
@@ -64,6 +68,9 @@ enum RebuildSummary {
                 + "\"catch_up_rounds\":\(result.catchUpRounds),\"swapped\":\(result.swapped),"
                 + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)}}"
         }
-        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"projections\":[\(items.joined(separator: ","))]}"
+        let spent = timings?.seconds ?? [:]
+        let phases = [("read", EngineTimings.Phase.read), ("decode", .decode), ("handlers", .handle), ("row_reads", .prefetch), ("writes", .write)]
+            .map { "\"\($0.0)\":\(String(format: "%.3f", spent[$0.1] ?? 0))" }.joined(separator: ",")
+        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
     }
 }

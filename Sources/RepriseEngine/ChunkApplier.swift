@@ -6,6 +6,7 @@ import RepriseProjection
 struct ChunkApplier: Sendable {
     let store: ReadModelStore
     let hooks: RebuildHooks
+    var timings = EngineTimings()
 
     typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
 
@@ -44,7 +45,7 @@ struct ChunkApplier: Sendable {
         var pending: [ProjectionEvent] = []
         pending.reserveCapacity(chunkSize)
         var number = chunkNumber
-        try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata) { events in
+        try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
             pending.append(contentsOf: events)
             while pending.count >= chunkSize {
                 let chunk = Array(pending.prefix(chunkSize))
@@ -96,6 +97,8 @@ struct ChunkApplier: Sendable {
                     counts.append(relevant.count)
                 }
                 var written: [Int] = []
+                let writeStarted = ContinuousClock.now
+                defer { timings.add(.write, ContinuousClock.now - writeStarted) }
                 try await store.connection.withTransaction { _ in
                     for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
                         var rows = 0
@@ -151,10 +154,14 @@ struct ChunkApplier: Sendable {
                 guard let layout = workspace.layouts[table] else { continue }
                 let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
                 guard !unknown.isEmpty else { continue }
-                let fetched = try await store.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+                let fetched = try await timings.measure(.prefetch) {
+                    try await store.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+                }
                 workspace.remember(table, fetched: fetched, requested: unknown)
             }
-            for event in events { try declarative.apply(event, to: workspace) }
+            try timings.measure(.handle) {
+                for event in events { try declarative.apply(event, to: workspace) }
+            }
         } else if case .code(let projection) = build.runnable {
             let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
                 try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)

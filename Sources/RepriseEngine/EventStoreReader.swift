@@ -49,7 +49,7 @@ struct EventStoreReader: Sendable {
 
     /// Streams the round in batches of `fetchSize` rows; `body` gets each batch decoded.
     func read(
-        _ round: Round, fetchSize: Int, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder,
+        _ round: Round, fetchSize: Int, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder, timings: EngineTimings,
         isolation: isolated (any Actor)? = #isolation,
         _ body: ([ProjectionEvent]) async throws -> Void
     ) async throws {
@@ -61,8 +61,13 @@ struct EventStoreReader: Sendable {
             FROM \(schema.qualifiedEvents) WHERE \(clause) ORDER BY global_position
             """
         try await connection.withCursor(sql, parameters, fetchSize: fetchSize) { cursor in
-            for try await batch in cursor {
-                try await body(try Self.decode(batch, decoder: decoder, metadataDecoder: metadataDecoder))
+            var batches = cursor.makeAsyncIterator()
+            while true {
+                let started = ContinuousClock.now
+                guard let batch = try await batches.next() else { break }
+                timings.add(.read, ContinuousClock.now - started)
+                let events = try timings.measure(.decode) { try Self.decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
+                try await body(events)
             }
         }
     }

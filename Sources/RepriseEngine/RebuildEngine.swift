@@ -16,6 +16,8 @@ public struct RebuildEngine: Sendable {
     public let mysqlURL: String
     public let storeSchema: EventStoreSchema
     public let options: RebuildOptions
+    /// Where the time of this engine's rebuilds went (summed over its runs).
+    public let timings = EngineTimings()
 
     public init(postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard, options: RebuildOptions = RebuildOptions()) {
         self.postgresURL = postgresURL
@@ -249,7 +251,7 @@ public struct RebuildEngine: Sendable {
 
         var round = 0
         var chunkNumber = 0
-        let applier = ChunkApplier(store: store, hooks: hooks)
+        let applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
         while true {
             let record = group[0].record
             let isCatchUp = record.baseSnapshot != nil

@@ -8,21 +8,29 @@ import RepriseProjection
 /// matches what MySQL holds. The cache is bounded: past its limit it is emptied, never grown.
 final class RowWorkspace {
     let layouts: [String: TableLayout]
-    /// Known rows from committed chunks: a row, or nil for a row known not to exist.
-    private var cache: [String: [RowKey: [ProjectionValue]?]] = [:]
+    /// Known rows from committed chunks: a row, or nil for a row known not to exist. Two
+    /// generations approximate "least recently used": lookups promote old entries to the young
+    /// generation; when the young one fills half the limit, the old one is dropped. Hot rows
+    /// (a busy customer) stay; rows of finished orders age out. Memory stays under the limit.
+    private var young: [String: [RowKey: [ProjectionValue]?]] = [:]
+    private var old: [String: [RowKey: [ProjectionValue]?]] = [:]
+    private var youngRows = 0
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: Set<String>
     private let cacheLimit: Int
-    private var cachedRows = 0
+    /// For tables this build created empty: every key ever written. A key the filter has never
+    /// seen does not exist in MySQL either, so most misses need no query. Fixed size.
+    private var written: [String: KeyFilter]
 
     init(tables: [TableDefinition], freshTables: Bool, cacheLimit: Int) {
         var layouts: [String: TableLayout] = [:]
         for table in tables { layouts[table.name] = TableLayout(table) }
         self.layouts = layouts
         self.complete = freshTables ? Set(tables.map(\.name)) : []
-        self.cacheLimit = cacheLimit
+        self.cacheLimit = max(cacheLimit, 2)
+        self.written = freshTables ? Dictionary(uniqueKeysWithValues: tables.map { ($0.name, KeyFilter()) }) : [:]
     }
 
     enum Lookup {
@@ -34,36 +42,51 @@ final class RowWorkspace {
 
     func lookup(_ table: String, _ key: RowKey) -> Lookup {
         if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
-        if let known = cache[table]?[key] { return known.map { .present($0) } ?? .absent }
-        return complete.contains(table) ? .absent : .unknown
+        if let known = young[table]?[key] { return known.map { .present($0) } ?? .absent }
+        if let known = old[table]?[key] {
+            store(table, key, known)  // promote: it is in use
+            return known.map { .present($0) } ?? .absent
+        }
+        if complete.contains(table) { return .absent }
+        if let filter = written[table], !filter.mightContain(key) {
+            // Remembered: keys written later in the chunk could make the filter say "maybe" for this one.
+            store(table, key, nil)
+            return .absent
+        }
+        return .unknown
     }
 
     /// Records rows fetched from MySQL (and keys found absent) for the chunk in progress.
     func remember(_ table: String, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
-        // Mutated in place: copying the table's cache out and back would copy it whole every chunk.
-        for key in requested where cache[table, default: [:]][key] == nil {
-            cache[table, default: [:]][key] = .some(fetched[key])
-            cachedRows += 1
+        for key in requested where young[table]?[key] == nil {
+            store(table, key, fetched[key])
         }
     }
 
     func put(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
         overlay[table, default: [:]][key] = .some(row)
+        if row != nil { written[table]?.insert(key) }
     }
 
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
         for (table, rows) in overlay {
-            for (key, row) in rows where cache[table, default: [:]].updateValue(row, forKey: key) == nil {
-                cachedRows += 1
-            }
+            for (key, row) in rows { store(table, key, row) }
         }
         overlay = [:]
-        if cachedRows > cacheLimit {
-            cache = [:]
-            cachedRows = 0
+        // Generations turn only between chunks: rows prefetched for a chunk stay until it is applied.
+        if youngRows >= cacheLimit / 2 {
+            // The old generation is dropped: its rows live on in MySQL only.
+            old = young
+            young = [:]
+            youngRows = 0
             complete = []
         }
+    }
+
+    /// Mutates the generations in place (copying a table's dictionary out and back would copy it whole).
+    private func store(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
+        if young[table, default: [:]].updateValue(row, forKey: key) == nil { youngRows += 1 }
     }
 
     /// The chunk failed: forget its writes.
@@ -74,8 +97,33 @@ final class RowWorkspace {
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
         overlay = [:]
-        cache = [:]
-        cachedRows = 0
+        written = [:]  // rows of a failed chunk may or may not be in MySQL: ask MySQL from now on
+        young = [:]
+        old = [:]
+        youngRows = 0
         complete = []
+    }
+}
+
+/// A Bloom filter of row keys: "certainly never written" or "maybe written". 1 MiB, three hashes:
+/// about 1% false positives at 800,000 keys; a false positive only costs a lookup in MySQL.
+struct KeyFilter {
+    private var bits = [UInt64](repeating: 0, count: 1 << 17)
+
+    private static func positions(_ key: RowKey) -> (Int, Int, Int) {
+        let hash = UInt64(bitPattern: Int64(key.hashValue))
+        let second = (hash >> 33 | hash << 31) &* 0x9E37_79B9_7F4A_7C15
+        let mask: UInt64 = (1 << 23) - 1
+        return (Int(hash & mask), Int(second & mask), Int((hash &+ second &* 3) & mask))
+    }
+
+    mutating func insert(_ key: RowKey) {
+        let (a, b, c) = Self.positions(key)
+        for bit in [a, b, c] { bits[bit >> 6] |= 1 << UInt64(bit & 63) }
+    }
+
+    func mightContain(_ key: RowKey) -> Bool {
+        let (a, b, c) = Self.positions(key)
+        return [a, b, c].allSatisfy { bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
     }
 }
