@@ -45,22 +45,30 @@ struct ChunkApplier: Sendable {
         var pending: [ProjectionEvent] = []
         pending.reserveCapacity(chunkSize)
         var number = chunkNumber
-        try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
-            pending.append(contentsOf: events)
-            while pending.count >= chunkSize {
-                let chunk = Array(pending.prefix(chunkSize))
-                pending.removeFirst(chunk.count)
+        let pipeline = ChunkPipeline(applier: self, group: group)
+        do {
+            try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
+                pending.append(contentsOf: events)
+                while pending.count >= chunkSize {
+                    let chunk = Array(pending.prefix(chunkSize))
+                    pending.removeFirst(chunk.count)
+                    number += 1
+                    try await pipeline.submit(chunk, number: number)
+                    done += Int64(chunk.count)
+                    progress(done, total)
+                }
+            }
+            if !pending.isEmpty {
                 number += 1
-                try await applyChunk(chunk, number: number, group: group, store: store, hooks: hooks)
-                done += Int64(chunk.count)
+                try await pipeline.submit(pending, number: number)
+                done += Int64(pending.count)
                 progress(done, total)
             }
-        }
-        if !pending.isEmpty {
-            number += 1
-            try await applyChunk(pending, number: number, group: group, store: store, hooks: hooks)
-            done += Int64(pending.count)
-            progress(done, total)
+            try await pipeline.finish()
+        } catch {
+            // Whatever failed, the chunk in flight is either committed and recorded, or forgotten.
+            try? await pipeline.finish()
+            throw error
         }
         chunkNumber = number
         return done
@@ -133,6 +141,33 @@ struct ChunkApplier: Sendable {
         }
     }
 
+    /// What a chunk's transaction writes for one build, prepared while the engine goes on.
+    struct StagedWrite: Sendable {
+        var record: BuildRecord
+        var tables: [(layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?])]
+        var events: Int
+    }
+
+    /// Writes staged chunks' rows and checkpoints in one transaction; returns rows written per build.
+    func commit(_ writes: [StagedWrite], to lastPosition: Int64, number: Int) async throws -> [Int] {
+        let store = store, hooks = hooks
+        let started = ContinuousClock.now
+        defer { timings.add(.write, ContinuousClock.now - started) }
+        return try await store.connection.withTransaction { _ in
+            var written: [Int] = []
+            for write in writes {
+                var rows = 0
+                for table in write.tables {
+                    rows += try await store.writeRows(table.layout, physical: table.physical, rows: table.rows)
+                }
+                written.append(rows)
+                try await store.advance(write.record, to: lastPosition, events: write.events)
+            }
+            try await hooks.beforeChunkCommit(number)
+            return written
+        }
+    }
+
     static func isRetryable(_ error: any Error) -> Bool {
         func retryable(_ mysql: MySQLError) -> Bool {
             mysql.code == .connectionLost || mysql.errorNumber == MySQLError.deadlock || mysql.errorNumber == MySQLError.lockWaitTimeout
@@ -197,6 +232,100 @@ struct ChunkApplier: Sendable {
         } catch {
             build.workspace.reset()
             throw error
+        }
+    }
+}
+
+/// Two-stage chunk pipeline: while chunk N's rows and checkpoint commit in MySQL (on the MySQL
+/// connection's own thread), the handlers already run on chunk N+1 against a workspace that sees
+/// chunk N's rows. Chunk N+1 is staged only after N committed, so checkpoints stay in order. If
+/// N's transaction fails, both chunks are applied again, one at a time, from the events in memory.
+final class ChunkPipeline {
+    let applier: ChunkApplier
+    let group: [ActiveBuild]
+    private var inFlight: (task: Task<[Int], any Error>, events: [ProjectionEvent], counts: [Int], lastPosition: Int64, number: Int, builds: [ActiveBuild])?
+
+    init(applier: ChunkApplier, group: [ActiveBuild]) {
+        self.applier = applier
+        self.group = group
+    }
+
+    func submit(_ events: [ProjectionEvent], number: Int) async throws {
+        guard let lastPosition = events.last?.position else { return }
+        var counts: [Int] = []
+        do {
+            for build in group {
+                let relevant = events.filter {
+                    $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil
+                        && !build.parkedStreams.contains($0.streamID)
+                }
+                try await applier.apply(relevant, to: build, store: applier.store)
+                counts.append(relevant.count)
+            }
+        } catch {
+            for build in group { build.workspace.discardOverlay() }
+            throw error
+        }
+        // The previous chunk must be committed before this one is staged.
+        if let previous = inFlight {
+            inFlight = nil
+            do {
+                let written = try await previous.task.value
+                record(previous.builds, counts: previous.counts, written: written, lastPosition: previous.lastPosition)
+                try await applier.hooks.afterChunkCommit(previous.number)
+            } catch {
+                for build in group { build.workspace.reset() }
+                guard ChunkApplier.isRetryable(error) else {
+                    if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
+                    throw error
+                }
+                try await applier.applyChunk(previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks)
+                try await applier.applyChunk(events, number: number, group: group, store: applier.store, hooks: applier.hooks)
+                return
+            }
+        }
+        var writes: [ChunkApplier.StagedWrite] = []
+        var builds: [ActiveBuild] = []
+        var stagedCounts: [Int] = []
+        for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
+            build.workspace.stageOverlay()
+            let tables = build.workspace.pending.compactMap { table, rows in
+                build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
+            }
+            writes.append(ChunkApplier.StagedWrite(record: build.record, tables: tables, events: count))
+            builds.append(build)
+            stagedCounts.append(count)
+        }
+        let applier = applier
+        let task = Task { try await applier.commit(writes, to: lastPosition, number: number) }
+        inFlight = (task, events, stagedCounts, lastPosition, number, builds)
+    }
+
+    /// Waits for the chunk in flight and records it.
+    func finish() async throws {
+        guard let previous = inFlight else { return }
+        inFlight = nil
+        do {
+            let written = try await previous.task.value
+            record(previous.builds, counts: previous.counts, written: written, lastPosition: previous.lastPosition)
+            try await applier.hooks.afterChunkCommit(previous.number)
+        } catch {
+            for build in group { build.workspace.reset() }
+            guard ChunkApplier.isRetryable(error) else {
+                if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
+                throw error
+            }
+            try await applier.applyChunk(previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks)
+        }
+    }
+
+    private func record(_ builds: [ActiveBuild], counts: [Int], written: [Int], lastPosition: Int64) {
+        for (index, build) in builds.enumerated() {
+            build.workspace.commitPending()
+            build.record.roundPosition = lastPosition
+            build.record.eventsApplied += Int64(counts[index])
+            build.eventsApplied += Int64(counts[index])
+            build.rowsWritten += Int64(written[index])
         }
     }
 }

@@ -17,6 +17,8 @@ final class RowWorkspace {
     private var youngRows = 0
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
+    /// Rows of the previous chunk while its transaction commits (the pipeline's second stage).
+    private(set) var pending: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: Set<String>
     private let cacheLimit: Int
@@ -42,6 +44,7 @@ final class RowWorkspace {
 
     func lookup(_ table: String, _ key: RowKey) -> Lookup {
         if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
+        if let committing = pending[table]?[key] { return committing.map { .present($0) } ?? .absent }
         if let known = young[table]?[key] { return known.map { .present($0) } ?? .absent }
         if let known = old[table]?[key] {
             store(table, key, known)  // promote: it is in use
@@ -68,12 +71,32 @@ final class RowWorkspace {
         if row != nil { written[table]?.insert(key) }
     }
 
+    /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
+    func stageOverlay() {
+        precondition(pending.isEmpty, "a chunk is already committing")
+        pending = overlay
+        overlay = [:]
+    }
+
+    /// The staged chunk committed: its writes are now what MySQL holds.
+    func commitPending() {
+        for (table, rows) in pending {
+            for (key, row) in rows { store(table, key, row) }
+        }
+        pending = [:]
+        turnGenerationIfFull()
+    }
+
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
         for (table, rows) in overlay {
             for (key, row) in rows { store(table, key, row) }
         }
         overlay = [:]
+        turnGenerationIfFull()
+    }
+
+    private func turnGenerationIfFull() {
         // Generations turn only between chunks: rows prefetched for a chunk stay until it is applied.
         if youngRows >= cacheLimit / 2 {
             // The old generation is dropped: its rows live on in MySQL only.
@@ -97,6 +120,7 @@ final class RowWorkspace {
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
         overlay = [:]
+        pending = [:]
         written = [:]  // rows of a failed chunk may or may not be in MySQL: ask MySQL from now on
         young = [:]
         old = [:]
