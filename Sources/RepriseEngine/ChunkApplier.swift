@@ -267,23 +267,7 @@ final class ChunkPipeline {
             throw error
         }
         // The previous chunk must be committed before this one is staged.
-        if let previous = inFlight {
-            inFlight = nil
-            do {
-                let written = try await previous.task.value
-                record(previous.builds, counts: previous.counts, written: written, lastPosition: previous.lastPosition)
-                try await applier.hooks.afterChunkCommit(previous.number)
-            } catch {
-                for build in group { build.workspace.reset() }
-                guard ChunkApplier.isRetryable(error) else {
-                    if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
-                    throw error
-                }
-                try await applier.applyChunk(previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks)
-                try await applier.applyChunk(events, number: number, group: group, store: applier.store, hooks: applier.hooks)
-                return
-            }
-        }
+        guard try await settle(thenRedo: (events, number)) else { return }
         var writes: [ChunkApplier.StagedWrite] = []
         var builds: [ActiveBuild] = []
         var stagedCounts: [Int] = []
@@ -303,12 +287,19 @@ final class ChunkPipeline {
 
     /// Waits for the chunk in flight and records it.
     func finish() async throws {
-        guard let previous = inFlight else { return }
+        _ = try await settle(thenRedo: nil)
+    }
+
+    /// Waits for the chunk in flight. When its transaction failed for a retryable reason, applies
+    /// it again, then `thenRedo` (whose handlers ran on top of it), one at a time, and returns false.
+    private func settle(thenRedo next: (events: [ProjectionEvent], number: Int)?) async throws -> Bool {
+        guard let previous = inFlight else { return true }
         inFlight = nil
         do {
             let written = try await previous.task.value
             record(previous.builds, counts: previous.counts, written: written, lastPosition: previous.lastPosition)
             try await applier.hooks.afterChunkCommit(previous.number)
+            return true
         } catch {
             for build in group { build.workspace.reset() }
             guard ChunkApplier.isRetryable(error) else {
@@ -316,6 +307,10 @@ final class ChunkPipeline {
                 throw error
             }
             try await applier.applyChunk(previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks)
+            if let next {
+                try await applier.applyChunk(next.events, number: next.number, group: group, store: applier.store, hooks: applier.hooks)
+            }
+            return false
         }
     }
 

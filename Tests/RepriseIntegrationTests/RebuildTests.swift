@@ -293,3 +293,33 @@ struct RollbackTests {
         await environment.tearDown()
     }
 }
+
+import Synchronization
+
+@Suite("Rebuild under faults (real servers)")
+struct RebuildFaultTests {
+    @Test func aMySQLConnectionKilledMidChunkIsRetriedWithoutDoubleApply() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 2_000, seed: 33)
+        let killer = try await MySQLConnection.connect(url: environment.mysqlURL)
+        let fired = Atomic<Int>(0)
+        var hooks = RebuildHooks()
+        let database = environment.database
+        // Inside chunk 4's transaction (before COMMIT), kill every other session on this database:
+        // the commit is lost, the chunk and the one pipelined behind it are applied again.
+        hooks.beforeChunkCommit = { chunk in
+            guard chunk == 4, fired.add(1, ordering: .relaxed).oldValue == 0 else { return }
+            let sessions = try await killer.query(
+                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", [.string(database)])
+            for row in 0..<sessions.rowCount {
+                _ = try? await killer.execute("KILL CONNECTION ?", [.int(sessions.int64(row, 0) ?? 0)])
+            }
+        }
+        let results = try await environment.engine { $0.chunkSize = 150 }.rebuild([.file(try streamCounts())], hooks: hooks)
+        #expect(fired.load(ordering: .relaxed) >= 1)
+        #expect(results[0].swapped)
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        await killer.close()
+        await environment.tearDown()
+    }
+}
