@@ -1,4 +1,5 @@
 import Foundation
+import RepriseDemo
 import RepriseEngine
 import Testing
 
@@ -80,7 +81,7 @@ struct SeededKillSeriesTests {
         try streamCountsYAML.write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
         let seed = UInt64.random(in: 1...UInt64(UInt32.max))
         print("kill series seed: \(seed)")
-        var random = SplitMix(seed: seed)
+        var random = SeededGenerator(seed: seed)
         var kills = 0, attempts = 0
         // A drawn point past the end of a (resumed) build lets that run finish; keep drawing until 20 kills.
         while kills < 20 && attempts < 100 {
@@ -103,17 +104,5 @@ struct SeededKillSeriesTests {
         print("kill series: \(kills) kills, \(kills) recoveries verified")
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
-    }
-}
-
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
