@@ -185,15 +185,12 @@ struct CStringArray {
     private let strings: [String]
     init(_ strings: [String]) { self.strings = strings }
 
-    func withPointers<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>) -> R) -> R {
+    func withPointers<R>(_ body: (UnsafePointer<UnsafePointer<CChar>?>?) -> R) -> R {
         var storage: [UnsafeMutablePointer<CChar>?] = strings.map { strdup($0) }
         defer { storage.forEach { free($0) } }
         storage.append(nil)  // libpq's keyword arrays end with NULL
         let constant = storage.map { UnsafePointer($0) }
-        return constant.withUnsafeBufferPointer { buffer in
-            // The buffer is non-empty: it always holds the NULL terminator.
-            body(buffer.baseAddress!)
-        }
+        return constant.withUnsafeBufferPointer { buffer in body(buffer.baseAddress) }
     }
 }
 
