@@ -9,8 +9,18 @@ struct ProcessOutcome {
 }
 
 func runReprise(_ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessOutcome {
+    try runProcess(RebuildEnvironment.repriseBinary(), arguments, environment: extra)
+}
+
+/// Runs `scripts/services ARGS` (for example `rabbitmqctl stop_app`) against the local servers.
+func runServicesCommand(_ arguments: [String]) throws -> ProcessOutcome {
+    try runProcess("/bin/bash", [RebuildEnvironment.repositoryRoot() + "/scripts/services"] + arguments)
+}
+
+/// Runs a program in the repository root with extra environment variables; collects its output.
+func runProcess(_ executable: String, _ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessOutcome {
     let process = Process()
-    process.executableURL = URL(fileURLWithPath: RebuildEnvironment.repriseBinary())
+    process.executableURL = URL(fileURLWithPath: executable)
     process.arguments = arguments
     var environment = ProcessInfo.processInfo.environment
     for (key, value) in extra { environment[key] = value }
@@ -21,24 +31,6 @@ func runReprise(_ arguments: [String], environment extra: [String: String] = [:]
     process.standardError = error
     try process.run()
     // Read before waiting: a full pipe would otherwise block the child.
-    let outData = output.fileHandleForReading.readDataToEndOfFile()
-    let errData = error.fileHandleForReading.readDataToEndOfFile()
-    process.waitUntilExit()
-    return ProcessOutcome(
-        status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal,
-        standardOutput: String(decoding: outData, as: UTF8.self), standardError: String(decoding: errData, as: UTF8.self))
-}
-
-/// Runs `scripts/services ARGS` (for example `rabbitmqctl stop_app`) against the local servers.
-func runServicesCommand(_ arguments: [String]) throws -> ProcessOutcome {
-    let process = Process()
-    process.executableURL = URL(fileURLWithPath: "/bin/bash")
-    process.arguments = [RebuildEnvironment.repositoryRoot() + "/scripts/services"] + arguments
-    process.currentDirectoryURL = URL(fileURLWithPath: RebuildEnvironment.repositoryRoot())
-    let output = Pipe(), error = Pipe()
-    process.standardOutput = output
-    process.standardError = error
-    try process.run()
     let outData = output.fileHandleForReading.readDataToEndOfFile()
     let errData = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
