@@ -29,6 +29,9 @@ struct BenchLiveCommand: AsyncParsableCommand {
     @Option(help: "Outbox rows in the backlog drain test.")
     var backlog = 100_000
 
+    @Option(help: "Relay batch size.")
+    var relayBatch = 500
+
     /// One row that follows the highest position applied: cheap to poll.
     static let probeYAML = """
         name: probe
@@ -65,6 +68,7 @@ struct BenchLiveCommand: AsyncParsableCommand {
             var relayConfiguration = OutboxRelay.Configuration(postgresURL: pgURL, amqpURL: amqpURL)
             relayConfiguration.storeSchema = schema
             relayConfiguration.exchange = "reprise.bench"
+            relayConfiguration.batchSize = relayBatch
             var workerConfiguration = LiveWorker.Configuration(postgresURL: pgURL, mysqlURL: benchURL, amqpURL: amqpURL)
             workerConfiguration.storeSchema = schema
             workerConfiguration.exchange = "reprise.bench"
