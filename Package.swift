@@ -49,7 +49,7 @@ let package = Package(
         // Projections as data: the model, the YAML file format and its validation, expressions.
         .target(
             name: "RepriseProjection",
-            dependencies: [.product(name: "Yams", package: "Yams")],
+            dependencies: ["RepriseSupport", .product(name: "Yams", package: "Yams")],
             swiftSettings: strictSwift),
         // The engine: chunks, handlers, checkpoints, rounds, swap. Free of C imports.
         .target(
@@ -75,7 +75,7 @@ let package = Package(
             ],
             swiftSettings: strictSwift),
 
-        .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection"], swiftSettings: strictSwift),
+        .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection", "RepriseSupport"], swiftSettings: strictSwift),
         .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection"], swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",

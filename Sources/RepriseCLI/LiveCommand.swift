@@ -45,11 +45,7 @@ struct LiveCommand: AsyncParsableCommand {
     @Option(help: "What to do with an event whose handler keeps failing: park-stream or stop.")
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
-    @Option(help: "Port of the read-only /metrics and /health endpoint (0: off).")
-    var metricsPort: UInt16 = 9464
-
-    @Option(help: "Address the metrics endpoint binds to.")
-    var metricsHost = "127.0.0.1"
+    @OptionGroup var status: StatusEndpointOptions
 
     func validate() throws {
         guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
@@ -72,11 +68,7 @@ struct LiveCommand: AsyncParsableCommand {
             let stop = StopSignal()
             Signals.stop(stop)
             let metrics = MetricsRegistry()
-            var server: StatusServer?
-            if metricsPort != 0 {
-                server = try StatusServer(host: metricsHost, port: metricsPort, metrics: metrics)
-                LogLine.emit("metrics.listening", [("address", "\(metricsHost):\(metricsPort)")])
-            }
+            let server = try status.start(metrics, defaultPort: 9464)
             LogLine.emit("live.starting", [("projections", selected.map(\.definition.name).joined(separator: ",")), ("queue", queue)])
             let directory = projectionsDir
             // After a migration swaps in another version, the worker reloads the projection files to find it.

@@ -1,6 +1,7 @@
 import ArgumentParser
 import RepriseEngine
 import RepriseMySQL
+import ReprisePostgres
 
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -40,9 +41,10 @@ struct MigrateCommand: AsyncParsableCommand {
             let definition = runnable.definition
             let mysqlURL = try mysql.resolvedURL()
             let connection = try await MySQLConnection.connect(url: mysqlURL)
-            let status = try await ProjectionStatusReader.read(
-                mysql: connection, postgres: try await .connect(url: try postgres.resolvedURL()), storeSchema: try postgres.eventStoreSchema())
+            let store = try await PostgresConnection.connect(url: try postgres.resolvedURL())
+            let status = try await ProjectionStatusReader.read(mysql: connection, postgres: store, storeSchema: try postgres.eventStoreSchema())
             await connection.close()
+            await store.close()
             guard let active = status.first(where: { $0.projection == definition.name })?.active else {
                 throw ValidationError("\(definition.name) has no active version yet: use `reprise rebuild \(definition.name)`")
             }

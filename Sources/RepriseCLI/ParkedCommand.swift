@@ -1,3 +1,4 @@
+import RepriseSupport
 import ArgumentParser
 import RepriseEngine
 import RepriseMySQL
@@ -66,7 +67,7 @@ struct ParkedCommand: AsyncParsableCommand {
 
 enum LogLineJSON {
     static func print(_ entry: ParkedStream) {
-        func quote(_ text: String) -> String { "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n") + "\"" }
+        let quote = JSONText.quoted
         Terminal.output("{\"projection\":\(quote(entry.projection)),\"stream\":\(quote(entry.streamID)),\"position\":\(entry.position),\"event_type\":\(quote(entry.eventType)),\"action\":\(quote(entry.action.rawValue)),\"parked_at\":\(quote(entry.parkedAt)),\"error\":\(quote(entry.error))}")
     }
 }

@@ -1,3 +1,4 @@
+import RepriseSupport
 import Foundation
 import RepriseEngine
 import Synchronization
@@ -58,9 +59,7 @@ enum RebuildSummary {
     }
 
     static func json(_ results: [RebuildResult], seconds: Double, timings: EngineTimings? = nil) -> String {
-        func quote(_ text: String) -> String {
-            "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-        }
+        let quote = JSONText.quoted
         let items = results.map { result in
             let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\($0.value)" }.joined(separator: ",")
             return "{\"projection\":\(quote(result.projection)),\"version\":\(result.version),\"build\":\(result.buildID),"

@@ -29,11 +29,7 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Hours to keep published outbox rows before deleting them.")
     var retentionHours = 168.0
 
-    @Option(help: "Port of the read-only /metrics and /health endpoint (0: off).")
-    var metricsPort: UInt16 = 9465
-
-    @Option(help: "Address the metrics endpoint binds to.")
-    var metricsHost = "127.0.0.1"
+    @OptionGroup var status: StatusEndpointOptions
 
     func validate() throws {
         guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
@@ -50,11 +46,7 @@ struct RelayCommand: AsyncParsableCommand {
             let stop = StopSignal()
             Signals.stop(stop)
             let metrics = MetricsRegistry()
-            var server: StatusServer?
-            if metricsPort != 0 {
-                server = try StatusServer(host: metricsHost, port: metricsPort, metrics: metrics)
-                LogLine.emit("metrics.listening", [("address", "\(metricsHost):\(metricsPort)")])
-            }
+            let server = try status.start(metrics, defaultPort: 9465)
             let relay = OutboxRelay(configuration)
             LogLine.emit("relay.starting", [("exchange", exchange), ("lock", relay.lockKey.description)])
             try await relay.run(stop: stop, metrics: metrics) { event in

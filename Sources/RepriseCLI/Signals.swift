@@ -1,3 +1,4 @@
+import RepriseSupport
 import Dispatch
 import RepriseLive
 
@@ -33,25 +34,12 @@ enum LogLine {
             case let number as Int64: parts.append("\"\(key)\":\(number)")
             case let number as Double: parts.append("\"\(key)\":\(number)")
             case let flag as Bool: parts.append("\"\(key)\":\(flag)")
-            default: parts.append("\"\(key)\":" + quote("\(value)"))
+            default: parts.append("\"\(key)\":" + JSONText.quoted("\(value)"))
             }
         }
         Terminal.error("{" + parts.joined(separator: ",") + "}")
     }
 
-    private static func quote(_ text: String) -> String {
-        var result = "\""
-        for scalar in text.unicodeScalars {
-            switch scalar {
-            case "\"": result += "\\\""
-            case "\\": result += "\\\\"
-            case "\n": result += "\\n"
-            case _ where scalar.value < 0x20: result += " "
-            default: result.unicodeScalars.append(scalar)
-            }
-        }
-        return result + "\""
-    }
 
     private static func timestamp() -> String {
         var now = timespec()

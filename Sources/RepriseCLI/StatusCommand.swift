@@ -1,3 +1,4 @@
+import RepriseSupport
 import ArgumentParser
 import RepriseEngine
 import RepriseMySQL
@@ -54,7 +55,7 @@ struct StatusCommand: AsyncParsableCommand {
     }
 
     static func json(_ status: ProjectionStatus) -> String {
-        func quote(_ text: String) -> String { "\"" + text.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"").replacing("\n", with: "\\n") + "\"" }
+        let quote = JSONText.quoted
         func build(_ build: ProjectionStatus.Build) -> String {
             "{\"build\":\(build.buildID),\"version\":\(build.version),\"state\":\(quote(build.state)),\"events_applied\":\(build.eventsApplied),"
                 + "\"rounds\":\(build.rounds),\"started_at\":\(quote(build.startedAt)),\"updated_at\":\(quote(build.updatedAt)),"

@@ -1,3 +1,4 @@
+import RepriseSupport
 import RepriseEventStore
 import ReprisePostgres
 
@@ -65,8 +66,6 @@ public struct DemoSeeder: Sendable {
     }
 
     static func partition(of streamID: String, among count: Int) -> Int {
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in streamID.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return Int(hash % UInt64(count))
+        Int(FNV1a.hash(streamID) % UInt64(count))
     }
 }

@@ -76,8 +76,9 @@ struct DeclarativeProjection: Sendable {
         case .upsert(let table, let values, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(values, layout: layout, event: event, item: item)
-            var base = try current(workspace, layout, key) ?? layout.defaultRow
-            if try current(workspace, layout, key) == nil {
+            let existing = try current(workspace, layout, key)
+            var base = existing ?? layout.defaultRow
+            if existing == nil {
                 for (position, index) in layout.keyIndexes.enumerated() { base[index] = key.values[position] }
             }
             guard try conditionHolds(when, event: event, item: item, row: base, layout: layout) else { return }

@@ -30,7 +30,7 @@ struct EventStoreReader: Sendable {
     private func whereClause(_ round: Round) -> (String, [PostgresValue]) {
         var clause = "event_type = ANY($1::text[]) AND global_position > $2 AND pg_visible_in_snapshot(transaction_id, $3::pg_snapshot)"
         var parameters: [PostgresValue] = [
-            .text(Self.arrayLiteral(round.eventTypes)), .int(round.afterPosition), .text(round.targetSnapshot),
+            .text(PostgresArrayLiteral.text(round.eventTypes)), .int(round.afterPosition), .text(round.targetSnapshot),
         ]
         if let base = round.baseSnapshot {
             // Transactions older than the base's xmin are all visible in it: the index on
@@ -98,11 +98,5 @@ struct EventStoreReader: Sendable {
                 recordedAt: batch.string(row, 6) ?? "", payload: payload, metadata: metadata))
         }
         return events
-    }
-
-    static func arrayLiteral(_ values: [String]) -> String {
-        "{" + values.map { value in
-            "\"" + value.replacing("\\", with: "\\\\").replacing("\"", with: "\\\"") + "\""
-        }.joined(separator: ",") + "}"
     }
 }

@@ -69,18 +69,12 @@ public final class LiveProjectionRunner {
         projections: [RunnableProjection], postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard,
         options: Options = Options(), resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
     ) async throws -> LiveProjectionRunner {
-        let readerConnection = try await PostgresConnection.connect(url: postgresURL)
-        let control = try await PostgresConnection.connect(url: postgresURL)
-        let writer = try await MySQLConnection.connect(url: mysqlURL)
-        let locks = try await MySQLConnection.connect(url: mysqlURL)
-        let store = ReadModelStore(connection: writer)
-        try await store.ensureRegistry()
-        let database = try await writer.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
         let runner = LiveProjectionRunner(
             projections: projections, options: options, storeSchema: storeSchema,
-            reader: EventStoreReader(connection: readerConnection, schema: storeSchema),
-            snapshots: EventStoreReader(connection: control, schema: storeSchema), store: store, locks: locks, database: database,
-            resolve: resolve)
+            reader: EventStoreReader(connection: connections.reader, schema: storeSchema),
+            snapshots: EventStoreReader(connection: connections.control, schema: storeSchema), store: connections.store,
+            locks: connections.locks, database: connections.database, resolve: resolve)
         try await runner.parked.ensureTable()
         for runnable in projections { _ = try await runner.currentBuild(runnable) }
         return runner

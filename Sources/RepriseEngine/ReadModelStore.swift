@@ -62,6 +62,12 @@ struct ReadModelStore: Sendable {
         return result.rowCount == 0 ? nil : try record(result, 0)
     }
 
+    /// The tables a build was created with (by the names readers use).
+    func tableNames(of buildID: Int64) async throws -> [String] {
+        let result = try await connection.query("SELECT table_names FROM \(Self.registryTable) WHERE build_id = ?", [.int(buildID)])
+        return (result.string(0, 0) ?? "").split(separator: ",").map(String.init)
+    }
+
     func createBuild(_ definition: ProjectionDefinition, snapshot: String) async throws -> BuildRecord {
         let result = try await connection.query(
             """

@@ -1,3 +1,4 @@
+import RepriseSupport
 import RepriseEventStore
 import RepriseMySQL
 import RepriseProjection
@@ -41,9 +42,7 @@ public struct RebuildEngine: Sendable {
         let name = "reprise.\(kind).\(database).\(projection)"
         guard name.utf8.count > 64 else { return name }
         // MySQL lock names are at most 64 characters: keep a readable head and a hash of the rest.
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01b3 }
-        return String(name.prefix(47)) + "." + String(hash, radix: 16)
+        return String(name.prefix(47)) + "." + String(FNV1a.hash(name), radix: 16)
     }
 
     public func rebuild(
@@ -342,10 +341,7 @@ public struct RebuildEngine: Sendable {
         let previous = try await store.builds(of: build.name, states: [.active]).last
         var renames: [(String, String)] = []
         if let previous {
-            let previousTables = (try await store.connection.query(
-                "SELECT table_names FROM \(ReadModelStore.registryTable) WHERE build_id = ?", [.int(previous.buildID)]
-            ).string(0, 0) ?? "").split(separator: ",").map(String.init)
-            for table in previousTables where try await store.tableExists(table) {
+            for table in try await store.tableNames(of: previous.buildID) where try await store.tableExists(table) {
                 renames.append((table, previous.physicalName(table)))
             }
         }
@@ -371,9 +367,7 @@ public struct RebuildEngine: Sendable {
     private func applyRetention(_ projection: String, store: ReadModelStore) async throws {
         let retired = try await store.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
         for build in retired.dropFirst(options.keepRetiredBuilds) {
-            let tables = (try await store.connection.query(
-                "SELECT table_names FROM \(ReadModelStore.registryTable) WHERE build_id = ?", [.int(build.buildID)]
-            ).string(0, 0) ?? "").split(separator: ",").map { build.physicalName(String($0)) }
+            let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)
             try await store.dropTables(tables)
             try await store.setState(build, .dropped)
         }

@@ -156,7 +156,7 @@ public struct OutboxRelay: Sendable {
     func markPublished(_ positions: [Int64], _ connection: PostgresConnection) async throws {
         try await connection.execute(
             "UPDATE \(configuration.storeSchema.qualifiedOutbox) SET published_at = now(), publish_attempts = publish_attempts + 1 WHERE global_position = ANY($1::bigint[])",
-            [.text("{" + positions.map(String.init).joined(separator: ",") + "}")])
+            [.text(PostgresArrayLiteral.integers(positions))])
     }
 
     func cleanUp(_ connection: PostgresConnection) async throws -> Int {

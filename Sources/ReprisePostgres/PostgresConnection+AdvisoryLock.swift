@@ -1,3 +1,5 @@
+import RepriseSupport
+
 /// A key for PostgreSQL advisory locks, derived from a name so that every process that
 /// names the same resource ("rebuild:order_summary") agrees on the key.
 public struct PostgresAdvisoryLockKey: Hashable, Sendable, CustomStringConvertible {
@@ -6,13 +8,7 @@ public struct PostgresAdvisoryLockKey: Hashable, Sendable, CustomStringConvertib
 
     public init(_ name: String) {
         self.name = name
-        // FNV-1a, 64 bits: stable across processes and platforms (Hasher is seeded per process).
-        var hash: UInt64 = 0xcbf2_9ce4_8422_2325
-        for byte in name.utf8 {
-            hash ^= UInt64(byte)
-            hash = hash &* 0x0000_0100_0000_01b3
-        }
-        value = Int64(bitPattern: hash)
+        value = Int64(bitPattern: FNV1a.hash(name))
     }
 
     public var description: String { "\(name) (\(value))" }

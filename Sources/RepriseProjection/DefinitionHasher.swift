@@ -1,3 +1,4 @@
+import RepriseSupport
 /// Computes `ProjectionDefinition.definitionHash`: 64-bit FNV-1a over a canonical text of the
 /// parsed model, so comments, formatting, quoting and the order of mapping keys do not matter,
 /// while any change to tables, operations or checks does. Name, version and description are

@@ -1,6 +1,7 @@
 import Foundation
 import Testing
 @testable import RepriseProjection
+import RepriseSupport
 
 /// Random and mutated inputs, with fixed seeds: nothing may crash, every failure must be the
 /// typed error with a sensible location, and everything that parses must print and hash stably.
