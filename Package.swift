@@ -46,6 +46,11 @@ let package = Package(
 
         // The PostgreSQL event store and outbox: schema, append with optimistic concurrency.
         .target(name: "RepriseEventStore", dependencies: ["ReprisePostgres", "RepriseSupport"], swiftSettings: strictSwift),
+        // Source mappings: how to read an event store table (Reprise's own, a library's, a custom one).
+        .target(
+            name: "RepriseEventSource",
+            dependencies: ["ReprisePostgres", "RepriseEventStore", .product(name: "Yams", package: "Yams")],
+            swiftSettings: strictSwift),
         // Projections as data: the model, the YAML file format and its validation, expressions.
         .target(
             name: "RepriseProjection",
@@ -54,12 +59,12 @@ let package = Package(
         // The engine: chunks, handlers, checkpoints, rounds, swap. Free of C imports.
         .target(
             name: "RepriseEngine",
-            dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseSupport"],
+            dependencies: ["RepriseProjection", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseEventSource", "RepriseSupport"],
             swiftSettings: strictSwift),
         // The live half: outbox relay and live projection worker (RabbitMQ on top of the engine).
         .target(
             name: "RepriseLive",
-            dependencies: ["RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore"],
+            dependencies: ["RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore", "RepriseEventSource"],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
         .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "RepriseSupport"], swiftSettings: strictSwift),
@@ -68,7 +73,7 @@ let package = Package(
             name: "RepriseCLI",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
-                "RepriseEventStore", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
+                "RepriseEventStore", "RepriseEventSource", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Yams", package: "Yams"),
@@ -76,11 +81,11 @@ let package = Package(
             swiftSettings: strictSwift),
 
         .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection", "RepriseSupport"], swiftSettings: strictSwift),
-        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection"], swiftSettings: strictSwift),
+        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource"], swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",
             dependencies: [
-                "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseDemo",
+                "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseEventSource", "RepriseDemo",
                 "RepriseProjection", "RepriseEngine", "RepriseLive",
             ],
             swiftSettings: strictSwift),

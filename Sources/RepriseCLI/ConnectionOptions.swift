@@ -1,4 +1,6 @@
 import ArgumentParser
+import Foundation
+import RepriseEventSource
 import RepriseEventStore
 
 #if canImport(Glibc)
@@ -61,4 +63,34 @@ func environment(_ name: String, flag: String) throws -> String {
         throw ValidationError("no \(flag) given and \(name) is not set (for the local servers: eval \"$(scripts/services env)\")")
     }
     return value
+}
+
+/// Where rebuild and live read events: Reprise's own store (default) or a mapped table.
+struct SourceOptions: ParsableArguments {
+    @Option(name: .customLong("source"), help: ArgumentHelp(
+        "Event source: a preset (\(EventSource.presetNames.joined(separator: ", "))) or a source mapping file (YAML). Default: Reprise's own store.",
+        valueName: "preset-or-file"))
+    var source: String?
+
+    /// A job file's inline `source:` mapping, as YAML text.
+    @Option(name: .customLong("source-yaml"), help: .hidden)
+    var sourceYAML: String?
+
+    /// The mapping: a preset takes `--store-schema` as its schema.
+    func eventSource(_ postgres: PostgresOptions) throws -> EventSource {
+        do {
+            if let sourceYAML { return try EventSourceFile.parse(sourceYAML, path: "job source") }
+            guard let source else { return .reprise(try postgres.eventStoreSchema()) }
+            if EventSource.presetNames.contains(source) && !FileManager.default.fileExists(atPath: source) {
+                return try EventSource.preset(source, schema: postgres.schema)
+            }
+            return try EventSourceFile.load(path: source)
+        } catch let error as EventSourceError {
+            throw ValidationError(error.description)
+        }
+    }
+
+    func validate() throws {
+        if source != nil && sourceYAML != nil { throw ValidationError("give --source or a job's source:, not both") }
+    }
 }

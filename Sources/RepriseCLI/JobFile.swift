@@ -1,5 +1,6 @@
 import Foundation
 import ArgumentParser
+import RepriseEventSource
 import Yams
 
 /// A job in `jobs/`: what to run (rebuild, live, relay, migrate), on which projections, with
@@ -22,12 +23,14 @@ struct JobFile {
     var projections: [String]?  // nil: all
     var settings: [(String, String)]
     var connections: [String: String]
+    /// An inline source mapping (`source:` as a mapping), checked at load, passed on as YAML.
+    var inlineSource: String?
 
     /// The settings each kind accepts: the command's own options, in snake_case.
     static let allowedSettings: [Kind: Set<String>] = [
-        .rebuild: ["chunk_size", "fetch_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "restart", "no_swap"],
-        .migrate: ["chunk_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table"],
-        .live: ["chunk_size", "batch_window_ms", "on_poison", "queue", "exchange", "projections_dir", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
+        .rebuild: ["chunk_size", "fetch_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "restart", "no_swap", "source"],
+        .migrate: ["chunk_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "source"],
+        .live: ["source", "chunk_size", "batch_window_ms", "poll_ms", "on_poison", "queue", "exchange", "projections_dir", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
         .relay: ["batch_size", "poll_seconds", "retention_hours", "exchange", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
     ]
     static let flagSettings: Set<String> = ["restart", "no_swap"]
@@ -47,7 +50,7 @@ struct JobFile {
             throw Problem(description: "\(path): not valid YAML: \(error)")
         }
         guard let root = document as? [String: Any] else { throw Problem(description: "\(path): a job file is a mapping (job, run, projections, settings, connections)") }
-        let known: Set<String> = ["job", "run", "projections", "settings", "connections", "description"]
+        let known: Set<String> = ["job", "run", "projections", "settings", "connections", "description", "source"]
         if let unknown = root.keys.first(where: { !known.contains($0) }) {
             throw Problem(description: "\(path): unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -93,7 +96,21 @@ struct JobFile {
                 connections[server] = variable
             }
         }
-        return JobFile(name: name, kind: kind, projections: projections, settings: settings, connections: connections)
+        var inlineSource: String?
+        if let raw = root["source"] {
+            guard kind != .relay else { throw Problem(description: "\(path): source: a relay reads Reprise's own outbox; source mappings are for rebuild, migrate and live") }
+            guard let map = raw as? [String: Any] else {
+                throw Problem(description: "\(path): source: an inline source mapping (for a preset or a file, use settings.source)")
+            }
+            if settings.contains(where: { $0.0 == "source" }) { throw Problem(description: "\(path): source: give settings.source or an inline source:, not both") }
+            do {
+                _ = try EventSourceFile.parse(map, path: "\(path): source")
+                inlineSource = try Yams.dump(object: map)
+            } catch let error as EventSourceError {
+                throw Problem(description: error.description)
+            }
+        }
+        return JobFile(name: name, kind: kind, projections: projections, settings: settings, connections: connections, inlineSource: inlineSource)
     }
 
     /// The command line this job stands for, with URLs read from the environment.
@@ -112,6 +129,7 @@ struct JobFile {
                 arguments += [flag, value]
             }
         }
+        if let inlineSource { arguments += ["--source-yaml", inlineSource] }
         let needed: [String] = switch kind {
         case .rebuild, .migrate: ["postgres", "mysql"]
         case .live: ["postgres", "mysql", "amqp"]

@@ -27,6 +27,7 @@ struct LiveCommand: AsyncParsableCommand {
     var projectionsDir = "projections"
 
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
     @OptionGroup var amqp: AMQPOptions
 
@@ -42,6 +43,9 @@ struct LiveCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds to gather messages into one batch after the first.")
     var batchWindowMs = 20
 
+    @Option(help: "Milliseconds between catch-up rounds when no message arrives (drives a mapped --source that has no outbox).")
+    var pollMs = 1_000
+
     @Option(help: "What to do with an event whose handler keeps failing: park-stream or stop.")
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
@@ -51,6 +55,7 @@ struct LiveCommand: AsyncParsableCommand {
         guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
         guard LiveWorker.PoisonPolicy(rawValue: onPoison) != nil else { throw ValidationError("--on-poison must be park-stream or stop") }
         guard chunkSize > 0, batchWindowMs >= 0 else { throw ValidationError("--chunk-size must be positive") }
+        guard pollMs > 0 else { throw ValidationError("--poll-ms must be positive") }
     }
 
     func run() async throws {
@@ -60,10 +65,12 @@ struct LiveCommand: AsyncParsableCommand {
             var configuration = LiveWorker.Configuration(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), amqpURL: try amqp.resolvedURL())
             configuration.storeSchema = try postgres.eventStoreSchema()
+            configuration.source = try eventSource.eventSource(postgres)
             configuration.exchange = exchange
             configuration.queue = queue
             configuration.chunkSize = chunkSize
             configuration.batchWindow = .milliseconds(batchWindowMs)
+            configuration.pollInterval = .milliseconds(pollMs)
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
             let stop = StopSignal()
             Signals.stop(stop)

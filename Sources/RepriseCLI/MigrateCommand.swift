@@ -24,6 +24,7 @@ struct MigrateCommand: AsyncParsableCommand {
     var projectionsDir = "projections"
 
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
     @Option(help: "Events per chunk.")
@@ -42,7 +43,7 @@ struct MigrateCommand: AsyncParsableCommand {
             let mysqlURL = try mysql.resolvedURL()
             let connection = try await MySQLConnection.connect(url: mysqlURL)
             let store = try await PostgresConnection.connect(url: try postgres.resolvedURL())
-            let status = try await ProjectionStatusReader.read(mysql: connection, postgres: store, storeSchema: try postgres.eventStoreSchema())
+            let status = try await ProjectionStatusReader.read(mysql: connection, postgres: store, source: try eventSource.eventSource(postgres))
             await connection.close()
             await store.close()
             guard let active = status.first(where: { $0.projection == definition.name })?.active else {
@@ -54,7 +55,7 @@ struct MigrateCommand: AsyncParsableCommand {
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.keepRetiredBuilds = keepRetired
-            let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: mysqlURL, storeSchema: try postgres.eventStoreSchema(), options: options)
+            let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: mysqlURL, source: try eventSource.eventSource(postgres), options: options)
             let display = RebuildProgressDisplay(quiet: quiet)
             let results = try await runningEngine(display) {
                 try await engine.rebuild([runnable]) { display.update($0) }

@@ -35,6 +35,7 @@ struct RebuildCommand: AsyncParsableCommand {
     var projectionsDir = "projections"
 
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
     @Option(help: "Events per chunk (one MySQL transaction and checkpoint each).")
@@ -75,7 +76,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.swap = !noSwap
             options.resume = !restart
             let engine = RebuildEngine(
-                postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), storeSchema: try postgres.eventStoreSchema(),
+                postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres),
                 options: options)
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now

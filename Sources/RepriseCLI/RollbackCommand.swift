@@ -20,12 +20,13 @@ struct RollbackCommand: AsyncParsableCommand {
     var projectionsDir = "projections"
 
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
-            let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), storeSchema: try postgres.eventStoreSchema())
+            let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres))
             let result = try await engine.rollback(runnable)
             let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             Terminal.output("\(result.projection): build \(result.buildID) is live again (caught up \(result.eventsApplied) events); build \(result.previousBuildID.map(String.init) ?? "-") retired; rows: \(rows)")

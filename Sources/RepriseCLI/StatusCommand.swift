@@ -15,6 +15,7 @@ struct StatusCommand: AsyncParsableCommand {
             """)
 
     @OptionGroup var postgres: PostgresOptions
+    @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
     @Flag(help: "Print JSON instead of a table.")
@@ -24,7 +25,7 @@ struct StatusCommand: AsyncParsableCommand {
         try await reportingFailures {
             let my = try await MySQLConnection.connect(url: try mysql.resolvedURL())
             let pg = try await PostgresConnection.connect(url: try postgres.resolvedURL())
-            let statuses = try await ProjectionStatusReader.read(mysql: my, postgres: pg, storeSchema: try postgres.eventStoreSchema())
+            let statuses = try await ProjectionStatusReader.read(mysql: my, postgres: pg, source: try eventSource.eventSource(postgres))
             await my.close()
             await pg.close()
             if json {

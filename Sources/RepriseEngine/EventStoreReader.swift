@@ -1,22 +1,37 @@
-import RepriseEventStore
+import RepriseEventSource
 import RepriseProjection
 import ReprisePostgres
 
-/// Reads events of one round from the PostgreSQL event store through a server-side cursor.
+/// Reads events of one round from the event source through a server-side cursor.
 ///
 /// A round is "visible in `target`, not visible in `base`, after `afterPosition`", in position
-/// order. Visibility is decided by `pg_visible_in_snapshot` on the writing transaction's id, so
-/// the answer is the same on every run, whatever committed since.
+/// order. With a transaction id column, visibility is decided by `pg_visible_in_snapshot`, so the
+/// answer is the same on every run, whatever committed since; with a settle window, bounds are
+/// settled positions (see `SafeHeadTracker`).
 struct EventStoreReader: Sendable {
     let connection: PostgresConnection
-    let schema: EventStoreSchema
+    let source: ResolvedEventSource
+    /// Set for settle-window sources: remembers head observations across calls.
+    let settle: SafeHeadTracker?
 
-    /// The current snapshot (`xmin:xmax:xip,...`), taken in its own statement.
-    func currentSnapshot() async throws -> String {
-        guard let text = try await connection.query("SELECT pg_current_snapshot()::text").string(0, 0) else {
-            throw EngineError(.database, message: "pg_current_snapshot() returned nothing")
+    init(connection: PostgresConnection, source: ResolvedEventSource) {
+        self.connection = connection
+        self.source = source
+        if case .settleWindow(let milliseconds) = source.source.safeHead {
+            settle = SafeHeadTracker(window: .milliseconds(milliseconds))
+        } else {
+            settle = nil
         }
-        return text
+    }
+
+    /// The current bound: a snapshot (`xmin:xmax:xip,...`) taken in its own statement, or the settled head.
+    func currentSnapshot() async throws -> String {
+        guard let text = try await connection.query(source.currentBoundQuery).string(0, 0) else {
+            throw EngineError(.database, message: "the event source's current bound query returned nothing")
+        }
+        guard let settle else { return text }
+        guard let head = Int64(text) else { throw EngineError(.database, message: "the event source's head is not a position: \(text)") }
+        return ResolvedEventSource.Bound.head(try await settle.settledHead(observed: head)).text
     }
 
     struct Round: Sendable {
@@ -27,24 +42,20 @@ struct EventStoreReader: Sendable {
         var readMetadata: Bool
     }
 
-    private func whereClause(_ round: Round) -> (String, [PostgresValue]) {
-        var clause = "event_type = ANY($1::text[]) AND global_position > $2 AND pg_visible_in_snapshot(transaction_id, $3::pg_snapshot)"
-        var parameters: [PostgresValue] = [
-            .text(PostgresArrayLiteral.text(round.eventTypes)), .int(round.afterPosition), .text(round.targetSnapshot),
-        ]
-        if let base = round.baseSnapshot {
-            // Transactions older than the base's xmin are all visible in it: the index on
-            // (transaction_id, global_position) keeps a catch-up round from scanning history.
-            clause += " AND transaction_id >= pg_snapshot_xmin($4::pg_snapshot) AND NOT pg_visible_in_snapshot(transaction_id, $4::pg_snapshot)"
-            parameters.append(.text(base))
+    private func whereClause(_ round: Round) throws -> (String, [PostgresValue]) {
+        do {
+            return try source.roundFilter(
+                storedTypes: source.source.storedNames(for: round.eventTypes), base: round.baseSnapshot, target: round.targetSnapshot,
+                afterPosition: round.afterPosition)
+        } catch {
+            throw EngineError(.invalidRequest, message: error.description)
         }
-        return (clause, parameters)
     }
 
     /// How many events the round holds (for progress).
     func count(_ round: Round) async throws -> Int64 {
-        let (clause, parameters) = whereClause(round)
-        return try await connection.query("SELECT count(*) FROM \(schema.qualifiedEvents) WHERE \(clause)", parameters).int64(0, 0) ?? 0
+        let (clause, parameters) = try whereClause(round)
+        return try await connection.query("SELECT count(*) FROM \(source.qualifiedTable) WHERE \(clause)", parameters).int64(0, 0) ?? 0
     }
 
     /// Streams the round in batches of `fetchSize` rows; `body` gets each batch decoded.
@@ -53,50 +64,136 @@ struct EventStoreReader: Sendable {
         isolation: isolated (any Actor)? = #isolation,
         _ body: ([ProjectionEvent]) async throws -> Void
     ) async throws {
-        let (clause, parameters) = whereClause(round)
-        let metadata = round.readMetadata ? "metadata::text" : "NULL"
-        let sql = """
-            SELECT global_position, transaction_id::text, event_id::text, stream_id, stream_version, event_type,
-                   to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), payload::text, \(metadata)
-            FROM \(schema.qualifiedEvents) WHERE \(clause) ORDER BY global_position
-            """
+        let (clause, parameters) = try whereClause(round)
+        let columns = round.readMetadata ? source.envelopeColumns : source.envelopeColumnsWithoutMetadata
+        let sql = "SELECT \(columns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)"
         try await connection.withCursor(sql, parameters, fetchSize: fetchSize) { cursor in
             var batches = cursor.makeAsyncIterator()
             while true {
                 let started = ContinuousClock.now
                 guard let batch = try await batches.next() else { break }
                 timings.add(.read, ContinuousClock.now - started)
-                let events = try timings.measure(.decode) { try Self.decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
+                let events = try timings.measure(.decode) { try decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
                 try await body(events)
             }
         }
     }
 
-    static func decode(_ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder) throws -> [ProjectionEvent] {
+    /// One stream's events from `position` on, visible in `bound`, decoded whole.
+    func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String) async throws -> [ProjectionEvent] {
+        let (clause, parameters): (String, [PostgresValue])
+        do {
+            (clause, parameters) = try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound)
+        } catch {
+            throw EngineError(.invalidRequest, message: error.description)
+        }
+        let result = try await connection.query(
+            "SELECT \(source.envelopeColumns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)", parameters)
+        return try decode(result, decoder: JSONFieldDecoder(paths: [[]]), metadataDecoder: JSONFieldDecoder(paths: [[]]))
+    }
+
+    /// The stream of the event at a position.
+    func streamID(at position: Int64) async throws -> String? {
+        try await connection.query(source.streamAtPositionQuery, [.int(position)]).string(0, 0)
+    }
+
+    /// The event at a position with its payload as JSON text (for a parked message).
+    func event(at position: Int64) async throws -> (event: ProjectionEvent, payload: String)? {
+        let result = try await connection.query(source.eventAtPositionQuery, [.int(position)])
+        guard result.rowCount == 1, let event = try decode(result, decoder: JSONFieldDecoder(paths: []), metadataDecoder: JSONFieldDecoder(paths: [])).first else {
+            return nil
+        }
+        let payload = try result.withValueBytes(0, 7) { bytes throws -> String in
+            guard let bytes else { return "null" }
+            let utf8 = try jsonBytes(bytes, encoding: source.source.payloadEncoding, position: position, column: source.source.payloadColumn)
+            return String(decoding: utf8, as: UTF8.self)
+        }
+        return (event, payload)
+    }
+
+    /// Events committed after `base` (all types) and the age of the oldest, in seconds.
+    func lag(since base: String) async throws -> (events: Int64, seconds: Double) {
+        let (sql, parameters): (String, [PostgresValue])
+        do {
+            (sql, parameters) = try source.lagQuery(base: base)
+        } catch {
+            throw EngineError(.invalidRequest, message: error.description)
+        }
+        let result = try await connection.query(sql, parameters)
+        return (result.int64(0, 0) ?? 0, result.double(0, 1) ?? 0)
+    }
+
+    // MARK: - Decoding
+
+    func decode(_ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder) throws -> [ProjectionEvent] {
         var events: [ProjectionEvent] = []
         events.reserveCapacity(batch.rowCount)
+        let mapping = source.source
+        let mapsTypes = !mapping.typeNames.isEmpty
         for row in 0..<batch.rowCount {
             let position = batch.int64(row, 0) ?? 0
-            let type = batch.string(row, 5) ?? ""
-            let payload: JSONValue
-            let metadata: JSONValue
-            do {
-                payload = try batch.withValueBytes(row, 7) { bytes throws(JSONDecodingError) in
-                    guard let bytes else { return JSONValue.null }
-                    return try decoder.decode(bytes)
-                }
-                metadata = try batch.withValueBytes(row, 8) { bytes throws(JSONDecodingError) in
-                    guard let bytes else { return JSONValue.null }
-                    return try metadataDecoder.decode(bytes)
-                }
-            } catch {
-                throw EngineError(.badPayload, position: position, eventType: type, message: "column payload: \(error)")
-            }
+            let stored = batch.string(row, 5) ?? ""
+            let type = mapsTypes ? mapping.eventType(forStored: stored) : stored
+            let payload = try decodeJSON(batch, row, 7, decoder: decoder, encoding: mapping.payloadEncoding,
+                                         column: mapping.payloadColumn, position: position, type: type)
+            let metadata = try decodeJSON(batch, row, 8, decoder: metadataDecoder, encoding: mapping.metadataEncoding,
+                                          column: mapping.metadataColumn ?? "metadata", position: position, type: type)
             events.append(ProjectionEvent(
-                position: position, transactionID: batch.string(row, 1) ?? "", eventID: batch.string(row, 2) ?? "",
+                position: position, transactionID: batch.string(row, 1) ?? "", eventID: batch.string(row, 2) ?? String(position),
                 streamID: batch.string(row, 3) ?? "", streamVersion: batch.int64(row, 4) ?? 0, type: type,
                 recordedAt: batch.string(row, 6) ?? "", payload: payload, metadata: metadata))
         }
         return events
+    }
+
+    private func decodeJSON(
+        _ batch: PostgresResult, _ row: Int, _ column: Int, decoder: JSONFieldDecoder, encoding: EventSource.Encoding,
+        column name: String, position: Int64, type: String
+    ) throws -> JSONValue {
+        do {
+            return try batch.withValueBytes(row, column) { bytes throws -> JSONValue in
+                guard let bytes else { return JSONValue.null }
+                guard encoding == .bytea else { return try decoder.decode(bytes) }
+                let utf8 = try jsonBytes(bytes, encoding: encoding, position: position, column: name)
+                return try utf8.withUnsafeBytes { try decoder.decode($0) }
+            }
+        } catch let error as EngineError {
+            throw error
+        } catch {
+            throw EngineError(.badPayload, position: position, eventType: type, message: "column \(name): \(error)")
+        }
+    }
+
+    /// The JSON bytes of a value; a `bytea` value arrives as hex and must hold UTF-8.
+    private func jsonBytes(_ hex: UnsafeRawBufferPointer, encoding: EventSource.Encoding, position: Int64, column: String) throws -> [UInt8] {
+        guard encoding == .bytea else { return Array(hex) }
+        guard let bytes = Self.hexDecoded(hex) else {
+            throw EngineError(.badPayload, position: position, message: "column \(column): not hex-encoded bytea")
+        }
+        guard String(validating: bytes, as: UTF8.self) != nil else {
+            throw EngineError(.badPayload, position: position, message: "column \(column): bytea is not UTF-8 text")
+        }
+        return bytes
+    }
+
+    static func hexDecoded(_ hex: UnsafeRawBufferPointer) -> [UInt8]? {
+        guard hex.count % 2 == 0 else { return nil }
+        func nibble(_ c: UInt8) -> UInt8? {
+            switch c {
+            case 48...57: c - 48
+            case 97...102: c - 87
+            case 65...70: c - 55
+            default: nil
+            }
+        }
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(hex.count / 2)
+        var index = 0
+        while index < hex.count {
+            guard let high = nibble(hex[index]), let low = nibble(hex[index + 1]) else { return nil }
+            bytes.append(high << 4 | low)
+            index += 2
+        }
+        return bytes
     }
 }

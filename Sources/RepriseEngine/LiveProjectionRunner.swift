@@ -1,3 +1,4 @@
+import RepriseEventSource
 import RepriseEventStore
 import RepriseMySQL
 import RepriseProjection
@@ -39,7 +40,6 @@ public final class LiveProjectionRunner {
     /// Finds the definition of a newer active version (after a migration) by name, version and hash.
     let resolve: @Sendable (_ name: String, _ version: Int, _ hash: String) throws -> RunnableProjection?
     let options: Options
-    let storeSchema: EventStoreSchema
     let reader: EventStoreReader
     let snapshots: EventStoreReader
     let store: ReadModelStore
@@ -48,13 +48,12 @@ public final class LiveProjectionRunner {
     let database: String
     private var builds: [String: ActiveBuild] = [:]
 
-    private init(projections: [RunnableProjection], options: Options, storeSchema: EventStoreSchema, reader: EventStoreReader,
+    private init(projections: [RunnableProjection], options: Options, reader: EventStoreReader,
                  snapshots: EventStoreReader, store: ReadModelStore, locks: MySQLConnection, database: String,
                  resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection?) {
         self.projections = projections
         self.resolve = resolve
         self.options = options
-        self.storeSchema = storeSchema
         self.reader = reader
         self.snapshots = snapshots
         self.store = store
@@ -66,14 +65,21 @@ public final class LiveProjectionRunner {
     /// Connects and checks that every projection has an active build of the same definition.
     /// `resolve` is asked for the definition when a migration made another version active.
     public static func open(
-        projections: [RunnableProjection], postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard,
+        projections: [RunnableProjection], postgresURL: String, mysqlURL: String, source: EventSource = .reprise(.standard),
         options: Options = Options(), resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
     ) async throws -> LiveProjectionRunner {
         let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        let resolved: ResolvedEventSource
+        do {
+            resolved = try await RebuildEngine.resolve(source, on: connections.control)
+        } catch {
+            connections.closeLater()
+            throw error
+        }
         let runner = LiveProjectionRunner(
-            projections: projections, options: options, storeSchema: storeSchema,
-            reader: EventStoreReader(connection: connections.reader, schema: storeSchema),
-            snapshots: EventStoreReader(connection: connections.control, schema: storeSchema), store: connections.store,
+            projections: projections, options: options,
+            reader: EventStoreReader(connection: connections.reader, source: resolved),
+            snapshots: EventStoreReader(connection: connections.control, source: resolved), store: connections.store,
             locks: connections.locks, database: connections.database, resolve: resolve)
         try await runner.parked.ensureTable()
         for runnable in projections { _ = try await runner.currentBuild(runnable) }
@@ -168,9 +174,7 @@ public final class LiveProjectionRunner {
 
     private func streamOf(_ position: Int64?) async throws -> String? {
         guard let position else { return nil }
-        return try await reader.connection.query(
-            "SELECT stream_id FROM \(storeSchema.qualifiedEvents) WHERE global_position = $1", [.int(position)]
-        ).string(0, 0)
+        return try await reader.streamID(at: position)
     }
 
     /// Parks a stream: its events wait (in order) while every other stream keeps flowing.
@@ -190,15 +194,7 @@ public final class LiveProjectionRunner {
             let from = entry.action == .skip ? entry.position + 1 : entry.position
             var events: [ProjectionEvent] = []
             if let base = build.record.baseSnapshot {
-                let result = try await reader.connection.query(
-                    """
-                    SELECT global_position, transaction_id::text, event_id::text, stream_id, stream_version, event_type,
-                           to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), payload::text, metadata::text
-                    FROM \(storeSchema.qualifiedEvents)
-                    WHERE stream_id = $1 AND global_position >= $2 AND pg_visible_in_snapshot(transaction_id, $3::pg_snapshot)
-                    ORDER BY global_position
-                    """, [.text(entry.streamID), .int(from), .text(base)])
-                events = try EventStoreReader.decode(result, decoder: JSONFieldDecoder(paths: [[]]), metadataDecoder: JSONFieldDecoder(paths: [[]]))
+                events = try await reader.streamEvents(entry.streamID, from: from, visibleIn: base)
                     .filter { build.definition.handlers[$0.type] != nil }
             }
             build.parkedStreams.remove(entry.streamID)
@@ -218,14 +214,8 @@ public final class LiveProjectionRunner {
 
     /// The envelope of an event, for a parked (dead-letter) message.
     public func event(at position: Int64) async throws -> (streamID: String, streamVersion: Int64, type: String, eventID: String, payload: String, recordedAt: String)? {
-        let result = try await reader.connection.query(
-            """
-            SELECT stream_id, stream_version, event_type, event_id::text, payload::text,
-                   to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
-            FROM \(storeSchema.qualifiedEvents) WHERE global_position = $1
-            """, [.int(position)])
-        guard result.rowCount == 1 else { return nil }
-        return (result.string(0, 0) ?? "", result.int64(0, 1) ?? 0, result.string(0, 2) ?? "", result.string(0, 3) ?? "", result.string(0, 4) ?? "null", result.string(0, 5) ?? "")
+        guard let (event, payload) = try await reader.event(at: position) else { return nil }
+        return (event.streamID, event.streamVersion, event.type, event.eventID, payload, event.recordedAt)
     }
 
     /// Events committed but not yet applied by every projection, and the age of the oldest of them.
@@ -233,14 +223,8 @@ public final class LiveProjectionRunner {
         let bases = Set(builds.values.compactMap(\.record.baseSnapshot))
         var worst: (Int64, Double) = (0, 0)
         for snapshot in bases {
-            let result = try await snapshots.connection.query(
-                """
-                SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at))::float8, 0)
-                FROM \(storeSchema.qualifiedEvents)
-                WHERE transaction_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(transaction_id, $1::pg_snapshot)
-                """, [.text(snapshot)])
-            let events = result.int64(0, 0) ?? 0
-            if events > worst.0 { worst = (events, result.double(0, 1) ?? 0) }
+            let lag = try await snapshots.lag(since: snapshot)
+            if lag.events > worst.0 { worst = lag }
         }
         return worst
     }

@@ -1,3 +1,4 @@
+import RepriseEventSource
 import RepriseEventStore
 import RepriseMySQL
 import ReprisePostgres
@@ -30,6 +31,10 @@ public struct ProjectionStatus: Sendable {
 /// Reads the registry (`reprise_builds`, `reprise_parked`) and the store's head to describe projections.
 public enum ProjectionStatusReader {
     public static func read(mysql: MySQLConnection, postgres: PostgresConnection, storeSchema: EventStoreSchema) async throws -> [ProjectionStatus] {
+        try await read(mysql: mysql, postgres: postgres, source: .reprise(storeSchema))
+    }
+
+    public static func read(mysql: MySQLConnection, postgres: PostgresConnection, source: EventSource) async throws -> [ProjectionStatus] {
         let store = ReadModelStore(connection: mysql)
         try await store.ensureRegistry()
         let parked = ParkedStreamStore(connection: mysql)
@@ -59,14 +64,13 @@ public enum ProjectionStatusReader {
             }
             statuses[projection] = status
         }
+        let reader = activeSnapshots.isEmpty ? nil : EventStoreReader(connection: postgres, source: try await RebuildEngine.resolve(source, on: postgres))
         for (projection, snapshot) in activeSnapshots {
-            let lag = try await postgres.query(
-                """
-                SELECT count(*), coalesce(extract(epoch FROM now() - min(recorded_at))::float8, 0) FROM \(storeSchema.qualifiedEvents)
-                WHERE transaction_id >= pg_snapshot_xmin($1::pg_snapshot) AND NOT pg_visible_in_snapshot(transaction_id, $1::pg_snapshot)
-                """, [.text(snapshot)])
-            statuses[projection]?.lagEvents = lag.int64(0, 0)
-            statuses[projection]?.lagSeconds = lag.double(0, 1)
+            guard let reader else { break }
+            // A build checkpointed under another source mapping has no lag to report here.
+            guard let lag = try? await reader.lag(since: snapshot) else { continue }
+            statuses[projection]?.lagEvents = lag.events
+            statuses[projection]?.lagSeconds = lag.seconds
         }
         return statuses.values.sorted { $0.projection < $1.projection }
     }

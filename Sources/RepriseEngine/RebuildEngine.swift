@@ -1,4 +1,5 @@
 import RepriseSupport
+import RepriseEventSource
 import RepriseEventStore
 import RepriseMySQL
 import RepriseProjection
@@ -15,16 +16,22 @@ import ReprisePostgres
 public struct RebuildEngine: Sendable {
     public let postgresURL: String
     public let mysqlURL: String
-    public let storeSchema: EventStoreSchema
+    /// Where events are read: Reprise's own store or a mapped table.
+    public let source: EventSource
     public let options: RebuildOptions
     /// Where the time of this engine's rebuilds went (summed over its runs).
     public let timings = EngineTimings()
 
-    public init(postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard, options: RebuildOptions = RebuildOptions()) {
+    public init(postgresURL: String, mysqlURL: String, source: EventSource, options: RebuildOptions = RebuildOptions()) {
         self.postgresURL = postgresURL
         self.mysqlURL = mysqlURL
-        self.storeSchema = storeSchema
+        self.source = source
         self.options = options
+    }
+
+    /// A rebuild from Reprise's own store.
+    public init(postgresURL: String, mysqlURL: String, storeSchema: EventStoreSchema = .standard, options: RebuildOptions = RebuildOptions()) {
+        self.init(postgresURL: postgresURL, mysqlURL: mysqlURL, source: .reprise(storeSchema), options: options)
     }
 
     /// The lock a rebuild of `projection` holds for its whole run (MySQL `GET_LOCK`). Named locks
@@ -67,7 +74,8 @@ public struct RebuildEngine: Sendable {
             }
         }
 
-        let snapshotReader = EventStoreReader(connection: control, schema: storeSchema)
+        let resolved = try await Self.resolve(source, on: control)
+        let snapshotReader = EventStoreReader(connection: control, source: resolved)
         let startSnapshot = try await snapshotReader.currentSnapshot()
         var builds: [ActiveBuild] = []
         for runnable in projections {
@@ -86,7 +94,7 @@ public struct RebuildEngine: Sendable {
             }
         }
         for group in groups {
-            try await runRounds(group, reader: EventStoreReader(connection: reader, schema: storeSchema), snapshots: snapshotReader,
+            try await runRounds(group, reader: EventStoreReader(connection: reader, source: resolved), snapshots: snapshotReader,
                                 store: store, hooks: hooks, progress: progress)
         }
 
@@ -144,8 +152,9 @@ public struct RebuildEngine: Sendable {
         }
         let build = ActiveBuild(record: retired, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         let applier = ChunkApplier(store: store, hooks: RebuildHooks())
-        let snapshots = EventStoreReader(connection: control, schema: storeSchema)
-        let events = EventStoreReader(connection: reader, schema: storeSchema)
+        let resolved = try await Self.resolve(source, on: control)
+        let snapshots = EventStoreReader(connection: control, source: resolved)
+        let events = EventStoreReader(connection: reader, source: resolved)
         var chunkNumber = 0
         for round in 0...options.maxCatchUpRounds {
             if build.record.roundPosition == 0 {
@@ -172,6 +181,15 @@ public struct RebuildEngine: Sendable {
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
             swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
+    }
+
+    /// Checks the source mapping against the table PostgreSQL has.
+    static func resolve(_ source: EventSource, on connection: PostgresConnection) async throws -> ResolvedEventSource {
+        do {
+            return try await ResolvedEventSource.resolve(source, on: connection)
+        } catch let error as EventSourceError {
+            throw EngineError(.invalidRequest, message: error.description)
+        }
     }
 
     // MARK: - Builds

@@ -1,3 +1,4 @@
+import RepriseEventSource
 import RepriseAMQP
 import RepriseEngine
 import RepriseEventStore
@@ -29,6 +30,8 @@ public struct LiveWorker: Sendable {
         public var mysqlURL: String
         public var amqpURL: String
         public var storeSchema: EventStoreSchema = .standard
+        /// Where rounds read events; nil: Reprise's own store in `storeSchema`.
+        public var source: EventSource?
         public var exchange = "reprise.events"
         /// The work queue; its parked queue is `<queue>.parked`.
         public var queue = "reprise.live"
@@ -102,7 +105,7 @@ public struct LiveWorker: Sendable {
         runnerOptions.fetchSize = configuration.chunkSize
         let runner = try await LiveProjectionRunner.open(
             projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
-            storeSchema: configuration.storeSchema, options: runnerOptions, resolve: resolve)
+            source: configuration.source ?? .reprise(configuration.storeSchema), options: runnerOptions, resolve: resolve)
         var amqp: AMQPConnection?
         do {
             try await consumeLoop(runner, amqp: &amqp, stop: stop, metrics: metrics, report: report)

@@ -1,3 +1,5 @@
+import Foundation
+
 /// The built-in functions. Arguments are evaluated lazily where the function allows
 /// (`coalesce` stops at the first non-null, `if` evaluates one branch).
 extension ExpressionEvaluator {
@@ -39,7 +41,7 @@ extension ExpressionEvaluator {
                 if function == .greatest ? order > 0 : order < 0 { best = value }
             }
             return best
-        case .date, .lower, .upper, .abs:
+        case .date, .lower, .upper, .abs, .number:
             guard arguments.count == 1 else { throw arityError(function, arguments) }
             let value = try evaluate(arguments[0], in: context)
             return try unary(function, value)
@@ -51,6 +53,19 @@ extension ExpressionEvaluator {
         switch function {
         case .abs:
             return try ValueArithmetic.absolute(value)
+        case .number:
+            switch value {
+            case .int, .decimal, .double: return value
+            case .string(let text):
+                if let integer = Int64(text) { return .int(integer) }
+                // Plain decimal notation only: digits, one point, an optional sign.
+                if text.range(of: #"^[+-]?[0-9]+\.[0-9]+$"#, options: .regularExpression) != nil, let decimal = Decimal(string: text) {
+                    return .decimal(decimal)
+                }
+                throw ExpressionError("number expects numeric text, got '\(text.prefix(40))'")
+            default:
+                throw ExpressionError("number expects a number or numeric text, got \(value.kindName)")
+            }
         case .date:
             guard case .string(let text) = value, let day = datePart(of: text) else {
                 let shown = value.isString ? "'\(value.description.prefix(40))'" : value.kindName

@@ -27,7 +27,7 @@ public enum ExpressionParser {
     static func arity(of function: Function) -> (minimum: Int, maximum: Int?) {
         switch function {
         case .coalesce, .concat, .greatest, .least: (1, nil)
-        case .date, .lower, .upper, .abs: (1, 1)
+        case .date, .lower, .upper, .abs, .number: (1, 1)
         case .if: (3, 3)
         }
     }

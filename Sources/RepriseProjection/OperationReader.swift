@@ -201,7 +201,7 @@ struct OperationReader {
         case .binary(let op, _, _) where [.add, .subtract, .multiply, .divide].contains(op): return "a number"
         case .unary(.negate, _): return "a number"
         case .call(let function, _) where [.concat, .lower, .upper, .date].contains(function): return "a string"
-        case .call(.abs, _): return "a number"
+        case .call(.abs, _), .call(.number, _): return "a number"
         default: return nil
         }
     }

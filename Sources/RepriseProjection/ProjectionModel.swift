@@ -229,6 +229,8 @@ public enum Function: String, Sendable, Hashable, CaseIterable {
     case lower, upper
     case greatest, least
     case abs
+    /// A number from numeric text (`"1.50"` → 1.50): libraries that store decimals as strings.
+    case number
     /// `if(condition, then, else)`
     case `if`
 }

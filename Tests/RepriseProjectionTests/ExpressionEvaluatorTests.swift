@@ -128,6 +128,12 @@ struct ExpressionEvaluatorTests {
         #expect(try value("abs(-3)") == .int(3))
         #expect(try value("abs(-2.5)") == decimal("2.5"))
         #expect(try value("abs(missing)") == .null)
+        #expect(try value("number('42')") == .int(42))
+        #expect(try value("number('-1.50')") == decimal("-1.50"))
+        #expect(try value("number(2.5) + number('1')") == decimal("3.5"))
+        #expect(try value("number(missing)") == .null)
+        #expect(failure("number('12abc')") == "number expects numeric text, got '12abc'")
+        #expect(failure("number(true)") == "number expects a number or numeric text, got bool")
         #expect(try value("if(units > 5, 'big', 'small')") == .string("big"))
         #expect(try value("if(missing, 'yes', 'no')") == .string("no"))
         #expect(try value("if(true, 1, 1 / 0)") == .int(1))  // the other branch is not evaluated
