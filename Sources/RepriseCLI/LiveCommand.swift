@@ -71,6 +71,7 @@ struct LiveCommand: AsyncParsableCommand {
             configuration.chunkSize = chunkSize
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.pollInterval = .milliseconds(pollMs)
+            if let fault = FaultInjection.liveBeforeAck() { configuration.beforeAck = fault }
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
             let stop = StopSignal()
             Signals.stop(stop)
@@ -96,6 +97,7 @@ struct LiveCommand: AsyncParsableCommand {
                 case .released(let projection, let stream): LogLine.emit("live.released", [("projection", projection), ("stream", stream)])
                 case .retrying(let error, let attempt): LogLine.emit("live.retrying", [("error", error), ("attempt", attempt)], level: "warn")
                 case .brokerUnavailable(let error): LogLine.emit("live.broker_unavailable", [("error", error)], level: "warn")
+                case .storeUnavailable(let error, let attempt): LogLine.emit("live.store_unavailable", [("error", error), ("attempt", String(attempt))], level: "warn")
                 }
             }
             server?.stop()

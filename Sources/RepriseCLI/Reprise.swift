@@ -1,7 +1,17 @@
 import ArgumentParser
+import RepriseSupport
+
+@main
+enum RepriseMain {
+    static func main() async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // Passwords in URL flags stay out of `ps`: the parser works on the copy above.
+        ProcessTitle.hidePasswords()
+        await Reprise.main(arguments)
+    }
+}
 
 /// The `reprise` command line.
-@main
 struct Reprise: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reprise",

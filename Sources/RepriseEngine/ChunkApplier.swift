@@ -134,7 +134,10 @@ struct ChunkApplier: Sendable {
                 for build in group { build.workspace.reset() }
                 // A dropped connection or a deadlock loses the transaction, never its effect twice:
                 // the chunk is applied again from the events in memory.
-                if attempt < 3, Self.isRetryable(error) { continue }
+                if attempt < Self.maxAttempts, Self.isRetryable(error) {
+                    try await Task.sleep(for: TransientFailure.backoff(attempt: attempt))
+                    continue
+                }
                 if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
                 throw error
             }
@@ -168,16 +171,14 @@ struct ChunkApplier: Sendable {
         }
     }
 
+    /// A MySQL failure the chunk survives by running again: a lost or refused connection (a
+    /// restarting server), a deadlock, a lock wait timeout.
     static func isRetryable(_ error: any Error) -> Bool {
-        func retryable(_ mysql: MySQLError) -> Bool {
-            mysql.code == .connectionLost || mysql.errorNumber == MySQLError.deadlock || mysql.errorNumber == MySQLError.lockWaitTimeout
-        }
-        if let mysql = error as? MySQLError { return retryable(mysql) }
-        if let transaction = error as? MySQLTransactionError {
-            return [transaction.beginError, transaction.commitError, transaction.bodyError as? MySQLError].contains { $0.map(retryable) ?? false }
-        }
-        return false
+        (error is MySQLError || error is MySQLTransactionError) && TransientFailure.isTransient(error)
     }
+
+    /// Attempts per chunk: with the backoff, about 25 s for a server to come back.
+    static let maxAttempts = 10
 
     func apply(_ events: [ProjectionEvent], to build: ActiveBuild, store: ReadModelStore) async throws {
         guard !events.isEmpty else { return }

@@ -43,6 +43,8 @@ public struct LiveWorker: Sendable {
         public var poisonPolicy: PoisonPolicy = .parkStream
         public var attempts = 3
         public var retryBackoff: Duration = .milliseconds(200)
+        /// Called with the batch number after a batch's MySQL commit, before its ack (fault tests).
+        public var beforeAck: @Sendable (Int) async -> Void = { _ in }
 
         public init(postgresURL: String, mysqlURL: String, amqpURL: String) {
             self.postgresURL = postgresURL
@@ -60,6 +62,8 @@ public struct LiveWorker: Sendable {
         case released(projection: String, streamID: String)
         case retrying(String, attempt: Int)
         case brokerUnavailable(String)
+        /// PostgreSQL or MySQL went away; the worker reconnects and resumes from its checkpoints.
+        case storeUnavailable(String, attempt: Int)
     }
 
     public let configuration: Configuration
@@ -103,30 +107,46 @@ public struct LiveWorker: Sendable {
         var runnerOptions = LiveProjectionRunner.Options()
         runnerOptions.chunkSize = configuration.chunkSize
         runnerOptions.fetchSize = configuration.chunkSize
-        let runner = try await LiveProjectionRunner.open(
-            projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
-            source: configuration.source ?? .reprise(configuration.storeSchema), options: runnerOptions, resolve: resolve)
         var amqp: AMQPConnection?
-        do {
-            try await consumeLoop(runner, amqp: &amqp, stop: stop, metrics: metrics, report: report)
-        } catch {
-            await runner.close()
-            await amqp?.close()
-            throw error
+        var outage = 0
+        // A lost PostgreSQL or MySQL (restart, failover, terminated session) is waited out: the
+        // runner is opened again and continues from the committed checkpoints. Unacked messages
+        // stay with the broker meanwhile.
+        while !stop.isStopped {
+            var runner: LiveProjectionRunner?
+            do {
+                let opened = try await LiveProjectionRunner.open(
+                    projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
+                    source: configuration.source ?? .reprise(configuration.storeSchema), options: runnerOptions, resolve: resolve)
+                runner = opened
+                try await consumeLoop(opened, amqp: &amqp, stop: stop, metrics: metrics, report: report, connected: { outage = 0 })
+                await opened.close()
+                break
+            } catch where TransientFailure.isTransient(error) {
+                await runner?.close()
+                outage += 1
+                report(.storeUnavailable("\(error)", attempt: outage))
+                await stop.sleep(TransientFailure.backoff(attempt: outage))
+            } catch {
+                await runner?.close()
+                await amqp?.close()
+                throw error
+            }
         }
-        await runner.close()
         await amqp?.close()
     }
 
     private func consumeLoop(
         _ runner: LiveProjectionRunner, amqp: inout AMQPConnection?, stop: StopSignal, metrics: MetricsRegistry?,
-        report: @escaping @Sendable (Event) -> Void
+        report: @escaping @Sendable (Event) -> Void, connected: () -> Void
     ) async throws {
         var lastLagCheck = ContinuousClock.now - .seconds(10)
         var boundTypes: [String] = []
+        var batchNumber = 0
         // Catch up from the checkpoint to the head before consuming.
         let initial = try await applyWithPolicy(runner, stop: stop, report: report)
         report(.caughtUp(events: initial.reduce(0) { $0 + $1.eventsApplied }))
+        connected()
 
         while !stop.isStopped {
             metrics?.heartbeat()
@@ -162,6 +182,8 @@ public struct LiveWorker: Sendable {
                 let started = ContinuousClock.now
                 let outcomes = try await applyWithPolicy(runner, stop: stop, report: report)
                 if let last = deliveries.last {
+                    batchNumber += 1
+                    await configuration.beforeAck(batchNumber)
                     // Acknowledged only now: the events they announce are committed in MySQL.
                     try await consumer.ack(last.deliveryTag, multiple: true)
                 }
@@ -253,6 +275,8 @@ public struct LiveWorker: Sendable {
             metrics.add("reprise_live_build_switches_total", 1, labels: ["projection": projection], help: "Switches to a newly active build.")
         case .brokerUnavailable:
             metrics.add("reprise_live_broker_errors_total", 1, help: "Times the broker connection was lost.")
+        case .storeUnavailable:
+            metrics.add("reprise_live_store_errors_total", 1, help: "Times PostgreSQL or MySQL was lost (the worker reconnects).")
         case .released, .retrying:
             break
         }

@@ -7,13 +7,6 @@ import Testing
 /// tables must equal those of an uninterrupted rebuild, with nothing lost or applied twice.
 @Suite("Crash and resume (real process, real servers)", .serialized)
 struct CrashResumeTests {
-    private func projectionsFolder() throws -> String {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("projections")).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try streamCountsYAML.write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
-        return folder
-    }
-
     private func rebuild(_ environment: RebuildEnvironment, folder: String, fault: String? = nil) throws -> ProcessOutcome {
         var extra = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL]
         if let fault { extra["REPRISE_FAULT"] = fault }
@@ -27,7 +20,7 @@ struct CrashResumeTests {
     func killedRebuildResumesToTheSameTables(fault: String) async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 1_500, seed: 40)
-        let folder = try projectionsFolder()
+        let folder = try streamCountsFolder()
 
         let crashed = try rebuild(environment, folder: folder, fault: fault)
         #expect(crashed.killedBySignal, "the fault \(fault) should have killed the process: \(crashed.standardError)")
@@ -40,6 +33,8 @@ struct CrashResumeTests {
         // The rerun continued the interrupted build rather than starting over.
         let builds = try await environment.mysql.query("SELECT state FROM reprise_builds ORDER BY build_id")
         #expect(builds.rows.map { $0[0] } == ["active"])
+        FaultLedger.record(.injected, "kill -9 of a rebuild (\(fault))")
+        FaultLedger.record(.recovered, "kill -9 of a rebuild (\(fault))")
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
     }
@@ -47,10 +42,12 @@ struct CrashResumeTests {
     @Test func aSecondProcessIsRefusedWithExitCodeFour() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 100, seed: 41)
-        let folder = try projectionsFolder()
+        let folder = try streamCountsFolder()
         let holder = try await MySQLConnectionForLock.hold(RebuildEngine.rebuildLockName("stream_counts", database: environment.database), url: environment.mysqlURL)
         let refused = try rebuild(environment, folder: folder)
         #expect(refused.status == 4)
+        FaultLedger.record(.injected, "second concurrent rebuild process")
+        FaultLedger.record(.recovered, "second concurrent rebuild process")
         #expect(refused.standardError.contains("already running"))
         #expect(!refused.standardError.contains("reprise_local_pw"))
         await holder.close()
@@ -76,10 +73,9 @@ struct SeededKillSeriesTests {
     @Test func twentyKillsAndResumesEndInTheSameTables() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 2_500, seed: 42)
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("projections")).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try streamCountsYAML.write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
-        let seed = UInt64.random(in: 1...UInt64(UInt32.max))
+        let folder = try streamCountsFolder()
+        // REPRISE_FAULT_SEED replays a reported series.
+        let seed = ProcessInfo.processInfo.environment["REPRISE_FAULT_SEED"].flatMap { UInt64($0) } ?? UInt64.random(in: 1...UInt64(UInt32.max))
         print("kill series seed: \(seed)")
         var random = SeededGenerator(seed: seed)
         var kills = 0, attempts = 0
@@ -102,6 +98,8 @@ struct SeededKillSeriesTests {
         // Every killed build was resumed and finished, or replaced: none is left half-built.
         #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds WHERE state = 'building'").int(0, 0) == 0)
         print("kill series: \(kills) kills, \(kills) recoveries verified")
+        FaultLedger.record(.injected, "kill -9 of a rebuild at a seeded point (seed \(seed))", count: kills)
+        FaultLedger.record(.recovered, "kill -9 of a rebuild at a seeded point (seed \(seed))", count: kills)
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
     }

@@ -162,6 +162,8 @@ struct LiveTests {
         try await waitUntil("the read model to match") {
             try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
         }
+        FaultLedger.record(.injected, "relay killed between publish and mark")
+        FaultLedger.record(.recovered, "relay killed between publish and mark")
         stop.stop()
         try await restarted.value
         try await worker.value
@@ -390,6 +392,8 @@ struct LiveTests {
             try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
         }
         #expect(await workerReports.events.contains { if case .brokerUnavailable = $0 { true } else { false } })
+        FaultLedger.record(.injected, "rabbitmq restart during live mode and relay publishing")
+        FaultLedger.record(.recovered, "rabbitmq restart during live mode and relay publishing")
         stop.stop()
         try await relay.value
         try await worker.value

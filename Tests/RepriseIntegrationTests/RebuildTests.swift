@@ -1,3 +1,4 @@
+import Foundation
 import RepriseEngine
 import RepriseEventStore
 import RepriseMySQL
@@ -31,6 +32,14 @@ let streamCountsYAML = """
     checks:
       - min_rows: { table: stream_counts, rows: 1 }
     """
+
+/// A fresh temporary projections folder holding `stream_counts.yml` (for runs of the binary).
+func streamCountsFolder() throws -> String {
+    let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("projections")).path
+    try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+    try streamCountsYAML.write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
+    return folder
+}
 
 func streamCounts() throws -> ProjectionDefinition {
     try ProjectionFileParser.parse(yaml: streamCountsYAML, file: "stream_counts.yml")
@@ -319,6 +328,8 @@ struct RebuildFaultTests {
         #expect(fired.load(ordering: .relaxed) >= 1)
         #expect(results[0].swapped)
         #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        FaultLedger.record(.injected, "mysql session killed inside a chunk", count: fired.load(ordering: .relaxed))
+        FaultLedger.record(.recovered, "mysql session killed inside a chunk", count: fired.load(ordering: .relaxed))
         await killer.close()
         await environment.tearDown()
     }

@@ -53,3 +53,18 @@ struct ConnectionURLTests {
         #expect(redactor.redact("password hunter22 was wrong: hunter22") == "password *** was wrong: ***")
     }
 }
+
+@Suite("Process title")
+struct ProcessTitleTests {
+    @Test func findsThePasswordOfAURLArgument() {
+        func hidden(_ text: String) -> String {
+            var bytes = Array(text.utf8)
+            if let range = ProcessTitle.passwordRange(in: bytes) { for index in range { bytes[index] = UInt8(ascii: "x") } }
+            return String(decoding: bytes, as: UTF8.self)
+        }
+        #expect(hidden("postgresql://app:s3cret@db:5432/events") == "postgresql://app:xxxxxx@db:5432/events")
+        #expect(hidden("--mysql-url=mysql://root:p@ss@127.0.0.1/x") == "--mysql-url=mysql://root:xxxx@127.0.0.1/x")
+        #expect(hidden("amqp://guest@host/%2F") == "amqp://guest@host/%2F")
+        #expect(hidden("--chunk-size") == "--chunk-size")
+    }
+}

@@ -1,0 +1,146 @@
+import Foundation
+import RepriseEngine
+import RepriseLive
+import RepriseMySQL
+import ReprisePostgres
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension BrokerSuites {
+/// Reprise runs with the least privilege the README lists: these are exactly those GRANTs.
+@Suite("Security: least privilege (real servers)")
+struct LeastPrivilegeTests {
+    /// The statements of the README's "Least privilege" section, for one store schema and database.
+    static func postgresGrants(schema: String, reader: String, relay: String, password: String) -> [String] {
+        let s = PostgresIdentifier.quote(schema)
+        return [
+            "CREATE ROLE \(reader) LOGIN PASSWORD '\(password)'",
+            "GRANT USAGE ON SCHEMA \(s) TO \(reader)",
+            "GRANT SELECT ON \(s).events TO \(reader)",
+            "CREATE ROLE \(relay) LOGIN PASSWORD '\(password)'",
+            "GRANT USAGE ON SCHEMA \(s) TO \(relay)",
+            "GRANT SELECT ON \(s).events TO \(relay)",
+            "GRANT SELECT, UPDATE, DELETE ON \(s).outbox TO \(relay)",
+        ]
+    }
+
+    static func mysqlGrants(database: String, user: String, password: String) -> [String] {
+        [
+            "CREATE USER '\(user)'@'127.0.0.1' IDENTIFIED BY '\(password)'",
+            "GRANT SELECT, INSERT, UPDATE, DELETE, CREATE, DROP, ALTER, INDEX ON `\(database)`.* TO '\(user)'@'127.0.0.1'",
+        ]
+    }
+
+    static func url(_ base: String, user: String, password: String) -> String {
+        guard let schemeEnd = base.firstRange(of: "://"), let at = base.lastIndex(of: "@") else { return base }
+        return String(base[..<schemeEnd.upperBound]) + "\(user):\(password)" + String(base[at...])
+    }
+
+    @Test func rebuildRelayAndLiveWorkWithOnlyTheListedGrants() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let suffix = UInt32.random(in: 0...UInt32.max)
+        let (reader, relayRole, mysqlUser) = ("reprise_reader_\(suffix)", "reprise_relay_\(suffix)", "reprise_app_\(suffix)")
+        let password = "lp_\(suffix)_secret"
+        SecretWatch.register(password)
+        for statement in Self.postgresGrants(schema: environment.storeSchema.schema, reader: reader, relay: relayRole, password: password) {
+            try await environment.postgres.execute(statement)
+        }
+        for statement in Self.mysqlGrants(database: environment.database, user: mysqlUser, password: password) {
+            try await environment.mysql.execute(statement)
+        }
+        let readerURL = Self.url(TestServers.postgresURL, user: reader, password: password)
+        let relayURL = Self.url(TestServers.postgresURL, user: relayRole, password: password)
+        let mysqlURL = Self.url(environment.mysqlURL, user: mysqlUser, password: password)
+        // The reader cannot write the store, nor the app account another database.
+        let readerConnection = try await PostgresConnection.connect(url: readerURL)
+        await #expect(throws: PostgresError.self) { try await readerConnection.execute("DELETE FROM \(environment.storeSchema.qualifiedOutbox)") }
+        await readerConnection.close()
+        let app = try await MySQLConnection.connect(url: mysqlURL)
+        await #expect(throws: MySQLError.self) { try await app.execute("CREATE TABLE reprise_test.lp_probe_\(suffix) (id int)") }
+        await app.close()
+        FaultLedger.record(.security, "restricted accounts refused outside their grants")
+
+        try await environment.seed(events: 300, seed: 170)
+        let folder = try streamCountsFolder()
+        let rebuilt = try runReprise(
+            ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
+            environment: ["REPRISE_POSTGRES_URL": readerURL, "REPRISE_MYSQL_URL": mysqlURL])
+        #expect(rebuilt.status == 0, "\(rebuilt.standardError)")
+
+        var relayConfiguration = harness.relayConfiguration()
+        relayConfiguration.postgresURL = relayURL
+        var workerConfiguration = harness.worker(.file(try streamCounts())).configuration
+        workerConfiguration.postgresURL = readerURL
+        workerConfiguration.mysqlURL = mysqlURL
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(relayConfiguration).run(stop: stop) }
+        let worker = Task { try await LiveWorker(workerConfiguration, projections: [.file(try streamCounts())]).run(stop: stop) }
+        try await environment.seed(events: 300, seed: 171)
+        try await waitUntil("the restricted worker to apply new events") {
+            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+        }
+        stop.stop()
+        try await relay.value
+        try await worker.value
+        FaultLedger.record(.security, "rebuild, relay and live with least-privilege accounts")
+
+        try await environment.mysql.execute("DROP USER '\(mysqlUser)'@'127.0.0.1'")
+        await harness.cleanUp()
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+        for role in [reader, relayRole] { _ = try? await environment.postgres.execute("DROP ROLE \(role)") }
+    }
+}
+}
+
+@Suite("Security: endpoints and process titles")
+struct EndpointSecurityTests {
+    /// One HTTP/1.0 exchange with the status server.
+    static func request(_ method: String, _ path: String, port: UInt16) throws -> String {
+        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+        defer { close(fd) }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = port.bigEndian
+        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
+        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        guard connected == 0 else { throw TestSetupError("cannot connect to the status server") }
+        let text = Array("\(method) \(path) HTTP/1.0\r\n\r\n".utf8)
+        _ = text.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
+        var response = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
+        while true {
+            let count = recv(fd, &buffer, buffer.count, 0)
+            if count <= 0 { break }
+            response += buffer[0..<count]
+        }
+        return String(decoding: response, as: UTF8.self)
+    }
+
+    @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() throws {
+        let metrics = MetricsRegistry()
+        metrics.add("reprise_test_total", 1, help: "a counter")
+        let server = try StatusServer(port: 0, metrics: metrics)
+        defer { server.stop() }
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            for path in ["/metrics", "/health", "/"] {
+                #expect(try Self.request(method, path, port: server.port).hasPrefix("HTTP/1.0 405"), "\(method) \(path)")
+            }
+        }
+        #expect(try Self.request("GET", "/admin", port: server.port).hasPrefix("HTTP/1.0 404"))
+        #expect(try Self.request("GET", "/metrics", port: server.port).contains("reprise_test_total 1"))
+        // Nothing above changed a value.
+        #expect(metrics.prometheusText().contains("reprise_test_total 1"))
+        FaultLedger.record(.security, "status endpoints refuse every method but GET")
+
+        for command in ["live", "relay"] {
+            let help = try runReprise([command, "--help"])
+            let flat = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.contains("--metrics-host <metrics-host> Address the metrics endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
+        }
+        FaultLedger.record(.security, "status endpoints bind 127.0.0.1 by default")
+    }
+}

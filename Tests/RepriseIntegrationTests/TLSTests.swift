@@ -1,0 +1,101 @@
+import Foundation
+import RepriseAMQP
+import RepriseMySQL
+import ReprisePostgres
+import Testing
+
+/// TLS to the three servers, set through the URLs, with the private CA `scripts/services` made
+/// (the servers present a certificate for 127.0.0.1 signed by it) and a second CA the test makes,
+/// which must be refused.
+enum TLSFixture {
+    static var trustedCA: String {
+        ProcessInfo.processInfo.environment["REPRISE_TEST_TLS_CA"] ?? RebuildEnvironment.repositoryRoot() + "/.reprise-local/tls/ca.pem"
+    }
+
+    static var amqpsPort: String { ProcessInfo.processInfo.environment["REPRISE_TEST_AMQPS_PORT"] ?? "55671" }
+
+    /// A CA that signed nothing the servers present.
+    static func untrustedCA() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("other-ca")).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let made = try runProcess("/usr/bin/openssl", [
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=Untrusted test CA",
+            "-keyout", folder + "/ca.key", "-out", folder + "/ca.pem",
+        ])
+        guard made.status == 0 else { throw TestSetupError("openssl failed: \(made.standardError)") }
+        return folder + "/ca.pem"
+    }
+
+    static func postgresURL(ca: String) -> String { TestServers.postgresURL + "?sslmode=verify-full&sslrootcert=\(ca)" }
+    static func mysqlURL(_ base: String = TestServers.mysqlURL, ca: String) -> String { base + "?ssl-mode=verify-identity&ssl-ca=\(ca)" }
+    /// By name: rabbitmq-c checks the certificate's DNS names, not IP addresses.
+    static func amqpURL(ca: String) -> String {
+        TestServers.amqpURL.replacingOccurrences(of: "amqp://", with: "amqps://")
+            .replacingOccurrences(of: "@127.0.0.1:55672/", with: "@localhost:\(amqpsPort)/") + "?cacert=\(ca)"
+    }
+}
+
+@Suite("Security: TLS (real servers)")
+struct TLSTests {
+    @Test func postgresqlVerifyFullConnectsAndRefusesAnUntrustedCA() async throws {
+        let db = try await PostgresConnection.connect(url: TLSFixture.postgresURL(ca: TLSFixture.trustedCA))
+        #expect(try await db.query("SELECT ssl::text FROM pg_stat_ssl WHERE pid = pg_backend_pid()").string(0, 0) == "true")
+        await db.close()
+        let other = try TLSFixture.untrustedCA()
+        let error = await #expect(throws: PostgresError.self) { try await PostgresConnection.connect(url: TLSFixture.postgresURL(ca: other)) }
+        #expect(error?.description.contains("certificate verify failed") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("reprise_local_pw") == false)
+        FaultLedger.record(.security, "TLS to PostgreSQL (verify-full; an untrusted CA refused)")
+    }
+
+    @Test func mysqlVerifyIdentityConnectsAndRefusesAnUntrustedCA() async throws {
+        let db = try await MySQLConnection.connect(url: TLSFixture.mysqlURL(ca: TLSFixture.trustedCA))
+        let cipher = try await db.query("SHOW SESSION STATUS LIKE 'Ssl_cipher'").string(0, 1) ?? ""
+        #expect(!cipher.isEmpty, "the session is not encrypted")
+        await db.close()
+        let other = try TLSFixture.untrustedCA()
+        let error = await #expect(throws: MySQLError.self) { try await MySQLConnection.connect(url: TLSFixture.mysqlURL(ca: other)) }
+        #expect(error?.code == .connectionFailed)
+        #expect(error?.description.lowercased().contains("certificate") == true || error?.description.contains("TLS") == true, "\(String(describing: error))")
+        #expect(error?.description.contains("reprise_local_pw") == false)
+        FaultLedger.record(.security, "TLS to MariaDB (verify-identity; an untrusted CA refused)")
+    }
+
+    @Test func aRebuildRunsOverTLSToBothDatabases() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 300, seed: 180)
+        let folder = try streamCountsFolder()
+        let outcome = try runReprise(
+            ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
+            environment: ["REPRISE_POSTGRES_URL": TLSFixture.postgresURL(ca: TLSFixture.trustedCA),
+                          "REPRISE_MYSQL_URL": TLSFixture.mysqlURL(environment.mysqlURL, ca: TLSFixture.trustedCA)])
+        #expect(outcome.status == 0, "\(outcome.standardError)")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        FaultLedger.record(.security, "rebuild over TLS to PostgreSQL and MariaDB")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+}
+
+extension BrokerSuites {
+@Suite("Security: TLS to RabbitMQ (real server)")
+struct AMQPSTests {
+    @Test func amqpsPublishesAndConsumesAndRefusesAnUntrustedCA() async throws {
+        let connection = try await AMQPConnection.connect(url: TLSFixture.amqpURL(ca: TLSFixture.trustedCA))
+        let queue = TestServers.uniqueName("reprise.test.tls")
+        try await connection.declareQueue(queue)
+        let outcome = try await connection.publishConfirmed([AMQPOutgoingMessage(exchange: "", routingKey: queue, body: Array(#"{"tls":true}"#.utf8))])
+        #expect(outcome.confirmed == 1)
+        let delivery = try await connection.get(queue: queue)
+        #expect(delivery.map { String(decoding: $0.body, as: UTF8.self) } == #"{"tls":true}"#)
+        try await connection.deleteQueue(queue)
+        await connection.close()
+
+        let other = try TLSFixture.untrustedCA()
+        let error = await #expect(throws: AMQPError.self) { try await AMQPConnection.connect(url: TLSFixture.amqpURL(ca: other)) }
+        #expect(error?.code == .connectionFailed, "\(String(describing: error))")
+        #expect(error?.description.contains("reprise_local_pw") == false)
+        FaultLedger.record(.security, "TLS to RabbitMQ (amqps; an untrusted CA refused)")
+    }
+}
+}
