@@ -7,7 +7,10 @@ struct RelayCommand: AsyncParsableCommand {
         abstract: "Publish outbox rows to RabbitMQ with publisher confirms, then mark them published.",
         discussion: """
             Exactly one relay is active per outbox (a PostgreSQL advisory lock); start several for
-            failover: the others stand by and take over when the active one dies. Wakes on
+            failover: the others stand by and take over when the active one dies. With --shares N the
+            outbox is split by hash of the stream id and several relays publish at once, one per share
+            (each stream's events still go out in order); a relay takes up to --max-shares of them and
+            takes over the shares of a relay that died. Wakes on
             NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it
             retries with backoff; rows are marked published only after the broker confirmed them, so a
             crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit.
@@ -23,6 +26,12 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Outbox rows per publish batch.")
     var batchSize = 500
 
+    @Option(help: "Shares the outbox is split into by hash of the stream id (every relay of the outbox must use the same number).")
+    var shares = 1
+
+    @Option(help: "Shares this relay publishes at most (default: all it can get).")
+    var maxShares: Int?
+
     @Option(help: "Seconds between outbox polls when no notification arrives.")
     var pollSeconds = 1.0
 
@@ -33,6 +42,7 @@ struct RelayCommand: AsyncParsableCommand {
 
     func validate() throws {
         guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
+        guard (1...1024).contains(shares), (maxShares ?? 1) >= 1 else { throw ValidationError("--shares is 1 to 1024 and --max-shares at least 1") }
     }
 
     func run() async throws {
@@ -41,6 +51,8 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.storeSchema = try postgres.eventStoreSchema()
             configuration.exchange = exchange
             configuration.batchSize = batchSize
+            configuration.shares = shares
+            configuration.maxShares = maxShares
             configuration.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
             configuration.retention = .seconds(Int64(retentionHours * 3600))
             let stop = StopSignal()
@@ -53,6 +65,7 @@ struct RelayCommand: AsyncParsableCommand {
                 switch event {
                 case .standingBy: LogLine.emit("relay.standby", [("reason", "another relay holds the lock")])
                 case .active: LogLine.emit("relay.active")
+                case .sharesOwned(let owned): LogLine.emit("relay.shares", [("owned", owned.map(String.init).joined(separator: ",")), ("of", shares)])
                 case .published(let count, let last, let returned):
                     LogLine.emit("relay.published", [("count", count), ("last_position", last), ("unroutable", returned)])
                 case .brokerUnavailable(let message, let retry):

@@ -4,8 +4,10 @@ import ReprisePostgres
 
 /// Publishes outbox rows to RabbitMQ and marks them published.
 ///
-/// - Exactly one relay is active per outbox: a PostgreSQL advisory lock elects it; others stand
-///   by, retrying the lock, and take over when the active one dies (its session ends, the lock goes).
+/// - Exactly one relay is active per outbox share: a PostgreSQL advisory lock elects it; others
+///   stand by, retrying the lock, and take over when the active one dies (its session ends, the
+///   lock goes). With `shares` > 1 the outbox is split by hash of the stream id, so several relays
+///   publish at once while each stream's events still go out in order, from one relay at a time.
 /// - Rows are read in position order, published with publisher confirms, and marked published only
 ///   after the broker confirmed them. A crash between publish and mark republishes: consumers
 ///   deduplicate (the live worker reads the event store by snapshot, so a duplicate changes nothing).
@@ -19,6 +21,11 @@ public struct OutboxRelay: Sendable {
         public var storeSchema: EventStoreSchema = .standard
         public var exchange = "reprise.events"
         public var batchSize = 500
+        /// Shares the outbox is split into, by hash of the stream id. Every relay of an outbox must
+        /// use the same number.
+        public var shares = 1
+        /// How many shares this relay takes at most (nil: all it can get).
+        public var maxShares: Int?
         public var pollInterval: Duration = .seconds(1)
         public var retention: Duration = .seconds(7 * 24 * 3600)
         public var cleanupInterval: Duration = .seconds(60)
@@ -37,6 +44,8 @@ public struct OutboxRelay: Sendable {
     public enum Event: Sendable {
         case standingBy
         case active
+        /// The shares this relay holds now (reported when they change, with `shares` > 1).
+        case sharesOwned([Int])
         case published(count: Int, lastPosition: Int64, returned: Int)
         case brokerUnavailable(String, retryIn: Duration)
         case cleanedUp(rows: Int)
@@ -54,6 +63,22 @@ public struct OutboxRelay: Sendable {
         PostgresAdvisoryLockKey("reprise.relay.\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable)")
     }
 
+    /// The lock of one share (the single relay lock when the outbox is not split).
+    public func lockKey(share: Int) -> PostgresAdvisoryLockKey {
+        guard configuration.shares > 1 else { return lockKey }
+        return PostgresAdvisoryLockKey("reprise.relay.\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable).share-\(share)-of-\(configuration.shares)")
+    }
+
+    /// Takes the free shares' locks, up to `maxShares`; returns the shares held now.
+    private func claimShares(_ owned: [Int], on leader: PostgresConnection) async throws -> [Int] {
+        var owned = owned
+        let limit = min(configuration.maxShares ?? configuration.shares, configuration.shares)
+        for share in 0..<configuration.shares where owned.count < limit && !owned.contains(share) {
+            if try await leader.tryAdvisoryLock(lockKey(share: share)) { owned.append(share) }
+        }
+        return owned.sorted()
+    }
+
     /// Runs until `stop` is set. Throws on PostgreSQL failures (a supervisor restarts the process).
     public func run(stop: StopSignal, metrics: MetricsRegistry? = nil, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
         let report: @Sendable (Event) -> Void = { event in
@@ -65,14 +90,18 @@ public struct OutboxRelay: Sendable {
         defer { Task { await leader.close(); await work.close() } }
 
         var announcedStandby = false
+        var owned: [Int] = []
         while !stop.isStopped {
             metrics?.heartbeat()
-            if try await leader.tryAdvisoryLock(lockKey) { break }
+            owned = try await claimShares(owned, on: leader)
+            if !owned.isEmpty { break }
             if !announcedStandby { report(.standingBy); announcedStandby = true }
             await stop.sleep(configuration.pollInterval)
         }
         guard !stop.isStopped else { return }
         report(.active)
+        if configuration.shares > 1 { report(.sharesOwned(owned)) }
+        var lastClaim = ContinuousClock.now
         try await leader.listen(Self.notifyChannel)
 
         var amqp: AMQPConnection?
@@ -86,7 +115,18 @@ public struct OutboxRelay: Sendable {
                 lastCleanup = ContinuousClock.now
             }
             metrics?.heartbeat()
-            let batch = try await unpublished(work)
+            // Shares whose relay died (its lock went with its session) are taken over here.
+            if configuration.shares > 1, owned.count < min(configuration.maxShares ?? configuration.shares, configuration.shares),
+                ContinuousClock.now - lastClaim >= configuration.pollInterval
+            {
+                lastClaim = ContinuousClock.now
+                let claimed = try await claimShares(owned, on: leader)
+                if claimed != owned {
+                    owned = claimed
+                    report(.sharesOwned(owned))
+                }
+            }
+            let batch = try await unpublished(work, shares: owned)
             if let metrics, batch.count < configuration.batchSize {
                 metrics.set("reprise_relay_backlog", Double(batch.count), help: "Unpublished outbox rows (at most one batch is counted).")
             }
@@ -119,13 +159,14 @@ public struct OutboxRelay: Sendable {
             }
         }
         await amqp?.close()
-        _ = try? await leader.advisoryUnlock(lockKey)
+        for share in owned { _ = try? await leader.advisoryUnlock(lockKey(share: share)) }
     }
 
     static func record(_ event: Event, in metrics: MetricsRegistry) {
         switch event {
         case .standingBy: metrics.set("reprise_relay_active", 0, help: "1 when this relay holds the outbox lock.")
         case .active: metrics.set("reprise_relay_active", 1, help: "1 when this relay holds the outbox lock.")
+        case .sharesOwned(let shares): metrics.set("reprise_relay_shares_owned", Double(shares.count), help: "Outbox shares this relay publishes.")
         case .published(let count, let last, let returned):
             metrics.add("reprise_relay_published_total", Double(count), help: "Messages published and confirmed.")
             metrics.add("reprise_relay_unroutable_total", Double(returned), help: "Messages returned as unroutable.")
@@ -136,15 +177,22 @@ public struct OutboxRelay: Sendable {
     }
 
     /// The next unpublished rows, in position order, with their events.
-    public func unpublished(_ connection: PostgresConnection) async throws -> [EventMessage.Envelope] {
+    public func unpublished(_ connection: PostgresConnection, shares: [Int] = [0]) async throws -> [EventMessage.Envelope] {
         let schema = configuration.storeSchema
+        var parameters: [PostgresValue] = [.int(Int64(configuration.batchSize))]
+        var shareFilter = ""
+        if configuration.shares > 1 {
+            // The share of a stream: a stable hash of its id, so a stream never changes share.
+            shareFilter = " AND (hashtext(e.stream_id) & 2147483647) % $2 = ANY($3::int[])"
+            parameters += [.int(Int64(configuration.shares)), .text(PostgresArrayLiteral.integers(shares.map { Int64($0) }))]
+        }
         let result = try await connection.query(
             """
             SELECT o.global_position, e.event_id::text, e.stream_id, e.stream_version, e.event_type,
                    to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.payload::text, e.metadata::text
             FROM \(schema.qualifiedOutbox) o JOIN \(schema.qualifiedEvents) e USING (global_position)
-            WHERE o.published_at IS NULL ORDER BY o.global_position LIMIT $1
-            """, [.int(Int64(configuration.batchSize))])
+            WHERE o.published_at IS NULL\(shareFilter) ORDER BY o.global_position LIMIT $1
+            """, parameters)
         return (0..<result.rowCount).map { row in
             EventMessage.Envelope(
                 position: result.int64(row, 0) ?? 0, eventID: result.string(row, 1) ?? "", streamID: result.string(row, 2) ?? "",
