@@ -45,6 +45,9 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
     var fetchSize = 5_000
 
+    @Option(help: "Rows kept in memory between chunks, per projection (bounds memory; past it the cache is emptied).")
+    var rowCacheLimit = RebuildOptions().rowCacheLimit
+
     @Option(help: "Swapped-out builds kept for rollback, per projection.")
     var keepRetired = 1
 
@@ -53,6 +56,14 @@ struct RebuildCommand: AsyncParsableCommand {
 
     @Flag(help: "Abandon an interrupted build of these projections and start again from the first event.")
     var restart = false
+
+    @Option(help: ArgumentHelp(
+        "Split the first round into N partitions by each projection's partition_key; run the same command in any number of processes, on any machines, to share the work.",
+        valueName: "N"))
+    var partitions: Int?
+
+    @Option(help: "This worker's name in the partition manifest (default: host:pid).")
+    var worker: String?
 
     @Flag(help: "No progress output.")
     var quiet = false
@@ -64,6 +75,14 @@ struct RebuildCommand: AsyncParsableCommand {
         guard all != !projections.isEmpty else { throw ValidationError("name the projections to rebuild, or pass --all (not both)") }
         guard chunkSize > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
+        guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
+        if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
+    }
+
+    static func defaultWorkerName() -> String {
+        var name = [CChar](repeating: 0, count: 256)
+        gethostname(&name, name.count - 1)
+        return String(decoding: name.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self) + ":\(getpid())"
     }
 
     func run() async throws {
@@ -74,6 +93,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.chunkSize = chunkSize
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
+            options.rowCacheLimit = rowCacheLimit
             options.swap = !noSwap
             options.resume = !restart
             let engine = RebuildEngine(
@@ -82,7 +102,12 @@ struct RebuildCommand: AsyncParsableCommand {
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
             let results = try await runningEngine(display) {
-                try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
+                if let partitions {
+                    return try await engine.rebuildPartitioned(
+                        selected, partitions: partitions, worker: worker ?? Self.defaultWorkerName(), hooks: FaultInjection.rebuildHooks()
+                    ) { progress in display.update(progress) }
+                }
+                return try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
                     display.update(progress)
                 }
             }

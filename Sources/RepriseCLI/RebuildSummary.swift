@@ -47,7 +47,14 @@ enum RebuildSummary {
             let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             var line = "\(result.projection) v\(result.version): build \(result.buildID)\(result.resumed ? " (resumed)" : ""), "
             line += "\(result.eventsApplied) events applied, \(result.rowsWritten) row writes, \(result.catchUpRounds) catch-up rounds; rows: \(tables)"
-            line += result.swapped ? "; swapped in" + (result.previousBuildID.map { " (previous build \($0) kept for rollback)" } ?? "") : "; not swapped (--no-swap)"
+            if !result.partitionsApplied.isEmpty || result.tableRows.isEmpty {
+                line += "; partitions applied by this worker: " + (result.partitionsApplied.isEmpty ? "none" : result.partitionsApplied.map(String.init).joined(separator: ","))
+            }
+            if result.tableRows.isEmpty && !result.swapped {
+                line += "; another worker finishes the build"
+            } else {
+                line += result.swapped ? "; swapped in" + (result.previousBuildID.map { " (previous build \($0) kept for rollback)" } ?? "") : "; not swapped (--no-swap)"
+            }
             lines.append(line)
         }
         lines.append("done in \(ProgressLine.duration(seconds)) (\(String(format: "%.1f", seconds)) s), \(Int(Double(events) / max(seconds, 0.001))) events/s")
@@ -65,7 +72,8 @@ enum RebuildSummary {
             return "{\"projection\":\(quote(result.projection)),\"version\":\(result.version),\"build\":\(result.buildID),"
                 + "\"resumed\":\(result.resumed),\"events_applied\":\(result.eventsApplied),\"row_writes\":\(result.rowsWritten),"
                 + "\"catch_up_rounds\":\(result.catchUpRounds),\"swapped\":\(result.swapped),"
-                + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)}}"
+                + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)},"
+                + "\"partitions_applied\":[\(result.partitionsApplied.map(String.init).joined(separator: ","))]}"
         }
         let spent = timings?.seconds ?? [:]
         let phases = [("read", EngineTimings.Phase.read), ("decode", .decode), ("handlers", .handle), ("row_reads", .prefetch), ("writes", .write)]

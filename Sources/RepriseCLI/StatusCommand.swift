@@ -39,7 +39,12 @@ struct StatusCommand: AsyncParsableCommand {
             var table = [["PROJECTION", "ACTIVE", "BUILD", "LAG (EVENTS)", "LAG (S)", "IN PROGRESS", "RETIRED", "PARKED", "LAST ERROR"]]
             for status in statuses {
                 let active = status.active
-                let progress = status.building.map { "build \($0.buildID) v\($0.version): \($0.eventsApplied) events, round \($0.rounds)" }.joined(separator: "; ")
+                let progress = status.building.map { build in
+                    guard !build.partitions.isEmpty else { return "build \(build.buildID) v\(build.version): \(build.eventsApplied) events, round \(build.rounds)" }
+                    let done = build.partitions.filter { $0.state == .done }.count
+                    let events = build.partitions.reduce(Int64(0)) { $0 + $1.eventsApplied }
+                    return "build \(build.buildID) v\(build.version): \(done)/\(build.partitions.count) partitions done, \(events) events"
+                }.joined(separator: "; ")
                 let error = (status.building.compactMap(\.lastError) + [active?.lastError].compactMap { $0 }).last ?? ""
                 table.append([
                     status.projection, active.map { "v\($0.version)" } ?? "-", active.map { String($0.buildID) } ?? "-",
@@ -52,6 +57,19 @@ struct StatusCommand: AsyncParsableCommand {
             for row in table {
                 Terminal.output(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
             }
+            // Partitioned rebuilds in progress: one line per partition.
+            for status in statuses {
+                for build in status.building where !build.partitions.isEmpty {
+                    Terminal.output("")
+                    Terminal.output("\(status.projection) build \(build.buildID), partitions:")
+                    Terminal.output("  PARTITION  STATE    OWNER                 EVENTS    POSITION  LEASE AGE (S)")
+                    for partition in build.partitions {
+                        let owner = (partition.owner ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)
+                        let age = partition.secondsSinceHeartbeat.map { String(format: "%.0f", $0) } ?? "-"
+                        Terminal.output("  \(String(partition.number).padding(toLength: 9, withPad: " ", startingAt: 0))  \(partition.state.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(owner)  \(String(partition.eventsApplied).padding(toLength: 8, withPad: " ", startingAt: 0))  \(String(partition.roundPosition).padding(toLength: 8, withPad: " ", startingAt: 0))  \(age)")
+                    }
+                }
+            }
         }
     }
 
@@ -60,7 +78,11 @@ struct StatusCommand: AsyncParsableCommand {
         func build(_ build: ProjectionStatus.Build) -> String {
             "{\"build\":\(build.buildID),\"version\":\(build.version),\"state\":\(quote(build.state)),\"events_applied\":\(build.eventsApplied),"
                 + "\"rounds\":\(build.rounds),\"started_at\":\(quote(build.startedAt)),\"updated_at\":\(quote(build.updatedAt)),"
-                + "\"last_error\":\(build.lastError.map(quote) ?? "null")}"
+                + "\"last_error\":\(build.lastError.map(quote) ?? "null"),\"partitions\":[" + build.partitions.map { partition in
+                    "{\"partition\":\(partition.number),\"state\":\(quote(partition.state.rawValue)),\"owner\":\(partition.owner.map(quote) ?? "null"),"
+                        + "\"events_applied\":\(partition.eventsApplied),\"position\":\(partition.roundPosition),"
+                        + "\"seconds_since_heartbeat\":\(partition.secondsSinceHeartbeat.map { String(format: "%.1f", $0) } ?? "null")}"
+                }.joined(separator: ",") + "]}"
         }
         return "{\"projection\":\(quote(status.projection)),\"active\":\(status.active.map(build) ?? "null"),"
             + "\"building\":[\(status.building.map(build).joined(separator: ","))],\"retired\":[\(status.retired.map(build).joined(separator: ","))],"

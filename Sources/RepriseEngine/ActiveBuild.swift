@@ -24,6 +24,8 @@ final class ActiveBuild {
 var writesLiveTables = false
 /// Streams whose events wait (parked after a poison event); their events are not applied.
 var parkedStreams: Set<String> = []
+/// Set while this build reads one partition of a partitioned rebuild.
+var partitionSpec: EventStoreReader.PartitionSpec?
 
 func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
     var name: String { runnable.definition.name }

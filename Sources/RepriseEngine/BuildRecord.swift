@@ -35,7 +35,28 @@ public struct BuildRecord: Sendable, Equatable {
     public var roundPosition: Int64
     public var eventsApplied: Int64
     public var rounds: Int
+    /// Set while one partition of a partitioned rebuild is being read: progress is then the
+    /// partition's (`reprise_build_partitions`), within the build's first round.
+    public var partition: BuildPartition?
 
     /// The physical name of a table of this build while it is not live.
+    /// (See `BuildPartition` for partitioned progress.)
     public func physicalName(_ table: String) -> String { "\(table)__\(buildID)" }
+}
+
+/// One partition of a partitioned rebuild: the events whose partition key hashes to `number`
+/// (of `count`), and how far they are applied.
+public struct BuildPartition: Sendable, Equatable {
+    public enum State: String, Sendable {
+        case pending, running, done
+    }
+
+    public var number: Int
+    public var count: Int
+    public var state: State
+    public var roundPosition: Int64
+    public var eventsApplied: Int64
+    /// The worker that claimed it last, and seconds since its last chunk.
+    public var owner: String?
+    public var secondsSinceHeartbeat: Double?
 }

@@ -37,7 +37,7 @@ struct ChunkApplier: Sendable {
         let record = group[0].record
         let spec = EventStoreReader.Round(
             eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
-            afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata)
+            afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata, partition: group[0].partitionSpec)
         let total = try await reader.count(spec)
         var done: Int64 = 0
         progress(0, total)

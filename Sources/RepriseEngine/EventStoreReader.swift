@@ -40,13 +40,29 @@ struct EventStoreReader: Sendable {
         var targetSnapshot: String
         var afterPosition: Int64
         var readMetadata: Bool
+        /// Only the events of one partition (a partitioned rebuild's first round).
+        var partition: PartitionSpec?
+    }
+
+    /// The events whose key hashes to `number` of `count`; the key field per stored type names.
+    struct PartitionSpec: Sendable {
+        var keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)]
+        var number: Int
+        var count: Int
     }
 
     private func whereClause(_ round: Round) throws -> (String, [PostgresValue]) {
         do {
-            return try source.roundFilter(
+            var (clause, parameters) = try source.roundFilter(
                 storedTypes: source.source.storedNames(for: round.eventTypes), base: round.baseSnapshot, target: round.targetSnapshot,
                 afterPosition: round.afterPosition)
+            if let partition = round.partition {
+                let (filter, more) = source.partitionFilter(
+                    keys: partition.keys, count: partition.count, number: partition.number, firstParameter: parameters.count + 1)
+                clause += " AND " + filter
+                parameters += more
+            }
+            return (clause, parameters)
         } catch {
             throw EngineError(.invalidRequest, message: error.description)
         }

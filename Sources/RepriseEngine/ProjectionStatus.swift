@@ -14,6 +14,8 @@ public struct ProjectionStatus: Sendable {
         public var startedAt: String
         public var updatedAt: String
         public var lastError: String?
+        /// A partitioned rebuild's partitions: state, owner, progress, seconds since the owner's last chunk.
+        public var partitions: [BuildPartition] = []
     }
 
     public var projection: String
@@ -63,6 +65,11 @@ public enum ProjectionStatusReader {
             default: status.retired.append(build)
             }
             statuses[projection] = status
+        }
+        for (projection, status) in statuses {
+            for (index, build) in status.building.enumerated() {
+                statuses[projection]?.building[index].partitions = try await store.partitions(of: build.buildID)
+            }
         }
         let reader = activeSnapshots.isEmpty ? nil : EventStoreReader(connection: postgres, source: try await RebuildEngine.resolve(source, on: postgres))
         for (projection, snapshot) in activeSnapshots {

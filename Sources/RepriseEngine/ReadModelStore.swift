@@ -33,6 +33,60 @@ struct ReadModelStore: Sendable {
                 KEY reprise_builds_projection_state (projection, state)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(Self.partitionsTable) (
+                build_id BIGINT NOT NULL,
+                partition_no INT NOT NULL,
+                partitions INT NOT NULL,
+                state VARCHAR(16) NOT NULL,
+                round_position BIGINT NOT NULL DEFAULT 0,
+                events_applied BIGINT NOT NULL DEFAULT 0,
+                owner VARCHAR(200) NULL,
+                heartbeat_at DATETIME(6) NULL,
+                PRIMARY KEY (build_id, partition_no)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """)
+    }
+
+    static let partitionsTable = "reprise_build_partitions"
+
+    /// The partitions of a build, in order (empty for an unpartitioned build).
+    func partitions(of buildID: Int64) async throws -> [BuildPartition] {
+        let result = try await connection.query(
+            """
+            SELECT partition_no, partitions, state, round_position, events_applied, owner,
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+            FROM \(Self.partitionsTable) WHERE build_id = ? ORDER BY partition_no
+            """, [.int(buildID)])
+        return (0..<result.rowCount).map { row in
+            BuildPartition(
+                number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0,
+                state: result.string(row, 2).flatMap(BuildPartition.State.init(rawValue:)) ?? .pending,
+                roundPosition: result.int64(row, 3) ?? 0, eventsApplied: result.int64(row, 4) ?? 0, owner: result.string(row, 5),
+                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init))
+        }
+    }
+
+    func createPartitions(of buildID: Int64, count: Int) async throws {
+        try await connection.executeBatch(
+            prefix: "INSERT INTO \(Self.partitionsTable) (build_id, partition_no, partitions, state) VALUES",
+            rows: (0..<count).map { [.int(buildID), .int(Int64($0)), .int(Int64(count)), .string(BuildPartition.State.pending.rawValue)] },
+            suffix: "")
+    }
+
+    func setPartition(_ buildID: Int64, _ number: Int, state: BuildPartition.State, owner: String) async throws {
+        try await connection.execute(
+            "UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            [.string(state.rawValue), .string(owner), .int(buildID), .int(Int64(number))])
+    }
+
+    /// After the last partition: the build's own counters sum its partitions'.
+    func sumPartitions(into build: BuildRecord) async throws {
+        try await connection.execute(
+            """
+            UPDATE \(Self.registryTable) SET events_applied = (SELECT COALESCE(SUM(events_applied), 0) FROM \(Self.partitionsTable) WHERE build_id = ?),
+                updated_at = UTC_TIMESTAMP(6) WHERE build_id = ?
+            """, [.int(build.buildID), .int(build.buildID)])
     }
 
     private static let buildColumns =
@@ -85,6 +139,20 @@ struct ReadModelStore: Sendable {
     /// Records progress inside the chunk's transaction. The compare-and-set on the old position
     /// makes a second writer of the same build fail instead of double-applying.
     func advance(_ build: BuildRecord, to position: Int64, events: Int) async throws {
+        if let partition = build.partition {
+            let updated = try await connection.execute(
+                """
+                UPDATE \(Self.partitionsTable) SET round_position = ?, events_applied = events_applied + ?, heartbeat_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND partition_no = ? AND round_position = ?
+                """,
+                [.int(position), .int(Int64(events)), .int(build.buildID), .int(Int64(partition.number)), .int(build.roundPosition)])
+            guard updated == 1 else {
+                throw EngineError(
+                    .inconsistentState, projection: build.projection,
+                    message: "partition \(partition.number) of build \(build.buildID) moved on under us (another worker writing it?)")
+            }
+            return
+        }
         let updated = try await connection.execute(
             """
             UPDATE \(Self.registryTable) SET round_position = ?, events_applied = events_applied + ?, updated_at = UTC_TIMESTAMP(6)

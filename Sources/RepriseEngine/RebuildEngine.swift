@@ -100,19 +100,7 @@ public struct RebuildEngine: Sendable {
 
         var results: [RebuildResult] = []
         for build in builds {
-            var tableRows: [String: Int64] = [:]
-            for table in build.definition.tables {
-                tableRows[table.name] = try await store.rowCount(build.record.physicalName(table.name))
-            }
-            var previous: Int64?
-            if options.swap {
-                progress(RebuildProgress(projections: [build.name], phase: .checking, eventsDone: 0, eventsTotal: 0))
-                try await runChecks(build, store: store, tableRows: tableRows)
-                try await hooks.beforeSwap()
-                progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
-                previous = try await swap(build, store: store, locks: locks, database: database)
-                try await applyRetention(build.name, store: store)
-            }
+            let (tableRows, previous) = try await checkAndSwap(build, connections: connections, hooks: hooks, progress: progress)
             results.append(RebuildResult(
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
@@ -121,6 +109,26 @@ public struct RebuildEngine: Sendable {
         for name in names { _ = try? await locks.releaseLock(Self.rebuildLockName(name, database: database)) }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
+    }
+
+    /// Counts the green tables' rows, then (unless `--no-swap`) runs the checks, swaps the tables
+    /// in and applies retention. Returns the row counts and the build that was live before.
+    func checkAndSwap(
+        _ build: ActiveBuild, connections: EngineConnections, hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> (tableRows: [String: Int64], previous: Int64?) {
+        let store = connections.store
+        var tableRows: [String: Int64] = [:]
+        for table in build.definition.tables {
+            tableRows[table.name] = try await store.rowCount(build.record.physicalName(table.name))
+        }
+        guard options.swap else { return (tableRows, nil) }
+        progress(RebuildProgress(projections: [build.name], phase: .checking, eventsDone: 0, eventsTotal: 0))
+        try await runChecks(build, store: store, tableRows: tableRows)
+        try await hooks.beforeSwap()
+        progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
+        let previous = try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        try await applyRetention(build.name, store: store)
+        return (tableRows, previous)
     }
 
     // MARK: - Rollback
@@ -195,7 +203,7 @@ public struct RebuildEngine: Sendable {
     // MARK: - Builds
 
     /// Resumes the build an interrupted run left (same version and definition), or starts a new one.
-    private func prepareBuild(_ runnable: RunnableProjection, store: ReadModelStore, snapshot: String) async throws -> ActiveBuild {
+    func prepareBuild(_ runnable: RunnableProjection, store: ReadModelStore, snapshot: String, partitioned: Bool = false) async throws -> ActiveBuild {
         let definition = runnable.definition
         try await reconcileSwap(definition, store: store)
         // A changed meaning needs a new version: otherwise two different read models would carry
@@ -209,6 +217,14 @@ public struct RebuildEngine: Sendable {
         let building = try await store.builds(of: definition.name, states: [.building])
         var resumable: BuildRecord?
         for build in building {
+            if !partitioned, try await !store.partitions(of: build.buildID).isEmpty, build.version == definition.version,
+                build.definitionHash == definition.definitionHash, options.resume
+            {
+                // Workers of a partitioned rebuild may be running it: an unpartitioned run must not write it too.
+                throw EngineError(
+                    .locked, projection: definition.name,
+                    message: "build \(build.buildID) is a partitioned rebuild in progress: run `reprise rebuild --partitions N` to help finish it, or --restart to abandon it")
+            }
             if options.resume, resumable == nil, build.version == definition.version, build.definitionHash == definition.definitionHash,
                 try await tablesExist(definition, build, store)
             {
@@ -228,14 +244,14 @@ public struct RebuildEngine: Sendable {
         return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit)
     }
 
-    private func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {
+    func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {
         for table in definition.tables where !(try await store.tableExists(build.physicalName(table.name))) { return false }
         return true
     }
 
     /// A crash between `RENAME TABLE` and the registry update leaves a build whose tables
     /// already carry the live names; finish its bookkeeping.
-    private func reconcileSwap(_ definition: ProjectionDefinition, store: ReadModelStore) async throws {
+    func reconcileSwap(_ definition: ProjectionDefinition, store: ReadModelStore) async throws {
         let building = try await store.builds(of: definition.name, states: [.building])
         let active = try await store.builds(of: definition.name, states: [.active]).last
         for build in building {
@@ -258,7 +274,7 @@ public struct RebuildEngine: Sendable {
 
     // MARK: - Rounds and chunks
 
-    private func runRounds(
+    func runRounds(
         _ group: [ActiveBuild], reader: EventStoreReader, snapshots: EventStoreReader, store: ReadModelStore,
         hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws {
@@ -291,7 +307,7 @@ public struct RebuildEngine: Sendable {
 
     // MARK: - Checks, swap, retention
 
-    private func runChecks(_ build: ActiveBuild, store: ReadModelStore, tableRows: [String: Int64]) async throws {
+    func runChecks(_ build: ActiveBuild, store: ReadModelStore, tableRows: [String: Int64]) async throws {
         for check in build.definition.checks {
             switch check {
             case .minimumRows(let table, let rows):
@@ -350,7 +366,7 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
-    private func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
+    func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
         let lock = Self.projectionLockName(build.name, database: database)
         guard try await locks.getLock(lock, timeoutSeconds: options.swapLockTimeoutSeconds) else {
             throw EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(options.swapLockTimeoutSeconds)s to swap")
@@ -382,7 +398,7 @@ public struct RebuildEngine: Sendable {
         return previous?.buildID
     }
 
-    private func applyRetention(_ projection: String, store: ReadModelStore) async throws {
+    func applyRetention(_ projection: String, store: ReadModelStore) async throws {
         let retired = try await store.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
         for build in retired.dropFirst(options.keepRetiredBuilds) {
             let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)

@@ -50,6 +50,8 @@ public struct RebuildProgress: Sendable {
     public var phase: Phase
     public var eventsDone: Int64
     public var eventsTotal: Int64
+    /// The partition being read, in a partitioned rebuild.
+    public var partition: Int? = nil
 }
 
 /// The outcome of a rebuild, per projection.
@@ -73,6 +75,8 @@ public struct RebuildResult: Sendable {
     public var previousBuildID: Int64?
     /// Every event visible in this PostgreSQL snapshot is applied (where a live worker continues).
     public var appliedSnapshot: String?
+    /// In a partitioned rebuild: the partitions this worker applied (wholly or from a checkpoint).
+    public var partitionsApplied: [Int] = []
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

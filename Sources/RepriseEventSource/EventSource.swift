@@ -33,6 +33,21 @@ public struct EventSource: Sendable, Equatable {
         }
     }
 
+    /// The field a partitioned rebuild hashes to split events (see `ResolvedEventSource.partitionFilter`).
+    public enum PartitionKeyField: Sendable, Hashable, CustomStringConvertible {
+        case streamID
+        case payload([String])
+        case metadata([String])
+
+        public var description: String {
+            switch self {
+            case .streamID: "stream_id"
+            case .payload(let path): "payload." + path.joined(separator: ".")
+            case .metadata(let path): "metadata." + path.joined(separator: ".")
+            }
+        }
+    }
+
     /// The preset this mapping started from, or `custom` (for messages).
     public var name: String
     public var schema: String

@@ -217,6 +217,46 @@ public struct ResolvedEventSource: Sendable {
         }
     }
 
+    /// `(hashtext(key) & 2147483647) % count = number`: the events of one partition, decided in
+    /// PostgreSQL. Keys are chosen per stored type name; parameters start at `firstParameter`.
+    public func partitionFilter(
+        keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], count: Int, number: Int, firstParameter: Int
+    ) -> (String, [PostgresValue]) {
+        var parameters: [PostgresValue] = []
+        func parameter(_ value: PostgresValue) -> String {
+            parameters.append(value)
+            return "$\(firstParameter + parameters.count - 1)"
+        }
+        func json(_ column: String?, _ encoding: EventSource.Encoding) -> String? {
+            guard let column else { return nil }
+            let quoted = PostgresIdentifier.quote(column)
+            return switch encoding {
+            case .json, .jsonb: quoted
+            case .text: "\(quoted)::jsonb"
+            case .bytea: "convert_from(\(quoted), 'UTF8')::jsonb"
+            }
+        }
+        func expression(_ field: EventSource.PartitionKeyField) -> String {
+            switch field {
+            case .streamID: return "\(streamID)::text"
+            case .payload(let path):
+                return "(\(json(source.payloadColumn, source.payloadEncoding) ?? "NULL") #>> \(parameter(.text(PostgresArrayLiteral.text(path))))::text[])"
+            case .metadata(let path):
+                guard let column = json(source.metadataColumn, source.metadataEncoding) else { return "NULL::text" }
+                return "(\(column) #>> \(parameter(.text(PostgresArrayLiteral.text(path))))::text[])"
+            }
+        }
+        let key: String
+        if Set(keys.map { "\($0.field)" }).count == 1, let only = keys.first {
+            key = expression(only.field)
+        } else {
+            key = "CASE " + keys.map { "WHEN \(eventType)::text = ANY(\(parameter(.text(PostgresArrayLiteral.text($0.storedTypes))))::text[]) THEN \(expression($0.field))" }
+                .joined(separator: " ") + " END"
+        }
+        let clause = "(hashtext(coalesce(\(key), '')) & 2147483647) % \(parameter(.int(Int64(count)))) = \(parameter(.int(Int64(number))))"
+        return (clause, parameters)
+    }
+
     /// The stream id of the event at a position.
     public var streamAtPositionQuery: String { "SELECT \(streamID)::text FROM \(qualifiedTable) WHERE \(position) = $1" }
     /// The envelope of the event at a position (`envelopeColumns` order).

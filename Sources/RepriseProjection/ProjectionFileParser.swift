@@ -162,7 +162,7 @@ public enum ProjectionFileParser {
     }
 
     private static func read(_ root: YAMLNode) throws(ProjectionFileError) -> ProjectionDefinition {
-        let fields = try root.fields(allowed: ["name", "version", "description", "tables", "handlers", "checks"],
+        let fields = try root.fields(allowed: ["name", "version", "description", "tables", "handlers", "checks", "partition_key"],
                                      required: ["name", "version", "tables", "handlers"],
                                      what: "name, version, tables, handlers")
         let nameNode = try fields.required("name", in: root)
@@ -179,10 +179,43 @@ public enum ProjectionFileParser {
         let checks = try fields["checks"].map { (node: YAMLNode) throws(ProjectionFileError) in
             try CheckReader.readChecks(node, tables: tables)
         } ?? []
-        return ProjectionDefinition(
+        var definition = ProjectionDefinition(
             name: name, version: version, description: description, sourceFile: root.file, tables: tables,
             handlers: handlers, checks: checks,
             definitionHash: DefinitionHasher.hash(tables: tables, handlers: handlers, checks: checks))
+        if let node = fields["partition_key"] {
+            definition.partitionKey = try readPartitionKey(node, eventTypes: definition.eventTypes)
+        }
+        return definition
+    }
+
+    /// `partition_key: event.stream_id` (every handled type), or a mapping of event type to field.
+    private static func readPartitionKey(_ node: YAMLNode, eventTypes: Set<String>) throws(ProjectionFileError) -> [String: FieldReference] {
+        func field(_ node: YAMLNode) throws(ProjectionFileError) -> FieldReference {
+            let text = try node.nonEmptyText("a field: event.stream_id, payload.<path> or metadata.<path>")
+            let parsed: Expression
+            do { parsed = try ExpressionParser.parse(text) } catch { throw node.error("\(error)") }
+            switch parsed {
+            case .field(.envelope(.streamID)), .field(.payload), .field(.metadata):
+                guard case .field(let reference) = parsed else { break }
+                return reference
+            default: break
+            }
+            throw node.error("a partition key is one field: event.stream_id, payload.<path> or metadata.<path>, got '\(text.prefix(80))'")
+        }
+        if !node.isMapping {
+            let reference = try field(node)
+            return Dictionary(uniqueKeysWithValues: eventTypes.map { ($0, reference) })
+        }
+        var keys: [String: FieldReference] = [:]
+        for (type, value) in try node.entries("a field, or a mapping of event type to field") {
+            guard eventTypes.contains(type) else { throw value.error("'\(type.prefix(80))' is not an event type this projection handles") }
+            keys[type] = try field(value)
+        }
+        if let missing = eventTypes.subtracting(keys.keys).sorted().first {
+            throw node.error("no partition key for handled event type '\(missing)'")
+        }
+        return keys
     }
 
     /// A YAML syntax error, located by line and column.

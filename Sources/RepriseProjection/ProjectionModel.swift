@@ -30,6 +30,11 @@ public struct ProjectionDefinition: Sendable {
     /// A stable hash of the definition's meaning (not of its formatting); a changed definition
     /// must come with a new version.
     public var definitionHash: String
+    /// Per handled event type, the field whose value decides an event's partition in a
+    /// partitioned rebuild (`partition_key`). Every row an event writes must be determined by it,
+    /// so that no two partitions write one row. Nil: the projection cannot be rebuilt partitioned.
+    /// Not part of the definition hash: it changes how a rebuild splits work, not what it builds.
+    public var partitionKey: [String: FieldReference]?
 
     public init(name: String, version: Int, description: String? = nil, sourceFile: String? = nil, tables: [TableDefinition],
                 handlers: [String: [RowOperation]], checks: [ProjectionCheck] = [], definitionHash: String) {

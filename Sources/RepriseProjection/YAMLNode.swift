@@ -63,6 +63,11 @@ struct YAMLNode {
         return sequence.enumerated().map { YAMLNode(node: $1, path: "\(path)[\($0)]", file: file) }
     }
 
+    var isMapping: Bool {
+        if case .mapping = node { return true }
+        return false
+    }
+
     var isSequence: Bool {
         if case .sequence = node { return true }
         return false

@@ -1,0 +1,174 @@
+import RepriseEventSource
+import RepriseMySQL
+import RepriseProjection
+import ReprisePostgres
+
+/// Partitioned rebuilds: any number of worker processes, on any machines, share one build.
+///
+/// The first round (everything visible in the build's snapshot) is split into `partitions` by a
+/// hash of each event's partition key, computed in PostgreSQL, so each worker reads only its
+/// share. Workers claim partitions with PostgreSQL advisory locks (a dead worker's lock goes with
+/// its session, and the next worker to look takes the partition over); each partition's
+/// checkpoint is a row of `reprise_build_partitions`, committed in the same MySQL transaction as
+/// its chunk, so a taken-over partition resumes exactly where the dead worker's last chunk ended.
+/// When every partition is done, one worker (the first to take the build's finish lock) runs
+/// the catch-up rounds, the checks and the single swap. The partition key must decide every row
+/// an event writes (`partition_key` in the projection file), so no two partitions write one row.
+extension RebuildEngine {
+    public func rebuildPartitioned(
+        _ projections: [RunnableProjection], partitions: Int, worker: String,
+        hooks: RebuildHooks = RebuildHooks(),
+        progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }
+    ) async throws -> [RebuildResult] {
+        guard (1...1024).contains(partitions) else { throw EngineError(.invalidRequest, message: "partitions must be between 1 and 1024") }
+        for runnable in projections where runnable.definition.partitionKey == nil {
+            throw EngineError(
+                .invalidRequest, projection: runnable.definition.name,
+                message: "\(runnable.definition.name) declares no partition_key: a partitioned rebuild needs one, chosen so that every row an event writes is decided by it (event.stream_id, payload.<path>, or one per event type)")
+        }
+        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        defer { connections.closeLater() }
+        let resolved = try await Self.resolve(source, on: connections.control)
+        var results: [RebuildResult] = []
+        for runnable in projections {
+            results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
+                                                        source: resolved, hooks: hooks, progress: progress))
+        }
+        progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
+        return results
+    }
+
+    private func rebuildPartitioned(
+        _ runnable: RunnableProjection, partitions: Int, worker: String, connections: EngineConnections, source: ResolvedEventSource,
+        hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> RebuildResult {
+        let definition = runnable.definition
+        let (store, control, locks, database) = (connections.store, connections.control, connections.locks, connections.database)
+        let snapshots = EventStoreReader(connection: control, source: source)
+        let reader = EventStoreReader(connection: connections.reader, source: source)
+
+        // One worker at a time finds or creates the shared build and its partitions.
+        let setupLock = "reprise.partitions.\(database).\(definition.name)"
+        guard try await locks.getLock(setupLock, timeoutSeconds: 60) else {
+            throw EngineError(.locked, projection: definition.name, message: "could not take \(setupLock) within 60 s")
+        }
+        let record: BuildRecord
+        do {
+            record = try await sharedBuild(runnable, partitions: partitions, store: store, snapshots: snapshots)
+            _ = try await locks.releaseLock(setupLock)
+        } catch {
+            _ = try? await locks.releaseLock(setupLock)
+            throw error
+        }
+
+        let keys = partitionKeys(definition, source: source.source)
+        let lockPrefix = "reprise.rebuild.\(database).\(definition.name).\(record.buildID)"
+        var applied: [Int] = []
+        var eventsApplied: Int64 = 0, rowsWritten: Int64 = 0
+        var chunkNumber = 0
+        let applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
+        let decoders = ChunkApplier.decoders(for: [ActiveBuild(record: record, runnable: runnable, fresh: false, cacheLimit: 1)])
+        while true {
+            let states = try await store.partitions(of: record.buildID)
+            guard states.count == partitions else {
+                throw EngineError(.inconsistentState, projection: definition.name, message: "build \(record.buildID) has \(states.count) partitions, not \(partitions)")
+            }
+            var claimed: BuildPartition?
+            for partition in states where partition.state != .done {
+                if try await control.tryAdvisoryLock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)")) {
+                    claimed = partition
+                    break
+                }
+            }
+            guard var partition = claimed else {
+                if states.allSatisfy({ $0.state == .done }) { break }
+                // Others hold the rest; one of them may die, and its partition becomes claimable.
+                try await Task.sleep(for: .milliseconds(250))
+                continue
+            }
+            // Re-read under the lock: the previous owner may have finished it meanwhile.
+            guard let current = try await store.partitions(of: record.buildID).first(where: { $0.number == partition.number }), current.state != .done else {
+                _ = try await control.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+                continue
+            }
+            partition = current
+            try await store.setPartition(record.buildID, partition.number, state: .running, owner: worker)
+            var partitionRecord = record
+            partitionRecord.partition = partition
+            partitionRecord.roundPosition = partition.roundPosition
+            let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit)
+            build.partitionSpec = EventStoreReader.PartitionSpec(keys: keys, number: partition.number, count: partitions)
+            let number = partition.number
+            _ = try await applier.readRound(
+                [build], reader: reader, eventTypes: Array(definition.eventTypes).sorted(), decoders: decoders,
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+            ) { done, total in
+                progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
+            }
+            try await store.setPartition(record.buildID, partition.number, state: .done, owner: worker)
+            _ = try await control.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+            applied.append(partition.number)
+            eventsApplied += build.eventsApplied
+            rowsWritten += build.rowsWritten
+        }
+
+        // Every partition is done: the first worker here finishes the build, the others leave.
+        let finishKey = PostgresAdvisoryLockKey("\(lockPrefix).finish")
+        try await control.advisoryLock(finishKey)
+        defer { Task { _ = try? await control.advisoryUnlock(finishKey) } }
+        guard let current = try await store.build(record.buildID), current.state == .building else {
+            return RebuildResult(
+                projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false, eventsApplied: eventsApplied,
+                rowsWritten: rowsWritten, catchUpRounds: 0, tableRows: [:], swapped: false, previousBuildID: nil, appliedSnapshot: nil,
+                partitionsApplied: applied)
+        }
+        try await store.sumPartitions(into: current)
+        let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        if current.baseSnapshot == nil {
+            // The partitions together applied the first round: the build moves to catch-up rounds.
+            try await applier.closeRound([build], nextSnapshot: try await snapshots.currentSnapshot())
+        }
+        try await runRounds([build], reader: reader, snapshots: snapshots, store: store, hooks: hooks, progress: progress)
+        let (tableRows, previous) = try await checkAndSwap(build, connections: connections, hooks: hooks, progress: progress)
+        return RebuildResult(
+            projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false,
+            eventsApplied: eventsApplied + build.eventsApplied, rowsWritten: rowsWritten + build.rowsWritten, catchUpRounds: build.catchUpRounds,
+            tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
+            partitionsApplied: applied)
+    }
+
+    /// The building build of this definition split into `partitions`, or a new one.
+    private func sharedBuild(_ runnable: RunnableProjection, partitions: Int, store: ReadModelStore, snapshots: EventStoreReader) async throws -> BuildRecord {
+        let definition = runnable.definition
+        for build in try await store.builds(of: definition.name, states: [.building])
+        where build.version == definition.version && build.definitionHash == definition.definitionHash && options.resume {
+            let existing = try await store.partitions(of: build.buildID)
+            if existing.count == partitions { return build }
+            if !existing.isEmpty || build.roundPosition > 0 || build.eventsApplied > 0 {
+                throw EngineError(
+                    .invalidRequest, projection: definition.name,
+                    message: "build \(build.buildID) is in progress with \(existing.isEmpty ? "no" : String(existing.count)) partitions; finish it with the same --partitions, or start again with --restart")
+            }
+        }
+        // No shared build yet: the usual preparation (abandons builds of other definitions), then partitions.
+        let prepared = try await prepareBuild(runnable, store: store, snapshot: try await snapshots.currentSnapshot(), partitioned: true)
+        if try await store.partitions(of: prepared.record.buildID).isEmpty {
+            try await store.createPartitions(of: prepared.record.buildID, count: partitions)
+        }
+        return prepared.record
+    }
+
+    /// The partition key of each handled event type, by the stored type names that mean it.
+    private func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
+        var byField: [EventSource.PartitionKeyField: [String]] = [:]
+        for (type, reference) in definition.partitionKey ?? [:] {
+            let field: EventSource.PartitionKeyField = switch reference {
+            case .payload(let path): .payload(path.map(\.description))
+            case .metadata(let path): .metadata(path.map(\.description))
+            default: .streamID
+            }
+            byField[field, default: []] += source.storedNames(for: [type])
+        }
+        return byField.map { (storedTypes: $0.value.sorted(), field: $0.key) }.sorted { $0.field.description < $1.field.description }
+    }
+}

@@ -1,0 +1,121 @@
+import Foundation
+import RepriseEngine
+import RepriseMySQL
+import RepriseProjection
+import Testing
+
+/// Partitioned rebuilds: several `reprise rebuild --partitions N` processes share one build.
+@Suite("Partitions: rebuild workers sharing a build (real servers)", .serialized)
+struct PartitionedRebuildTests {
+    /// A projections folder with the two samples that declare a partition key.
+    static func folder() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("partitioned")).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        for name in ["order_summary", "customer_stats"] {
+            try FileManager.default.copyItem(atPath: RebuildEnvironment.repositoryRoot() + "/projections/\(name).yml", toPath: folder + "/\(name).yml")
+        }
+        return folder
+    }
+
+    static func arguments(_ environment: RebuildEnvironment, folder: String, worker: String) -> [String] {
+        ["rebuild", "order_summary", "customer_stats", "--partitions", "4", "--worker", worker, "--projections-dir", folder,
+         "--store-schema", environment.storeSchema.schema, "--chunk-size", "100", "--fetch-size", "100", "--quiet"]
+    }
+
+    /// The same projections rebuilt by one ordinary process into a database of their own.
+    static func reference(_ environment: RebuildEnvironment, folder: String) async throws -> [String: [[String]]] {
+        let admin = try await TestServers.mysql()
+        let database = environment.database + "_ref"
+        try await admin.execute("CREATE DATABASE \(database) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
+        let url = RebuildEnvironment.mysqlURL(database: database)
+        let definitions = try ["order_summary", "customer_stats"].map { try ProjectionFileParser.load(path: folder + "/\($0).yml") }
+        _ = try await RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: url, storeSchema: environment.storeSchema).rebuild(definitions.map { .file($0) })
+        let connection = try await MySQLConnection.connect(url: url)
+        var tables: [String: [[String]]] = [:]
+        for table in ["order_summary", "customer_stats"] {
+            tables[table] = try await connection.query("SELECT * FROM \(table)").rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+        }
+        await connection.close()
+        try await admin.execute("DROP DATABASE \(database)")
+        await admin.close()
+        return tables
+    }
+
+    static func variables(_ environment: RebuildEnvironment) -> [String: String] {
+        ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL]
+    }
+
+    /// Every partition done, and together they applied each handled event once.
+    static func checkManifest(_ environment: RebuildEnvironment) async throws {
+        let partitions = try await environment.mysql.query(
+            "SELECT b.projection, COUNT(*), SUM(p.state = 'done'), SUM(p.events_applied) FROM reprise_build_partitions p JOIN reprise_builds b USING (build_id) WHERE b.state = 'active' GROUP BY b.projection ORDER BY b.projection")
+        #expect(partitions.rowCount == 2)
+        for row in 0..<partitions.rowCount {
+            let projection = partitions.string(row, 0) ?? ""
+            #expect(partitions.int(row, 1) == 4 && partitions.int(row, 2) == 4, "\(projection): every partition done")
+            let definition = try ProjectionFileParser.load(path: RebuildEnvironment.repositoryRoot() + "/projections/\(projection).yml")
+            let handled = try await environment.postgres.query(
+                "SELECT count(*) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
+                [.text("{" + definition.eventTypes.sorted().joined(separator: ",") + "}")]).int64(0, 0)
+            #expect(partitions.int64(row, 3) == handled, "\(projection): each handled event applied once over all partitions")
+        }
+    }
+
+    @Test func fourWorkersBuildTheTablesOfASingleOne() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 4_000, seed: 200)
+        let folder = try Self.folder()
+        let workers = try (1...4).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)"), environment: Self.variables(environment)) }
+        var outcomes: [ProcessOutcome] = []
+        for worker in workers { outcomes.append(try await worker.finish()) }
+        for outcome in outcomes { #expect(outcome.status == 0, "\(outcome.standardError)") }
+        let expected = try await Self.reference(environment, folder: folder)
+        #expect(try await environment.rows("order_summary") == expected["order_summary"])
+        #expect(try await environment.rows("customer_stats") == expected["customer_stats"])
+        try await Self.checkManifest(environment)
+        let owners = try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions").int(0, 0) ?? 0
+        #expect(owners >= 2, "the partitions were shared between workers")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aWorkerKilledMidPartitionIsReplacedAndNothingIsLostOrDoubled() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 4_000, seed: 201)
+        let folder = try Self.folder()
+        var faulty = Self.variables(environment)
+        faulty["REPRISE_FAULT"] = "kill-after-commit:3"
+        let killed = try runReprise(Self.arguments(environment, folder: folder, worker: "doomed"), environment: faulty)
+        #expect(killed.killedBySignal, "\(killed.standardError)")
+        let running = try await environment.mysql.query("SELECT partition_no, round_position FROM reprise_build_partitions WHERE state = 'running' AND owner = 'doomed'")
+        #expect(running.rowCount == 1 && (running.int64(0, 1) ?? 0) > 0, "the dead worker left a partition with a checkpoint")
+        FaultLedger.record(.injected, "kill -9 of a partitioned rebuild worker")
+        // Operators see the partitions: owner, state, progress, lease age.
+        let status = try runReprise(["status", "--store-schema", environment.storeSchema.schema], environment: Self.variables(environment))
+        #expect(status.status == 0, "\(status.standardError)")
+        #expect(status.standardOutput.contains("partitions:") && status.standardOutput.contains("running") && status.standardOutput.contains("doomed"), "\(status.standardOutput)")
+
+        let successors = try (1...2).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "s\($0)"), environment: Self.variables(environment)) }
+        for successor in successors {
+            let outcome = try await successor.finish()
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+        }
+        let expected = try await Self.reference(environment, folder: folder)
+        #expect(try await environment.rows("order_summary") == expected["order_summary"])
+        #expect(try await environment.rows("customer_stats") == expected["customer_stats"])
+        try await Self.checkManifest(environment)
+        FaultLedger.record(.recovered, "kill -9 of a partitioned rebuild worker")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aProjectionWithoutAPartitionKeyIsRefused() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let outcome = try runReprise(
+            ["rebuild", "product_sales_daily", "--partitions", "2", "--store-schema", environment.storeSchema.schema, "--quiet"],
+            environment: Self.variables(environment))
+        #expect(outcome.status == 1)
+        #expect(outcome.standardError.contains("declares no partition_key"), "\(outcome.standardError)")
+        await environment.tearDown()
+    }
+}
