@@ -38,10 +38,18 @@ struct ChunkApplier: Sendable {
         let spec = EventStoreReader.Round(
             eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
             afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata, partition: group[0].partitionSpec)
-        let total = try await reader.count(spec)
+        // For progress only. A partition's exact count would hash every row's key once more (a
+        // second scan per partition); its share of the round's count is close enough.
+        var whole = spec
+        whole.partition = nil
+        let roundCount = try await reader.count(whole)
+        guard roundCount > 0 else {
+            progress(0, 0)
+            return 0
+        }
+        let total = spec.partition.map { max(1, roundCount / Int64($0.count)) } ?? roundCount
         var done: Int64 = 0
         progress(0, total)
-        guard total > 0 else { return 0 }
         var pending: [ProjectionEvent] = []
         pending.reserveCapacity(chunkSize)
         var number = chunkNumber
@@ -55,14 +63,14 @@ struct ChunkApplier: Sendable {
                     number += 1
                     try await pipeline.submit(chunk, number: number)
                     done += Int64(chunk.count)
-                    progress(done, total)
+                    progress(done, max(total, done))
                 }
             }
             if !pending.isEmpty {
                 number += 1
                 try await pipeline.submit(pending, number: number)
                 done += Int64(pending.count)
-                progress(done, total)
+                progress(done, max(total, done))
             }
             try await pipeline.finish()
         } catch {
