@@ -65,6 +65,11 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: "This worker's name in the partition manifest (default: host:pid).")
     var worker: String?
 
+    @Option(help: ArgumentHelp(
+        "With --partitions: only help a partitioned build other workers started, waiting up to this many seconds for one; exit 0 if none appears.",
+        valueName: "seconds"))
+    var join: Double?
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -77,6 +82,7 @@ struct RebuildCommand: AsyncParsableCommand {
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
         guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
+        if let join { guard partitions != nil, join >= 0 else { throw ValidationError("--join needs --partitions and a number of seconds") } }
     }
 
     static func defaultWorkerName() -> String {
@@ -94,6 +100,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
             options.rowCacheLimit = rowCacheLimit
+            options.joinOnly = join.map { .milliseconds(Int64($0 * 1000)) }
             options.swap = !noSwap
             options.resume = !restart
             let engine = RebuildEngine(
@@ -101,7 +108,9 @@ struct RebuildCommand: AsyncParsableCommand {
                 options: options)
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
-            let results = try await runningEngine(display) {
+            let results: [RebuildResult]
+            do {
+                results = try await runningEngine(display) {
                 if let partitions {
                     return try await engine.rebuildPartitioned(
                         selected, partitions: partitions, worker: worker ?? Self.defaultWorkerName(), hooks: FaultInjection.rebuildHooks()
@@ -110,6 +119,11 @@ struct RebuildCommand: AsyncParsableCommand {
                 return try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
                     display.update(progress)
                 }
+                }
+            } catch let nothing as NothingToJoin {
+                // A late --join worker: the build is done or was never started; not a failure.
+                if !quiet && !json { Terminal.output("\(nothing)") }
+                return
             }
             let elapsed = ContinuousClock.now - started
             let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18

@@ -47,6 +47,14 @@ extension RebuildEngine {
         let snapshots = EventStoreReader(connection: control, source: source)
         let reader = EventStoreReader(connection: connections.reader, source: source)
 
+        if let wait = options.joinOnly {
+            // Waits outside the setup lock, which the worker creating the build needs.
+            let deadline = ContinuousClock.now + wait
+            while try await !hasPartitionedBuild(definition, partitions: partitions, store: store) {
+                guard ContinuousClock.now < deadline else { throw NothingToJoin(projection: definition.name) }
+                try await Task.sleep(for: .milliseconds(250))
+            }
+        }
         // One worker at a time finds or creates the shared build and its partitions.
         let setupLock = "reprise.partitions.\(database).\(definition.name)"
         guard try await locks.getLock(setupLock, timeoutSeconds: 60) else {
@@ -137,6 +145,14 @@ extension RebuildEngine {
             partitionsApplied: applied)
     }
 
+    private func hasPartitionedBuild(_ definition: ProjectionDefinition, partitions: Int, store: ReadModelStore) async throws -> Bool {
+        for build in try await store.builds(of: definition.name, states: [.building])
+        where build.version == definition.version && build.definitionHash == definition.definitionHash {
+            if try await store.partitions(of: build.buildID).count == partitions { return true }
+        }
+        return false
+    }
+
     /// The building build of this definition split into `partitions`, or a new one.
     private func sharedBuild(_ runnable: RunnableProjection, partitions: Int, store: ReadModelStore, snapshots: EventStoreReader) async throws -> BuildRecord {
         let definition = runnable.definition
@@ -150,6 +166,7 @@ extension RebuildEngine {
                     message: "build \(build.buildID) is in progress with \(existing.isEmpty ? "no" : String(existing.count)) partitions; finish it with the same --partitions, or start again with --restart")
             }
         }
+        if options.joinOnly != nil { throw NothingToJoin(projection: definition.name) }
         // No shared build yet: the usual preparation (abandons builds of other definitions), then partitions.
         let prepared = try await prepareBuild(runnable, store: store, snapshot: try await snapshots.currentSnapshot(), partitioned: true)
         if try await store.partitions(of: prepared.record.buildID).isEmpty {

@@ -32,6 +32,9 @@ public struct RebuildOptions: Sendable {
     /// Continue a build an interrupted run left behind (same version and definition). When false,
     /// such a build is abandoned (its tables dropped) and a new one starts.
     public var resume = true
+    /// Partitioned rebuilds: only help a build other workers started; wait this long for one to
+    /// appear, then give up with `NothingToJoin` (a late worker never starts a rebuild of its own).
+    public var joinOnly: Duration?
 
     public init() {}
 }
@@ -91,4 +94,10 @@ public struct RebuildHooks: Sendable {
     public var beforeSwap: @Sendable () async throws -> Void = {}
 
     public init() {}
+}
+
+/// A `--join` worker found no partitioned build in progress to help.
+public struct NothingToJoin: Error, Sendable, CustomStringConvertible {
+    public var projection: String
+    public var description: String { "no partitioned rebuild of \(projection) is in progress: nothing to join" }
 }

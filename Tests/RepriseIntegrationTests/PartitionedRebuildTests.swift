@@ -65,7 +65,11 @@ struct PartitionedRebuildTests {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 4_000, seed: 200)
         let folder = try Self.folder()
-        let workers = try (1...4).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)"), environment: Self.variables(environment)) }
+        // One worker may start the build; the other three only join one (`--join`): a late worker
+        // never starts a rebuild of its own.
+        let workers = try (1...4).map {
+            try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)") + ($0 == 1 ? [] : ["--join", "5"]), environment: Self.variables(environment))
+        }
         var outcomes: [ProcessOutcome] = []
         for worker in workers { outcomes.append(try await worker.finish()) }
         for outcome in outcomes { #expect(outcome.status == 0, "\(outcome.standardError)") }
@@ -105,6 +109,18 @@ struct PartitionedRebuildTests {
         #expect(try await environment.rows("customer_stats") == expected["customer_stats"])
         try await Self.checkManifest(environment)
         FaultLedger.record(.recovered, "kill -9 of a partitioned rebuild worker")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aJoinWorkerWithNothingToJoinExitsCleanly() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 200, seed: 202)
+        let folder = try Self.folder()
+        let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: Self.variables(environment))
+        #expect(outcome.status == 0, "\(outcome.standardError)")
+        #expect(outcome.standardOutput.contains("nothing to join"), "\(outcome.standardOutput)")
+        #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds").int(0, 0) == 0, "a joiner never starts a build")
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
     }
