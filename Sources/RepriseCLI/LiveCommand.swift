@@ -54,7 +54,8 @@ struct LiveCommand: AsyncParsableCommand {
     func validate() throws {
         guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
         guard LiveWorker.PoisonPolicy(rawValue: onPoison) != nil else { throw ValidationError("--on-poison must be park-stream or stop") }
-        guard chunkSize > 0, batchWindowMs >= 0 else { throw ValidationError("--chunk-size must be positive") }
+        guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
+        guard batchWindowMs >= 0 else { throw ValidationError("--batch-window-ms cannot be negative") }
         guard pollMs > 0 else { throw ValidationError("--poll-ms must be positive") }
     }
 

@@ -82,7 +82,12 @@ struct RebuildCommand: AsyncParsableCommand {
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
         guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
-        if let join { guard partitions != nil, join >= 0 else { throw ValidationError("--join needs --partitions and a number of seconds") } }
+        if partitions == nil, join != nil || worker != nil { throw ValidationError("--join and --worker are for partitioned workers: give --partitions too") }
+        if let join, join < 0 { throw ValidationError("--join is a number of seconds") }
+        if partitions != nil, restart {
+            // Every worker would abandon the build the others are filling.
+            throw ValidationError("--restart cannot be given to partitioned workers; to start a partitioned build over, stop its workers and abandon it with one `reprise rebuild <projections> --restart`, or let the workers resume it")
+        }
     }
 
     static func defaultWorkerName() -> String {

@@ -1,6 +1,6 @@
 import RepriseProjection
 
-    /// One build being written (by a rebuild, or by the live worker), with what the engine keeps about it.
+/// One build being written (by a rebuild, or by the live worker), with what the engine keeps about it.
 final class ActiveBuild {
     var record: BuildRecord
     let runnable: RunnableProjection
@@ -20,13 +20,13 @@ final class ActiveBuild {
     }
 
     var definition: ProjectionDefinition { runnable.definition }
-/// Rebuilds write the build's own tables (`t__N`); the live worker writes the live ones (`t`).
-var writesLiveTables = false
-/// Streams whose events wait (parked after a poison event); their events are not applied.
-var parkedStreams: Set<String> = []
-/// Set while this build reads one partition of a partitioned rebuild.
-var partitionSpec: EventStoreReader.PartitionSpec?
+    /// Rebuilds write the build's own tables (`t__N`); the live worker writes the live ones (`t`).
+    var writesLiveTables = false
+    /// Streams whose events wait (parked after a poison event); their events are not applied.
+    var parkedStreams: Set<String> = []
+    /// Set while this build reads one partition of a partitioned rebuild.
+    var partitionSpec: EventStoreReader.PartitionSpec?
 
-func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
+    func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
     var name: String { runnable.definition.name }
 }

@@ -52,20 +52,23 @@ struct EventStoreReader: Sendable {
     }
 
     private func whereClause(_ round: Round) throws -> (String, [PostgresValue]) {
-        do {
-            var (clause, parameters) = try source.roundFilter(
+        var (clause, parameters) = try Self.mapped { () throws(EventSourceError) in
+            try source.roundFilter(
                 storedTypes: source.source.storedNames(for: round.eventTypes), base: round.baseSnapshot, target: round.targetSnapshot,
                 afterPosition: round.afterPosition)
-            if let partition = round.partition {
-                let (filter, more) = source.partitionFilter(
-                    keys: partition.keys, count: partition.count, number: partition.number, firstParameter: parameters.count + 1)
-                clause += " AND " + filter
-                parameters += more
-            }
-            return (clause, parameters)
-        } catch {
-            throw EngineError(.invalidRequest, message: error.description)
         }
+        if let partition = round.partition {
+            let (filter, more) = source.partitionFilter(
+                keys: partition.keys, count: partition.count, number: partition.number, firstParameter: parameters.count + 1)
+            clause += " AND " + filter
+            parameters += more
+        }
+        return (clause, parameters)
+    }
+
+    /// A mapping error (a checkpoint of the other safe-head strategy, ...) as the engine's error.
+    static func mapped<T>(_ body: () throws(EventSourceError) -> T) throws(EngineError) -> T {
+        do { return try body() } catch { throw EngineError(.invalidRequest, message: error.description) }
     }
 
     /// How many events the round holds (for progress).
@@ -97,12 +100,7 @@ struct EventStoreReader: Sendable {
 
     /// One stream's events from `position` on, visible in `bound`, decoded whole.
     func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String) async throws -> [ProjectionEvent] {
-        let (clause, parameters): (String, [PostgresValue])
-        do {
-            (clause, parameters) = try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound)
-        } catch {
-            throw EngineError(.invalidRequest, message: error.description)
-        }
+        let (clause, parameters) = try Self.mapped { () throws(EventSourceError) in try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound) }
         let result = try await connection.query(
             "SELECT \(source.envelopeColumns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)", parameters)
         return try decode(result, decoder: JSONFieldDecoder(paths: [[]]), metadataDecoder: JSONFieldDecoder(paths: [[]]))
@@ -129,12 +127,7 @@ struct EventStoreReader: Sendable {
 
     /// Events committed after `base` (all types) and the age of the oldest, in seconds.
     func lag(since base: String) async throws -> (events: Int64, seconds: Double) {
-        let (sql, parameters): (String, [PostgresValue])
-        do {
-            (sql, parameters) = try source.lagQuery(base: base)
-        } catch {
-            throw EngineError(.invalidRequest, message: error.description)
-        }
+        let (sql, parameters) = try Self.mapped { () throws(EventSourceError) in try source.lagQuery(base: base) }
         let result = try await connection.query(sql, parameters)
         return (result.int64(0, 0) ?? 0, result.double(0, 1) ?? 0)
     }

@@ -81,8 +81,13 @@ public final class LiveProjectionRunner {
             reader: EventStoreReader(connection: connections.reader, source: resolved),
             snapshots: EventStoreReader(connection: connections.control, source: resolved), store: connections.store,
             locks: connections.locks, database: connections.database, resolve: resolve)
-        try await runner.parked.ensureTable()
-        for runnable in projections { _ = try await runner.currentBuild(runnable) }
+        do {
+            try await runner.parked.ensureTable()
+            for runnable in projections { _ = try await runner.currentBuild(runnable) }
+        } catch {
+            await runner.close()
+            throw error
+        }
         return runner
     }
 
@@ -188,7 +193,9 @@ public final class LiveProjectionRunner {
 
     /// Applies the waiting events of streams an operator asked to retry or skip.
     private func releaseRequestedStreams(_ build: ActiveBuild) async throws -> [String] {
-        guard !build.parkedStreams.isEmpty else { return [] }
+        // Only between rounds: inside one, the stream's events past the base are partly applied
+        // and partly not, and a replay "visible in the base" would miss them.
+        guard !build.parkedStreams.isEmpty, build.record.roundPosition == 0 else { return [] }
         var released: [String] = []
         for entry in try await parked.list(projection: build.name) where entry.action != .wait {
             let from = entry.action == .skip ? entry.position + 1 : entry.position

@@ -56,12 +56,17 @@ extension RebuildEngine {
             }
         }
         // One worker at a time finds or creates the shared build and its partitions.
-        let setupLock = "reprise.partitions.\(database).\(definition.name)"
+        let setupLock = Self.lockName("partitions", definition.name, database)
         guard try await locks.getLock(setupLock, timeoutSeconds: 60) else {
             throw EngineError(.locked, projection: definition.name, message: "could not take \(setupLock) within 60 s")
         }
         let record: BuildRecord
         do {
+            // A plain rebuild of this projection holds its rebuild lock for its whole run; its
+            // build must not gain partitions under it.
+            guard try await locks.query("SELECT IS_FREE_LOCK(?)", [.string(Self.rebuildLockName(definition.name, database: database))]).int(0, 0) == 1 else {
+                throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) without --partitions is running")
+            }
             record = try await sharedBuild(runnable, partitions: partitions, store: store, snapshots: snapshots)
             _ = try await locks.releaseLock(setupLock)
         } catch {
@@ -130,10 +135,10 @@ extension RebuildEngine {
                 rowsWritten: rowsWritten, catchUpRounds: 0, tableRows: [:], swapped: false, previousBuildID: nil, appliedSnapshot: nil,
                 partitionsApplied: applied)
         }
-        try await store.sumPartitions(into: current)
         let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         if current.baseSnapshot == nil {
             // The partitions together applied the first round: the build moves to catch-up rounds.
+            try await store.sumPartitions(into: current)
             try await applier.closeRound([build], nextSnapshot: try await snapshots.currentSnapshot())
         }
         try await runRounds([build], reader: reader, snapshots: snapshots, store: store, hooks: hooks, progress: progress)
@@ -156,6 +161,8 @@ extension RebuildEngine {
     /// The building build of this definition split into `partitions`, or a new one.
     private func sharedBuild(_ runnable: RunnableProjection, partitions: Int, store: ReadModelStore, snapshots: EventStoreReader) async throws -> BuildRecord {
         let definition = runnable.definition
+        // A crash between RENAME TABLE and the registry update left a build to finish first.
+        try await reconcileSwap(definition, store: store)
         for build in try await store.builds(of: definition.name, states: [.building])
         where build.version == definition.version && build.definitionHash == definition.definitionHash && options.resume {
             let existing = try await store.partitions(of: build.buildID)

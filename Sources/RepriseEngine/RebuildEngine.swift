@@ -45,7 +45,7 @@ public struct RebuildEngine: Sendable {
         lockName("projection", projection, database)
     }
 
-    private static func lockName(_ kind: String, _ projection: String, _ database: String) -> String {
+    static func lockName(_ kind: String, _ projection: String, _ database: String) -> String {
         let name = "reprise.\(kind).\(database).\(projection)"
         guard name.utf8.count > 64 else { return name }
         // MySQL lock names are at most 64 characters: keep a readable head and a hash of the rest.

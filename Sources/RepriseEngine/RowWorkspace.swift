@@ -121,7 +121,8 @@ final class RowWorkspace {
     func reset() {
         overlay = [:]
         pending = [:]
-        written = [:]  // rows of a failed chunk may or may not be in MySQL: ask MySQL from now on
+        // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
+        // never seen is still absent from MySQL.
         young = [:]
         old = [:]
         youngRows = 0

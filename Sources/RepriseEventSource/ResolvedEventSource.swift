@@ -247,7 +247,8 @@ public struct ResolvedEventSource: Sendable {
             }
         }
         let key: String
-        if Set(keys.map { "\($0.field)" }).count == 1, let only = keys.first {
+        // Keys come grouped by field: one group means one key for every type.
+        if keys.count == 1, let only = keys.first {
             key = expression(only.field)
         } else {
             key = "CASE " + keys.map { "WHEN \(eventType)::text = ANY(\(parameter(.text(PostgresArrayLiteral.text($0.storedTypes))))::text[]) THEN \(expression($0.field))" }

@@ -195,11 +195,11 @@ public enum ProjectionFileParser {
             let text = try node.nonEmptyText("a field: event.stream_id, payload.<path> or metadata.<path>")
             let parsed: Expression
             do { parsed = try ExpressionParser.parse(text) } catch { throw node.error("\(error)") }
-            switch parsed {
-            case .field(.envelope(.streamID)), .field(.payload), .field(.metadata):
-                guard case .field(let reference) = parsed else { break }
-                return reference
-            default: break
+            if case .field(let reference) = parsed {
+                switch reference {
+                case .envelope(.streamID), .payload, .metadata: return reference
+                default: break
+                }
             }
             throw node.error("a partition key is one field: event.stream_id, payload.<path> or metadata.<path>, got '\(text.prefix(80))'")
         }

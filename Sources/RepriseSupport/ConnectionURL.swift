@@ -113,12 +113,18 @@ public struct ConnectionURL: Sendable, Equatable, CustomStringConvertible {
     /// Replaces the password of anything that looks like a URL in `text` with `***`,
     /// for text that was not parsed (a malformed URL in an error message).
     public static func redact(_ text: String) -> String {
-        guard let schemeEnd = text.firstRange(of: "://") else { return text }
+        guard let range = passwordRange(in: text) else { return text }
+        return String(text[..<range.lowerBound]) + "***" + String(text[range.upperBound...])
+    }
+
+    /// Where the password of `scheme://user:password@host…` is in `text`, if it has one.
+    public static func passwordRange(in text: String) -> Range<String.Index>? {
+        guard let schemeEnd = text.firstRange(of: "://") else { return nil }
         let afterScheme = text[schemeEnd.upperBound...]
         let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
         let authority = afterScheme[..<authorityEnd]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return text }
-        return String(text[..<authority.index(after: colon)]) + "***" + String(text[at...])
+        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return nil }
+        return authority.index(after: colon)..<at
     }
 
     private static func parsePort(_ text: Substring, in url: String) throws(ConnectionURLError) -> Int? {

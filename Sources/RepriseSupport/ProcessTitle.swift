@@ -18,14 +18,10 @@ public enum ProcessTitle {
     }
 
     /// The bytes of the password in `scheme://user:password@host...`, if there is one.
-    public static func passwordRange(in text: [UInt8]) -> Range<Int>? {
-        guard let scheme = text.indices.first(where: { text[$0...].starts(with: Array("://".utf8)) }) else { return nil }
-        let authorityStart = scheme + 3
-        // The authority ends at the first '/' after the last '@' (a password may contain '/' or '@' only percent-encoded,
-        // but tolerate raw '@' the way ConnectionURL does: the last '@' before the path ends the credentials).
-        let rest = text[authorityStart...]
-        guard let at = rest.lastIndex(of: UInt8(ascii: "@")) else { return nil }
-        guard let colon = text[authorityStart..<at].firstIndex(of: UInt8(ascii: ":")), colon + 1 < at else { return nil }
-        return (colon + 1)..<at
+    public static func passwordRange(in bytes: [UInt8]) -> Range<Int>? {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let range = ConnectionURL.passwordRange(in: text) else { return nil }
+        let start = text.utf8.distance(from: text.startIndex, to: range.lowerBound)
+        return start..<(start + text.utf8.distance(from: range.lowerBound, to: range.upperBound))
     }
 }

@@ -186,7 +186,7 @@ struct BadInputTests {
             try yaml.write(toFile: folder + "/hostile.yml", atomically: true, encoding: .utf8)
             let outcome = try runReprise(
                 ["rebuild", "--all", "--projections-dir", folder, "--quiet"],
-                environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+                environment: environment.processVariables)
             #expect(outcome.status != 0 && !outcome.killedBySignal)
             #expect(outcome.standardError.contains("hostile.yml"), "\(file): \(outcome.standardError)")
             FaultLedger.record(.badInput, "hostile identifier in a projection file (\(file))")

@@ -8,7 +8,7 @@ import Testing
 @Suite("Crash and resume (real process, real servers)", .serialized)
 struct CrashResumeTests {
     private func rebuild(_ environment: RebuildEnvironment, folder: String, fault: String? = nil) throws -> ProcessOutcome {
-        var extra = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL]
+        var extra = environment.processVariables
         if let fault { extra["REPRISE_FAULT"] = fault }
         return try runReprise(
             ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema,
@@ -91,7 +91,7 @@ struct SeededKillSeriesTests {
         }
         let final = try runReprise(
             ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(final.status == 0, "seed \(seed): \(final.standardError)")
         #expect(kills == 20, "seed \(seed): only \(kills) kills in \(attempts) runs")
         #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)), "seed \(seed)")

@@ -45,7 +45,7 @@ struct ServerFaultTests {
         #expect(outcome.status == 0, "the rebuild should reconnect and finish: \(outcome.standardError)")
 
         let readModel = try await MySQLConnection.connect(url: mariadb.url)
-        let rows = try await readModel.query("SELECT * FROM stream_counts").rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+        let rows = try await RebuildEnvironment.rows("stream_counts", on: readModel)
         #expect(rows == (try await expectedStreamCounts(environment)))
         FaultLedger.record(.recovered, "mariadb restart during rebuild (\(fault))")
         _ = try? await readModel.execute("DROP TABLE IF EXISTS stream_counts")
@@ -83,13 +83,11 @@ struct ServerFaultTests {
 
         let rerun = try runReprise(
             Self.rebuildArguments(environment, folder: folder),
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(rerun.status == 0, "\(rerun.standardError)")
         #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
         let applied = try await environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'active'").int64(0, 0)
-        let handled = try await environment.postgres.query(
-            "SELECT count(*) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
-            [.text(PostgresArrayLiteral.text(try streamCounts().eventTypes.sorted()))]).int64(0, 0)
+        let handled = try await environment.handledEventCount(try streamCounts())
         #expect(applied == handled, "every handled event applied exactly once across the two runs")
         FaultLedger.record(.recovered, "postgresql backend terminated mid-cursor")
         try? FileManager.default.removeItem(atPath: folder)
@@ -117,7 +115,7 @@ struct LiveFaultTests {
         let readModel = { () async throws -> [[String]] in
             let connection = try await MySQLConnection.connect(url: mariadb.url)
             defer { Task { await connection.close() } }
-            return try await connection.query("SELECT * FROM stream_counts").rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+            return try await RebuildEnvironment.rows("stream_counts", on: connection)
         }
         try await environment.seed(events: 300, seed: 151)
         try await waitUntil("the worker to apply the first events") { (try? await readModel()) == (try await expectedStreamCounts(environment)) }

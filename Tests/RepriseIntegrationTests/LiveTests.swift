@@ -79,7 +79,7 @@ struct LiveTests {
         }
         // Every outbox row was published and marked.
         try await waitUntil("the outbox to drain") {
-            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+            try await environment.unpublishedCount() == 0
         }
         // The metrics endpoint answers, read-only, on 127.0.0.1.
         // Depending on timing the events were applied by the start-up catch-up or by batches.
@@ -157,7 +157,7 @@ struct LiveTests {
         // Batch 3 was published but not marked: the next relay publishes it again.
         let restarted = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
         try await waitUntil("the outbox to drain") {
-            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+            try await environment.unpublishedCount() == 0
         }
         try await waitUntil("the read model to match") {
             try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
@@ -187,7 +187,7 @@ struct LiveTests {
         try await waitUntil("the second relay to take over") { await secondReports.events.contains { if case .active = $0 { true } else { false } } }
         try await environment.seed(events: 50, seed: 66)
         try await waitUntil("the second relay to publish") {
-            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+            try await environment.unpublishedCount() == 0
         }
         secondStop.stop()
         try await second.value
@@ -389,7 +389,7 @@ struct LiveTests {
             try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
         }
         try await waitUntil("the outbox to drain after the restart", limit: .seconds(90)) {
-            try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) == 0
+            try await environment.unpublishedCount() == 0
         }
         #expect(await workerReports.events.contains { if case .brokerUnavailable = $0 { true } else { false } })
         FaultLedger.record(.injected, "rabbitmq restart during live mode and relay publishing")

@@ -49,7 +49,7 @@ struct PartitionedRelayTests {
         #expect(Set(firstShares + secondShares) == [0, 1, 2, 3])
 
         try await environment.seed(events: 1_500, seed: 190)
-        let unpublished = { try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0) }
+        let unpublished = { try await environment.unpublishedCount() }
         try await waitUntil("both relays to publish everything") { try await unpublished() == 0 }
         let published = { (reports: Reports<OutboxRelay.Event>) in
             await reports.events.reduce(0) { sum, event in if case .published(let count, _, _) = event { sum + count } else { sum } }

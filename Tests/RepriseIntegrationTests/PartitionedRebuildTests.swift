@@ -4,6 +4,10 @@ import RepriseMySQL
 import RepriseProjection
 import Testing
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Partitioned rebuilds: several `reprise rebuild --partitions N` processes share one build.
 @Suite("Partitions: rebuild workers sharing a build (real servers)", .serialized)
 struct PartitionedRebuildTests {
@@ -33,16 +37,12 @@ struct PartitionedRebuildTests {
         let connection = try await MySQLConnection.connect(url: url)
         var tables: [String: [[String]]] = [:]
         for table in ["order_summary", "customer_stats"] {
-            tables[table] = try await connection.query("SELECT * FROM \(table)").rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+            tables[table] = try await RebuildEnvironment.rows(table, on: connection)
         }
         await connection.close()
         try await admin.execute("DROP DATABASE \(database)")
         await admin.close()
         return tables
-    }
-
-    static func variables(_ environment: RebuildEnvironment) -> [String: String] {
-        ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL]
     }
 
     /// Every partition done, and together they applied each handled event once.
@@ -54,9 +54,7 @@ struct PartitionedRebuildTests {
             let projection = partitions.string(row, 0) ?? ""
             #expect(partitions.int(row, 1) == 4 && partitions.int(row, 2) == 4, "\(projection): every partition done")
             let definition = try ProjectionFileParser.load(path: RebuildEnvironment.repositoryRoot() + "/projections/\(projection).yml")
-            let handled = try await environment.postgres.query(
-                "SELECT count(*) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
-                [.text("{" + definition.eventTypes.sorted().joined(separator: ",") + "}")]).int64(0, 0)
+            let handled = try await environment.handledEventCount(definition)
             #expect(partitions.int64(row, 3) == handled, "\(projection): each handled event applied once over all partitions")
         }
     }
@@ -65,11 +63,20 @@ struct PartitionedRebuildTests {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 4_000, seed: 200)
         let folder = try Self.folder()
-        // One worker may start the build; the other three only join one (`--join`): a late worker
-        // never starts a rebuild of its own.
-        let workers = try (1...4).map {
-            try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)") + ($0 == 1 ? [] : ["--join", "5"]), environment: Self.variables(environment))
+        // The first worker starts the build and pauses after its first chunk, so the three others
+        // (which only join: `--join`) certainly take partitions of it; then it goes on.
+        var first = environment.processVariables
+        first["REPRISE_FAULT"] = "stop-after-commit:1"
+        let starter = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: first)
+        try await ServerFaultTests.waitForPause(starter)
+        let joiners = try (2...4).map {
+            try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)") + ["--join", "30"], environment: environment.processVariables)
         }
+        try await waitUntil("a joining worker to take a partition") {
+            try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions WHERE owner IS NOT NULL").int(0, 0) ?? 0 >= 2
+        }
+        starter.signal(SIGCONT)
+        let workers = [starter] + joiners
         var outcomes: [ProcessOutcome] = []
         for worker in workers { outcomes.append(try await worker.finish()) }
         for outcome in outcomes { #expect(outcome.status == 0, "\(outcome.standardError)") }
@@ -87,7 +94,7 @@ struct PartitionedRebuildTests {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 4_000, seed: 201)
         let folder = try Self.folder()
-        var faulty = Self.variables(environment)
+        var faulty = environment.processVariables
         faulty["REPRISE_FAULT"] = "kill-after-commit:3"
         let killed = try runReprise(Self.arguments(environment, folder: folder, worker: "doomed"), environment: faulty)
         #expect(killed.killedBySignal, "\(killed.standardError)")
@@ -95,11 +102,11 @@ struct PartitionedRebuildTests {
         #expect(running.rowCount == 1 && (running.int64(0, 1) ?? 0) > 0, "the dead worker left a partition with a checkpoint")
         FaultLedger.record(.injected, "kill -9 of a partitioned rebuild worker")
         // Operators see the partitions: owner, state, progress, lease age.
-        let status = try runReprise(["status", "--store-schema", environment.storeSchema.schema], environment: Self.variables(environment))
+        let status = try runReprise(["status", "--store-schema", environment.storeSchema.schema], environment: environment.processVariables)
         #expect(status.status == 0, "\(status.standardError)")
         #expect(status.standardOutput.contains("partitions:") && status.standardOutput.contains("running") && status.standardOutput.contains("doomed"), "\(status.standardOutput)")
 
-        let successors = try (1...2).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "s\($0)"), environment: Self.variables(environment)) }
+        let successors = try (1...2).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "s\($0)"), environment: environment.processVariables) }
         for successor in successors {
             let outcome = try await successor.finish()
             #expect(outcome.status == 0, "\(outcome.standardError)")
@@ -117,7 +124,7 @@ struct PartitionedRebuildTests {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 200, seed: 202)
         let folder = try Self.folder()
-        let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: Self.variables(environment))
+        let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: environment.processVariables)
         #expect(outcome.status == 0, "\(outcome.standardError)")
         #expect(outcome.standardOutput.contains("nothing to join"), "\(outcome.standardOutput)")
         #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds").int(0, 0) == 0, "a joiner never starts a build")
@@ -129,7 +136,7 @@ struct PartitionedRebuildTests {
         let environment = try await RebuildEnvironment.make()
         let outcome = try runReprise(
             ["rebuild", "product_sales_daily", "--partitions", "2", "--store-schema", environment.storeSchema.schema, "--quiet"],
-            environment: Self.variables(environment))
+            environment: environment.processVariables)
         #expect(outcome.status == 1)
         #expect(outcome.standardError.contains("declares no partition_key"), "\(outcome.standardError)")
         await environment.tearDown()

@@ -51,8 +51,30 @@ struct RebuildEnvironment {
 
     /// Every row of a table, as text, sorted: a value to compare whole tables with.
     func rows(_ table: String) async throws -> [[String]] {
-        let result = try await mysql.query("SELECT * FROM \(MySQLIdentifier.quote(table))")
+        try await Self.rows(table, on: mysql)
+    }
+
+    /// Every row of a table on `connection`, as text, sorted.
+    static func rows(_ table: String, on connection: MySQLConnection) async throws -> [[String]] {
+        let result = try await connection.query("SELECT * FROM \(MySQLIdentifier.quote(table))")
         return result.rows.map { $0.map { $0 ?? "NULL" } }.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+
+    /// Outbox rows not yet published.
+    func unpublishedCount() async throws -> Int? {
+        try await postgres.query("SELECT count(*) FROM \(storeSchema.qualifiedOutbox) WHERE published_at IS NULL").int(0, 0)
+    }
+
+    /// Events in the store of the types `definition` handles.
+    func handledEventCount(_ definition: ProjectionDefinition) async throws -> Int64? {
+        try await postgres.query(
+            "SELECT count(*) FROM \(storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
+            [.text(PostgresArrayLiteral.text(definition.eventTypes.sorted()))]).int64(0, 0)
+    }
+
+    /// The URLs a `reprise` child process needs for this environment.
+    var processVariables: [String: String] {
+        ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": mysqlURL]
     }
 
     func tearDown() async {

@@ -34,11 +34,6 @@ struct LeastPrivilegeTests {
         ]
     }
 
-    static func url(_ base: String, user: String, password: String) -> String {
-        guard let schemeEnd = base.firstRange(of: "://"), let at = base.lastIndex(of: "@") else { return base }
-        return String(base[..<schemeEnd.upperBound]) + "\(user):\(password)" + String(base[at...])
-    }
-
     @Test func rebuildRelayAndLiveWorkWithOnlyTheListedGrants() async throws {
         let environment = try await RebuildEnvironment.make()
         let harness = LiveHarness(environment: environment)
@@ -52,9 +47,9 @@ struct LeastPrivilegeTests {
         for statement in Self.mysqlGrants(database: environment.database, user: mysqlUser, password: password) {
             try await environment.mysql.execute(statement)
         }
-        let readerURL = Self.url(TestServers.postgresURL, user: reader, password: password)
-        let relayURL = Self.url(TestServers.postgresURL, user: relayRole, password: password)
-        let mysqlURL = Self.url(environment.mysqlURL, user: mysqlUser, password: password)
+        let readerURL = TestServers.withCredentials(TestServers.postgresURL, user: reader, password: password)
+        let relayURL = TestServers.withCredentials(TestServers.postgresURL, user: relayRole, password: password)
+        let mysqlURL = TestServers.withCredentials(environment.mysqlURL, user: mysqlUser, password: password)
         // The reader cannot write the store, nor the app account another database.
         let readerConnection = try await PostgresConnection.connect(url: readerURL)
         await #expect(throws: PostgresError.self) { try await readerConnection.execute("DELETE FROM \(environment.storeSchema.qualifiedOutbox)") }
@@ -101,23 +96,7 @@ struct LeastPrivilegeTests {
 struct EndpointSecurityTests {
     /// One HTTP/1.0 exchange with the status server.
     static func request(_ method: String, _ path: String, port: UInt16) throws -> String {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
-        defer { close(fd) }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = port.bigEndian
-        inet_pton(AF_INET, "127.0.0.1", &address.sin_addr)
-        let connected = withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
-        guard connected == 0 else { throw TestSetupError("cannot connect to the status server") }
-        let text = Array("\(method) \(path) HTTP/1.0\r\n\r\n".utf8)
-        _ = text.withUnsafeBytes { send(fd, $0.baseAddress, $0.count, 0) }
-        var response = [UInt8](), buffer = [UInt8](repeating: 0, count: 4096)
-        while true {
-            let count = recv(fd, &buffer, buffer.count, 0)
-            if count <= 0 { break }
-            response += buffer[0..<count]
-        }
-        return String(decoding: response, as: UTF8.self)
+        try httpRequest(port: port, "\(method) \(path) HTTP/1.0\r\n\r\n")
     }
 
     @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() throws {

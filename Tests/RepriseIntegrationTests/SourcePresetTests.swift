@@ -168,12 +168,12 @@ struct SourcePresetTests {
         let runner = try await LiveProjectionRunner.open(projections: [.file(definition)], postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
         try await Self.insertSpatie(Array(history.dropFirst(8)), schema: schema, on: environment.postgres)
         // The settle window holds back the newest head once; catch up until everything is in.
-        var applied: Int64 = 0
-        for _ in 0..<50 where applied < Int64(history.count - 8) {
-            applied += try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied }
-            try await Task.sleep(for: .milliseconds(25))
+        let applied = Counter()
+        try await waitUntil("live catch-up to apply the new events") {
+            await applied.add(try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied })
+            return await applied.value >= Int64(history.count - 8)
         }
-        #expect(applied == Int64(history.count - 8))
+        #expect(await applied.value == Int64(history.count - 8))
         #expect(try await environment.rows("accounts") == Self.expectedRows())
         // Once the window has passed since an observation of the whole table, the bound covers it all.
         try await Task.sleep(for: .milliseconds(60))
@@ -237,14 +237,14 @@ struct SourcePresetTests {
         let folder = try Self.folder(with: Self.projection(opened: "account_opened", deposited: "money_deposited", owner: "payload.Owner", amount: "payload.Amount"))
         let outcome = try runReprise(
             ["rebuild", "accounts", "--source", "marten", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(outcome.status == 0, "\(outcome.standardError)")
         #expect(try await environment.rows("accounts") == Self.expectedRows())
 
         // A mapping that does not fit the table is refused before anything is read.
         let wrong = try runReprise(
             ["rebuild", "accounts", "--source", "spatie", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(wrong.status != 0)
         #expect(wrong.standardError.contains("event source spatie: table \(schema).stored_events does not exist"), "\(wrong.standardError)")
         try? FileManager.default.removeItem(atPath: folder)
@@ -300,7 +300,7 @@ struct SourcePresetTests {
             """.write(toFile: folder + "/source.yml", atomically: true, encoding: .utf8)
         let outcome = try runReprise(
             ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(outcome.status == 0, "\(outcome.standardError)")
         #expect(try await environment.rows("accounts") == Self.expectedRows())
 
@@ -311,7 +311,7 @@ struct SourcePresetTests {
             [.text(Self.streams[0])]).int64(0, 0) ?? 0
         let failed = try runReprise(
             ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL])
+            environment: environment.processVariables)
         #expect(failed.status == 1)
         #expect(failed.standardError.contains("position \(position)") && failed.standardError.contains("column state: bytea is not UTF-8 text"), "\(failed.standardError)")
         try? FileManager.default.removeItem(atPath: folder)
@@ -359,4 +359,10 @@ struct SourcePresetTests {
         #expect(try await environment.rows("accounts") == Self.expectedRows())
         await environment.tearDown()
     }
+}
+
+/// A running total shared with a polling closure.
+actor Counter {
+    private(set) var value: Int64 = 0
+    func add(_ amount: Int64) { value += amount }
 }

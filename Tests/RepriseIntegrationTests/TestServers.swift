@@ -35,9 +35,14 @@ enum TestServers {
 
     /// The URL with its password replaced.
     static func withPassword(_ url: String, _ password: String) -> String {
+        withCredentials(url, user: nil, password: password)
+    }
+
+    /// The URL with its user (nil: kept) and password replaced.
+    static func withCredentials(_ url: String, user: String?, password: String) -> String {
         guard let schemeEnd = url.firstRange(of: "://"), let at = url.lastIndex(of: "@") else { return url }
         let credentials = url[schemeEnd.upperBound..<at]
-        let user = credentials.split(separator: ":", maxSplits: 1).first ?? ""
+        let user = user ?? String(credentials.split(separator: ":", maxSplits: 1).first ?? "")
         return String(url[..<schemeEnd.upperBound]) + user + ":" + password + String(url[at...])
     }
 

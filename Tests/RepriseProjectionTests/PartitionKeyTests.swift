@@ -3,8 +3,12 @@ import Testing
 
 @Suite("Partition keys")
 struct PartitionKeyTests {
+    func yaml(_ key: String) -> String {
+        Fixtures.projection(header: "name: shop\nversion: 1\npartition_key: \(key)")
+    }
+
     func parse(_ key: String) throws -> ProjectionDefinition {
-        try ProjectionFileParser.parse(yaml: Fixtures.projection(header: "name: shop\nversion: 1\npartition_key: \(key)"), file: "shop.yml")
+        try ProjectionFileParser.parse(yaml: yaml(key), file: "shop.yml")
     }
 
     @Test func oneFieldAppliesToEveryHandledType() throws {
@@ -15,13 +19,13 @@ struct PartitionKeyTests {
 
     @Test func aMappingNamesEachHandledType() throws {
         #expect(try parse("{ OrderCreated: metadata.tenant }").partitionKey == ["OrderCreated": .metadata([.key("tenant")])])
-        #expect(throws: ProjectionFileError.self) { try parse("{ OrderShipped: payload.orderId }") }
-        #expect(throws: ProjectionFileError.self) { try parse("{}") }
+        expectFileError(yaml("{ OrderShipped: payload.orderId }"), path: "partition_key.OrderShipped", "is not an event type this projection handles")
+        expectFileError(yaml("{}"), path: "partition_key", "no partition key for handled event type 'OrderCreated'")
     }
 
     @Test func onlyPlainFieldsAreKeys() {
         for bad in ["\"payload.a + 1\"", "event.position", "\"'x'\"", "\"lower(payload.a)\""] {
-            #expect(throws: ProjectionFileError.self, "\(bad)") { try parse(bad) }
+            expectFileError(yaml(bad), path: "partition_key", "a partition key is one field")
         }
     }
 
