@@ -302,7 +302,8 @@ public actor MySQLConnection {
                 if allowRetry && !inTransaction && (number == 2006 || Self.isReadOnly(text)) {
                     return try runRaw(text, sql: sql, allowRetry: false)
                 }
-                if inTransaction { transactionOpen = false }
+                // The transaction stays "open" (and lost) until its owner calls rollback or commit:
+                // another task sharing this connection must not reconnect and write in autocommit.
                 throw MySQLError(
                     code: .connectionLost,
                     message: inTransaction ? "\(message) (the open transaction was rolled back by the server)" : message,

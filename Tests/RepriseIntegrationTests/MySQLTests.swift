@@ -174,6 +174,13 @@ struct MySQLTests {
         } throws: { error in
             (error as? MySQLError)?.code == .connectionLost
         }
+        // Until the transaction's owner rolls back, every statement is refused: none may
+        // silently reconnect and run in autocommit (another task may share the connection).
+        await #expect {
+            try await db.query("SELECT 1")
+        } throws: { error in
+            (error as? MySQLError)?.code == .connectionLost
+        }
         try await db.rollback()
         #expect(await db.isInTransaction == false)
         #expect(try await db.query("SELECT COUNT(*) FROM \(table)").int(0, 0) == 0)
