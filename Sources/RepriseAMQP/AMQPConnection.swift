@@ -194,6 +194,15 @@ public actor AMQPConnection {
         try checkRPC("queue.bind \(queue) to \(exchange) with '\(routingKey)'")
     }
 
+    /// Routes what `source` routes with `routingKey` on to the exchange `destination` too.
+    public func bindExchange(_ destination: String, to source: String, routingKey: String, arguments: [String: AMQPFieldValue] = [:]) throws(AMQPError) {
+        let state = try liveState()
+        try ensureChannel()
+        let arena = AMQPArena()
+        _ = amqp_exchange_bind(state, channel, arena.bytes(destination), arena.bytes(source), arena.bytes(routingKey), arena.table(arguments))
+        try checkRPC("exchange.bind \(destination) to \(source) with '\(routingKey)'")
+    }
+
     /// Removes every ready message from a queue; returns how many.
     @discardableResult
     public func purgeQueue(_ name: String) throws(AMQPError) -> UInt32 {

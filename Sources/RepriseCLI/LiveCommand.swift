@@ -15,6 +15,15 @@ struct LiveCommand: AsyncParsableCommand {
             rebuild swaps new tables in, the worker continues on the new build without a restart.
             SIGTERM/SIGINT finish the batch, commit, acknowledge and exit. Logs are JSON lines on
             standard error.
+
+            With --partitions N, any number of `reprise live` processes (same N, same --queue) share
+            the work: the events of each projection are split into N live partitions by the hash of
+            its partition_key, each with its own queue (the relay routes by stream), its own
+            checkpoint and one consumer at a time. A process takes its fair share of partitions
+            (or --max-partitions), gives some back when others join, and takes over the partitions
+            of a process that died. Every projection needs a partition_key. An unpartitioned live
+            worker, a group of another size or a rollback merges the partitions back into one
+            checkpoint first (refused while consumers of the partitions run).
             """)
 
     @Argument(help: "Projection names (files in the projections folder).")
@@ -46,6 +55,15 @@ struct LiveCommand: AsyncParsableCommand {
     @Option(help: "Milliseconds between catch-up rounds when no message arrives (drives a mapped --source that has no outbox).")
     var pollMs = 1_000
 
+    @Option(help: "Split the work into this many live partitions shared by every `reprise live` with the same --partitions and --queue (1 to 256).")
+    var partitions: Int?
+
+    @Option(help: "With --partitions: apply at most this many partitions in this process (default: a fair share of the running processes).")
+    var maxPartitions: Int?
+
+    @Option(help: "With --partitions: this process's name in `reprise status` (default: host:pid).")
+    var worker: String?
+
     @Option(help: "What to do with an event whose handler keeps failing: park-stream or stop.")
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
@@ -57,6 +75,9 @@ struct LiveCommand: AsyncParsableCommand {
         guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
         guard batchWindowMs >= 0 else { throw ValidationError("--batch-window-ms cannot be negative") }
         guard pollMs > 0 else { throw ValidationError("--poll-ms must be positive") }
+        if let partitions, !(1...256).contains(partitions) { throw ValidationError("--partitions must be between 1 and 256") }
+        if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
+        if partitions == nil, maxPartitions != nil || worker != nil { throw ValidationError("--max-partitions and --worker are for partitioned live workers: give --partitions too") }
     }
 
     func run() async throws {
@@ -86,23 +107,40 @@ struct LiveCommand: AsyncParsableCommand {
                     $0.definition.name == name && $0.definition.version == version && $0.definition.definitionHash == hash
                 }
             }
-            try await LiveWorker(configuration, projections: selected, resolve: resolve).run(stop: stop, metrics: metrics) { event in
-                switch event {
-                case .caughtUp(let events): LogLine.emit("live.caught_up", [("events", events)])
-                case .applied(let projection, let events, let messages, let redelivered, let seconds):
-                    LogLine.emit("live.applied", [("projection", projection), ("events", events), ("messages", messages), ("redelivered", redelivered), ("seconds", seconds)])
-                case .followedNewBuild(let projection, let from, let to):
-                    LogLine.emit("live.followed_new_build", [("projection", projection), ("from_build", from), ("to_build", to)])
-                case .parked(let projection, let stream, let position, let error):
-                    LogLine.emit("live.parked", [("projection", projection), ("stream", stream), ("position", position), ("error", error)], level: "error")
-                case .released(let projection, let stream): LogLine.emit("live.released", [("projection", projection), ("stream", stream)])
-                case .retrying(let error, let attempt): LogLine.emit("live.retrying", [("error", error), ("attempt", attempt)], level: "warn")
-                case .brokerUnavailable(let error): LogLine.emit("live.broker_unavailable", [("error", error)], level: "warn")
-                case .storeUnavailable(let error, let attempt): LogLine.emit("live.store_unavailable", [("error", error), ("attempt", String(attempt))], level: "warn")
+            if let partitions {
+                let group = PartitionedLiveWorker(
+                    configuration, partitions: partitions, maxPartitions: maxPartitions, owner: worker ?? RebuildCommand.defaultWorkerName(),
+                    projections: selected, resolve: resolve)
+                try await group.run(stop: stop, metrics: metrics) { event in
+                    switch event {
+                    case .partitionsOwned(let owned, let members):
+                        LogLine.emit("live.partitions", [("owned", owned.map(String.init).joined(separator: ",")), ("of", partitions), ("members", members)])
+                    case .partition(let number, let event): Self.log(event, partition: number)
+                    }
                 }
+            } else {
+                try await LiveWorker(configuration, projections: selected, resolve: resolve).run(stop: stop, metrics: metrics) { Self.log($0) }
             }
             server?.stop()
             LogLine.emit("live.stopped")
         }
+    }
+
+    /// One JSON log line per worker event; a partition's worker adds its partition number.
+    static func log(_ event: LiveWorker.Event, partition: Int? = nil) {
+        let (name, fields, level): (String, [(String, Any)], String) = switch event {
+        case .caughtUp(let events): ("live.caught_up", [("events", events)], "info")
+        case .applied(let projection, let events, let messages, let redelivered, let seconds):
+            ("live.applied", [("projection", projection), ("events", events), ("messages", messages), ("redelivered", redelivered), ("seconds", seconds)], "info")
+        case .followedNewBuild(let projection, let from, let to):
+            ("live.followed_new_build", [("projection", projection), ("from_build", from), ("to_build", to)], "info")
+        case .parked(let projection, let stream, let position, let error):
+            ("live.parked", [("projection", projection), ("stream", stream), ("position", position), ("error", error)], "error")
+        case .released(let projection, let stream): ("live.released", [("projection", projection), ("stream", stream)], "info")
+        case .retrying(let error, let attempt): ("live.retrying", [("error", error), ("attempt", attempt)], "warn")
+        case .brokerUnavailable(let error): ("live.broker_unavailable", [("error", error)], "warn")
+        case .storeUnavailable(let error, let attempt): ("live.store_unavailable", [("error", error), ("attempt", String(attempt))], "warn")
+        }
+        LogLine.emit(name, (partition.map { [("partition", $0 as Any)] } ?? []) + fields, level: level)
     }
 }

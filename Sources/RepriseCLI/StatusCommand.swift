@@ -18,6 +18,9 @@ struct StatusCommand: AsyncParsableCommand {
     @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
+    @Option(help: "Folder of projection files (for the lag of each live partition).")
+    var projectionsDir = "projections"
+
     @Flag(help: "Print JSON instead of a table.")
     var json = false
 
@@ -25,7 +28,11 @@ struct StatusCommand: AsyncParsableCommand {
         try await reportingFailures {
             let my = try await MySQLConnection.connect(url: try mysql.resolvedURL())
             let pg = try await PostgresConnection.connect(url: try postgres.resolvedURL())
-            let statuses = try await ProjectionStatusReader.read(mysql: my, postgres: pg, source: try eventSource.eventSource(postgres))
+            // Projection files, when present, give the partition keys for per-partition lag.
+            let definitions = Dictionary(
+                ((try? ProjectionCatalog.load(directory: projectionsDir).all) ?? []).map { ($0.definition.name, $0.definition) }, uniquingKeysWith: { $1 })
+            let statuses = try await ProjectionStatusReader.read(
+                mysql: my, postgres: pg, source: try eventSource.eventSource(postgres), definitions: definitions)
             await my.close()
             await pg.close()
             if json {
@@ -57,6 +64,22 @@ struct StatusCommand: AsyncParsableCommand {
             for row in table {
                 Terminal.output(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
             }
+            // Live partitions of active builds: one line per partition.
+            for status in statuses where !status.livePartitions.isEmpty {
+                Terminal.output("")
+                Terminal.output("\(status.projection) build \(status.active.map { String($0.buildID) } ?? "-"), live partitions:")
+                var rows = [["PARTITION", "OWNER", "EVENTS", "POSITION", "LAG (EVENTS)", "LEASE AGE (S)"]]
+                for (partition, lag) in status.livePartitions {
+                    rows.append([
+                        "\(partition.number) of \(partition.count)", partition.owner ?? "-", String(partition.eventsApplied), String(partition.roundPosition),
+                        lag.map(String.init) ?? "-", partition.secondsSinceHeartbeat.map { String(format: "%.0f", $0) } ?? "-",
+                    ])
+                }
+                let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+                for row in rows {
+                    Terminal.output("  " + zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
+                }
+            }
             // Partitioned rebuilds in progress: one line per partition.
             for status in statuses {
                 for build in status.building where !build.partitions.isEmpty {
@@ -87,7 +110,11 @@ struct StatusCommand: AsyncParsableCommand {
         return "{\"projection\":\(quote(status.projection)),\"active\":\(status.active.map(build) ?? "null"),"
             + "\"building\":[\(status.building.map(build).joined(separator: ","))],\"retired\":[\(status.retired.map(build).joined(separator: ","))],"
             + "\"lag_events\":\(status.lagEvents.map(String.init) ?? "null"),\"lag_seconds\":\(status.lagSeconds.map { String($0) } ?? "null"),"
-            + "\"parked_streams\":\(status.parkedStreams)}"
+            + "\"parked_streams\":\(status.parkedStreams),\"live_partitions\":[" + status.livePartitions.map { partition, lag in
+                "{\"partition\":\(partition.number),\"of\":\(partition.count),\"owner\":\(partition.owner.map(quote) ?? "null"),"
+                    + "\"events_applied\":\(partition.eventsApplied),\"position\":\(partition.roundPosition),\"lag_events\":\(lag.map(String.init) ?? "null"),"
+                    + "\"seconds_since_heartbeat\":\(partition.secondsSinceHeartbeat.map { String(format: "%.1f", $0) } ?? "null")}"
+            }.joined(separator: ",") + "]}"
     }
 }
 

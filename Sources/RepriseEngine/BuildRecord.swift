@@ -38,6 +38,9 @@ public struct BuildRecord: Sendable, Equatable {
     /// Set while one partition of a partitioned rebuild is being read: progress is then the
     /// partition's (`reprise_build_partitions`), within the build's first round.
     public var partition: BuildPartition?
+    /// Set while a live consumer applies one live partition of an active build: base, target and
+    /// round position are then the partition's (`reprise_live_partitions`).
+    public var livePartition: LivePartition?
 
     /// The physical name of a table of this build while it is not live.
     /// (See `BuildPartition` for partitioned progress.)
@@ -58,5 +61,22 @@ public struct BuildPartition: Sendable, Equatable {
     public var eventsApplied: Int64
     /// The worker that claimed it last, and seconds since its last chunk.
     public var owner: String?
+    public var secondsSinceHeartbeat: Double?
+}
+
+/// One live partition of an active build: the events whose partition key falls in its slots
+/// (`PartitionSlots`), applied by one `reprise live --partitions N` consumer at a time, with a
+/// round of its own. The build's own checkpoint stays where the split happened until the
+/// partitions are merged back into one snapshot.
+public struct LivePartition: Sendable, Equatable {
+    public var number: Int
+    public var count: Int
+    public var baseSnapshot: String?
+    public var targetSnapshot: String
+    public var roundPosition: Int64
+    /// Applied by this partition since the split.
+    public var eventsApplied: Int64
+    public var owner: String?
+    /// Seconds since its consumer last looked at it (every catch-up, with or without events).
     public var secondsSinceHeartbeat: Double?
 }

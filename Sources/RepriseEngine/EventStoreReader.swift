@@ -44,11 +44,29 @@ struct EventStoreReader: Sendable {
         var partition: PartitionSpec?
     }
 
-    /// The events whose key hashes to `number` of `count`; the key field per stored type names.
+    /// The events of one partition: whose key hashes into `hashes` (modulo `modulus`); the key
+    /// field per stored type names.
     struct PartitionSpec: Sendable {
         var keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)]
         var number: Int
         var count: Int
+        var modulus: Int
+        var hashes: ClosedRange<Int>
+
+        /// Partition `number` of a partitioned rebuild: one remainder of `count`.
+        static func rebuild(keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], number: Int, count: Int) -> PartitionSpec {
+            PartitionSpec(keys: keys, number: number, count: count, modulus: count, hashes: number...number)
+        }
+
+        /// Live partition `number` of `count`: a range of the relay's slots.
+        static func live(keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], number: Int, count: Int) -> PartitionSpec {
+            PartitionSpec(keys: keys, number: number, count: count, modulus: PartitionSlots.count, hashes: PartitionSlots.range(partition: number, of: count))
+        }
+
+        /// The SQL condition and its parameters, numbered from `firstParameter`.
+        func filter(_ source: ResolvedEventSource, firstParameter: Int) -> (String, [PostgresValue]) {
+            source.partitionFilter(keys: keys, modulus: modulus, hashes: hashes, firstParameter: firstParameter)
+        }
     }
 
     private func whereClause(_ round: Round) throws -> (String, [PostgresValue]) {
@@ -58,8 +76,7 @@ struct EventStoreReader: Sendable {
                 afterPosition: round.afterPosition)
         }
         if let partition = round.partition {
-            let (filter, more) = source.partitionFilter(
-                keys: partition.keys, count: partition.count, number: partition.number, firstParameter: parameters.count + 1)
+            let (filter, more) = partition.filter(source, firstParameter: parameters.count + 1)
             clause += " AND " + filter
             parameters += more
         }
@@ -99,8 +116,14 @@ struct EventStoreReader: Sendable {
     }
 
     /// One stream's events from `position` on, visible in `bound`, decoded whole.
-    func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String) async throws -> [ProjectionEvent] {
-        let (clause, parameters) = try Self.mapped { () throws(EventSourceError) in try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound) }
+    /// With `partition`, only the stream's events of that partition.
+    func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String, partition: PartitionSpec? = nil) async throws -> [ProjectionEvent] {
+        var (clause, parameters) = try Self.mapped { () throws(EventSourceError) in try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound) }
+        if let partition {
+            let (filter, more) = partition.filter(source, firstParameter: parameters.count + 1)
+            clause += " AND " + filter
+            parameters += more
+        }
         let result = try await connection.query(
             "SELECT \(source.envelopeColumns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)", parameters)
         return try decode(result, decoder: JSONFieldDecoder(paths: [[]]), metadataDecoder: JSONFieldDecoder(paths: [[]]))
@@ -126,8 +149,15 @@ struct EventStoreReader: Sendable {
     }
 
     /// Events committed after `base` (all types) and the age of the oldest, in seconds.
-    func lag(since base: String) async throws -> (events: Int64, seconds: Double) {
-        let (sql, parameters) = try Self.mapped { () throws(EventSourceError) in try source.lagQuery(base: base) }
+    /// With `partition`, only that partition's events count.
+    func lag(since base: String, partition: PartitionSpec? = nil) async throws -> (events: Int64, seconds: Double) {
+        var (sql, parameters) = try Self.mapped { () throws(EventSourceError) in try source.lagQuery(base: base) }
+        if let partition {
+            // The lag query ends with its WHERE condition.
+            let (filter, more) = partition.filter(source, firstParameter: parameters.count + 1)
+            sql += " AND " + filter
+            parameters += more
+        }
         let result = try await connection.query(sql, parameters)
         return (result.int64(0, 0) ?? 0, result.double(0, 1) ?? 0)
     }

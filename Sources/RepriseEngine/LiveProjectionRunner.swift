@@ -36,7 +36,22 @@ public final class LiveProjectionRunner {
         public var description: String { error.description }
     }
 
+    /// One live partition this runner applies (`reprise live --partitions N`), and who it is.
+    public struct Partition: Sendable, Equatable {
+        public var number: Int
+        public var count: Int
+        /// Shown in `reprise status` (host and process id).
+        public var owner: String
+        public init(number: Int, count: Int, owner: String) {
+            self.number = number
+            self.count = count
+            self.owner = owner
+        }
+    }
+
     private(set) var projections: [RunnableProjection]
+    /// Set when this runner applies one live partition; nil: the whole projection.
+    public let partition: Partition?
     /// Finds the definition of a newer active version (after a migration) by name, version and hash.
     let resolve: @Sendable (_ name: String, _ version: Int, _ hash: String) throws -> RunnableProjection?
     let options: Options
@@ -48,10 +63,11 @@ public final class LiveProjectionRunner {
     let database: String
     private var builds: [String: ActiveBuild] = [:]
 
-    private init(projections: [RunnableProjection], options: Options, reader: EventStoreReader,
+    private init(projections: [RunnableProjection], partition: Partition?, options: Options, reader: EventStoreReader,
                  snapshots: EventStoreReader, store: ReadModelStore, locks: MySQLConnection, database: String,
                  resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection?) {
         self.projections = projections
+        self.partition = partition
         self.resolve = resolve
         self.options = options
         self.reader = reader
@@ -66,8 +82,15 @@ public final class LiveProjectionRunner {
     /// `resolve` is asked for the definition when a migration made another version active.
     public static func open(
         projections: [RunnableProjection], postgresURL: String, mysqlURL: String, source: EventSource = .reprise(.standard),
-        options: Options = Options(), resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
+        partition: Partition? = nil, options: Options = Options(),
+        resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
     ) async throws -> LiveProjectionRunner {
+        if let partition {
+            guard (1...PartitionSlots.count).contains(partition.count), (0..<partition.count).contains(partition.number) else {
+                throw EngineError(.invalidRequest, message: "live partitions must be between 1 and \(PartitionSlots.count) (partition \(partition.number) of \(partition.count))")
+            }
+            try requirePartitionKeys(projections)
+        }
         let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
         let resolved: ResolvedEventSource
         do {
@@ -77,13 +100,15 @@ public final class LiveProjectionRunner {
             throw error
         }
         let runner = LiveProjectionRunner(
-            projections: projections, options: options,
+            projections: projections, partition: partition, options: options,
             reader: EventStoreReader(connection: connections.reader, source: resolved),
             snapshots: EventStoreReader(connection: connections.control, source: resolved), store: connections.store,
             locks: connections.locks, database: connections.database, resolve: resolve)
         do {
             try await runner.parked.ensureTable()
-            for runnable in projections { _ = try await runner.currentBuild(runnable) }
+            for runnable in projections {
+                if partition != nil { try await runner.ensureSplit(runnable) } else { _ = try await runner.activeRecord(runnable) }
+            }
         } catch {
             await runner.close()
             throw error
@@ -98,23 +123,34 @@ public final class LiveProjectionRunner {
         await locks.close()
     }
 
+    /// Live partitions split events by each projection's `partition_key`, which must decide
+    /// every row an event writes.
+    public static func requirePartitionKeys(_ projections: [RunnableProjection]) throws {
+        for runnable in projections where runnable.definition.partitionKey == nil {
+            throw EngineError(
+                .invalidRequest, projection: runnable.definition.name,
+                message: "\(runnable.definition.name) declares no partition_key, so its events cannot be split between live partitions; run it in an unpartitioned `reprise live` (with its own --queue)")
+        }
+    }
+
     /// The event types any of the projections handles (for queue bindings).
     public var eventTypes: [String] { Array(Set(projections.flatMap(\.definition.eventTypes))).sorted() }
 
-    /// The active build of a projection; follows a swap to a newer one.
-    private func currentBuild(_ runnable: RunnableProjection) async throws -> (ActiveBuild, switchedFrom: Int64?) {
+    /// The active build of a projection and the definition it was built from; follows a
+    /// migration to another version.
+    func activeRecord(_ runnable: RunnableProjection) async throws -> (BuildRecord, RunnableProjection) {
         let definition = runnable.definition
         guard let active = try await store.builds(of: definition.name, states: [.active]).last else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no active build: run `reprise rebuild \(definition.name)` first")
         }
-        if let known = builds[definition.name], known.record.buildID == active.buildID { return (known, nil) }
         if active.version != definition.version || active.definitionHash != definition.definitionHash,
             let migrated = try resolve(definition.name, active.version, active.definitionHash),
             migrated.definition.version == active.version, migrated.definition.definitionHash == active.definitionHash
         {
             // A migration swapped another version in: continue with its definition.
+            if partition != nil { try Self.requirePartitionKeys([migrated]) }
             if let index = projections.firstIndex(where: { $0.definition.name == definition.name }) { projections[index] = migrated }
-            return try await currentBuild(migrated)
+            return (active, migrated)
         }
         guard active.version == definition.version else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "the active build is version \(active.version) but the projection file says version \(definition.version): rebuild or migrate first")
@@ -122,12 +158,105 @@ public final class LiveProjectionRunner {
         guard active.definitionHash == definition.definitionHash else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "the projection file changed without a version bump (definition hash \(definition.definitionHash), active build has \(active.definitionHash))")
         }
+        return (active, runnable)
+    }
+
+    /// The active build of a projection (for a partitioned runner: with its partition's round);
+    /// follows a swap to a newer one.
+    private func currentBuild(_ runnable: RunnableProjection) async throws -> (ActiveBuild, switchedFrom: Int64?)? {
+        var (active, runnable) = try await activeRecord(runnable)
+        let name = runnable.definition.name
+        let previous = builds[name]?.record.buildID
+        if let partition { return try await partitionBuild(active, runnable, partition, previous: previous) }
+        // Checked on every call: a partitioned consumer group may have split the build since.
+        if try await !store.livePartitions(of: active.buildID).isEmpty {
+            active = try await LivePartitions.merge(
+                active, runnable: runnable, checkOwners: true, writesLiveTables: true,
+                parkedStreams: Set(try await parked.list(projection: name).map(\.streamID)), store: store, reader: reader,
+                snapshots: snapshots, database: database, chunkSize: options.chunkSize, fetchSize: options.fetchSize,
+                cacheLimit: options.rowCacheLimit)
+            builds[name] = nil
+        }
+        if let known = builds[name], known.record.buildID == active.buildID { return (known, nil) }
         let build = ActiveBuild(record: active, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         build.writesLiveTables = true
-        build.parkedStreams = Set(try await parked.list(projection: definition.name).map(\.streamID))
-        let previous = builds[definition.name]?.record.buildID
-        builds[definition.name] = build
+        build.parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        builds[name] = build
         return (build, previous)
+    }
+
+    /// The active build with this runner's live partition: splits the build first when it is not
+    /// split (or split into another number of partitions that nobody owns any more).
+    /// Nil when the build is not split for this runner (a swap came between `ensureSplit` and
+    /// the apply lock): the next catch-up splits the new build.
+    private func partitionBuild(_ active: BuildRecord, _ runnable: RunnableProjection, _ partition: Partition, previous: Int64?) async throws -> (ActiveBuild, switchedFrom: Int64?)? {
+        let name = runnable.definition.name
+        guard let row = try await store.livePartitions(of: active.buildID).first(where: { $0.number == partition.number && $0.count == partition.count }) else {
+            return nil
+        }
+        let record = LivePartitions.record(active, partition: row)
+        // The cached rows are only valid while nobody else wrote this partition since.
+        if let known = builds[name], known.record.buildID == record.buildID, known.record.baseSnapshot == record.baseSnapshot,
+            known.record.targetSnapshot == record.targetSnapshot, known.record.roundPosition == record.roundPosition
+        {
+            return (known, nil)
+        }
+        let build = ActiveBuild(record: record, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        build.writesLiveTables = true
+        build.partitionSpec = .live(keys: RebuildEngine.partitionKeys(runnable.definition, source: reader.source.source), number: partition.number, count: partition.count)
+        build.parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        try await store.touchLive(active.buildID, partition.number, owner: partition.owner)
+        builds[name] = build
+        return (build, previous == active.buildID ? nil : previous)
+    }
+
+    /// Splits the active build for this runner's partition count if it is not yet. Called
+    /// without an apply lock: a swap takes the projection lock, then the apply locks, and the
+    /// split takes the projection lock, so holding an apply lock here could deadlock with it.
+    func ensureSplit(_ runnable: RunnableProjection) async throws {
+        guard let partition else { return }
+        let (active, runnable) = try await activeRecord(runnable)
+        if try await store.livePartitions(of: active.buildID).first?.count != partition.count {
+            _ = try await split(active, runnable, into: partition.count)
+        }
+    }
+
+    /// Splits the active build into `count` live partitions, under the projection lock (which
+    /// the unpartitioned worker and swaps take): first merges a split of another size whose
+    /// consumers are gone, and finishes a round an unpartitioned worker left half done.
+    private func split(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws -> [LivePartition] {
+        let name = runnable.definition.name
+        let lock = RebuildEngine.projectionLockName(name, database: database)
+        guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
+            throw EngineError(.locked, projection: name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s to split build \(active.buildID) into live partitions")
+        }
+        defer { Task { [locks] in _ = try? await locks.releaseLock(lock) } }
+        guard var current = try await store.build(active.buildID), current.state == .active else {
+            throw EngineError(.inconsistentState, projection: name, message: "build \(active.buildID) stopped being active while splitting it")
+        }
+        let existing = try await store.livePartitions(of: current.buildID)
+        if existing.first?.count == count { return existing }
+        let parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        if !existing.isEmpty {
+            current = try await LivePartitions.merge(
+                current, runnable: runnable, checkOwners: true, writesLiveTables: true, parkedStreams: parkedStreams, store: store,
+                reader: reader, snapshots: snapshots, database: database, chunkSize: options.chunkSize, fetchSize: options.fetchSize,
+                cacheLimit: options.rowCacheLimit)
+        }
+        if current.roundPosition > 0 {
+            let whole = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+            whole.writesLiveTables = true
+            whole.parkedStreams = parkedStreams
+            let applier = ChunkApplier(store: store, hooks: RebuildHooks())
+            var chunkNumber = 0
+            _ = try await applier.readRound(
+                [whole], reader: reader, eventTypes: Array(runnable.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [whole]),
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber)
+            try await applier.closeRound([whole], nextSnapshot: whole.record.targetSnapshot)
+            current = whole.record
+        }
+        try await store.splitLive(current, count: count)
+        return try await store.livePartitions(of: current.buildID)
     }
 
     /// Applies everything committed up to now to every projection. Throws `Failure` for a
@@ -136,7 +265,9 @@ public final class LiveProjectionRunner {
         var outcomes: [Outcome] = []
         for name in projections.map(\.definition.name) {
             guard let runnable = projections.first(where: { $0.definition.name == name }) else { continue }
-            let lock = RebuildEngine.projectionLockName(runnable.definition.name, database: database)
+            try await ensureSplit(runnable)
+            let lock = partition.map { LivePartitions.applyLockName(projection: runnable.definition.name, database: database, number: $0.number) }
+                ?? RebuildEngine.projectionLockName(runnable.definition.name, database: database)
             guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
                 throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")
             }
@@ -152,7 +283,9 @@ public final class LiveProjectionRunner {
     }
 
     private func catchUp(_ runnable: RunnableProjection) async throws -> Outcome {
-        let (build, switchedFrom) = try await currentBuild(runnable)
+        guard let (build, switchedFrom) = try await currentBuild(runnable) else {
+            return Outcome(projection: runnable.definition.name, buildID: 0, eventsApplied: 0, switchedFromBuild: nil, releasedStreams: [])
+        }
         let released = try await releaseRequestedStreams(build)
         if build.record.roundPosition == 0 {
             let now = try await snapshots.currentSnapshot()
@@ -173,6 +306,9 @@ public final class LiveProjectionRunner {
         }
         if build.record.baseSnapshot != build.record.targetSnapshot {
             try await applier.closeRound([build], nextSnapshot: build.record.targetSnapshot)
+        } else if let partition {
+            // A heartbeat for `status`, when nothing moved.
+            try await store.touchLive(build.record.buildID, partition.number, owner: partition.owner)
         }
         return Outcome(projection: build.name, buildID: build.record.buildID, eventsApplied: applied, switchedFromBuild: switchedFrom, releasedStreams: released)
     }
@@ -201,7 +337,7 @@ public final class LiveProjectionRunner {
             let from = entry.action == .skip ? entry.position + 1 : entry.position
             var events: [ProjectionEvent] = []
             if let base = build.record.baseSnapshot {
-                events = try await reader.streamEvents(entry.streamID, from: from, visibleIn: base)
+                events = try await reader.streamEvents(entry.streamID, from: from, visibleIn: base, partition: build.partitionSpec)
                     .filter { build.definition.handlers[$0.type] != nil }
             }
             build.parkedStreams.remove(entry.streamID)
@@ -227,10 +363,10 @@ public final class LiveProjectionRunner {
 
     /// Events committed but not yet applied by every projection, and the age of the oldest of them.
     public func lag() async throws -> (events: Int64, seconds: Double) {
-        let bases = Set(builds.values.compactMap(\.record.baseSnapshot))
         var worst: (Int64, Double) = (0, 0)
-        for snapshot in bases {
-            let lag = try await snapshots.lag(since: snapshot)
+        for build in builds.values {
+            guard let base = build.record.baseSnapshot else { continue }
+            let lag = try await snapshots.lag(since: base, partition: build.partitionSpec)
             if lag.events > worst.0 { worst = lag }
         }
         return worst

@@ -2,6 +2,7 @@ import RepriseEventSource
 import RepriseEventStore
 import RepriseMySQL
 import ReprisePostgres
+import RepriseProjection
 
 /// What `reprise status` shows for one projection.
 public struct ProjectionStatus: Sendable {
@@ -28,6 +29,9 @@ public struct ProjectionStatus: Sendable {
     public var lagEvents: Int64?
     public var lagSeconds: Double?
     public var parkedStreams: Int
+    /// The active build's live partitions (`reprise live --partitions N`), with each one's lag
+    /// when the projection's partition key is known.
+    public var livePartitions: [(partition: LivePartition, lagEvents: Int64?)] = []
 }
 
 /// Reads the registry (`reprise_builds`, `reprise_parked`) and the store's head to describe projections.
@@ -36,7 +40,10 @@ public enum ProjectionStatusReader {
         try await read(mysql: mysql, postgres: postgres, source: .reprise(storeSchema))
     }
 
-    public static func read(mysql: MySQLConnection, postgres: PostgresConnection, source: EventSource) async throws -> [ProjectionStatus] {
+    /// `definitions` (by projection name) give the partition keys for per-partition lag.
+    public static func read(
+        mysql: MySQLConnection, postgres: PostgresConnection, source: EventSource, definitions: [String: ProjectionDefinition] = [:]
+    ) async throws -> [ProjectionStatus] {
         let store = ReadModelStore(connection: mysql)
         try await store.ensureRegistry()
         let parked = ParkedStreamStore(connection: mysql)
@@ -50,6 +57,7 @@ public enum ProjectionStatusReader {
             """)
         var statuses: [String: ProjectionStatus] = [:]
         var activeSnapshots: [String: String] = [:]
+        var activeBuilds: [String: Int64] = [:]
         for row in 0..<rows.rowCount {
             let projection = rows.string(row, 0) ?? ""
             let build = ProjectionStatus.Build(
@@ -61,6 +69,7 @@ public enum ProjectionStatusReader {
             case "active":
                 status.active = build
                 activeSnapshots[projection] = rows.string(row, 9)
+                activeBuilds[projection] = build.buildID
             case "building": status.building.append(build)
             default: status.retired.append(build)
             }
@@ -74,6 +83,24 @@ public enum ProjectionStatusReader {
         let reader = activeSnapshots.isEmpty ? nil : EventStoreReader(connection: postgres, source: try await RebuildEngine.resolve(source, on: postgres))
         for (projection, snapshot) in activeSnapshots {
             guard let reader else { break }
+            if let buildID = activeBuilds[projection], case let partitions = try await store.livePartitions(of: buildID), !partitions.isEmpty {
+                // Split: the build's own checkpoint is the split point; each partition has its own.
+                let keys = definitions[projection].map { RebuildEngine.partitionKeys($0, source: reader.source.source) }
+                var total: Int64? = keys == nil ? nil : 0
+                var oldest: Double? = nil
+                for partition in partitions {
+                    var lag: (events: Int64, seconds: Double)?
+                    if let keys, let base = partition.baseSnapshot {
+                        lag = try? await reader.lag(since: base, partition: .live(keys: keys, number: partition.number, count: partition.count))
+                    }
+                    statuses[projection]?.livePartitions.append((partition, lag?.events))
+                    total = lag.flatMap { lag in total.map { $0 + lag.events } }
+                    if let seconds = lag?.seconds { oldest = max(oldest ?? 0, seconds) }
+                }
+                statuses[projection]?.lagEvents = total
+                statuses[projection]?.lagSeconds = total == nil ? nil : oldest
+                continue
+            }
             // A build checkpointed under another source mapping has no lag to report here.
             guard let lag = try? await reader.lag(since: snapshot) else { continue }
             statuses[projection]?.lagEvents = lag.events

@@ -46,9 +46,83 @@ struct ReadModelStore: Sendable {
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(Self.livePartitionsTable) (
+                build_id BIGINT NOT NULL,
+                partition_no INT NOT NULL,
+                partitions INT NOT NULL,
+                base_snapshot TEXT NULL,
+                target_snapshot TEXT NOT NULL,
+                round_position BIGINT NOT NULL DEFAULT 0,
+                events_applied BIGINT NOT NULL DEFAULT 0,
+                owner VARCHAR(200) NULL,
+                heartbeat_at DATETIME(6) NULL,
+                PRIMARY KEY (build_id, partition_no)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """)
     }
 
     static let partitionsTable = "reprise_build_partitions"
+    static let livePartitionsTable = "reprise_live_partitions"
+
+    // MARK: - Live partitions
+
+    func livePartitions(of buildID: Int64) async throws -> [LivePartition] {
+        let result = try await connection.query(
+            """
+            SELECT partition_no, partitions, base_snapshot, target_snapshot, round_position, events_applied, owner,
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+            FROM \(Self.livePartitionsTable) WHERE build_id = ? ORDER BY partition_no
+            """, [.int(buildID)])
+        return (0..<result.rowCount).map { row in
+            LivePartition(
+                number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0, baseSnapshot: result.string(row, 2),
+                targetSnapshot: result.string(row, 3) ?? "", roundPosition: result.int64(row, 4) ?? 0, eventsApplied: result.int64(row, 5) ?? 0,
+                owner: result.string(row, 6), secondsSinceHeartbeat: result.string(row, 7).flatMap(Double.init))
+        }
+    }
+
+    /// Splits an active build between rounds into `count` live partitions, each starting from
+    /// the build's round (the caller holds the projection lock).
+    func splitLive(_ build: BuildRecord, count: Int) async throws {
+        guard build.roundPosition == 0 else {
+            throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) is inside a round; it can only be split between rounds")
+        }
+        try await connection.executeBatch(
+            prefix: "INSERT INTO \(Self.livePartitionsTable) (build_id, partition_no, partitions, base_snapshot, target_snapshot) VALUES",
+            rows: (0..<count).map { [.int(build.buildID), .int(Int64($0)), .int(Int64(count)), build.baseSnapshot.map(MySQLValue.string) ?? .null, .string(build.targetSnapshot)] },
+            suffix: "")
+    }
+
+    /// Records that `owner` looks after a live partition now.
+    func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
+        try await connection.execute(
+            "UPDATE \(Self.livePartitionsTable) SET owner = ?, heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            [.string(owner), .int(buildID), .int(Int64(number))])
+    }
+
+    /// Makes every live partition one checkpoint again: each has applied everything visible in
+    /// `snapshot`, which becomes the build's base; the partitions' counts join the build's. One
+    /// transaction, so a crash leaves either the partitions or the merged build.
+    func mergeLive(_ build: BuildRecord, snapshot: String) async throws {
+        try await connection.withTransaction { connection in
+            let updated = try await connection.execute(
+                """
+                UPDATE \(Self.registryTable) SET base_snapshot = ?, target_snapshot = ?, round_position = 0, rounds = rounds + 1,
+                    events_applied = events_applied + (SELECT COALESCE(SUM(events_applied), 0) FROM \(Self.livePartitionsTable) WHERE build_id = ?),
+                    updated_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND round_position = 0
+                """, [.string(snapshot), .string(snapshot), .int(build.buildID), .int(build.buildID)])
+            guard updated == 1 else {
+                throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) moved on under us while merging its live partitions")
+            }
+            try await connection.execute("DELETE FROM \(Self.livePartitionsTable) WHERE build_id = ?", [.int(build.buildID)])
+        }
+    }
+
+    func deleteLivePartitions(of buildID: Int64) async throws {
+        try await connection.execute("DELETE FROM \(Self.livePartitionsTable) WHERE build_id = ?", [.int(buildID)])
+    }
 
     /// The partitions of a build, in order (empty for an unpartitioned build).
     func partitions(of buildID: Int64) async throws -> [BuildPartition] {
@@ -139,6 +213,16 @@ struct ReadModelStore: Sendable {
     /// Records progress inside the chunk's transaction. The compare-and-set on the old position
     /// makes a second writer of the same build fail instead of double-applying.
     func advance(_ build: BuildRecord, to position: Int64, events: Int) async throws {
+        if let live = build.livePartition {
+            let updated = try await connection.execute(
+                """
+                UPDATE \(Self.livePartitionsTable) SET round_position = ?, events_applied = events_applied + ?, heartbeat_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND partition_no = ? AND round_position = ? AND target_snapshot = ?
+                """,
+                [.int(position), .int(Int64(events)), .int(build.buildID), .int(Int64(live.number)), .int(build.roundPosition), .string(build.targetSnapshot)])
+            guard updated == 1 else { throw Self.liveMovedOn(build, live) }
+            return
+        }
         if let partition = build.partition {
             let updated = try await connection.execute(
                 """
@@ -168,6 +252,16 @@ struct ReadModelStore: Sendable {
 
     /// Closes a round: its target becomes the base, `nextSnapshot` the next target.
     func closeRound(_ build: BuildRecord, nextSnapshot: String) async throws {
+        if let live = build.livePartition {
+            let updated = try await connection.execute(
+                """
+                UPDATE \(Self.livePartitionsTable) SET base_snapshot = target_snapshot, target_snapshot = ?, round_position = 0, heartbeat_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND partition_no = ? AND target_snapshot = ? AND round_position = ?
+                """,
+                [.string(nextSnapshot), .int(build.buildID), .int(Int64(live.number)), .string(build.targetSnapshot), .int(build.roundPosition)])
+            guard updated == 1 else { throw Self.liveMovedOn(build, live) }
+            return
+        }
         let updated = try await connection.execute(
             """
             UPDATE \(Self.registryTable) SET base_snapshot = target_snapshot, target_snapshot = ?, round_position = 0,
@@ -183,6 +277,16 @@ struct ReadModelStore: Sendable {
     /// Points a round that has not applied anything yet at a newer snapshot (the live worker's
     /// rounds always read up to now).
     func retarget(_ build: BuildRecord, snapshot: String) async throws {
+        if let live = build.livePartition {
+            let updated = try await connection.execute(
+                """
+                UPDATE \(Self.livePartitionsTable) SET target_snapshot = ?, heartbeat_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND partition_no = ? AND target_snapshot = ? AND round_position = 0
+                """,
+                [.string(snapshot), .int(build.buildID), .int(Int64(live.number)), .string(build.targetSnapshot)])
+            guard updated == 1 else { throw Self.liveMovedOn(build, live) }
+            return
+        }
         let updated = try await connection.execute(
             """
             UPDATE \(Self.registryTable) SET target_snapshot = ?, updated_at = UTC_TIMESTAMP(6)
@@ -312,5 +416,11 @@ struct ReadModelStore: Sendable {
             for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
         }
         return ("\(keyList) IN (\(keys.map { _ in tuple }.joined(separator: ", ")))", parameters)
+    }
+
+    private static func liveMovedOn(_ build: BuildRecord, _ live: LivePartition) -> EngineError {
+        EngineError(
+            .inconsistentState, projection: build.projection,
+            message: "live partition \(live.number) of \(live.count) of build \(build.buildID) moved on under us (another consumer applying it?)")
     }
 }

@@ -74,7 +74,7 @@ extension RebuildEngine {
             throw error
         }
 
-        let keys = partitionKeys(definition, source: source.source)
+        let keys = Self.partitionKeys(definition, source: source.source)
         let lockPrefix = "reprise.rebuild.\(database).\(definition.name).\(record.buildID)"
         var applied: [Int] = []
         var eventsApplied: Int64 = 0, rowsWritten: Int64 = 0
@@ -110,7 +110,7 @@ extension RebuildEngine {
             partitionRecord.partition = partition
             partitionRecord.roundPosition = partition.roundPosition
             let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit)
-            build.partitionSpec = EventStoreReader.PartitionSpec(keys: keys, number: partition.number, count: partitions)
+            build.partitionSpec = .rebuild(keys: keys, number: partition.number, count: partitions)
             let number = partition.number
             _ = try await applier.readRound(
                 [build], reader: reader, eventTypes: Array(definition.eventTypes).sorted(), decoders: decoders,
@@ -183,7 +183,7 @@ extension RebuildEngine {
     }
 
     /// The partition key of each handled event type, by the stored type names that mean it.
-    private func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
+    static func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
         var byField: [EventSource.PartitionKeyField: [String]] = [:]
         for (type, reference) in definition.partitionKey ?? [:] {
             let field: EventSource.PartitionKeyField = switch reference {

@@ -158,11 +158,16 @@ public struct RebuildEngine: Sendable {
         guard try await tablesExist(definition, retired, store) else {
             throw EngineError(.inconsistentState, projection: definition.name, message: "the tables of retired build \(retired.buildID) are gone")
         }
-        let build = ActiveBuild(record: retired, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         let applier = ChunkApplier(store: store, hooks: RebuildHooks())
         let resolved = try await Self.resolve(source, on: control)
         let snapshots = EventStoreReader(connection: control, source: resolved)
         let events = EventStoreReader(connection: reader, source: resolved)
+        // Retired while split between live partitions: one checkpoint first. Nobody applies a
+        // retired build, so no owner check.
+        let merged = try await LivePartitions.merge(
+            retired, runnable: runnable, checkOwners: false, writesLiveTables: false, parkedStreams: [], store: store, reader: events,
+            snapshots: snapshots, database: database, chunkSize: options.chunkSize, fetchSize: options.fetchSize, cacheLimit: options.rowCacheLimit)
+        let build = ActiveBuild(record: merged, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         var chunkNumber = 0
         for round in 0...options.maxCatchUpRounds {
             if build.record.roundPosition == 0 {
@@ -373,6 +378,12 @@ public struct RebuildEngine: Sendable {
         }
         defer { Task { _ = try? await locks.releaseLock(lock) } }
         let previous = try await store.builds(of: build.name, states: [.active]).last
+        // Consumers of live partitions write the live tables under their apply locks, not this one.
+        var applyLocks: [String] = []
+        if let previous {
+            applyLocks = try await LivePartitions.takeApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: options.swapLockTimeoutSeconds)
+        }
+        defer { Task { [applyLocks] in for name in applyLocks { _ = try? await locks.releaseLock(name) } } }
         var renames: [(String, String)] = []
         if let previous {
             for table in try await store.tableNames(of: previous.buildID) where try await store.tableExists(table) {
@@ -403,6 +414,7 @@ public struct RebuildEngine: Sendable {
         for build in retired.dropFirst(options.keepRetiredBuilds) {
             let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)
             try await store.dropTables(tables)
+            try await store.deleteLivePartitions(of: build.buildID)
             try await store.setState(build, .dropped)
         }
     }

@@ -217,10 +217,12 @@ public struct ResolvedEventSource: Sendable {
         }
     }
 
-    /// `(hashtext(key) & 2147483647) % count = number`: the events of one partition, decided in
-    /// PostgreSQL. Keys are chosen per stored type name; parameters start at `firstParameter`.
+    /// `(hashtext(key) & 2147483647) % modulus` within `hashes`: the events of one partition,
+    /// decided in PostgreSQL. A rebuild partition is one remainder of its count; a live partition
+    /// is a range of `PartitionSlots`. Keys are chosen per stored type name; parameters start at
+    /// `firstParameter`.
     public func partitionFilter(
-        keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], count: Int, number: Int, firstParameter: Int
+        keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], modulus: Int, hashes: ClosedRange<Int>, firstParameter: Int
     ) -> (String, [PostgresValue]) {
         var parameters: [PostgresValue] = []
         func parameter(_ value: PostgresValue) -> String {
@@ -254,7 +256,10 @@ public struct ResolvedEventSource: Sendable {
             key = "CASE " + keys.map { "WHEN \(eventType)::text = ANY(\(parameter(.text(PostgresArrayLiteral.text($0.storedTypes))))::text[]) THEN \(expression($0.field))" }
                 .joined(separator: " ") + " END"
         }
-        let clause = "(hashtext(coalesce(\(key), '')) & 2147483647) % \(parameter(.int(Int64(count)))) = \(parameter(.int(Int64(number))))"
+        let hash = "(hashtext(coalesce(\(key), '')) & 2147483647) % \(parameter(.int(Int64(modulus))))"
+        let clause = hashes.count == 1
+            ? "\(hash) = \(parameter(.int(Int64(hashes.lowerBound))))"
+            : "\(hash) BETWEEN \(parameter(.int(Int64(hashes.lowerBound)))) AND \(parameter(.int(Int64(hashes.upperBound))))"
         return (clause, parameters)
     }
 

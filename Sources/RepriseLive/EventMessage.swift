@@ -10,6 +10,8 @@ public enum EventMessage {
     public static let typeHeader = "reprise-event-type"
     public static let recordedAtHeader = "reprise-recorded-at"
     public static let metadataHeader = "reprise-metadata"
+    /// The stream's slot (`PartitionSlots`): live partition queues are bound by it.
+    public static let slotHeader = "reprise-slot"
     /// On parked (dead-lettered) messages: why, for which projection.
     public static let errorHeader = "reprise-error"
     public static let projectionHeader = "reprise-projection"
@@ -23,6 +25,8 @@ public enum EventMessage {
         public var recordedAt: String
         public var payload: String
         public var metadata: String?
+        /// The stream's slot, computed by the relay in PostgreSQL.
+        public var slot: Int? = nil
     }
 
     public static func message(_ event: Envelope, exchange: String, extraHeaders: [String: AMQPFieldValue] = [:]) -> AMQPOutgoingMessage {
@@ -31,6 +35,7 @@ public enum EventMessage {
             typeHeader: .string(event.type), recordedAtHeader: .string(event.recordedAt),
         ]
         if let metadata = event.metadata { headers[metadataHeader] = .string(metadata) }
+        if let slot = event.slot { headers[slotHeader] = .int(Int64(slot)) }
         for (key, value) in extraHeaders { headers[key] = value }
         return AMQPOutgoingMessage(
             exchange: exchange, routingKey: event.type, body: Array(event.payload.utf8),

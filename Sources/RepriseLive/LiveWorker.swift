@@ -1,5 +1,5 @@
-import RepriseEventSource
 import RepriseAMQP
+import RepriseEventSource
 import RepriseEngine
 import RepriseEventStore
 
@@ -43,6 +43,9 @@ public struct LiveWorker: Sendable {
         public var poisonPolicy: PoisonPolicy = .parkStream
         public var attempts = 3
         public var retryBackoff: Duration = .milliseconds(200)
+        /// Set when this worker applies one live partition (see `PartitionedLiveWorker`): it then
+        /// consumes that partition's queue, and its runner reads only that partition's events.
+        public var partition: LiveProjectionRunner.Partition?
         /// Called with the batch number after a batch's MySQL commit, before its ack (fault tests).
         public var beforeAck: @Sendable (Int) async -> Void = { _ in }
 
@@ -83,6 +86,24 @@ public struct LiveWorker: Sendable {
 
     public var parkedQueue: String { configuration.queue + ".parked" }
     public var parkedExchange: String { configuration.queue + ".parked" }
+    /// The headers exchange live partition queues are bound to by slot.
+    public var slotsExchange: String { configuration.exchange + ".slots" }
+
+    /// The queue this worker consumes: the work queue, or its live partition's queue.
+    public var consumedQueue: String {
+        guard let partition = configuration.partition else { return configuration.queue }
+        return Self.partitionQueue(configuration.queue, number: partition.number, count: partition.count)
+    }
+
+    /// The queue of live partition `number` of `count`. The count is in the name: another
+    /// number of partitions binds other slots, so it gets queues of its own.
+    public static func partitionQueue(_ queue: String, number: Int, count: Int) -> String {
+        "\(queue).p\(number)-of-\(count)"
+    }
+
+    /// Unused partition queues (after a change of partition count) go away after an hour.
+    /// Their messages are only triggers: the event store holds every event.
+    static let partitionQueueExpiry: Int64 = 3_600_000
 
     /// Declares the exchange, the work queue (bound to every handled event type, dead-lettering
     /// to the parked exchange) and the parked queue.
@@ -91,6 +112,23 @@ public struct LiveWorker: Sendable {
         try await amqp.declareExchange(parkedExchange, type: .fanout)
         try await amqp.declareQueue(parkedQueue)
         try await amqp.bindQueue(parkedQueue, exchange: parkedExchange, routingKey: "")
+        if let partition = configuration.partition {
+            // Every message also goes to the slots exchange; the partition's queue takes its slots.
+            // Single active consumer: even a consumer that lost its partition (a paused process)
+            // cannot take deliveries while the new owner consumes.
+            try await amqp.declareExchange(slotsExchange, type: .headers)
+            try await amqp.bindExchange(slotsExchange, to: configuration.exchange, routingKey: "#")
+            try await amqp.declareQueue(consumedQueue, arguments: [
+                "x-dead-letter-exchange": .string(parkedExchange), "x-single-active-consumer": .bool(true),
+                "x-expires": .int(Self.partitionQueueExpiry),
+            ])
+            for slot in PartitionSlots.range(partition: partition.number, of: partition.count) {
+                try await amqp.bindQueue(consumedQueue, exchange: slotsExchange, routingKey: "", arguments: [
+                    "x-match": .string("all"), EventMessage.slotHeader: .int(Int64(slot)),
+                ])
+            }
+            return
+        }
         try await amqp.declareQueue(configuration.queue, arguments: ["x-dead-letter-exchange": .string(parkedExchange)])
         for type in eventTypes {
             try await amqp.bindQueue(configuration.queue, exchange: configuration.exchange, routingKey: type)
@@ -117,7 +155,8 @@ public struct LiveWorker: Sendable {
             do {
                 let opened = try await LiveProjectionRunner.open(
                     projections: projections, postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
-                    source: configuration.source ?? .reprise(configuration.storeSchema), options: runnerOptions, resolve: resolve)
+                    source: configuration.source ?? .reprise(configuration.storeSchema), partition: configuration.partition,
+                    options: runnerOptions, resolve: resolve)
                 runner = opened
                 try await consumeLoop(opened, amqp: &amqp, stop: stop, metrics: metrics, report: report, connected: { outage = 0 })
                 await opened.close()
@@ -152,18 +191,19 @@ public struct LiveWorker: Sendable {
             metrics?.heartbeat()
             if let metrics, ContinuousClock.now - lastLagCheck >= .seconds(1) {
                 lastLagCheck = ContinuousClock.now
+                let labels = configuration.partition.map { ["partition": String($0.number)] } ?? [:]
                 if let lag = try? await runner.lag() {
-                    metrics.set("reprise_live_lag_events", Double(lag.events), help: "Events committed in the store and not yet applied.")
-                    metrics.set("reprise_live_lag_seconds", lag.seconds, help: "Age of the oldest committed event not yet applied.")
+                    metrics.set("reprise_live_lag_events", Double(lag.events), labels: labels, help: "Events committed in the store and not yet applied.")
+                    metrics.set("reprise_live_lag_seconds", lag.seconds, labels: labels, help: "Age of the oldest committed event not yet applied.")
                 }
-                metrics.set("reprise_live_parked_streams", Double(runner.parkedStreamCount), help: "Streams parked after a poison event.")
+                metrics.set("reprise_live_parked_streams", Double(runner.parkedStreamCount), labels: labels, help: "Streams parked after a poison event.")
             }
             do {
                 if amqp == nil {
                     let connection = try await AMQPConnection.connect(url: configuration.amqpURL)
                     try await declareTopology(connection, eventTypes: runner.eventTypes)
                     try await connection.setPrefetch(UInt16(min(configuration.chunkSize * 2, 65_535)))
-                    try await connection.consume(queue: configuration.queue)
+                    try await connection.consume(queue: consumedQueue)
                     amqp = connection
                     boundTypes = runner.eventTypes
                 }
@@ -187,8 +227,9 @@ public struct LiveWorker: Sendable {
                     // Acknowledged only now: the events they announce are committed in MySQL.
                     try await consumer.ack(last.deliveryTag, multiple: true)
                 }
-                // A migrated version may handle new event types: bind them too.
-                for type in runner.eventTypes where !boundTypes.contains(type) {
+                // A migrated version may handle new event types: bind them too (partition
+                // queues take every type by slot).
+                for type in runner.eventTypes where !boundTypes.contains(type) && configuration.partition == nil {
                     try await consumer.bindQueue(configuration.queue, exchange: configuration.exchange, routingKey: type)
                     boundTypes.append(type)
                 }

@@ -8,7 +8,7 @@ struct JobTests {
         ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": TestServers.mysqlURL, "REPRISE_AMQP_URL": TestServers.amqpURL]
     }
 
-    @Test(arguments: ["nightly-rebuild", "live-worker", "relay", "migrate-order-summary", "partitioned-rebuild", "sharded-relay"])
+    @Test(arguments: ["nightly-rebuild", "live-worker", "relay", "migrate-order-summary", "partitioned-rebuild", "sharded-relay", "partitioned-live"])
     func shippedJobsParse(job: String) throws {
         let outcome = try runReprise(["run", "jobs/\(job).yml", "--dry-run"], environment: urls)
         #expect(outcome.status == 0, "\(outcome.standardError)")

@@ -31,7 +31,7 @@ struct LiveHarness {
         return configuration
     }
 
-    func worker(_ projection: RunnableProjection, policy: LiveWorker.PoisonPolicy = .parkStream) -> LiveWorker {
+    func configuration(policy: LiveWorker.PoisonPolicy = .parkStream) -> LiveWorker.Configuration {
         var configuration = LiveWorker.Configuration(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, amqpURL: TestServers.amqpURL)
         configuration.storeSchema = environment.storeSchema
         configuration.exchange = exchange
@@ -41,13 +41,29 @@ struct LiveHarness {
         configuration.poisonPolicy = policy
         configuration.attempts = 2
         configuration.retryBackoff = .milliseconds(20)
-        return LiveWorker(configuration, projections: [projection])
+        return configuration
     }
 
-    func cleanUp() async {
+    func worker(_ projection: RunnableProjection, policy: LiveWorker.PoisonPolicy = .parkStream) -> LiveWorker {
+        LiveWorker(configuration(policy: policy), projections: [projection])
+    }
+
+    /// Declares the exchange and the harness queue bound to every routing key (to read what the
+    /// relay publishes).
+    func declareCatchAllQueue() async throws {
+        let amqp = try await TestServers.amqp()
+        try await amqp.declareExchange(exchange, type: .topic)
+        try await amqp.declareQueue(queue)
+        try await amqp.bindQueue(queue, exchange: exchange, routingKey: "#")
+        await amqp.close()
+    }
+
+    /// Deletes the queues and exchanges, including those of `partitions` live partitions.
+    func cleanUp(partitions: Int? = nil) async {
         guard let amqp = try? await TestServers.amqp() else { return }
-        for name in [queue, queue + ".parked"] { try? await amqp.deleteQueue(name) }
-        for name in [exchange, queue + ".parked"] { try? await amqp.deleteExchange(name) }
+        let partitionQueues = partitions.map { count in (0..<count).map { LiveWorker.partitionQueue(queue, number: $0, count: count) } } ?? []
+        for name in [queue, queue + ".parked"] + partitionQueues { try? await amqp.deleteQueue(name) }
+        for name in [exchange, queue + ".parked", exchange + ".slots"] { try? await amqp.deleteExchange(name) }
         await amqp.close()
     }
 }

@@ -29,11 +29,7 @@ struct PartitionedRelayTests {
     @Test func twoRelaysPublishTheirSharesInPerStreamOrderAndTakeOverEachOther() async throws {
         let environment = try await RebuildEnvironment.make()
         let harness = LiveHarness(environment: environment)
-        let amqp = try await TestServers.amqp()
-        try await amqp.declareExchange(harness.exchange, type: .topic)
-        try await amqp.declareQueue(harness.queue)
-        try await amqp.bindQueue(harness.queue, exchange: harness.exchange, routingKey: "#")
-        await amqp.close()
+        try await harness.declareCatchAllQueue()
 
         var first = harness.relayConfiguration(), second = harness.relayConfiguration()
         first.shares = 4

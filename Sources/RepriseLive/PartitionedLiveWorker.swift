@@ -1,0 +1,201 @@
+import RepriseEngine
+import RepriseEventSource
+import RepriseMySQL
+import ReprisePostgres
+
+/// Several `reprise live --partitions N` processes sharing the live work.
+///
+/// The relay stamps every message with its stream's slot; each of the N live partitions owns a
+/// range of slots, has its own queue (bound by slot, single active consumer) and its own
+/// checkpoint per projection (see `LivePartitions`). Each process:
+/// - joins the group (a shared PostgreSQL advisory lock, so members can be counted) and claims
+///   free partitions (exclusive advisory locks, one per projection and partition) up to its fair
+///   share, `ceil(N / members)`, or `maxPartitions`;
+/// - runs one `LiveWorker` per owned partition, each with its own connections;
+/// - gives partitions up when more members join (after the current batch is acknowledged), and
+///   takes over a dead member's partitions at its next look (its session ended, so its locks went).
+/// Per-key order holds because a partition is applied by one worker at a time, in event store
+/// order; the queue only says when to look.
+public struct PartitionedLiveWorker: Sendable {
+    public enum Event: Sendable {
+        /// The partitions this process owns now (reported when they change).
+        case partitionsOwned([Int], members: Int)
+        /// Something one partition's worker reported.
+        case partition(Int, LiveWorker.Event)
+    }
+
+    public let configuration: LiveWorker.Configuration
+    public let partitions: Int
+    /// At most this many partitions (nil: the fair share).
+    public let maxPartitions: Int?
+    /// Shown in `reprise status` as the owner of this process's partitions.
+    public let owner: String
+    public let projections: [RunnableProjection]
+    public let resolve: @Sendable (String, Int, String) throws -> RunnableProjection?
+
+    public init(
+        _ configuration: LiveWorker.Configuration, partitions: Int, maxPartitions: Int? = nil, owner: String,
+        projections: [RunnableProjection],
+        resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
+    ) {
+        self.configuration = configuration
+        self.partitions = partitions
+        self.maxPartitions = maxPartitions
+        self.owner = owner
+        self.projections = projections
+        self.resolve = resolve
+    }
+
+    /// Runs until `stop` is set; every partition's batch finishes and is acknowledged first.
+    public func run(stop: StopSignal, metrics: MetricsRegistry? = nil, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
+        guard (1...PartitionSlots.count).contains(partitions) else {
+            throw EngineError(.invalidRequest, message: "--partitions must be between 1 and \(PartitionSlots.count)")
+        }
+        try LiveProjectionRunner.requirePartitionKeys(projections)
+        let database = try await Self.readModelDatabase(configuration.mysqlURL)
+        let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
+        defer { Task { await leader.close() } }
+        let membership = PostgresAdvisoryLockKey("reprise.live.\(database).\(configuration.queue).members-of-\(partitions)")
+        try await leader.execute("SELECT pg_advisory_lock_shared($1)", [.int(membership.value)])
+
+        let board = PartitionBoard()
+        var running: [Int: StopSignal] = [:]
+        var stopping: Set<Int> = []
+        var lastReported: [Int]? = nil
+        var failure: (any Error)?
+        while failure == nil {
+            // Partitions whose worker ended: give their locks back; a worker error ends the process.
+            for (number, error) in await board.takeFinished() {
+                running[number] = nil
+                stopping.remove(number)
+                try await unlock(number, on: leader, database: database)
+                if let error, !stop.isStopped { failure = error }
+            }
+            if stop.isStopped || failure != nil {
+                for signal in running.values { signal.stop() }
+                if running.isEmpty { break }
+                await board.waitForAny(timeout: .milliseconds(200))
+                continue
+            }
+            metrics?.heartbeat()
+            let members = try await memberCount(membership, on: leader)
+            let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
+            let active = running.keys.filter { !stopping.contains($0) }.sorted()
+            if active.count > target {
+                // Newcomers joined: give the highest partitions back after their current batch.
+                for number in active.suffix(active.count - target) {
+                    running[number]?.stop()
+                    stopping.insert(number)
+                }
+            } else if active.count < target {
+                // Members start claiming at different places, so they rarely race for one partition.
+                let offset = Int(UInt(bitPattern: owner.hashValue) % UInt(partitions))
+                let order = (0..<partitions).map { ($0 + offset) % partitions }
+                var owned = active.count
+                for number in order where owned < target && running[number] == nil {
+                    if try await claim(number, on: leader, database: database) {
+                        running[number] = start(number, board: board, metrics: metrics, report: report)
+                        owned += 1
+                    }
+                }
+            }
+            let nowOwned = running.keys.filter { !stopping.contains($0) }.sorted()
+            if nowOwned != lastReported {
+                lastReported = nowOwned
+                metrics?.set("reprise_live_partitions_owned", Double(nowOwned.count), help: "Live partitions this process applies.")
+                report(.partitionsOwned(nowOwned, members: members))
+            }
+            await board.waitForAny(timeout: configuration.pollInterval)
+        }
+        for number in running.keys { _ = try? await unlock(number, on: leader, database: database) }
+        _ = try? await leader.execute("SELECT pg_advisory_unlock_shared($1)", [.int(membership.value)])
+        if let failure { throw failure }
+    }
+
+    private func start(_ number: Int, board: PartitionBoard, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void) -> StopSignal {
+        var worker = configuration
+        worker.partition = LiveProjectionRunner.Partition(number: number, count: partitions, owner: owner)
+        let live = LiveWorker(worker, projections: projections, resolve: resolve)
+        let signal = StopSignal()
+        Task {
+            do {
+                try await live.run(stop: signal, metrics: metrics) { report(.partition(number, $0)) }
+                await board.finished(number, error: nil)
+            } catch {
+                await board.finished(number, error: error)
+            }
+        }
+        return signal
+    }
+
+    /// Takes partition `number` for every projection, or none of them.
+    private func claim(_ number: Int, on leader: PostgresConnection, database: String) async throws -> Bool {
+        var taken: [PostgresAdvisoryLockKey] = []
+        for name in projections.map(\.definition.name).sorted() {
+            let key = LivePartitions.ownerLockKey(projection: name, database: database, number: number, count: partitions)
+            guard try await leader.tryAdvisoryLock(key) else {
+                for held in taken { try await leader.advisoryUnlock(held) }
+                return false
+            }
+            taken.append(key)
+        }
+        return true
+    }
+
+    private func unlock(_ number: Int, on leader: PostgresConnection, database: String) async throws {
+        for name in projections.map(\.definition.name) {
+            try await leader.advisoryUnlock(LivePartitions.ownerLockKey(projection: name, database: database, number: number, count: partitions))
+        }
+    }
+
+    /// Members of the group: sessions holding its shared lock (a dead member's session is gone).
+    private func memberCount(_ key: PostgresAdvisoryLockKey, on leader: PostgresConnection) async throws -> Int {
+        // A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
+        let high = Int64(UInt32(truncatingIfNeeded: key.value >> 32)), low = Int64(UInt32(truncatingIfNeeded: key.value))
+        let result = try await leader.query(
+            """
+            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock' AND objsubid = 1
+              AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, [.int(high), .int(low)])
+        return max(1, result.int(0, 0) ?? 1)
+    }
+
+    static func readModelDatabase(_ mysqlURL: String) async throws -> String {
+        let connection = try await MySQLConnection.connect(url: mysqlURL)
+        defer { Task { await connection.close() } }
+        return try await connection.query("SELECT DATABASE()").string(0, 0) ?? ""
+    }
+}
+
+/// Where partition workers report that they ended, and the coordinator waits for it.
+actor PartitionBoard {
+    private var ended: [(Int, (any Error)?)] = []
+    private var waiter: CheckedContinuation<Void, Never>?
+
+    func finished(_ number: Int, error: (any Error)?) {
+        ended.append((number, error))
+        waiter?.resume()
+        waiter = nil
+    }
+
+    func takeFinished() -> [(Int, (any Error)?)] {
+        defer { ended = [] }
+        return ended
+    }
+
+    /// Returns when a worker ends or after `timeout`, whichever comes first.
+    func waitForAny(timeout: Duration) async {
+        guard ended.isEmpty else { return }
+        let timer = Task { [weak self] in
+            try? await Task.sleep(for: timeout)
+            await self?.wake()
+        }
+        await withCheckedContinuation { waiter = $0 }
+        timer.cancel()
+    }
+
+    private func wake() {
+        waiter?.resume()
+        waiter = nil
+    }
+}

@@ -1,0 +1,240 @@
+import Foundation
+import RepriseAMQP
+import RepriseEngine
+import RepriseEventSource
+import RepriseLive
+import RepriseMySQL
+import RepriseProjection
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+extension BrokerSuites {
+/// Partitioned live consumers: `reprise live --partitions N` processes sharing the live work.
+@Suite("Partitions: live consumers sharing the work (real servers)")
+struct PartitionedLiveTests {
+    static let projections = ["order_summary", "customer_stats"]
+
+    static func definitions(_ folder: String) throws -> [ProjectionDefinition] {
+        try projections.map { try ProjectionFileParser.load(path: folder + "/\($0).yml") }
+    }
+
+    /// The live partitions of the active builds: projection, partition, owner, events applied.
+    static func livePartitions(_ environment: RebuildEnvironment) async throws -> [(projection: String, number: Int, owner: String, events: Int64)] {
+        let result = try await environment.mysql.query(
+            """
+            SELECT b.projection, p.partition_no, COALESCE(p.owner, ''), p.events_applied FROM reprise_live_partitions p
+            JOIN reprise_builds b USING (build_id) WHERE b.state = 'active' ORDER BY b.projection, p.partition_no
+            """)
+        return (0..<result.rowCount).map { (result.string($0, 0) ?? "", result.int($0, 1) ?? 0, result.string($0, 2) ?? "", result.int64($0, 3) ?? 0) }
+    }
+
+    static func tables(_ environment: RebuildEnvironment) async throws -> [String: [[String]]] {
+        var tables: [String: [[String]]] = [:]
+        for table in projections { tables[table] = try await environment.rows(table) }
+        return tables
+    }
+
+    static func handledCounts(_ environment: RebuildEnvironment, _ definitions: [ProjectionDefinition]) async throws -> [String: Int64] {
+        var counts: [String: Int64] = [:]
+        for definition in definitions { counts[definition.name] = try await environment.handledEventCount(definition) ?? 0 }
+        return counts
+    }
+
+    @Test func threeConsumersWithOneKilledKeepPerKeyOrderAndLoseNothing() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let folder = try PartitionedRebuildTests.folder()
+        let definitions = try Self.definitions(folder)
+        try await environment.seed(events: 1_000, seed: 310)
+        _ = try await environment.engine().rebuild(definitions.map { .file($0) })
+        let handledAtSplit = try await Self.handledCounts(environment, definitions)
+
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let variables = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL, "REPRISE_AMQP_URL": TestServers.amqpURL]
+        func consumer(_ name: String, fault: String? = nil) throws -> BackgroundProcess {
+            var environment = variables
+            if let fault { environment["REPRISE_FAULT"] = fault }
+            return try BackgroundProcess(
+                ["live"] + Self.projections + ["--partitions", "3", "--worker", name, "--projections-dir", folder,
+                 "--store-schema", harness.environment.storeSchema.schema, "--exchange", harness.exchange, "--queue", harness.queue,
+                 "--poll-ms", "300", "--chunk-size", "50", "--metrics-port", "0"],
+                environment: environment)
+        }
+        // w1 dies after committing its fourth batch, before acknowledging it.
+        let doomed = try consumer("w1", fault: "kill-before-ack:4")
+        let survivors = try [consumer("w2"), consumer("w3")]
+        try await waitUntil("three consumers to own one partition each") {
+            let partitions = try await Self.livePartitions(environment)
+            return partitions.count == 6 && Set(partitions.map(\.owner)) == ["w1", "w2", "w3"]
+                && Self.projections.allSatisfy { name in Set(partitions.filter { $0.projection == name }.map(\.owner)).count == 3 }
+        }
+
+        var seed: UInt64 = 311
+        while doomed.process.isRunning && seed < 400 {
+            try await environment.seed(events: 60, seed: seed)
+            seed += 1
+            try await Task.sleep(for: .milliseconds(100))
+        }
+        let killed = try await doomed.finish()
+        #expect(killed.killedBySignal, "the fault should have killed w1: \(killed.standardError)")
+        FaultLedger.record(.injected, "partitioned live consumer killed between MySQL commit and ack")
+        try await environment.seed(events: 600, seed: 450)
+
+        let reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
+        try await waitUntil("the survivors to take w1's partition over and catch up", limit: .seconds(90)) {
+            let owners = Set(try await Self.livePartitions(environment).map(\.owner))
+            let tables = try await Self.tables(environment)
+            return owners == ["w2", "w3"] && tables == reference
+        }
+        // Nothing lost, nothing applied twice: over the partitions, each event handled since the
+        // split counts once.
+        let handledNow = try await Self.handledCounts(environment, definitions)
+        let partitions = try await Self.livePartitions(environment)
+        for definition in definitions {
+            let applied = partitions.filter { $0.projection == definition.name }.reduce(Int64(0)) { $0 + $1.events }
+            #expect(applied == (handledNow[definition.name] ?? 0) - (handledAtSplit[definition.name] ?? 0), "\(definition.name): events applied by the partitions")
+        }
+        for process in survivors { process.signal(SIGTERM) }
+        for process in survivors {
+            let outcome = try await process.finish()
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+        }
+        FaultLedger.record(.recovered, "partitioned live consumer killed between MySQL commit and ack")
+
+        // With the consumers gone, an unpartitioned worker merges the partitions into one checkpoint.
+        try await environment.seed(events: 200, seed: 460)
+        let runner = try await LiveProjectionRunner.open(
+            projections: definitions.map { .file($0) }, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL,
+            source: .reprise(environment.storeSchema))
+        _ = try await runner.catchUp()
+        await runner.close()
+        #expect(try await Self.livePartitions(environment).isEmpty)
+        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        let merged = try await environment.mysql.query("SELECT projection, events_applied FROM reprise_builds WHERE state = 'active'")
+        let total = try await Self.handledCounts(environment, definitions)
+        for row in 0..<merged.rowCount {
+            #expect(merged.int64(row, 1) == total[merged.string(row, 0) ?? ""], "the merged build counts every handled event once")
+        }
+
+        stop.stop()
+        try await relay.value
+        await harness.cleanUp(partitions: 3)
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aSwapMovesConsumersToTheNewBuildAndARollbackMergesTheRetiredOne() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let folder = try PartitionedRebuildTests.folder()
+        let definitions = try Self.definitions(folder)
+        let runnables: [RunnableProjection] = definitions.map { .file($0) }
+        try await environment.seed(events: 800, seed: 320)
+        let first = try await environment.engine().rebuild(runnables)
+
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let reports = Reports<PartitionedLiveWorker.Event>()
+        let consumers = ["a", "b"].map { owner in
+            Task {
+                try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables)
+                    .run(stop: stop) { event in Task { await reports.add(event) } }
+            }
+        }
+        try await environment.seed(events: 400, seed: 321)
+        var reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
+        try await waitUntil("two consumers to split the work and catch up") {
+            let owners = Set(try await Self.livePartitions(environment).map(\.owner))
+            let tables = try await Self.tables(environment)
+            return owners == ["a", "b"] && tables == reference
+        }
+
+        // While they own the partitions, an unpartitioned worker is refused rather than applying twice.
+        let intruder = try await LiveProjectionRunner.open(
+            projections: runnables, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+        await #expect(throws: EngineError.self) { _ = try await intruder.catchUp() }
+        await intruder.close()
+
+        // A rebuild swaps new tables in: the consumers split the new build and go on with it.
+        let second = try await environment.engine().rebuild(runnables)
+        let handledAtSwap = try await Self.handledCounts(environment, definitions)
+        try await environment.seed(events: 400, seed: 322)
+        reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
+        let secondBuilds = Set(second.map(\.buildID))
+        try await waitUntil("the consumers to follow the new build") {
+            let active = try await environment.mysql.query(
+                "SELECT DISTINCT p.build_id FROM reprise_live_partitions p JOIN reprise_builds b USING (build_id) WHERE b.state = 'active'")
+            let tables = try await Self.tables(environment)
+            return Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == secondBuilds && tables == reference
+        }
+        let handledNow = try await Self.handledCounts(environment, definitions)
+        for definition in definitions {
+            let applied = try await Self.livePartitions(environment).filter { $0.projection == definition.name }.reduce(Int64(0)) { $0 + $1.events }
+            #expect(applied == (handledNow[definition.name] ?? 0) - (handledAtSwap[definition.name] ?? 0), "\(definition.name): each event once over the partitions")
+        }
+        let events = await reports.events
+        var routed: Set<Int> = [], followed: Set<Int> = []
+        for case .partition(let number, let event) in events {
+            if case .applied(_, _, let messages, _, _) = event, messages > 0 { routed.insert(number) }
+            if case .followedNewBuild = event { followed.insert(number) }
+        }
+        #expect(routed == [0, 1], "the relay's slot header routes messages to both partition queues")
+        #expect(followed == [0, 1], "both partitions followed the swap")
+        stop.stop()
+        for consumer in consumers { try await consumer.value }
+        try await relay.value
+
+        // The first build was retired split; a rollback merges it, catches it up and swaps it back.
+        try await environment.seed(events: 200, seed: 323)
+        for runnable in runnables { _ = try await environment.engine().rollback(runnable) }
+        let active = try await environment.mysql.query("SELECT build_id FROM reprise_builds WHERE state = 'active' ORDER BY build_id")
+        #expect(Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == Set(first.map(\.buildID)))
+        #expect(try await Self.livePartitions(environment).isEmpty, "the rolled-back builds are one checkpoint again")
+        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        await harness.cleanUp(partitions: 2)
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func theRelayStampsEachMessageWithTheSlotPartitionFiltersGiveItsStream() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await harness.declareCatchAllQueue()
+        let amqp = try await TestServers.amqp()
+        try await environment.seed(events: 300, seed: 330)
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        try await waitUntil("the relay to publish everything") { try await environment.unpublishedCount() == 0 }
+        stop.stop()
+        try await relay.value
+
+        let source = try await ResolvedEventSource.resolve(.reprise(environment.storeSchema), on: environment.postgres)
+        var bySlot: [Int: Set<Int64>] = [:]
+        var messages = 0
+        while let delivery = try await amqp.get(queue: harness.queue) {
+            guard let position = EventMessage.position(of: delivery), case .int(let slot)? = delivery.properties.headers[EventMessage.slotHeader] else {
+                Issue.record("a message without position or slot")
+                continue
+            }
+            bySlot[Int(slot), default: []].insert(position)
+            messages += 1
+            try await amqp.ack(delivery.deliveryTag)
+        }
+        #expect(messages == 300)
+        // The events a live partition filter by stream id selects for a slot are exactly the messages stamped with it.
+        for (slot, positions) in bySlot {
+            let (filter, parameters) = source.partitionFilter(keys: [(storedTypes: [], field: .streamID)], modulus: PartitionSlots.count, hashes: slot...slot, firstParameter: 1)
+            let result = try await environment.postgres.query("SELECT global_position FROM \(environment.storeSchema.qualifiedEvents) WHERE \(filter)", parameters)
+            #expect(Set((0..<result.rowCount).compactMap { result.int64($0, 0) }) == positions, "slot \(slot)")
+        }
+        #expect(bySlot.count > 20)
+        await amqp.close()
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+}
+}
