@@ -56,7 +56,8 @@ struct ParkedCommand: AsyncParsableCommand {
                     if json {
                         LogLineJSON.print(entry)
                     } else {
-                        Terminal.output("\(entry.projection)  \(entry.streamID)  position \(entry.position) (\(entry.eventType))  \(entry.action.rawValue)  since \(entry.parkedAt)\n    \(entry.error)")
+                        let scope = entry.livePartition.isEmpty ? "" : "  in live partition \(entry.livePartition)"
+                        Terminal.output("\(entry.projection)  \(entry.streamID)  position \(entry.position) (\(entry.eventType))\(scope)  \(entry.action.rawValue)  since \(entry.parkedAt)\n    \(entry.error)")
                     }
                 }
             }
@@ -68,6 +69,6 @@ struct ParkedCommand: AsyncParsableCommand {
 enum LogLineJSON {
     static func print(_ entry: ParkedStream) {
         let quote = JSONText.quoted
-        Terminal.output("{\"projection\":\(quote(entry.projection)),\"stream\":\(quote(entry.streamID)),\"position\":\(entry.position),\"event_type\":\(quote(entry.eventType)),\"action\":\(quote(entry.action.rawValue)),\"parked_at\":\(quote(entry.parkedAt)),\"error\":\(quote(entry.error))}")
+        Terminal.output("{\"projection\":\(quote(entry.projection)),\"stream\":\(quote(entry.streamID)),\"position\":\(entry.position),\"event_type\":\(quote(entry.eventType)),\"action\":\(quote(entry.action.rawValue)),\"parked_at\":\(quote(entry.parkedAt)),\"live_partition\":\(entry.livePartition.isEmpty ? "null" : quote(entry.livePartition)),\"error\":\(quote(entry.error))}")
     }
 }

@@ -68,6 +68,13 @@ public enum LivePartitions {
     ) async throws -> BuildRecord {
         let partitions = try await store.livePartitions(of: build.buildID)
         guard let count = partitions.first?.count else { return build }
+        // A stream parked in one partition has had the other partitions' share of its events
+        // applied: after a merge no single position would say which of its events still wait.
+        if let waiting = try await ParkedStreamStore(connection: store.connection).partitionScoped(projection: build.projection).first {
+            throw EngineError(
+                .invalidRequest, projection: build.projection,
+                message: "stream \(waiting.streamID) is parked in live partition \(waiting.livePartition) of \(build.projection): release it first (`reprise parked retry|skip \(build.projection) \(waiting.streamID)` while the partitioned consumers run), then merge")
+        }
         var owned: [PostgresAdvisoryLockKey] = []
         defer {
             let control = snapshots.connection, keys = owned

@@ -123,6 +123,9 @@ public final class LiveProjectionRunner {
         await locks.close()
     }
 
+    /// Where this runner parks streams: its live partition, or the whole projection ("").
+    var parkScope: String { partition.map { ParkedStream.scope(partition: $0.number, of: $0.count) } ?? "" }
+
     /// Live partitions split events by each projection's `partition_key`, which must decide
     /// every row an event writes.
     public static func requirePartitionKeys(_ projections: [RunnableProjection]) throws {
@@ -172,7 +175,7 @@ public final class LiveProjectionRunner {
         if try await !store.livePartitions(of: active.buildID).isEmpty {
             active = try await LivePartitions.merge(
                 active, runnable: runnable, checkOwners: true, writesLiveTables: true,
-                parkedStreams: Set(try await parked.list(projection: name).map(\.streamID)), store: store, reader: reader,
+                parkedStreams: Set(try await parked.list(projection: name, scope: "").map(\.streamID)), store: store, reader: reader,
                 snapshots: snapshots, database: database, chunkSize: options.chunkSize, fetchSize: options.fetchSize,
                 cacheLimit: options.rowCacheLimit)
             builds[name] = nil
@@ -180,7 +183,7 @@ public final class LiveProjectionRunner {
         if let known = builds[name], known.record.buildID == active.buildID { return (known, nil) }
         let build = ActiveBuild(record: active, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         build.writesLiveTables = true
-        build.parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        build.parkedStreams = Set(try await parked.list(projection: name, scope: "").map(\.streamID))
         builds[name] = build
         return (build, previous)
     }
@@ -204,7 +207,7 @@ public final class LiveProjectionRunner {
         let build = ActiveBuild(record: record, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         build.writesLiveTables = true
         build.partitionSpec = .live(keys: RebuildEngine.partitionKeys(runnable.definition, source: reader.source.source), number: partition.number, count: partition.count)
-        build.parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        build.parkedStreams = Set(try await parked.list(projection: name, scope: parkScope).map(\.streamID))
         try await store.touchLive(active.buildID, partition.number, owner: partition.owner)
         builds[name] = build
         return (build, previous == active.buildID ? nil : previous)
@@ -236,7 +239,7 @@ public final class LiveProjectionRunner {
         }
         let existing = try await store.livePartitions(of: current.buildID)
         if existing.first?.count == count { return existing }
-        let parkedStreams = Set(try await parked.list(projection: name).map(\.streamID))
+        let parkedStreams = Set(try await parked.list(projection: name, scope: "").map(\.streamID))
         if !existing.isEmpty {
             current = try await LivePartitions.merge(
                 current, runnable: runnable, checkOwners: true, writesLiveTables: true, parkedStreams: parkedStreams, store: store,
@@ -255,7 +258,11 @@ public final class LiveProjectionRunner {
             try await applier.closeRound([whole], nextSnapshot: whole.record.targetSnapshot)
             current = whole.record
         }
-        try await store.splitLive(current, count: count)
+        let split = current
+        try await store.connection.withTransaction { [parked, store] _ in
+            try await parked.scopeToPartitions(projection: name, count: count)
+            try await store.splitLive(split, count: count)
+        }
         return try await store.livePartitions(of: current.buildID)
     }
 
@@ -323,7 +330,7 @@ public final class LiveProjectionRunner {
         guard let build = builds[projection] else { return }
         try await parked.park(ParkedStream(
             projection: projection, streamID: streamID, buildID: build.record.buildID, position: failure.error.position ?? 0,
-            eventType: failure.error.eventType ?? "", error: failure.error.description, action: .wait, parkedAt: ""))
+            eventType: failure.error.eventType ?? "", error: failure.error.description, action: .wait, parkedAt: "", livePartition: parkScope))
         build.parkedStreams.insert(streamID)
     }
 
@@ -333,7 +340,7 @@ public final class LiveProjectionRunner {
         // and partly not, and a replay "visible in the base" would miss them.
         guard !build.parkedStreams.isEmpty, build.record.roundPosition == 0 else { return [] }
         var released: [String] = []
-        for entry in try await parked.list(projection: build.name) where entry.action != .wait {
+        for entry in try await parked.list(projection: build.name, scope: parkScope) where entry.action != .wait {
             let from = entry.action == .skip ? entry.position + 1 : entry.position
             var events: [ProjectionEvent] = []
             if let base = build.record.baseSnapshot {
@@ -341,15 +348,15 @@ public final class LiveProjectionRunner {
                     .filter { build.definition.handlers[$0.type] != nil }
             }
             build.parkedStreams.remove(entry.streamID)
-            let parkedStore = parked, projection = build.name, stream = entry.streamID
+            let parkedStore = parked, projection = build.name, stream = entry.streamID, scope = parkScope
             do {
                 try await ChunkApplier(store: store, hooks: RebuildHooks()).applyOutOfRound(events, to: build) {
-                    try await parkedStore.remove(projection: projection, streamID: stream)
+                    try await parkedStore.remove(projection: projection, streamID: stream, scope: scope)
                 }
                 released.append(entry.streamID)
             } catch {
                 build.parkedStreams.insert(entry.streamID)
-                try await parked.setWaiting(projection: build.name, streamID: entry.streamID, error: "\(error)")
+                try await parked.setWaiting(projection: build.name, streamID: entry.streamID, scope: parkScope, error: "\(error)")
             }
         }
         return released

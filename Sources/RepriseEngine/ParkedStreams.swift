@@ -20,6 +20,12 @@ public struct ParkedStream: Sendable, Equatable {
     public var error: String
     public var action: Action
     public var parkedAt: String
+    /// "" when the stream waits in the whole projection; "p/N" when it waits in live partition
+    /// p of N only (the other partitions apply their share of its events).
+    public var livePartition: String = ""
+
+    /// The scope of live partition `number` of `count`.
+    public static func scope(partition number: Int, of count: Int) -> String { "\(number)/\(count)" }
 }
 
 /// The `reprise_parked` table: parked streams, written by the live worker, acted on by `reprise parked`.
@@ -42,50 +48,93 @@ public struct ParkedStreamStore: Sendable {
                 error TEXT NOT NULL,
                 action VARCHAR(8) NOT NULL DEFAULT 'wait',
                 parked_at DATETIME(6) NOT NULL,
-                PRIMARY KEY (projection, stream_id)
+                live_partition VARCHAR(16) NOT NULL DEFAULT '',
+                PRIMARY KEY (projection, stream_id, live_partition)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        // Tables made before live partitions existed get the scope column.
+        guard try await !hasScopeColumn() else { return }
+        do {
+            try await connection.execute(
+                "ALTER TABLE \(Self.table) ADD COLUMN live_partition VARCHAR(16) NOT NULL DEFAULT '', DROP PRIMARY KEY, ADD PRIMARY KEY (projection, stream_id, live_partition)")
+        } catch {
+            // Another process may have added it at the same moment.
+            guard try await hasScopeColumn() else { throw error }
+        }
+    }
+
+    private func hasScopeColumn() async throws -> Bool {
+        try await connection.query(
+            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'live_partition'",
+            [.string(Self.table)]).int(0, 0) ?? 0 > 0
+    }
+
+    /// With `scope`, only the streams parked in that live partition.
+    public func list(projection: String? = nil, scope: String) async throws -> [ParkedStream] {
+        try await list(projection: projection).filter { $0.livePartition == scope }
+    }
+
+    /// Whether any stream of the projection waits in one live partition only.
+    func partitionScoped(projection: String) async throws -> [ParkedStream] {
+        try await list(projection: projection).filter { !$0.livePartition.isEmpty }
+    }
+
+    /// When a build is split into live partitions, a stream parked in the whole projection
+    /// waits in every partition; each releases its own share of the stream's events.
+    func scopeToPartitions(projection: String, count: Int) async throws {
+        for number in 0..<count {
+            try await connection.execute(
+                """
+                INSERT IGNORE INTO \(Self.table) (projection, stream_id, build_id, position, event_type, error, action, parked_at, live_partition)
+                SELECT projection, stream_id, build_id, position, event_type, error, action, parked_at, ? FROM \(Self.table)
+                WHERE projection = ? AND live_partition = ''
+                """, [.string(ParkedStream.scope(partition: number, of: count)), .string(projection)])
+        }
+        try await connection.execute("DELETE FROM \(Self.table) WHERE projection = ? AND live_partition = ''", [.string(projection)])
     }
 
     public func list(projection: String? = nil) async throws -> [ParkedStream] {
         let result = try await connection.query(
-            "SELECT projection, stream_id, build_id, position, event_type, error, action, parked_at FROM \(Self.table)"
+            "SELECT projection, stream_id, build_id, position, event_type, error, action, parked_at, live_partition FROM \(Self.table)"
                 + (projection == nil ? "" : " WHERE projection = ?") + " ORDER BY parked_at, position",
             projection.map { [.string($0)] } ?? [])
         return (0..<result.rowCount).map { row in
             ParkedStream(
                 projection: result.string(row, 0) ?? "", streamID: result.string(row, 1) ?? "", buildID: result.int64(row, 2) ?? 0,
                 position: result.int64(row, 3) ?? 0, eventType: result.string(row, 4) ?? "", error: result.string(row, 5) ?? "",
-                action: result.string(row, 6).flatMap(ParkedStream.Action.init(rawValue:)) ?? .wait, parkedAt: result.string(row, 7) ?? "")
+                action: result.string(row, 6).flatMap(ParkedStream.Action.init(rawValue:)) ?? .wait, parkedAt: result.string(row, 7) ?? "",
+                livePartition: result.string(row, 8) ?? "")
         }
     }
 
     func park(_ stream: ParkedStream) async throws {
         try await connection.execute(
             """
-            INSERT INTO \(Self.table) (projection, stream_id, build_id, position, event_type, error, action, parked_at)
-            VALUES (?, ?, ?, ?, ?, ?, 'wait', UTC_TIMESTAMP(6))
+            INSERT INTO \(Self.table) (projection, stream_id, build_id, position, event_type, error, action, parked_at, live_partition)
+            VALUES (?, ?, ?, ?, ?, ?, 'wait', UTC_TIMESTAMP(6), ?)
             ON DUPLICATE KEY UPDATE error = VALUES(error), action = 'wait'
             """,
             [.string(stream.projection), .string(stream.streamID), .int(stream.buildID), .int(stream.position), .string(stream.eventType),
-             .string(String(stream.error.prefix(4_000)))])
+             .string(String(stream.error.prefix(4_000))), .string(stream.livePartition)])
     }
 
-    /// Asks the live worker to retry or skip a parked stream. Returns false when it is not parked.
+    /// Asks the live worker to retry or skip a parked stream (in every live partition it waits
+    /// in). Returns false when it is not parked.
     @discardableResult
     public func request(_ action: ParkedStream.Action, projection: String, streamID: String) async throws -> Bool {
         try await connection.execute(
             "UPDATE \(Self.table) SET action = ? WHERE projection = ? AND stream_id = ?",
-            [.string(action.rawValue), .string(projection), .string(streamID)]) == 1
+            [.string(action.rawValue), .string(projection), .string(streamID)]) >= 1
     }
 
-    func remove(projection: String, streamID: String) async throws {
-        try await connection.execute("DELETE FROM \(Self.table) WHERE projection = ? AND stream_id = ?", [.string(projection), .string(streamID)])
-    }
-
-    func setWaiting(projection: String, streamID: String, error: String) async throws {
+    func remove(projection: String, streamID: String, scope: String) async throws {
         try await connection.execute(
-            "UPDATE \(Self.table) SET action = 'wait', error = ? WHERE projection = ? AND stream_id = ?",
-            [.string(String(error.prefix(4_000))), .string(projection), .string(streamID)])
+            "DELETE FROM \(Self.table) WHERE projection = ? AND stream_id = ? AND live_partition = ?", [.string(projection), .string(streamID), .string(scope)])
+    }
+
+    func setWaiting(projection: String, streamID: String, scope: String, error: String) async throws {
+        try await connection.execute(
+            "UPDATE \(Self.table) SET action = 'wait', error = ? WHERE projection = ? AND stream_id = ? AND live_partition = ?",
+            [.string(String(error.prefix(4_000))), .string(projection), .string(streamID), .string(scope)])
     }
 }

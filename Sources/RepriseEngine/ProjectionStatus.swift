@@ -48,7 +48,8 @@ public enum ProjectionStatusReader {
         try await store.ensureRegistry()
         let parked = ParkedStreamStore(connection: mysql)
         try await parked.ensureTable()
-        let parkedCounts = Dictionary(grouping: try await parked.list(), by: \.projection).mapValues(\.count)
+        // A stream parked in the whole projection before a split waits in every live partition: count it once.
+        let parkedCounts = Dictionary(grouping: try await parked.list(), by: \.projection).mapValues { Set($0.map(\.streamID)).count }
         let rows = try await mysql.query(
             """
             SELECT projection, build_id, version, state, events_applied, rounds, DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'),

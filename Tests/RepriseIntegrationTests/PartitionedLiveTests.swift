@@ -2,6 +2,7 @@ import Foundation
 import RepriseAMQP
 import RepriseEngine
 import RepriseEventSource
+import RepriseEventStore
 import RepriseLive
 import RepriseMySQL
 import RepriseProjection
@@ -195,6 +196,73 @@ struct PartitionedLiveTests {
         #expect(Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == Set(first.map(\.buildID)))
         #expect(try await Self.livePartitions(environment).isEmpty, "the rolled-back builds are one checkpoint again")
         #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        await harness.cleanUp(partitions: 2)
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aPoisonEventParksItsStreamInItsOwnPartitionUntilReleased() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let folder = try PartitionedRebuildTests.folder()
+        let runnables: [RunnableProjection] = try Self.definitions(folder).map { .file($0) }
+        try await environment.seed(events: 300, seed: 340)
+        _ = try await environment.engine().rebuild(runnables)
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let consumers = ["a", "b"].map { owner in
+            Task { try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables).run(stop: stop) }
+        }
+        // An order whose total no handler can add up.
+        let poison = #"{"orderId":"O-poison","customerId":"C-poison","itemCount":1,"totalCents":"lots","occurredAt":"2026-01-01T00:00:00Z"}"#
+        _ = try await environment.store.append(
+            [StreamAppend(streamID: "order-O-poison", expectedVersion: .noStream, events: [NewEvent(eventID: UUID().uuidString, type: "OrderCreated", payload: poison)])],
+            on: environment.postgres)
+        try await environment.seed(events: 300, seed: 341)
+        let parked = ParkedStreamStore(connection: environment.mysql)
+        try await parked.ensureTable()
+        try await waitUntil("the poison to park its stream in both projections") { try await parked.list().count == 2 }
+        // Each projection parks it in the partition its own key falls in.
+        for entry in try await parked.list() {
+            let key = entry.projection == "order_summary" ? "O-poison" : "C-poison"
+            let slot = try await environment.postgres.query("SELECT \(PartitionSlots.sql(of: "$1::text"))", [.text(key)]).int(0, 0) ?? -1
+            #expect(entry.streamID == "order-O-poison")
+            #expect(entry.livePartition == ParkedStream.scope(partition: PartitionSlots.partition(ofSlot: slot, among: 2), of: 2), "\(entry.projection)")
+        }
+        // A merge would lose track of which of the stream's events wait: refused while it is parked.
+        stop.stop()
+        for consumer in consumers { try await consumer.value }
+        let intruder = try await LiveProjectionRunner.open(
+            projections: runnables, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+        do {
+            _ = try await intruder.catchUp()
+            Issue.record("the merge should be refused while a stream is parked in a partition")
+        } catch let error as EngineError {
+            #expect(error.message.contains("parked in live partition"), "\(error)")
+        }
+        await intruder.close()
+
+        // Skipped, the partitions drop the poison and go on; then the merge is allowed.
+        let restart = StopSignal()
+        let again = ["a", "b"].map { owner in
+            Task { try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables).run(stop: restart) }
+        }
+        try await parked.request(.skip, projection: "order_summary", streamID: "order-O-poison")
+        try await parked.request(.skip, projection: "customer_stats", streamID: "order-O-poison")
+        try await waitUntil("both partitions to release the stream") { try await parked.list().isEmpty }
+        restart.stop()
+        for consumer in again { try await consumer.value }
+        let runner = try await LiveProjectionRunner.open(
+            projections: runnables, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+        _ = try await runner.catchUp()
+        await runner.close()
+        #expect(try await Self.livePartitions(environment).isEmpty)
+        // What a rebuild without the skipped event gives.
+        try await environment.postgres.execute("DELETE FROM \(environment.storeSchema.qualifiedEvents) WHERE stream_id = 'order-O-poison'")
+        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        FaultLedger.record(.badInput, "poison event with partitioned live consumers (parked in its partition)")
+        stop.stop()
+        try await relay.value
         await harness.cleanUp(partitions: 2)
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
