@@ -97,12 +97,19 @@ struct ChunkApplier: Sendable {
     }
 
     /// Applies one chunk to every build of the group and commits rows and checkpoints together.
-    func applyChunk(_ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks) async throws {
+    /// `mayHaveCommitted`: an earlier attempt of this chunk failed after sending its COMMIT.
+    func applyChunk(
+        _ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks, mayHaveCommitted: Bool = false
+    ) async throws {
         guard let lastPosition = events.last?.position else { return }
         var attempt = 0
         while true {
             attempt += 1
             do {
+                if attempt > 1 || mayHaveCommitted, try await chunkCommitted(events, group: group, through: lastPosition) {
+                    try await hooks.afterChunkCommit(number)
+                    return
+                }
                 var counts: [Int] = []
                 for build in group {
                     let relevant = events.filter {
@@ -152,6 +159,28 @@ struct ChunkApplier: Sendable {
         }
     }
 
+    /// Whether a chunk whose transaction failed with a lost connection committed all the same
+    /// (the server committed; its answer was lost): every build's checkpoint then already stands
+    /// at the chunk's last position, and the chunk is recorded as done instead of applied again
+    /// (which would find the checkpoint moved and stop). Row caches were reset, so later chunks
+    /// read the committed rows from MySQL.
+    func chunkCommitted(_ events: [ProjectionEvent], group: [ActiveBuild], through lastPosition: Int64) async throws -> Bool {
+        let pending = group.filter { lastPosition > $0.record.roundPosition }
+        guard !pending.isEmpty else { return false }
+        for build in pending {
+            guard try await store.checkpointPosition(build.record) == lastPosition else { return false }
+        }
+        for build in pending {
+            let count = Int64(events.filter {
+                $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil && !build.parkedStreams.contains($0.streamID)
+            }.count)
+            build.record.roundPosition = lastPosition
+            build.record.eventsApplied += count
+            build.eventsApplied += count
+        }
+        return true
+    }
+
     /// What a chunk's transaction writes for one build, prepared while the engine goes on.
     struct StagedWrite: Sendable {
         var record: BuildRecord
@@ -164,7 +193,7 @@ struct ChunkApplier: Sendable {
         let store = store, hooks = hooks
         let started = ContinuousClock.now
         defer { timings.add(.write, ContinuousClock.now - started) }
-        return try await store.connection.withTransaction { _ in
+        let written = try await store.connection.withTransaction { _ in
             var written: [Int] = []
             for write in writes {
                 var rows = 0
@@ -177,6 +206,8 @@ struct ChunkApplier: Sendable {
             try await hooks.beforeChunkCommit(number)
             return written
         }
+        try await hooks.afterCommitStatement(number)
+        return written
     }
 
     /// A MySQL failure the chunk survives by running again: a lost or refused connection (a
@@ -315,7 +346,8 @@ final class ChunkPipeline {
                 if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
                 throw error
             }
-            try await applier.applyChunk(previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks)
+            try await applier.applyChunk(
+                previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks, mayHaveCommitted: true)
             if let next {
                 try await applier.applyChunk(next.events, number: next.number, group: group, store: applier.store, hooks: applier.hooks)
             }

@@ -250,6 +250,24 @@ struct ReadModelStore: Sendable {
         }
     }
 
+    /// Where the checkpoint `build` advances stands now (nil when its round moved to another
+    /// target, or the row is gone).
+    func checkpointPosition(_ build: BuildRecord) async throws -> Int64? {
+        let result: MySQLResult
+        if let live = build.livePartition {
+            result = try await connection.query(
+                "SELECT round_position FROM \(Self.livePartitionsTable) WHERE build_id = ? AND partition_no = ? AND target_snapshot = ?",
+                [.int(build.buildID), .int(Int64(live.number)), .string(build.targetSnapshot)])
+        } else if let partition = build.partition {
+            result = try await connection.query(
+                "SELECT round_position FROM \(Self.partitionsTable) WHERE build_id = ? AND partition_no = ?", [.int(build.buildID), .int(Int64(partition.number))])
+        } else {
+            result = try await connection.query(
+                "SELECT round_position FROM \(Self.registryTable) WHERE build_id = ? AND target_snapshot = ?", [.int(build.buildID), .string(build.targetSnapshot)])
+        }
+        return result.rowCount == 1 ? result.int64(0, 0) : nil
+    }
+
     /// Closes a round: its target becomes the base, `nextSnapshot` the next target.
     func closeRound(_ build: BuildRecord, nextSnapshot: String) async throws {
         if let live = build.livePartition {

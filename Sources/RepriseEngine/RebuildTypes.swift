@@ -88,6 +88,9 @@ public struct RebuildHooks: Sendable {
     public var beforeChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
     /// After a chunk's transaction committed.
     public var afterChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
+    /// Right after the COMMIT of a chunk's transaction, inside the commit step: a throw here is
+    /// a connection lost after the server committed (fault tests).
+    public var afterCommitStatement: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
     /// After a round of reading ended (0 is the bulk read), before the next snapshot is taken.
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
