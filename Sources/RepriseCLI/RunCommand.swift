@@ -33,6 +33,14 @@ struct RunCommand: AsyncParsableCommand {
         } catch let problem as JobFile.Problem {
             throw ValidationError(problem.description)
         }
+        // A setting the command refuses (a word where a number belongs) is the job file's mistake:
+        // say so before any connection, in the parser's words.
+        var command: any ParsableCommand
+        do {
+            command = try Reprise.parseAsRoot(arguments)
+        } catch {
+            throw ValidationError(ConnectionURL.redact("\(job): a setting is not valid for `reprise \(file.kind.rawValue)`: \(Reprise.message(for: error))"))
+        }
         if dryRun {
             Terminal.output((["reprise"] + arguments.map(ConnectionURL.redact)).joined(separator: " "))
             return
@@ -49,7 +57,6 @@ struct RunCommand: AsyncParsableCommand {
                 throw ExitCode(6)
             }
             LogLine.emit("job.started", [("job", file.name), ("run", file.kind.rawValue)])
-            var command = try Reprise.parseAsRoot(arguments)
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {

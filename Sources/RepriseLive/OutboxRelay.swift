@@ -109,6 +109,7 @@ public struct OutboxRelay: Sendable {
         var backoff: Duration = .milliseconds(200)
         var lastCleanup = ContinuousClock.now - configuration.cleanupInterval
         var batchNumber = 0
+        var lastBacklogCount = ContinuousClock.now - .seconds(1)
         while !stop.isStopped {
             if ContinuousClock.now - lastCleanup >= configuration.cleanupInterval {
                 let removed = try await cleanUp(work)
@@ -128,8 +129,14 @@ public struct OutboxRelay: Sendable {
                 }
             }
             let batch = try await unpublished(work, shares: owned)
-            if let metrics, batch.count < configuration.batchSize {
-                metrics.set("reprise_relay_backlog", Double(batch.count), help: "Unpublished outbox rows (at most one batch is counted).")
+            if let metrics {
+                // A short batch is the whole backlog; behind a full one, count (at most once a second).
+                if batch.count < configuration.batchSize {
+                    metrics.set("reprise_relay_backlog", Double(batch.count), help: Self.backlogHelp)
+                } else if ContinuousClock.now - lastBacklogCount >= .seconds(1) {
+                    lastBacklogCount = ContinuousClock.now
+                    metrics.set("reprise_relay_backlog", Double(try await backlog(work, shares: owned)), help: Self.backlogHelp)
+                }
             }
             if batch.isEmpty {
                 _ = try await leader.waitForNotifications(timeoutMilliseconds: Int32(configuration.pollInterval.components.seconds * 1000 + configuration.pollInterval.components.attoseconds / 1_000_000_000_000_000))
@@ -177,16 +184,30 @@ public struct OutboxRelay: Sendable {
         }
     }
 
+    static let backlogHelp = "Unpublished outbox rows of the shares this relay holds."
+
+    /// Unpublished rows of `shares`.
+    func backlog(_ connection: PostgresConnection, shares: [Int]) async throws -> Int64 {
+        let (shareFilter, parameters) = shareFilter(shares, firstParameter: 1)
+        let schema = configuration.storeSchema
+        return try await connection.query(
+            "SELECT count(*) FROM \(schema.qualifiedOutbox) o JOIN \(schema.qualifiedEvents) e USING (global_position) WHERE o.published_at IS NULL\(shareFilter)",
+            parameters).int64(0, 0) ?? 0
+    }
+
+    /// The condition on `e.stream_id` for `shares` (nothing when the outbox is not split).
+    private func shareFilter(_ shares: [Int], firstParameter n: Int) -> (String, [PostgresValue]) {
+        guard configuration.shares > 1 else { return ("", []) }
+        // The share of a stream: a stable hash of its id, so a stream never changes share.
+        return (" AND (hashtext(e.stream_id) & 2147483647) % $\(n) = ANY($\(n + 1)::int[])",
+                [.int(Int64(configuration.shares)), .text(PostgresArrayLiteral.integers(shares.map { Int64($0) }))])
+    }
+
     /// The next unpublished rows, in position order, with their events.
     public func unpublished(_ connection: PostgresConnection, shares: [Int] = [0]) async throws -> [EventMessage.Envelope] {
         let schema = configuration.storeSchema
-        var parameters: [PostgresValue] = [.int(Int64(configuration.batchSize))]
-        var shareFilter = ""
-        if configuration.shares > 1 {
-            // The share of a stream: a stable hash of its id, so a stream never changes share.
-            shareFilter = " AND (hashtext(e.stream_id) & 2147483647) % $2 = ANY($3::int[])"
-            parameters += [.int(Int64(configuration.shares)), .text(PostgresArrayLiteral.integers(shares.map { Int64($0) }))]
-        }
+        let (shareFilter, more) = shareFilter(shares, firstParameter: 2)
+        let parameters: [PostgresValue] = [.int(Int64(configuration.batchSize))] + more
         let result = try await connection.query(
             """
             SELECT o.global_position, e.event_id::text, e.stream_id, e.stream_version, e.event_type,

@@ -76,6 +76,12 @@ public struct ConnectionURL: Sendable, Equatable, CustomStringConvertible {
             let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
             let name = try Self.decode(parts[0], part: "query parameter", in: text)
             let value = parts.count > 1 ? try Self.decode(parts[1], part: "query parameter", in: text) : ""
+            // libpq-style `?password=`: kept as the password, so every client uses it and every
+            // redaction hides it.
+            if name.lowercased() == "password" {
+                if password == nil { password = value }
+                continue
+            }
             queryItems.append((name, value))
         }
     }
@@ -113,18 +119,47 @@ public struct ConnectionURL: Sendable, Equatable, CustomStringConvertible {
     /// Replaces the password of anything that looks like a URL in `text` with `***`,
     /// for text that was not parsed (a malformed URL in an error message).
     public static func redact(_ text: String) -> String {
-        guard let range = passwordRange(in: text) else { return text }
-        return String(text[..<range.lowerBound]) + "***" + String(text[range.upperBound...])
+        var text = text
+        for range in passwordRanges(in: text).reversed() { text.replaceSubrange(range, with: "***") }
+        return text
     }
 
-    /// Where the password of `scheme://user:password@host…` is in `text`, if it has one.
-    public static func passwordRange(in text: String) -> Range<String.Index>? {
-        guard let schemeEnd = text.firstRange(of: "://") else { return nil }
-        let afterScheme = text[schemeEnd.upperBound...]
+    /// Where the passwords of a URL in `text` are: `scheme://user:password@host…` and a
+    /// `password=` query parameter, in order.
+    public static func passwordRanges(in text: String) -> [Range<String.Index>] {
+        var ranges: [Range<String.Index>] = []
+        var searchFrom = text.startIndex
+        while let schemeEnd = text[searchFrom...].firstRange(of: "://") {
+            let (found, end) = passwordRanges(ofURLAfter: text[schemeEnd.upperBound...])
+            ranges += found
+            searchFrom = end
+        }
+        return ranges
+    }
+
+    /// The password ranges of the one URL whose scheme ends where `afterScheme` starts, and where
+    /// that URL ends.
+    private static func passwordRanges(ofURLAfter afterScheme: Substring) -> ([Range<String.Index>], String.Index) {
+        var ranges: [Range<String.Index>] = []
+        // A password may hold unencoded characters (even spaces): the authority ends only at '/' or '?'.
         let authorityEnd = afterScheme.firstIndex(where: { $0 == "/" || $0 == "?" }) ?? afterScheme.endIndex
         let authority = afterScheme[..<authorityEnd]
-        guard let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") else { return nil }
-        return authority.index(after: colon)..<at
+        if let at = authority.lastIndex(of: "@"), let colon = authority[..<at].firstIndex(of: ":") {
+            ranges.append(authority.index(after: colon)..<at)
+        }
+        let url = afterScheme[..<(afterScheme[authorityEnd...].firstIndex(where: \.isWhitespace) ?? afterScheme.endIndex)]
+        if let question = url[authorityEnd...].firstIndex(of: "?") {
+            var start = url.index(after: question)
+            while start < url.endIndex {
+                let end = url[start...].firstIndex(of: "&") ?? url.endIndex
+                let pair = url[start..<end]
+                if let equals = pair.firstIndex(of: "="), pair[..<equals].lowercased() == "password" {
+                    ranges.append(pair.index(after: equals)..<end)
+                }
+                start = end < url.endIndex ? url.index(after: end) : end
+            }
+        }
+        return (ranges, url.endIndex)
     }
 
     private static func parsePort(_ text: Substring, in url: String) throws(ConnectionURLError) -> Int? {

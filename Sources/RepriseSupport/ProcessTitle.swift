@@ -11,17 +11,18 @@ public enum ProcessTitle {
             var length = 0
             while argument[length] != 0 { length += 1 }
             let bytes = UnsafeMutableBufferPointer(start: UnsafeMutableRawPointer(argument).assumingMemoryBound(to: UInt8.self), count: length)
-            if let range = passwordRange(in: Array(bytes)) {
+            for range in passwordRanges(in: Array(bytes)) {
                 for offset in range { bytes[offset] = UInt8(ascii: "x") }
             }
         }
     }
 
-    /// The bytes of the password in `scheme://user:password@host...`, if there is one.
-    public static func passwordRange(in bytes: [UInt8]) -> Range<Int>? {
+    /// The bytes of the passwords of a URL (`scheme://user:password@host…`, `?password=`).
+    public static func passwordRanges(in bytes: [UInt8]) -> [Range<Int>] {
         let text = String(decoding: bytes, as: UTF8.self)
-        guard let range = ConnectionURL.passwordRange(in: text) else { return nil }
-        let start = text.utf8.distance(from: text.startIndex, to: range.lowerBound)
-        return start..<(start + text.utf8.distance(from: range.lowerBound, to: range.upperBound))
+        return ConnectionURL.passwordRanges(in: text).map { range in
+            let start = text.utf8.distance(from: text.startIndex, to: range.lowerBound)
+            return start..<(start + text.utf8.distance(from: range.lowerBound, to: range.upperBound))
+        }
     }
 }

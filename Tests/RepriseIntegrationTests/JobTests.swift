@@ -73,4 +73,27 @@ struct JobTests {
         #expect(outcome.standardError.contains("never a URL or password"))
         try? FileManager.default.removeItem(atPath: folder)
     }
+
+    @Test(arguments: [false, true])
+    func aSettingTheCommandRefusesIsABadUsageNamingIt(dryRun: Bool) async throws {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("jobs")).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        try """
+            job: wordy
+            run: live
+            projections: [order_summary]
+            settings:
+              partitions: many
+            connections:
+              postgres: REPRISE_POSTGRES_URL
+              mysql: REPRISE_MYSQL_URL
+              amqp: REPRISE_AMQP_URL
+            """.write(toFile: folder + "/wordy.yml", atomically: true, encoding: .utf8)
+        let outcome = try runReprise(["run", folder + "/wordy.yml"] + (dryRun ? ["--dry-run"] : []), environment: urls)
+        #expect(outcome.status == 64, "\(outcome.standardError)")
+        #expect(outcome.standardError.contains("The value 'many' is invalid for '--partitions"), "\(outcome.standardError)")
+        #expect(!outcome.standardError.contains("job.started"), "refused before it starts")
+        FaultLedger.record(.badInput, "job setting the command refuses")
+        try? FileManager.default.removeItem(atPath: folder)
+    }
 }

@@ -187,6 +187,26 @@ struct LiveTests {
         await environment.tearDown()
     }
 
+    @Test func theBacklogGaugeCountsEveryUnpublishedRowBehindAFullBatch() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await harness.declareCatchAllQueue()
+        try await environment.seed(events: 450, seed: 66)
+        let metrics = MetricsRegistry()
+        struct Seen: Error { var backlog: Double? }
+        var relay = harness.relayConfiguration()
+        // After the first (full) batch of 100 is confirmed: the gauge was set before it was sent.
+        relay.afterPublish = { batch in if batch == 1 { throw Seen(backlog: metrics.value("reprise_relay_backlog")) } }
+        do {
+            try await OutboxRelay(relay).run(stop: StopSignal(), metrics: metrics)
+            Issue.record("the hook should have stopped the relay")
+        } catch let seen as Seen {
+            #expect(seen.backlog == 450, "all unpublished rows, not one batch")
+        }
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
     @Test func twoRelaysOnePublishesTheOtherTakesOver() async throws {
         let environment = try await RebuildEnvironment.make()
         let harness = LiveHarness(environment: environment)

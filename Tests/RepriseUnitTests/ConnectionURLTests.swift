@@ -37,6 +37,16 @@ struct ConnectionURLTests {
         #expect(ConnectionURL.redact("failed for postgresql://u:hunter22@h:1/db now") == "failed for postgresql://u:***@h:1/db now")
     }
 
+    @Test func aPasswordInTheQueryIsThePasswordAndHidden() throws {
+        let url = try ConnectionURL("postgresql://app@db:5432/events?sslmode=verify-full&password=hunter22")
+        #expect(url.password == "hunter22")
+        #expect(url.queryItems.map(\.name) == ["sslmode"], "not passed on a second time as a query parameter")
+        #expect(url.redacted == "postgresql://app:***@db:5432/events?sslmode=verify-full")
+        #expect(ConnectionURL.redact("bad postgresql://app@db/x?Password=hunter22&a=1 and postgresql://u:pw@h/y")
+            == "bad postgresql://app@db/x?Password=***&a=1 and postgresql://u:***@h/y")
+        #expect(ConnectionURL.redact("mysql://u:pa ss@h/db?password=p2") == "mysql://u:***@h/db?password=***")
+    }
+
     @Test(arguments: ["no-scheme-here", "postgresql://u:p@host:99999/db", "postgresql://u:p@host:abc/db", "amqp://u:%zz@h/"])
     func rejectsMalformedURLsWithoutLeakingPasswords(_ text: String) {
         do {
@@ -59,12 +69,13 @@ struct ProcessTitleTests {
     @Test func findsThePasswordOfAURLArgument() {
         func hidden(_ text: String) -> String {
             var bytes = Array(text.utf8)
-            if let range = ProcessTitle.passwordRange(in: bytes) { for index in range { bytes[index] = UInt8(ascii: "x") } }
+            for range in ProcessTitle.passwordRanges(in: bytes) { for index in range { bytes[index] = UInt8(ascii: "x") } }
             return String(decoding: bytes, as: UTF8.self)
         }
         #expect(hidden("postgresql://app:s3cret@db:5432/events") == "postgresql://app:xxxxxx@db:5432/events")
         #expect(hidden("--mysql-url=mysql://root:p@ss@127.0.0.1/x") == "--mysql-url=mysql://root:xxxx@127.0.0.1/x")
         #expect(hidden("amqp://guest@host/%2F") == "amqp://guest@host/%2F")
         #expect(hidden("--chunk-size") == "--chunk-size")
+        #expect(hidden("postgresql://app@db/events?sslmode=require&password=s3cret") == "postgresql://app@db/events?sslmode=require&password=xxxxxx")
     }
 }
