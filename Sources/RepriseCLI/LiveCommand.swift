@@ -26,14 +26,7 @@ struct LiveCommand: AsyncParsableCommand {
             checkpoint first (refused while consumers of the partitions run).
             """)
 
-    @Argument(help: "Projection names (files in the projections folder).")
-    var projections: [String] = []
-
-    @Flag(help: "Every projection in the projections folder.")
-    var all = false
-
-    @Option(help: "Folder of projection files.")
-    var projectionsDir = "projections"
+    @OptionGroup var selection: ProjectionSelection
 
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var eventSource: SourceOptions
@@ -70,7 +63,6 @@ struct LiveCommand: AsyncParsableCommand {
     @OptionGroup var status: StatusEndpointOptions
 
     func validate() throws {
-        guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
         guard LiveWorker.PoisonPolicy(rawValue: onPoison) != nil else { throw ValidationError("--on-poison must be park-stream or stop") }
         guard chunkSize > 0 else { throw ValidationError("--chunk-size must be positive") }
         guard batchWindowMs >= 0 else { throw ValidationError("--batch-window-ms cannot be negative") }
@@ -82,8 +74,7 @@ struct LiveCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let catalog = try ProjectionCatalog.load(directory: projectionsDir)
-            let selected = try all ? catalog.all : projections.map { try catalog.projection(named: $0) }
+            let selected = try selection.selected()
             var configuration = LiveWorker.Configuration(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), amqpURL: try amqp.resolvedURL())
             configuration.storeSchema = try postgres.eventStoreSchema()
@@ -100,7 +91,7 @@ struct LiveCommand: AsyncParsableCommand {
             let metrics = MetricsRegistry()
             let server = try status.start(metrics, defaultPort: 9464)
             LogLine.emit("live.starting", [("projections", selected.map(\.definition.name).joined(separator: ",")), ("queue", queue)])
-            let directory = projectionsDir
+            let directory = selection.projectionsDir
             // After a migration swaps in another version, the worker reloads the projection files to find it.
             let resolve: @Sendable (String, Int, String) throws -> RunnableProjection? = { name, version, hash in
                 try ProjectionCatalog.load(directory: directory).all.first {

@@ -26,14 +26,7 @@ struct RebuildCommand: AsyncParsableCommand {
             projection is running, 5 a check failed (the live tables were left in place).
             """)
 
-    @Argument(help: "Projection names (files in the projections folder).")
-    var projections: [String] = []
-
-    @Flag(help: "Rebuild every projection in the projections folder.")
-    var all = false
-
-    @Option(help: "Folder of projection files.")
-    var projectionsDir = "projections"
+    @OptionGroup var selection: ProjectionSelection
 
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var eventSource: SourceOptions
@@ -77,7 +70,6 @@ struct RebuildCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard all != !projections.isEmpty else { throw ValidationError("name the projections to rebuild, or pass --all (not both)") }
         guard chunkSize > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
         guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
@@ -98,8 +90,7 @@ struct RebuildCommand: AsyncParsableCommand {
 
     func run() async throws {
         try await reportingFailures {
-            let catalog = try ProjectionCatalog.load(directory: projectionsDir)
-            let selected = try all ? catalog.all : projections.map { try catalog.projection(named: $0) }
+            let selected = try selection.selected()
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.fetchSize = fetchSize
@@ -138,6 +129,27 @@ struct RebuildCommand: AsyncParsableCommand {
                 for line in RebuildSummary.lines(results, seconds: seconds, timings: engine.timings) { Terminal.output(line) }
             }
         }
+    }
+}
+
+/// Which projections a command runs: names, or `--all`, from the projections folder.
+struct ProjectionSelection: ParsableArguments {
+    @Argument(help: "Projection names (files in the projections folder).")
+    var projections: [String] = []
+
+    @Flag(help: "Every projection in the projections folder.")
+    var all = false
+
+    @Option(help: "Folder of projection files.")
+    var projectionsDir = "projections"
+
+    func validate() throws {
+        guard all != !projections.isEmpty else { throw ValidationError("name the projections, or pass --all (not both)") }
+    }
+
+    func selected() throws -> [RunnableProjection] {
+        let catalog = try ProjectionCatalog.load(directory: projectionsDir)
+        return try all ? catalog.all : projections.map { try catalog.projection(named: $0) }
     }
 }
 
