@@ -107,6 +107,8 @@ struct LiveCommand: AsyncParsableCommand {
                     case .partitionsOwned(let owned, let members):
                         LogLine.emit("live.partitions", [("owned", owned.map(String.init).joined(separator: ",")), ("of", partitions), ("members", members)])
                     case .partition(let number, let event): Self.log(event, partition: number)
+                    case .leaderUnavailable(let error, let attempt):
+                        LogLine.emit("live.partitions_lost", [("error", error), ("attempt", String(attempt))], level: "warn")
                     }
                 }
             } else {

@@ -22,6 +22,9 @@ public struct PartitionedLiveWorker: Sendable {
         case partitionsOwned([Int], members: Int)
         /// Something one partition's worker reported.
         case partition(Int, LiveWorker.Event)
+        /// The PostgreSQL session holding the partitions' locks was lost: every partition's worker
+        /// stopped; the process reconnects and claims again.
+        case leaderUnavailable(String, attempt: Int)
     }
 
     public let configuration: LiveWorker.Configuration
@@ -47,29 +50,60 @@ public struct PartitionedLiveWorker: Sendable {
     }
 
     /// Runs until `stop` is set; every partition's batch finishes and is acknowledged first.
+    /// A lost PostgreSQL session (which held the partitions' locks) stops every partition's
+    /// worker, then the process reconnects and claims again.
     public func run(stop: StopSignal, metrics: MetricsRegistry? = nil, report: @escaping @Sendable (Event) -> Void = { _ in }) async throws {
         guard (1...PartitionSlots.count).contains(partitions) else {
             throw EngineError(.invalidRequest, message: "--partitions must be between 1 and \(PartitionSlots.count)")
         }
         try LiveProjectionRunner.requirePartitionKeys(projections)
         let database = try await Self.readModelDatabase(configuration.mysqlURL)
-        let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
-        defer { Task { await leader.close() } }
         let membership = PostgresAdvisoryLockKey("reprise.live.\(database).\(configuration.queue).members-of-\(partitions)")
-        try await leader.execute("SELECT pg_advisory_lock_shared($1)", [.int(membership.value)])
-
         let board = PartitionBoard()
-        var running: [Int: StopSignal] = [:]
+        var outage = 0
+        while true {
+            var running: [Int: StopSignal] = [:]
+            do {
+                let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
+                defer { Task { await leader.close() } }
+                try await leader.execute("SELECT pg_advisory_lock_shared($1)", [.int(membership.value)])
+                outage = 0
+                try await coordinate(
+                    leader: leader, database: database, membership: membership, board: board, running: &running, stop: stop,
+                    metrics: metrics, report: report)
+                return
+            } catch {
+                // Whatever went wrong, no partition's worker may go on without its lock.
+                for signal in running.values { signal.stop() }
+                while !running.isEmpty {
+                    for (number, _) in await board.takeFinished() { running[number] = nil }
+                    if !running.isEmpty { await board.waitForAny(timeout: .milliseconds(200)) }
+                }
+                metrics?.set("reprise_live_partitions_owned", 0, help: "Live partitions this process applies.")
+                guard TransientFailure.isTransient(error), !stop.isStopped else { throw error }
+                outage += 1
+                report(.leaderUnavailable("\(error)", attempt: outage))
+                await stop.sleep(TransientFailure.backoff(attempt: outage))
+                if stop.isStopped { return }
+            }
+        }
+    }
+
+    /// Claims, runs and hands back partitions until stopped (returns once every worker ended).
+    private func coordinate(
+        leader: PostgresConnection, database: String, membership: PostgresAdvisoryLockKey, board: PartitionBoard,
+        running: inout [Int: StopSignal], stop: StopSignal, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
+    ) async throws {
         var stopping: Set<Int> = []
         var lastReported: [Int]? = nil
         var failure: (any Error)?
-        while failure == nil {
+        while true {
             // Partitions whose worker ended: give their locks back; a worker error ends the process.
             for (number, error) in await board.takeFinished() {
                 running[number] = nil
                 stopping.remove(number)
                 try await unlock(number, on: leader, database: database)
-                if let error, !stop.isStopped { failure = error }
+                if let error, !stop.isStopped, failure == nil { failure = error }
             }
             if stop.isStopped || failure != nil {
                 for signal in running.values { signal.stop() }
@@ -107,7 +141,6 @@ public struct PartitionedLiveWorker: Sendable {
             }
             await board.waitForAny(timeout: configuration.pollInterval)
         }
-        for number in running.keys { _ = try? await unlock(number, on: leader, database: database) }
         _ = try? await leader.execute("SELECT pg_advisory_unlock_shared($1)", [.int(membership.value)])
         if let failure { throw failure }
     }

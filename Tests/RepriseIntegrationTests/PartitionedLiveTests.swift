@@ -6,6 +6,7 @@ import RepriseEventStore
 import RepriseLive
 import RepriseMySQL
 import RepriseProjection
+import ReprisePostgres
 import Testing
 
 #if canImport(Glibc)
@@ -262,6 +263,51 @@ struct PartitionedLiveTests {
         #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
         FaultLedger.record(.badInput, "poison event with partitioned live consumers (parked in its partition)")
         stop.stop()
+        try await relay.value
+        await harness.cleanUp(partitions: 2)
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    @Test func aConsumerThatLosesItsLockSessionStopsItsPartitionsAndClaimsThemAgain() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        let folder = try PartitionedRebuildTests.folder()
+        let runnables: [RunnableProjection] = try Self.definitions(folder).map { .file($0) }
+        try await environment.seed(events: 300, seed: 360)
+        _ = try await environment.engine().rebuild(runnables)
+        let stop = StopSignal()
+        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let reports = Reports<PartitionedLiveWorker.Event>()
+        let consumer = Task {
+            try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: "solo", projections: runnables)
+                .run(stop: stop) { event in Task { await reports.add(event) } }
+        }
+        let owned = { await reports.events.compactMap { if case .partitionsOwned(let owned, _) = $0 { owned } else { nil } } }
+        try await waitUntil("the consumer to own both partitions") { await owned().last == [0, 1] }
+
+        // The session holding the group's locks goes away (a PostgreSQL restart, a failover).
+        let key = PostgresAdvisoryLockKey("reprise.live.\(environment.database).\(harness.queue).members-of-2")
+        let terminated = try await environment.postgres.query(
+            """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE locktype = 'advisory' AND mode = 'ShareLock' AND objsubid = 1
+              AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+            """, [.int(Int64(UInt32(truncatingIfNeeded: key.value >> 32))), .int(Int64(UInt32(truncatingIfNeeded: key.value)))]).int(0, 0)
+        #expect(terminated == 1)
+        FaultLedger.record(.injected, "partitioned live consumer's lock session terminated")
+        try await waitUntil("the consumer to report the lost session") {
+            await reports.events.contains { if case .leaderUnavailable = $0 { true } else { false } }
+        }
+        try await environment.seed(events: 300, seed: 361)
+        let reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
+        try await waitUntil("the consumer to claim its partitions again and catch up") {
+            let tables = try await Self.tables(environment)
+            return await owned().last == [0, 1] && tables == reference
+        }
+        #expect(await owned().filter { $0 == [0, 1] }.count == 2, "claimed before the loss, and again after it")
+        FaultLedger.record(.recovered, "partitioned live consumer's lock session terminated")
+        stop.stop()
+        try await consumer.value
         try await relay.value
         await harness.cleanUp(partitions: 2)
         try? FileManager.default.removeItem(atPath: folder)
