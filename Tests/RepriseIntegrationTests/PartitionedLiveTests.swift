@@ -33,6 +33,51 @@ struct PartitionedLiveTests {
         return (0..<result.rowCount).map { (result.string($0, 0) ?? "", result.int($0, 1) ?? 0, result.string($0, 2) ?? "", result.int64($0, 3) ?? 0) }
     }
 
+    /// A world with the two keyed samples rebuilt over a seeded history, and a relay running.
+    struct World {
+        let environment: RebuildEnvironment
+        let harness: LiveHarness
+        let folder: String
+        let definitions: [ProjectionDefinition]
+        let rebuilt: [RebuildResult]
+        let stop: StopSignal
+        let relay: Task<Void, any Error>
+
+        var runnables: [RunnableProjection] { definitions.map { .file($0) } }
+
+        static func make(events: Int, seed: UInt64) async throws -> World {
+            let environment = try await RebuildEnvironment.make()
+            let harness = LiveHarness(environment: environment)
+            let folder = try PartitionedRebuildTests.folder()
+            let definitions = try PartitionedLiveTests.definitions(folder)
+            try await environment.seed(events: events, seed: seed)
+            let rebuilt = try await environment.engine().rebuild(definitions.map { .file($0) })
+            let stop = StopSignal()
+            let relay = Task { [harness] in try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+            return World(environment: environment, harness: harness, folder: folder, definitions: definitions, rebuilt: rebuilt, stopSignal: stop, relay: relay)
+        }
+
+        private init(environment: RebuildEnvironment, harness: LiveHarness, folder: String, definitions: [ProjectionDefinition],
+                     rebuilt: [RebuildResult], stopSignal: StopSignal, relay: Task<Void, any Error>) {
+            self.environment = environment
+            self.harness = harness
+            self.folder = folder
+            self.definitions = definitions
+            self.rebuilt = rebuilt
+            self.stop = stopSignal
+            self.relay = relay
+        }
+
+        /// Stops the relay (and whatever else runs on `stop`) and removes everything.
+        func tearDown(partitions: Int) async throws {
+            stop.stop()
+            try await relay.value
+            await harness.cleanUp(partitions: partitions)
+            try? FileManager.default.removeItem(atPath: folder)
+            await environment.tearDown()
+        }
+    }
+
     static func tables(_ environment: RebuildEnvironment) async throws -> [String: [[String]]] {
         var tables: [String: [[String]]] = [:]
         for table in projections { tables[table] = try await environment.rows(table) }
@@ -46,16 +91,9 @@ struct PartitionedLiveTests {
     }
 
     @Test func threeConsumersWithOneKilledKeepPerKeyOrderAndLoseNothing() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let harness = LiveHarness(environment: environment)
-        let folder = try PartitionedRebuildTests.folder()
-        let definitions = try Self.definitions(folder)
-        try await environment.seed(events: 1_000, seed: 310)
-        _ = try await environment.engine().rebuild(definitions.map { .file($0) })
+        let world = try await World.make(events: 1_000, seed: 310)
+        let (environment, harness, folder, definitions) = (world.environment, world.harness, world.folder, world.definitions)
         let handledAtSplit = try await Self.handledCounts(environment, definitions)
-
-        let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
         let variables = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL, "REPRISE_AMQP_URL": TestServers.amqpURL]
         func consumer(_ name: String, fault: String? = nil) throws -> BackgroundProcess {
             var environment = variables
@@ -122,24 +160,13 @@ struct PartitionedLiveTests {
             #expect(merged.int64(row, 1) == total[merged.string(row, 0) ?? ""], "the merged build counts every handled event once")
         }
 
-        stop.stop()
-        try await relay.value
-        await harness.cleanUp(partitions: 3)
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await world.tearDown(partitions: 3)
     }
 
     @Test func aSwapMovesConsumersToTheNewBuildAndARollbackMergesTheRetiredOne() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let harness = LiveHarness(environment: environment)
-        let folder = try PartitionedRebuildTests.folder()
-        let definitions = try Self.definitions(folder)
-        let runnables: [RunnableProjection] = definitions.map { .file($0) }
-        try await environment.seed(events: 800, seed: 320)
-        let first = try await environment.engine().rebuild(runnables)
-
-        let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let world = try await World.make(events: 800, seed: 320)
+        let (environment, harness, folder, definitions, runnables, stop) = (world.environment, world.harness, world.folder, world.definitions, world.runnables, world.stop)
+        let first = world.rebuilt
         let reports = Reports<PartitionedLiveWorker.Event>()
         let consumers = ["a", "b"].map { owner in
             Task {
@@ -188,7 +215,7 @@ struct PartitionedLiveTests {
         #expect(followed == [0, 1], "both partitions followed the swap")
         stop.stop()
         for consumer in consumers { try await consumer.value }
-        try await relay.value
+        try await world.relay.value
 
         // The first build was retired split; a rollback merges it, catches it up and swaps it back.
         try await environment.seed(events: 200, seed: 323)
@@ -197,20 +224,12 @@ struct PartitionedLiveTests {
         #expect(Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == Set(first.map(\.buildID)))
         #expect(try await Self.livePartitions(environment).isEmpty, "the rolled-back builds are one checkpoint again")
         #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
-        await harness.cleanUp(partitions: 2)
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await world.tearDown(partitions: 2)
     }
 
     @Test func aPoisonEventParksItsStreamInItsOwnPartitionUntilReleased() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let harness = LiveHarness(environment: environment)
-        let folder = try PartitionedRebuildTests.folder()
-        let runnables: [RunnableProjection] = try Self.definitions(folder).map { .file($0) }
-        try await environment.seed(events: 300, seed: 340)
-        _ = try await environment.engine().rebuild(runnables)
-        let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let world = try await World.make(events: 300, seed: 340)
+        let (environment, harness, folder, runnables, stop) = (world.environment, world.harness, world.folder, world.runnables, world.stop)
         let consumers = ["a", "b"].map { owner in
             Task { try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables).run(stop: stop) }
         }
@@ -262,22 +281,12 @@ struct PartitionedLiveTests {
         try await environment.postgres.execute("DELETE FROM \(environment.storeSchema.qualifiedEvents) WHERE stream_id = 'order-O-poison'")
         #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
         FaultLedger.record(.badInput, "poison event with partitioned live consumers (parked in its partition)")
-        stop.stop()
-        try await relay.value
-        await harness.cleanUp(partitions: 2)
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await world.tearDown(partitions: 2)
     }
 
     @Test func aConsumerThatLosesItsLockSessionStopsItsPartitionsAndClaimsThemAgain() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let harness = LiveHarness(environment: environment)
-        let folder = try PartitionedRebuildTests.folder()
-        let runnables: [RunnableProjection] = try Self.definitions(folder).map { .file($0) }
-        try await environment.seed(events: 300, seed: 360)
-        _ = try await environment.engine().rebuild(runnables)
-        let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
+        let world = try await World.make(events: 300, seed: 360)
+        let (environment, harness, folder, runnables, stop) = (world.environment, world.harness, world.folder, world.runnables, world.stop)
         let reports = Reports<PartitionedLiveWorker.Event>()
         let consumer = Task {
             try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: "solo", projections: runnables)
@@ -308,10 +317,7 @@ struct PartitionedLiveTests {
         FaultLedger.record(.recovered, "partitioned live consumer's lock session terminated")
         stop.stop()
         try await consumer.value
-        try await relay.value
-        await harness.cleanUp(partitions: 2)
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await world.tearDown(partitions: 2)
     }
 
     @Test func theRelayStampsEachMessageWithTheSlotPartitionFiltersGiveItsStream() async throws {
