@@ -28,7 +28,7 @@ public enum LivePartitions {
         return min(share, maxPartitions ?? share)
     }
 
-    static func applyLockName(projection: String, database: String, number: Int) -> String {
+    public static func applyLockName(projection: String, database: String, number: Int) -> String {
         RebuildEngine.lockName("live", "\(projection).p\(number)", database)
     }
 

@@ -320,6 +320,39 @@ struct PartitionedLiveTests {
         try await world.tearDown(partitions: 2)
     }
 
+    @Test func aSwapWaitsForTheApplyLockOfEveryLivePartition() async throws {
+        let world = try await World.make(events: 300, seed: 370)
+        let environment = world.environment
+        guard let orderSummary = world.runnables.first(where: { $0.definition.name == "order_summary" }),
+            let before = world.rebuilt.first(where: { $0.projection == "order_summary" })?.buildID
+        else { throw EngineError(.invalidRequest, message: "order_summary missing") }
+        // Split the active build into two live partitions (a consumer of partition 0 does it).
+        let runner = try await LiveProjectionRunner.open(
+            projections: [orderSummary], postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL,
+            source: .reprise(environment.storeSchema), partition: .init(number: 0, count: 2, owner: "test"))
+        _ = try await runner.catchUp()
+        await runner.close()
+
+        // A consumer of partition 1 in the middle of a catch-up holds its apply lock.
+        let consumer = try await MySQLConnection.connect(url: environment.mysqlURL)
+        let lock = LivePartitions.applyLockName(projection: "order_summary", database: environment.database, number: 1)
+        #expect(try await consumer.getLock(lock, timeoutSeconds: 5))
+        let rebuild = Task { try await environment.engine().rebuild([orderSummary]) }
+        try await waitUntil("the swap to wait for the partition's apply lock") {
+            try await environment.mysql.query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE DB = ? AND STATE = 'User lock' AND INFO LIKE '%GET_LOCK%'",
+                [.string(environment.database)]).int(0, 0) == 1
+        }
+        let active = { try await environment.mysql.query("SELECT build_id FROM reprise_builds WHERE projection = 'order_summary' AND state = 'active'").int64(0, 0) }
+        #expect(try await active() == before, "not swapped while a partition is being applied")
+        _ = try await consumer.releaseLock(lock)
+        let after = try await rebuild.value.first?.buildID
+        #expect(after != before)
+        #expect(try await active() == after)
+        await consumer.close()
+        try await world.tearDown(partitions: 2)
+    }
+
     @Test func theRelayStampsEachMessageWithTheSlotPartitionFiltersGiveItsStream() async throws {
         let environment = try await RebuildEnvironment.make()
         let harness = LiveHarness(environment: environment)
