@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import RepriseAMQP
 import RepriseEngine
 import RepriseEventStore
 import RepriseLive
@@ -32,6 +33,9 @@ struct BenchLiveCommand: AsyncParsableCommand {
     @Option(help: "Relay batch size.")
     var relayBatch = 500
 
+    @Option(help: "Relays that drain the backlog together (each drain is measured: 1, 2, … up to this, as --shares N with one share each).")
+    var relays = 1
+
     /// One row that follows the highest position applied: cheap to poll.
     static let probeYAML = """
         name: probe
@@ -60,6 +64,10 @@ struct BenchLiveCommand: AsyncParsableCommand {
             try await myAdmin.execute("CREATE DATABASE reprise_bench_live COLLATE utf8mb4_bin")
             guard let slash = myURL.lastIndex(of: "/") else { throw ValidationError("the MySQL URL needs a database") }
             let benchURL = String(myURL[...slash]) + "reprise_bench_live"
+            // Messages left by an earlier run (the worker stops as soon as the store is applied)
+            // would make the broker slow publishers down: start from empty queues.
+            let broker = try await AMQPConnection.connect(url: amqpURL)
+            for queue in ["reprise.bench.live", "reprise.bench.live.parked"] { try await broker.deleteQueue(queue) }
             let probe = try ProjectionFileParser.parse(yaml: Self.probeYAML, file: "probe.yml")
             try await append(store, count: 1, on: admin)
             _ = try await RebuildEngine(postgresURL: pgURL, mysqlURL: benchURL, storeSchema: schema).rebuild([.file(probe)])
@@ -85,30 +93,41 @@ struct BenchLiveCommand: AsyncParsableCommand {
                 Terminal.output(result)
             }
 
-            // Backlog: stop the relay, append rows, start it again and time the drain.
+            // Backlog: stop the relay, append rows, start relays again and time the drain.
             stop.stop()
             try await relay.value
             try await worker.value
-            try await append(store, count: backlog, on: admin)
-            let target = try await store.headPosition(on: admin)
-            let drainStop = StopSignal()
-            let started = ContinuousClock.now
-            let relay2 = Task { try await OutboxRelay(relayConfiguration).run(stop: drainStop) }
-            let worker2 = Task { try await LiveWorker(workerConfiguration, projections: [.file(probe)]).run(stop: drainStop) }
-            while true {
-                let applied = try await reader.query("SELECT position FROM probe WHERE id = 'last'").int64(0, 0) ?? 0
-                let unpublished = try await admin.query("SELECT count(*) FROM bench_live.outbox WHERE published_at IS NULL").int64(0, 0) ?? 1
-                if applied >= target && unpublished == 0 { break }
-                try await Task.sleep(for: .milliseconds(50))
+            for count in 1...max(1, relays) {
+                try await broker.purgeQueue("reprise.bench.live")
+                // Every drain starts from the same outbox: no published rows left by the previous one.
+                try await admin.execute("DELETE FROM bench_live.outbox")
+                try await admin.execute("VACUUM ANALYZE bench_live.outbox")
+                try await append(store, count: backlog, on: admin)
+                let target = try await store.headPosition(on: admin)
+                let drainStop = StopSignal()
+                let started = ContinuousClock.now
+                var sharing = relayConfiguration
+                sharing.shares = count
+                sharing.maxShares = 1
+                let drainers = (0..<count).map { _ in Task { [sharing] in try await OutboxRelay(sharing).run(stop: drainStop) } }
+                let worker2 = Task { try await LiveWorker(workerConfiguration, projections: [.file(probe)]).run(stop: drainStop) }
+                while true {
+                    let applied = try await reader.query("SELECT position FROM probe WHERE id = 'last'").int64(0, 0) ?? 0
+                    let unpublished = try await admin.query("SELECT count(*) FROM bench_live.outbox WHERE published_at IS NULL").int64(0, 0) ?? 1
+                    if applied >= target && unpublished == 0 { break }
+                    try await Task.sleep(for: .milliseconds(50))
+                }
+                let elapsed = Self.seconds(ContinuousClock.now - started)
+                drainStop.stop()
+                for drainer in drainers { try await drainer.value }
+                try await worker2.value
+                let who = count == 1 ? "1 relay" : "\(count) relays (--shares \(count))"
+                Terminal.output("backlog of \(backlog) outbox rows drained and applied by \(who) in \(String(format: "%.1f", elapsed)) s: \(Int(Double(backlog) / elapsed)) events/s")
             }
-            let elapsed = Self.seconds(ContinuousClock.now - started)
-            drainStop.stop()
-            try await relay2.value
-            try await worker2.value
-            Terminal.output("backlog of \(backlog) outbox rows drained and applied in \(String(format: "%.1f", elapsed)) s: \(Int(Double(backlog) / elapsed)) events/s")
             await reader.close()
             await admin.close()
             await myAdmin.close()
+            await broker.close()
         }
     }
 

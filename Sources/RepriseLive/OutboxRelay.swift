@@ -88,6 +88,12 @@ public struct OutboxRelay: Sendable {
         }
         let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
         let work = try await PostgresConnection.connect(url: configuration.postgresURL)
+        // A backlog grows faster than autovacuum's statistics: planning with "few unpublished
+        // rows" picks a bitmap scan, joins every unpublished row and sorts them, once per batch
+        // (seen at 85 ms per batch of 500 on 38,000 rows). Without bitmap scans and sorts the plan
+        // is the ordered partial index, stopping at the batch size, whatever the statistics say.
+        try await work.execute("SET enable_bitmapscan = off")
+        try await work.execute("SET enable_sort = off")
         defer { Task { await leader.close(); await work.close() } }
 
         var announcedStandby = false
