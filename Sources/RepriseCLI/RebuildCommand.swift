@@ -63,6 +63,11 @@ struct RebuildCommand: AsyncParsableCommand {
         valueName: "seconds"))
     var join: Double?
 
+    @Option(help: ArgumentHelp(
+        "With --partitions: a partition whose owner committed nothing for this long is taken from it (its sessions are ended).",
+        valueName: "seconds"))
+    var leaseSeconds = 120
+
     @Flag(help: "No progress output.")
     var quiet = false
 
@@ -76,6 +81,7 @@ struct RebuildCommand: AsyncParsableCommand {
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
         if partitions == nil, join != nil || worker != nil { throw ValidationError("--join and --worker are for partitioned workers: give --partitions too") }
         if let join, join < 0 { throw ValidationError("--join is a number of seconds") }
+        guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
         if partitions != nil, restart {
             // Every worker would abandon the build the others are filling.
             throw ValidationError("--restart cannot be given to partitioned workers; to start a partitioned build over, stop its workers and abandon it with one `reprise rebuild <projections> --restart`, or let the workers resume it")
@@ -97,6 +103,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.keepRetiredBuilds = keepRetired
             options.rowCacheLimit = rowCacheLimit
             options.joinOnly = join.map { .milliseconds(Int64($0 * 1000)) }
+            options.leaseSeconds = leaseSeconds
             options.swap = !noSwap
             options.resume = !restart
             let engine = RebuildEngine(

@@ -14,11 +14,15 @@ final class RebuildProgressDisplay: Sendable {
     }
 
     func update(_ progress: RebuildProgress) {
-        guard !quiet else { return }
+        guard !quiet || { if case .tookOver = progress.phase { true } else { false } }() else { return }
         let label: String
         switch progress.phase {
         case .reading: label = "rebuild \(progress.projections.joined(separator: ","))"
         case .catchingUp(let round): label = "catch-up \(round)"
+        case .tookOver(let partition, let owner, let seconds):
+            // Always said, even with --quiet: someone may be looking for that worker.
+            Terminal.error("partition \(partition): its owner \(owner) committed nothing for \(seconds) s; lease expired, taking it over")
+            return
         case .checking, .swapping, .done:
             state.withLock { line in line?.finish(); line = nil }
             if progress.phase == .swapping { Terminal.error("swapping tables of \(progress.projections.joined(separator: ", "))") }

@@ -46,6 +46,8 @@ struct ReadModelStore: Sendable {
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        // The owner's MySQL connection, to fence a worker whose lease expired.
+        try await connection.execute("ALTER TABLE \(Self.partitionsTable) ADD COLUMN IF NOT EXISTS owner_connection BIGINT NULL")
         try await connection.execute("""
             CREATE TABLE IF NOT EXISTS \(Self.livePartitionsTable) (
                 build_id BIGINT NOT NULL,
@@ -150,8 +152,29 @@ struct ReadModelStore: Sendable {
 
     func setPartition(_ buildID: Int64, _ number: Int, state: BuildPartition.State, owner: String) async throws {
         try await connection.execute(
-            "UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            """
+            UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND partition_no = ?
+            """,
             [.string(state.rawValue), .string(owner), .int(buildID), .int(Int64(number))])
+    }
+
+    /// Whether a build of this definition, split into `partitions`, went live at or after `since`.
+    func partitionedBuildActivated(_ definition: ProjectionDefinition, partitions: Int, since: String) async throws -> Bool {
+        try await connection.query(
+            """
+            SELECT COUNT(*) FROM \(Self.registryTable) b
+            WHERE b.projection = ? AND b.version = ? AND b.definition_hash = ? AND b.activated_at >= ?
+              AND (SELECT COUNT(*) FROM \(Self.partitionsTable) p WHERE p.build_id = b.build_id) = ?
+            """,
+            [.string(definition.name), .int(Int64(definition.version)), .string(definition.definitionHash), .string(since), .int(Int64(partitions))]
+        ).int(0, 0) ?? 0 > 0
+    }
+
+    /// The MySQL connection of a partition's last owner.
+    func partitionOwnerConnection(_ buildID: Int64, _ number: Int) async throws -> Int64? {
+        try await connection.query(
+            "SELECT owner_connection FROM \(Self.partitionsTable) WHERE build_id = ? AND partition_no = ?", [.int(buildID), .int(Int64(number))]).int64(0, 0)
     }
 
     /// After the last partition: the build's own counters sum its partitions'.

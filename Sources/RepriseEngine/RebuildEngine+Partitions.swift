@@ -29,10 +29,13 @@ extension RebuildEngine {
         let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
         defer { connections.closeLater() }
         let resolved = try await Self.resolve(source, on: connections.control)
+        // The server's clock, so a joiner can tell a build finished since it came from one
+        // finished before (any skew between machines does not matter).
+        let started = try await connections.store.connection.query("SELECT UTC_TIMESTAMP(6)").string(0, 0) ?? ""
         var results: [RebuildResult] = []
         for runnable in projections {
             results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
-                                                        source: resolved, hooks: hooks, progress: progress))
+                                                        source: resolved, started: started, hooks: hooks, progress: progress))
         }
         progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -40,7 +43,7 @@ extension RebuildEngine {
 
     private func rebuildPartitioned(
         _ runnable: RunnableProjection, partitions: Int, worker: String, connections: EngineConnections, source: ResolvedEventSource,
-        hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
+        started: String, hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws -> RebuildResult {
         let definition = runnable.definition
         let (store, control, locks, database) = (connections.store, connections.control, connections.locks, connections.database)
@@ -51,6 +54,10 @@ extension RebuildEngine {
             // Waits outside the setup lock, which the worker creating the build needs.
             let deadline = ContinuousClock.now + wait
             while try await !hasPartitionedBuild(definition, partitions: partitions, store: store) {
+                // The build this worker came to help was swapped in meanwhile: nothing left to do.
+                if try await store.partitionedBuildActivated(definition, partitions: partitions, since: started) {
+                    throw NothingToJoin(projection: definition.name)
+                }
                 guard ContinuousClock.now < deadline else { throw NothingToJoin(projection: definition.name) }
                 try await Task.sleep(for: .milliseconds(250))
             }
@@ -88,9 +95,19 @@ extension RebuildEngine {
             }
             var claimed: BuildPartition?
             for partition in states where partition.state != .done {
-                if try await control.tryAdvisoryLock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)")) {
+                let key = PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)")
+                // Held by the cursor's session: ending that one session (lease expiry) frees the
+                // partition and stops the old owner's reads together.
+                if try await connections.reader.tryAdvisoryLock(key) {
                     claimed = partition
                     break
+                }
+                if partition.state == .running, let age = partition.secondsSinceHeartbeat, age > Double(options.leaseSeconds) {
+                    if try await expireLease(partition, key: key, buildID: record.buildID, control: control, store: store) {
+                        progress(RebuildProgress(
+                            projections: [definition.name], phase: .tookOver(partition: partition.number, owner: partition.owner ?? "?", silentSeconds: Int(age)),
+                            eventsDone: 0, eventsTotal: 0, partition: partition.number))
+                    }
                 }
             }
             guard var partition = claimed else {
@@ -101,7 +118,7 @@ extension RebuildEngine {
             }
             // Re-read under the lock: the previous owner may have finished it meanwhile.
             guard let current = try await store.partitions(of: record.buildID).first(where: { $0.number == partition.number }), current.state != .done else {
-                _ = try await control.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+                _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
                 continue
             }
             partition = current
@@ -119,7 +136,7 @@ extension RebuildEngine {
                 progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
             }
             try await store.setPartition(record.buildID, partition.number, state: .done, owner: worker)
-            _ = try await control.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+            _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
             applied.append(partition.number)
             eventsApplied += build.eventsApplied
             rowsWritten += build.rowsWritten
@@ -148,6 +165,22 @@ extension RebuildEngine {
             eventsApplied: eventsApplied + build.eventsApplied, rowsWritten: rowsWritten + build.rowsWritten, catchUpRounds: build.catchUpRounds,
             tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
             partitionsApplied: applied)
+    }
+
+    /// Takes a partition from a worker that stopped committing chunks (frozen, not dead): its
+    /// PostgreSQL session ends (the partition lock goes with it) and its MySQL connection is
+    /// killed (an open chunk transaction rolls back). Should it wake up, its next checkpoint
+    /// compare-and-set fails: it cannot apply anything twice.
+    /// Returns whether an owner was fenced off.
+    private func expireLease(
+        _ partition: BuildPartition, key: PostgresAdvisoryLockKey, buildID: Int64, control: PostgresConnection, store: ReadModelStore
+    ) async throws -> Bool {
+        let terminated = try await control.terminateAdvisoryLockHolders(key)
+        if terminated > 0, let connection = try await store.partitionOwnerConnection(buildID, partition.number) {
+            // The owner may have disconnected already; then there is nothing to kill.
+            _ = try? await store.connection.execute("KILL CONNECTION \(connection)")
+        }
+        return terminated > 0
     }
 
     private func hasPartitionedBuild(_ definition: ProjectionDefinition, partitions: Int, store: ReadModelStore) async throws -> Bool {

@@ -35,6 +35,11 @@ public struct RebuildOptions: Sendable {
     /// Partitioned rebuilds: only help a build other workers started; wait this long for one to
     /// appear, then give up with `NothingToJoin` (a late worker never starts a rebuild of its own).
     public var joinOnly: Duration?
+    /// Partitioned rebuilds: a partition whose owner has not committed a chunk for this long is
+    /// taken from it (its PostgreSQL session is terminated, its MySQL connection killed), so a
+    /// frozen worker (paused, swapping, half-partitioned from the network) cannot hold it forever.
+    public var leaseSeconds = 120
+
 
     public init() {}
 }
@@ -47,6 +52,8 @@ public struct RebuildProgress: Sendable {
         case checking
         case swapping
         case done
+        /// A partitioned rebuild took `partition` from `owner`, silent past its lease.
+        case tookOver(partition: Int, owner: String, silentSeconds: Int)
     }
 
     public var projections: [String]

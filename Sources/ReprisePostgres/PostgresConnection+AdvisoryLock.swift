@@ -12,6 +12,10 @@ public struct PostgresAdvisoryLockKey: Hashable, Sendable, CustomStringConvertib
     }
 
     public var description: String { "\(name) (\(value))" }
+
+    /// How `pg_locks` shows the key: `classid` holds its high 32 bits, `objid` its low 32 bits.
+    public var classID: Int64 { Int64(UInt32(truncatingIfNeeded: value >> 32)) }
+    public var objectID: Int64 { Int64(UInt32(truncatingIfNeeded: value)) }
 }
 
 extension PostgresConnection {
@@ -23,6 +27,21 @@ extension PostgresConnection {
     /// Waits for a session-level advisory lock (blocks this connection only).
     public func advisoryLock(_ key: PostgresAdvisoryLockKey) throws(PostgresError) {
         try execute("SELECT pg_advisory_lock($1)", [.int(key.value)])
+    }
+
+    /// Ends the sessions holding an advisory lock (a frozen owner whose lease expired); returns
+    /// how many. Needs the right to signal them (the same role, or `pg_signal_backend`).
+    @discardableResult
+    public func terminateAdvisoryLockHolders(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Int {
+        // A bigint key shows in pg_locks as classid (high half) and objid (low half).
+        let result = try query(
+            """
+            SELECT count(pg_terminate_backend(pid)) FROM pg_locks
+            WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid <> pg_backend_pid()
+              AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+            """, [.int(key.classID), .int(key.objectID)])
+        return result.int(0, 0) ?? 0
     }
 
     /// Releases a session-level advisory lock; returns false if this session did not hold it.

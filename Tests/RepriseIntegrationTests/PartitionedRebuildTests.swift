@@ -120,6 +120,35 @@ struct PartitionedRebuildTests {
         await environment.tearDown()
     }
 
+    @Test func aFrozenWorkersPartitionIsTakenOverWhenItsLeaseExpires() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 4_000, seed: 203)
+        let folder = try Self.folder()
+        // w1 freezes (SIGSTOP) right after committing its first chunk: alive, silent, holding its locks.
+        var frozen = environment.processVariables
+        frozen["REPRISE_FAULT"] = "stop-after-commit:1"
+        let sleeper = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: frozen)
+        try await ServerFaultTests.waitForPause(sleeper)
+        FaultLedger.record(.injected, "partitioned rebuild worker frozen mid-partition")
+        let helper = try BackgroundProcess(
+            Self.arguments(environment, folder: folder, worker: "w2").filter { $0 != "--quiet" } + ["--lease-seconds", "2"],
+            environment: environment.processVariables)
+        let helped = try await helper.finish()
+        #expect(helped.status == 0, "\(helped.standardError)")
+        #expect(helped.standardError.contains("lease expired, taking it over"), "\(helped.standardError)")
+        // The frozen worker wakes up fenced off: its sessions are gone, it applies nothing more.
+        sleeper.signal(SIGCONT)
+        let woke = try await sleeper.finish()
+        #expect(woke.status != 0, "the fenced worker stops with an error: \(woke.standardError)")
+        let expected = try await Self.reference(environment, folder: folder)
+        #expect(try await environment.rows("order_summary") == expected["order_summary"])
+        #expect(try await environment.rows("customer_stats") == expected["customer_stats"])
+        try await Self.checkManifest(environment)
+        FaultLedger.record(.recovered, "partitioned rebuild worker frozen mid-partition")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
     @Test func aJoinWorkerWithNothingToJoinExitsCleanly() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 200, seed: 202)
