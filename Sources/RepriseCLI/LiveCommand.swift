@@ -57,6 +57,11 @@ struct LiveCommand: AsyncParsableCommand {
     @Option(help: "With --partitions: this process's name in `reprise status` (default: host:pid).")
     var worker: String?
 
+    @Option(help: ArgumentHelp(
+        "With --partitions: a partition whose owner applied and looked at nothing for this long is taken from it (its sessions are ended).",
+        valueName: "seconds"))
+    var leaseSeconds = 60
+
     @Option(help: "What to do with an event whose handler keeps failing: park-stream or stop.")
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
@@ -70,6 +75,7 @@ struct LiveCommand: AsyncParsableCommand {
         if let partitions, !(1...256).contains(partitions) { throw ValidationError("--partitions must be between 1 and 256") }
         if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
         if partitions == nil, maxPartitions != nil || worker != nil { throw ValidationError("--max-partitions and --worker are for partitioned live workers: give --partitions too") }
+        guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
     }
 
     func run() async throws {
@@ -101,7 +107,7 @@ struct LiveCommand: AsyncParsableCommand {
             if let partitions {
                 let group = PartitionedLiveWorker(
                     configuration, partitions: partitions, maxPartitions: maxPartitions, owner: worker ?? RebuildCommand.defaultWorkerName(),
-                    projections: selected, resolve: resolve)
+                    leaseSeconds: leaseSeconds, projections: selected, resolve: resolve)
                 try await group.run(stop: stop, metrics: metrics) { event in
                     switch event {
                     case .partitionsOwned(let owned, let members):
@@ -109,6 +115,8 @@ struct LiveCommand: AsyncParsableCommand {
                     case .partition(let number, let event): Self.log(event, partition: number)
                     case .leaderUnavailable(let error, let attempt):
                         LogLine.emit("live.partitions_lost", [("error", error), ("attempt", String(attempt))], level: "warn")
+                    case .fencedSilentOwner(let partition, let owner, let seconds):
+                        LogLine.emit("live.lease_expired", [("partition", partition), ("owner", owner), ("silent_seconds", seconds)], level: "warn")
                     }
                 }
             } else {

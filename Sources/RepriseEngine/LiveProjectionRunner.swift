@@ -275,14 +275,17 @@ public final class LiveProjectionRunner {
             try await ensureSplit(runnable)
             let lock = partition.map { LivePartitions.applyLockName(projection: runnable.definition.name, database: database, number: $0.number) }
                 ?? RebuildEngine.projectionLockName(runnable.definition.name, database: database)
-            guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
+            // A partition's apply lock is held by the connection that writes its chunks: killing
+            // that one connection (a silent owner's lease expired) frees both.
+            let holder = partition == nil ? locks : store.connection
+            guard try await holder.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
                 throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")
             }
             do {
                 outcomes.append(try await catchUp(runnable))
-                _ = try await locks.releaseLock(lock)
+                _ = try await holder.releaseLock(lock)
             } catch {
-                _ = try? await locks.releaseLock(lock)
+                _ = try? await holder.releaseLock(lock)
                 throw error
             }
         }

@@ -62,6 +62,7 @@ struct ReadModelStore: Sendable {
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        try await connection.execute("ALTER TABLE \(Self.livePartitionsTable) ADD COLUMN IF NOT EXISTS owner_connection BIGINT NULL")
     }
 
     static let partitionsTable = "reprise_build_partitions"
@@ -99,7 +100,7 @@ struct ReadModelStore: Sendable {
     /// Records that `owner` looks after a live partition now.
     func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
         try await connection.execute(
-            "UPDATE \(Self.livePartitionsTable) SET owner = ?, heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            "UPDATE \(Self.livePartitionsTable) SET owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
             [.string(owner), .int(buildID), .int(Int64(number))])
     }
 

@@ -25,25 +25,31 @@ public struct PartitionedLiveWorker: Sendable {
         /// The PostgreSQL session holding the partitions' locks was lost: every partition's worker
         /// stopped; the process reconnects and claims again.
         case leaderUnavailable(String, attempt: Int)
+        /// Another process's partition was silent past the lease: its sessions were ended, so its
+        /// partitions can be claimed.
+        case fencedSilentOwner(partition: Int, owner: String, silentSeconds: Int)
     }
 
     public let configuration: LiveWorker.Configuration
     public let partitions: Int
     /// At most this many partitions (nil: the fair share).
     public let maxPartitions: Int?
+    /// A partition whose owner applied and looked at nothing for this long is taken from it.
+    public let leaseSeconds: Int
     /// Shown in `reprise status` as the owner of this process's partitions.
     public let owner: String
     public let projections: [RunnableProjection]
     public let resolve: @Sendable (String, Int, String) throws -> RunnableProjection?
 
     public init(
-        _ configuration: LiveWorker.Configuration, partitions: Int, maxPartitions: Int? = nil, owner: String,
+        _ configuration: LiveWorker.Configuration, partitions: Int, maxPartitions: Int? = nil, owner: String, leaseSeconds: Int = 60,
         projections: [RunnableProjection],
         resolve: @escaping @Sendable (String, Int, String) throws -> RunnableProjection? = { _, _, _ in nil }
     ) {
         self.configuration = configuration
         self.partitions = partitions
         self.maxPartitions = maxPartitions
+        self.leaseSeconds = leaseSeconds
         self.owner = owner
         self.projections = projections
         self.resolve = resolve
@@ -66,10 +72,12 @@ public struct PartitionedLiveWorker: Sendable {
             do {
                 let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
                 defer { Task { await leader.close() } }
+                let fence = try await MySQLConnection.connect(url: configuration.mysqlURL)
+                defer { Task { await fence.close() } }
                 try await leader.execute("SELECT pg_advisory_lock_shared($1)", [.int(membership.value)])
                 outage = 0
                 try await coordinate(
-                    leader: leader, database: database, membership: membership, board: board, running: &running, stop: stop,
+                    leader: leader, fence: fence, database: database, membership: membership, board: board, running: &running, stop: stop,
                     metrics: metrics, report: report)
                 return
             } catch {
@@ -91,7 +99,7 @@ public struct PartitionedLiveWorker: Sendable {
 
     /// Claims, runs and hands back partitions until stopped (returns once every worker ended).
     private func coordinate(
-        leader: PostgresConnection, database: String, membership: PostgresAdvisoryLockKey, board: PartitionBoard,
+        leader: PostgresConnection, fence: MySQLConnection, database: String, membership: PostgresAdvisoryLockKey, board: PartitionBoard,
         running: inout [Int: StopSignal], stop: StopSignal, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
     ) async throws {
         var stopping: Set<Int> = []
@@ -112,6 +120,13 @@ public struct PartitionedLiveWorker: Sendable {
                 continue
             }
             metrics?.heartbeat()
+            // A frozen member keeps its sessions and so its partitions: past the lease, end them.
+            for silent in try await LivePartitions.expireSilentOwners(
+                projections: projections.map(\.definition.name), count: partitions, skip: Set(running.keys), leaseSeconds: leaseSeconds,
+                database: database, mysql: fence, postgres: leader)
+            {
+                report(.fencedSilentOwner(partition: silent.partition, owner: silent.owner, silentSeconds: Int(silent.silentSeconds)))
+            }
             let members = try await memberCount(membership, on: leader)
             let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
             let active = running.keys.filter { !stopping.contains($0) }.sorted()

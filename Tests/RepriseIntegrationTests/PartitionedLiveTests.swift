@@ -68,6 +68,17 @@ struct PartitionedLiveTests {
             self.relay = relay
         }
 
+        /// A `reprise live --partitions N` process of this world.
+        func consumer(_ name: String, partitions: Int, fault: String? = nil, extra: [String] = []) throws -> BackgroundProcess {
+            var variables = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL, "REPRISE_AMQP_URL": TestServers.amqpURL]
+            if let fault { variables["REPRISE_FAULT"] = fault }
+            return try BackgroundProcess(
+                ["live"] + PartitionedLiveTests.projections + ["--partitions", String(partitions), "--worker", name, "--projections-dir", folder,
+                 "--store-schema", environment.storeSchema.schema, "--exchange", harness.exchange, "--queue", harness.queue,
+                 "--poll-ms", "300", "--chunk-size", "50", "--metrics-port", "0"] + extra,
+                environment: variables)
+        }
+
         /// Stops the relay (and whatever else runs on `stop`) and removes everything.
         func tearDown(partitions: Int) async throws {
             stop.stop()
@@ -92,21 +103,11 @@ struct PartitionedLiveTests {
 
     @Test func threeConsumersWithOneKilledKeepPerKeyOrderAndLoseNothing() async throws {
         let world = try await World.make(events: 1_000, seed: 310)
-        let (environment, harness, folder, definitions) = (world.environment, world.harness, world.folder, world.definitions)
+        let (environment, folder, definitions) = (world.environment, world.folder, world.definitions)
         let handledAtSplit = try await Self.handledCounts(environment, definitions)
-        let variables = ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": environment.mysqlURL, "REPRISE_AMQP_URL": TestServers.amqpURL]
-        func consumer(_ name: String, fault: String? = nil) throws -> BackgroundProcess {
-            var environment = variables
-            if let fault { environment["REPRISE_FAULT"] = fault }
-            return try BackgroundProcess(
-                ["live"] + Self.projections + ["--partitions", "3", "--worker", name, "--projections-dir", folder,
-                 "--store-schema", harness.environment.storeSchema.schema, "--exchange", harness.exchange, "--queue", harness.queue,
-                 "--poll-ms", "300", "--chunk-size", "50", "--metrics-port", "0"],
-                environment: environment)
-        }
         // w1 dies after committing its fourth batch, before acknowledging it.
-        let doomed = try consumer("w1", fault: "kill-before-ack:4")
-        let survivors = try [consumer("w2"), consumer("w3")]
+        let doomed = try world.consumer("w1", partitions: 3, fault: "kill-before-ack:4")
+        let survivors = try [world.consumer("w2", partitions: 3), world.consumer("w3", partitions: 3)]
         try await waitUntil("three consumers to own one partition each") {
             let partitions = try await Self.livePartitions(environment)
             return partitions.count == 6 && Set(partitions.map(\.owner)) == ["w1", "w2", "w3"]
@@ -350,6 +351,41 @@ struct PartitionedLiveTests {
         #expect(after != before)
         #expect(try await active() == after)
         await consumer.close()
+        try await world.tearDown(partitions: 2)
+    }
+
+    @Test func aFrozenConsumersPartitionsAreTakenOverWhenItsLeaseExpires() async throws {
+        let world = try await World.make(events: 300, seed: 380)
+        let environment = world.environment
+        let lease = ["--lease-seconds", "2"]
+        let sleeper = try world.consumer("w1", partitions: 2, extra: lease)
+        let keeper = try world.consumer("w2", partitions: 2, extra: lease)
+        try await waitUntil("each consumer to own a partition") {
+            let partitions = try await Self.livePartitions(environment)
+            return partitions.count == 4 && Self.projections.allSatisfy { name in Set(partitions.filter { $0.projection == name }.map(\.owner)) == ["w1", "w2"] }
+        }
+        // w1 freezes: alive, its sessions open, its partition silent.
+        sleeper.signal(SIGSTOP)
+        FaultLedger.record(.injected, "partitioned live consumer frozen (SIGSTOP)")
+        try await environment.seed(events: 400, seed: 381)
+        var reference = try await PartitionedRebuildTests.reference(environment, folder: world.folder)
+        try await waitUntil("w2 to fence w1 off, take its partition and catch up", limit: .seconds(90)) {
+            let owners = Set(try await Self.livePartitions(environment).map(\.owner))
+            let tables = try await Self.tables(environment)
+            return owners == ["w2"] && tables == reference
+        }
+        // w1 wakes up without its sessions: whatever it does next, nothing is applied twice.
+        sleeper.signal(SIGCONT)
+        try await environment.seed(events: 200, seed: 382)
+        reference = try await PartitionedRebuildTests.reference(environment, folder: world.folder)
+        try await waitUntil("everything applied after w1 woke", limit: .seconds(90)) { try await Self.tables(environment) == reference }
+        for process in [sleeper, keeper] { process.signal(SIGTERM) }
+        let kept = try await keeper.finish()
+        _ = try await sleeper.finish()
+        #expect(kept.status == 0, "\(kept.standardError)")
+        #expect(kept.standardError.contains("live.lease_expired"), "\(kept.standardError)")
+        #expect(try await Self.tables(environment) == reference)
+        FaultLedger.record(.recovered, "partitioned live consumer frozen (SIGSTOP)")
         try await world.tearDown(partitions: 2)
     }
 
