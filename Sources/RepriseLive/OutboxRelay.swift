@@ -22,6 +22,10 @@ public struct OutboxRelay: Sendable {
         public var storeSchema: EventStoreSchema = .standard
         public var exchange = "reprise.events"
         public var batchSize = 500
+        /// Persistent messages survive a broker restart (for other consumers of the exchange).
+        /// Reprise's live workers only take them as triggers and read the store, so transient
+        /// ones lose nothing for them and cost the broker no disk writes.
+        public var persistentMessages = true
         /// Shares the outbox is split into, by hash of the stream id. Every relay of an outbox must
         /// use the same number.
         public var shares = 1
@@ -155,7 +159,7 @@ public struct OutboxRelay: Sendable {
                     try await connection.declareExchange(configuration.exchange, type: .topic)
                     amqp = connection
                 }
-                let outcome = try await connection.publishConfirmed(batch.map { EventMessage.message($0, exchange: configuration.exchange) })
+                let outcome = try await connection.publishConfirmed(batch.map { EventMessage.message($0, exchange: configuration.exchange, persistent: configuration.persistentMessages) })
                 guard outcome.nacked.isEmpty else {
                     throw AMQPError(code: .publishRejected, message: "the broker nacked \(outcome.nacked.count) messages")
                 }

@@ -405,6 +405,7 @@ struct PartitionedLiveTests {
         var bySlot: [Int: Set<Int64>] = [:]
         var messages = 0
         while let delivery = try await amqp.get(queue: harness.queue) {
+            #expect(delivery.properties.persistent, "persistent by default")
             guard let position = EventMessage.position(of: delivery), case .int(let slot)? = delivery.properties.headers[EventMessage.slotHeader] else {
                 Issue.record("a message without position or slot")
                 continue
@@ -421,6 +422,22 @@ struct PartitionedLiveTests {
             #expect(Set((0..<result.rowCount).compactMap { result.int64($0, 0) }) == positions, "slot \(slot)")
         }
         #expect(bySlot.count > 20)
+
+        // Transient messages on request (the default above is persistent).
+        try await environment.seed(events: 10, seed: 331)
+        var transient = harness.relayConfiguration()
+        transient.persistentMessages = false
+        let quick = StopSignal()
+        let quickRelay = Task { try await OutboxRelay(transient).run(stop: quick) }
+        try await waitUntil("the transient relay to publish") { try await environment.unpublishedCount() == 0 }
+        quick.stop()
+        try await quickRelay.value
+        var modes: [Bool] = []
+        while let delivery = try await amqp.get(queue: harness.queue) {
+            modes.append(delivery.properties.persistent)
+            try await amqp.ack(delivery.deliveryTag)
+        }
+        #expect(modes == Array(repeating: false, count: 10))
         await amqp.close()
         await harness.cleanUp()
         await environment.tearDown()
