@@ -14,9 +14,9 @@ struct DemoCommand: AsyncParsableCommand {
             commandName: "seed",
             abstract: "Append a deterministic e-commerce history to the event store.",
             discussion: """
-                Products, customers, orders with items, payments, shipments and cancellations, with a few
-                hot customers and products. The same --seed always gives the same events. Events and
-                their outbox rows are written through the append API, in batches of one transaction each.
+                Products, customers, orders with items, payments, shipments and cancellations, with a few \
+                hot customers and products. The same --seed always gives the same events. Events and \
+                their outbox rows are written through the append API, in batches of one transaction each. \
                 Creates the event store tables first when they are missing.
                 """)
 

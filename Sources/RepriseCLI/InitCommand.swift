@@ -7,7 +7,7 @@ struct InitCommand: AsyncParsableCommand {
         commandName: "init",
         abstract: "Create the default event store and outbox tables in PostgreSQL.",
         discussion: """
-            Idempotent: existing tables with the expected shape are kept as they are. A table of the
+            Idempotent: existing tables with the expected shape are kept as they are. A table of the \
             same name with another shape is never altered; the command stops and names the differences.
             """)
 

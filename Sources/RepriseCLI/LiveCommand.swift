@@ -7,22 +7,22 @@ struct LiveCommand: AsyncParsableCommand {
         commandName: "live",
         abstract: "Keep projections current from RabbitMQ messages published by the relay.",
         discussion: """
-            Applies events to the active build of each projection (run `reprise rebuild` first),
-            with the same handlers as the rebuild. On start it catches up from its checkpoint to the
-            head of the event store, then consumes its queue (bound to the handled event types, with a
-            parked queue for poison events). Messages are acknowledged after the MySQL commit.
-            Duplicates and redeliveries change nothing; gaps are read from the event store. After a
-            rebuild swaps new tables in, the worker continues on the new build without a restart.
-            SIGTERM/SIGINT finish the batch, commit, acknowledge and exit. Logs are JSON lines on
+            Applies events to the active build of each projection (run `reprise rebuild` first), \
+            with the same handlers as the rebuild. On start it catches up from its checkpoint to the \
+            head of the event store, then consumes its queue (bound to the handled event types, with a \
+            parked queue for poison events). Messages are acknowledged after the MySQL commit. \
+            Duplicates and redeliveries change nothing; gaps are read from the event store. After a \
+            rebuild swaps new tables in, the worker continues on the new build without a restart. \
+            SIGTERM/SIGINT finish the batch, commit, acknowledge and exit. Logs are JSON lines on \
             standard error.
 
-            With --partitions N, any number of `reprise live` processes (same N, same --queue) share
-            the work: the events of each projection are split into N live partitions by the hash of
-            its partition_key, each with its own queue (the relay routes by stream), its own
-            checkpoint and one consumer at a time. A process takes its fair share of partitions
-            (or --max-partitions), gives some back when others join, and takes over the partitions
-            of a process that died. Every projection needs a partition_key. An unpartitioned live
-            worker, a group of another size or a rollback merges the partitions back into one
+            With --partitions N, any number of `reprise live` processes (same N, same --queue) share \
+            the work: the events of each projection are split into N live partitions by the hash of \
+            its partition_key, each with its own queue (the relay routes by stream), its own \
+            checkpoint and one consumer at a time. A process takes its fair share of partitions \
+            (or --max-partitions), gives some back when others join, and takes over the partitions \
+            of a process that died. Every projection needs a partition_key. An unpartitioned live \
+            worker, a group of another size or a rollback merges the partitions back into one \
             checkpoint first (refused while consumers of the partitions run).
             """)
 

@@ -8,12 +8,12 @@ struct MigrateCommand: AsyncParsableCommand {
         commandName: "migrate",
         abstract: "Build a new version of a projection beside the live one, catch up, and swap.",
         discussion: """
-            Edit the projection file (new columns, fixed handlers, split tables), raise its `version`,
-            then run `reprise migrate <projection>`. The new version is built into its own tables from
-            the event store while the live worker keeps the active version current; it catches up to the
-            head, runs the checks and swaps all tables at once. A running `reprise live` follows the new
-            version without a restart (it reloads the projection files). The previous version's tables
-            are kept for `reprise rollback` (with that version's file) while --keep-retired allows.
+            Edit the projection file (new columns, fixed handlers, split tables), raise its `version`, \
+            then run `reprise migrate <projection>`. The new version is built into its own tables from \
+            the event store while the live worker keeps the active version current; it catches up to the \
+            head, runs the checks and swaps all tables at once. A running `reprise live` follows the new \
+            version without a restart (it reloads the projection files). The previous version's tables \
+            are kept for `reprise rollback` (with that version's file) while --keep-retired allows. \
             Same exit codes as `reprise rebuild`.
             """)
 

@@ -8,8 +8,8 @@ struct ParkedCommand: AsyncParsableCommand {
         commandName: "parked",
         abstract: "List parked streams, or ask the live worker to retry or skip one after a fix.",
         discussion: """
-            A stream is parked when one of its events kept failing in the live worker: that event and
-            every later event of the stream wait, in order, while other streams flow. The failing event
+            A stream is parked when one of its events kept failing in the live worker: that event and \
+            every later event of the stream wait, in order, while other streams flow. The failing event \
             is also in the parked queue (<queue>.parked) with the error, projection and position.
               reprise parked                              list
               reprise parked retry <projection> <stream>  apply the waiting events again (after a fix)

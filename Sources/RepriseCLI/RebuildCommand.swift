@@ -13,16 +13,16 @@ struct RebuildCommand: AsyncParsableCommand {
         commandName: "rebuild",
         abstract: "Rebuild projections from the event store into new tables, then swap them in.",
         discussion: """
-            Streams every event the projections handle from PostgreSQL through a server-side cursor,
-            applies the handlers to new (green) MySQL tables in checkpointed chunks, catches up with
-            events committed meanwhile, runs the projection's checks, and swaps all its tables in with
+            Streams every event the projections handle from PostgreSQL through a server-side cursor, \
+            applies the handlers to new (green) MySQL tables in checkpointed chunks, catches up with \
+            events committed meanwhile, runs the projection's checks, and swaps all its tables in with \
             one atomic RENAME TABLE. Readers see the old tables until the swap and the new ones after.
 
-            Several projections given together read and decode the store once. An interrupted rebuild
-            (crash, kill -9, lost server) resumes from its last committed chunk when run again with the
+            Several projections given together read and decode the store once. An interrupted rebuild \
+            (crash, kill -9, lost server) resumes from its last committed chunk when run again with the \
             same projection definition. One rebuild per projection runs at a time.
 
-            Exit codes: 0 done, 1 failure, 64 bad usage, 3 server unreachable, 4 another rebuild of the
+            Exit codes: 0 done, 1 failure, 64 bad usage, 3 server unreachable, 4 another rebuild of the \
             projection is running, 5 a check failed (the live tables were left in place).
             """)
 

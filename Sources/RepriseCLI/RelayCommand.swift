@@ -6,14 +6,14 @@ struct RelayCommand: AsyncParsableCommand {
         commandName: "relay",
         abstract: "Publish outbox rows to RabbitMQ with publisher confirms, then mark them published.",
         discussion: """
-            Exactly one relay is active per outbox (a PostgreSQL advisory lock); start several for
-            failover: the others stand by and take over when the active one dies. With --shares N the
-            outbox is split by hash of the stream id and several relays publish at once, one per share
-            (each stream's events still go out in order); a relay takes up to --max-shares of them and
-            takes over the shares of a relay that died. Wakes on
-            NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it
-            retries with backoff; rows are marked published only after the broker confirmed them, so a
-            crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit.
+            Exactly one relay is active per outbox (a PostgreSQL advisory lock); start several for \
+            failover: the others stand by and take over when the active one dies. With --shares N the \
+            outbox is split by hash of the stream id and several relays publish at once, one per share \
+            (each stream's events still go out in order); a relay takes up to --max-shares of them and \
+            takes over the shares of a relay that died. Wakes on \
+            NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it \
+            retries with backoff; rows are marked published only after the broker confirmed them, so a \
+            crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit. \
             Logs are JSON lines on standard error.
             """)
 

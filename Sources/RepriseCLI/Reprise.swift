@@ -18,12 +18,12 @@ struct Reprise: AsyncParsableCommand {
         abstract: "Projection rebuild and replay engine: events in PostgreSQL, read models in MySQL, live updates through RabbitMQ.",
         discussion: """
             Connections come from flags, else from the environment:
-              REPRISE_POSTGRES_URL  postgresql://user:password@host:port/database   (event store and outbox)
-              REPRISE_MYSQL_URL     mysql://user:password@host:port/database        (read models)
-              REPRISE_AMQP_URL      amqp://user:password@host:port/vhost            (RabbitMQ)
+              REPRISE_POSTGRES_URL  postgresql://user:password@host:port/db (event store)
+              REPRISE_MYSQL_URL     mysql://user:password@host:port/db      (read models)
+              REPRISE_AMQP_URL      amqp://user:password@host:port/vhost    (RabbitMQ)
             For the local servers of this repository: eval "$(scripts/services env)".
 
-            Exit codes: 0 success, 1 failure (the message says what and where), 64 bad usage,
+            Exit codes: 0 success, 1 failure (the message says what and where), 64 bad usage, \
             3 a server could not be reached or refused the login.
             """,
         subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, MigrateCommand.self, RollbackCommand.self, RunCommand.self, CheckCommand.self, BenchNaiveCommand.self, BenchLiveCommand.self]

@@ -6,10 +6,10 @@ struct RollbackCommand: AsyncParsableCommand {
         commandName: "rollback",
         abstract: "Make the previous build of a projection live again, caught up first.",
         discussion: """
-            Takes the most recently retired build (its tables are kept while --keep-retired allows),
-            applies every event committed since it was retired, then swaps it in with one RENAME TABLE.
-            The build that was live is retired in turn, so a second rollback rolls forward again.
-            A running live worker follows the swap. The retired build must be of the projection file's
+            Takes the most recently retired build (its tables are kept while --keep-retired allows), \
+            applies every event committed since it was retired, then swaps it in with one RENAME TABLE. \
+            The build that was live is retired in turn, so a second rollback rolls forward again. \
+            A running live worker follows the swap. The retired build must be of the projection file's \
             version and definition.
             """)
 

@@ -11,10 +11,10 @@ struct RunCommand: AsyncParsableCommand {
         commandName: "run",
         abstract: "Run a job file from jobs/ (rebuild, live, relay or migrate).",
         discussion: """
-            A job names what to run, on which projections, with which settings, and the environment
-            variables that hold the connection URLs (never the URLs themselves). One run of a job at a
-            time: a run that finds the previous one still going (a PostgreSQL advisory lock named after
-            the job) exits at once with code 6, so a scheduler can start jobs on a timer safely.
+            A job names what to run, on which projections, with which settings, and the environment \
+            variables that hold the connection URLs (never the URLs themselves). One run of a job at a \
+            time: a run that finds the previous one still going (a PostgreSQL advisory lock named after \
+            the job) exits at once with code 6, so a scheduler can start jobs on a timer safely. \
             Exit codes: those of the command the job runs, and 6 when the previous run is still running.
             """)
 

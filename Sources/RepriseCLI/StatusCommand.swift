@@ -9,8 +9,8 @@ struct StatusCommand: AsyncParsableCommand {
         commandName: "status",
         abstract: "Show each projection's active version, lag, rebuilds in progress and parked streams.",
         discussion: """
-            Lag counts the events committed in the event store that the active build has not applied
-            yet (any event type), and the age of the oldest of them: with a live worker running it
+            Lag counts the events committed in the event store that the active build has not applied \
+            yet (any event type), and the age of the oldest of them: with a live worker running it \
             stays near zero; while the worker is stopped it grows with every append.
             """)
 
