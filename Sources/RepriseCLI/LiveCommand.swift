@@ -76,6 +76,10 @@ struct LiveCommand: AsyncParsableCommand {
         if let maxPartitions, maxPartitions < 1 { throw ValidationError("--max-partitions must be at least 1") }
         if partitions == nil, maxPartitions != nil || worker != nil { throw ValidationError("--max-partitions and --worker are for partitioned live workers: give --partitions too") }
         guard leaseSeconds >= 1 else { throw ValidationError("--lease-seconds must be at least 1") }
+        // An idle owner records its heartbeat once per look at the store (every --poll-ms).
+        if partitions != nil, leaseSeconds * 1_000 < 5 * pollMs {
+            throw ValidationError("--lease-seconds must be at least five times --poll-ms, or idle owners would lose their partitions")
+        }
     }
 
     func run() async throws {
