@@ -63,6 +63,9 @@ public struct PartitionedLiveWorker: Sendable {
             throw EngineError(.invalidRequest, message: "--partitions must be between 1 and \(PartitionSlots.count)")
         }
         try LiveProjectionRunner.requirePartitionKeys(projections)
+        guard Duration.seconds(leaseSeconds) >= configuration.pollInterval * 5 else {
+            throw EngineError(.invalidRequest, message: "the lease (\(leaseSeconds) s) must be at least five poll intervals: idle owners record their heartbeat once per look")
+        }
         let database = try await Self.readModelDatabase(configuration.mysqlURL)
         let membership = PostgresAdvisoryLockKey("reprise.live.\(database).\(configuration.queue).members-of-\(partitions)")
         let board = PartitionBoard()
