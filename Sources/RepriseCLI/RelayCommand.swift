@@ -57,6 +57,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.shares = shares
             configuration.maxShares = maxShares
             configuration.persistentMessages = !transientMessages
+            configuration.owner = RebuildCommand.defaultWorkerName()
             configuration.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
             configuration.retention = .seconds(Int64(retentionHours * 3600))
             let stop = StopSignal()

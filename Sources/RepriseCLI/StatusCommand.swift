@@ -1,6 +1,7 @@
 import RepriseSupport
 import ArgumentParser
 import RepriseEngine
+import RepriseLive
 import RepriseMySQL
 import ReprisePostgres
 
@@ -33,6 +34,7 @@ struct StatusCommand: AsyncParsableCommand {
                 ((try? ProjectionCatalog.load(directory: projectionsDir).all) ?? []).map { ($0.definition.name, $0.definition) }, uniquingKeysWith: { $1 })
             let statuses = try await ProjectionStatusReader.read(
                 mysql: my, postgres: pg, source: try eventSource.eventSource(postgres), definitions: definitions)
+            let relays = try await OutboxRelay.announcements(on: pg)
             await my.close()
             await pg.close()
             if json {
@@ -60,9 +62,16 @@ struct StatusCommand: AsyncParsableCommand {
                     String(status.parkedStreams), String(error.prefix(80)),
                 ])
             }
-            let widths = (0..<table[0].count).map { column in table.map { $0[column].count }.max() ?? 0 }
-            for row in table {
-                Terminal.output(zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
+            Terminal.table(table)
+            // Active relays, from their PostgreSQL sessions: who publishes which outbox shares.
+            if !relays.isEmpty {
+                Terminal.output("")
+                Terminal.output("relays:")
+                var rows = [["OWNER", "OUTBOX", "SHARES", "SESSION AGE (S)"]]
+                for relay in relays {
+                    rows.append([relay.owner, relay.outbox, relay.shares.map(String.init).joined(separator: ",") + " of \(relay.of)", String(Int(relay.sessionSeconds))])
+                }
+                Terminal.table(rows, indent: "  ")
             }
             // Live partitions of active builds: one line per partition.
             for status in statuses where !status.livePartitions.isEmpty {
@@ -75,10 +84,7 @@ struct StatusCommand: AsyncParsableCommand {
                         lag.map(String.init) ?? "-", partition.secondsSinceHeartbeat.map { String(format: "%.0f", $0) } ?? "-",
                     ])
                 }
-                let widths = (0..<rows[0].count).map { column in rows.map { $0[column].count }.max() ?? 0 }
-                for row in rows {
-                    Terminal.output("  " + zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
-                }
+                Terminal.table(rows, indent: "  ")
             }
             // Partitioned rebuilds in progress: one line per partition.
             for status in statuses {

@@ -25,6 +25,15 @@ enum Terminal {
         write("\n", to: STDERR_FILENO)
     }
 
+    /// Rows as left-aligned columns (the first row is the header), to standard output.
+    static func table(_ rows: [[String]], indent: String = "") {
+        guard let first = rows.first else { return }
+        let widths = (0..<first.count).map { column in rows.map { $0[column].count }.max() ?? 0 }
+        for row in rows {
+            output(indent + zip(row, widths).map { $0 + String(repeating: " ", count: $1 - $0.count) }.joined(separator: "  "))
+        }
+    }
+
     /// Unbuffered writes straight to the file descriptor: no shared C `FILE*` state.
     private static func write(_ text: String, to descriptor: Int32) {
         var bytes = Array(text.utf8)

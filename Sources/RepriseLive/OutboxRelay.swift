@@ -31,6 +31,8 @@ public struct OutboxRelay: Sendable {
         public var shares = 1
         /// How many shares this relay takes at most (nil: all it can get).
         public var maxShares: Int?
+        /// This relay's name in `reprise status` (host:pid by default in the CLI).
+        public var owner = "relay"
         public var pollInterval: Duration = .seconds(1)
         public var retention: Duration = .seconds(7 * 24 * 3600)
         public var cleanupInterval: Duration = .seconds(60)
@@ -112,6 +114,7 @@ public struct OutboxRelay: Sendable {
         guard !stop.isStopped else { return }
         report(.active)
         if configuration.shares > 1 { report(.sharesOwned(owned)) }
+        try await announce(owned, on: leader)
         var lastClaim = ContinuousClock.now
         try await leader.listen(Self.notifyChannel)
 
@@ -136,6 +139,7 @@ public struct OutboxRelay: Sendable {
                 if claimed != owned {
                     owned = claimed
                     report(.sharesOwned(owned))
+                    try await announce(owned, on: leader)
                 }
             }
             let batch = try await unpublished(work, shares: owned)
@@ -178,6 +182,45 @@ public struct OutboxRelay: Sendable {
         }
         await amqp?.close()
         for share in owned { _ = try? await leader.advisoryUnlock(lockKey(share: share)) }
+    }
+
+    // MARK: - What `reprise status` shows
+
+    /// An active relay as PostgreSQL shows it: its session's `application_name`.
+    public struct Announcement: Sendable, Equatable {
+        public var owner: String
+        public var outbox: String
+        public var shares: [Int]
+        public var of: Int
+        /// Seconds since the relay's session started.
+        public var sessionSeconds: Double
+    }
+
+    static let announcementPrefix = "reprise relay "
+
+    /// Puts who publishes which shares into the session's `application_name`, which every role can
+    /// read in `pg_stat_activity`: no table, no extra grant.
+    private func announce(_ shares: [Int], on leader: PostgresConnection) async throws {
+        let text = Self.announcementPrefix + "\(configuration.owner) \(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable) "
+            + shares.map(String.init).joined(separator: ",") + "/\(configuration.shares)"
+        // PostgreSQL keeps 63 bytes of it: the owner is the part that can be long.
+        _ = try await leader.query("SELECT set_config('application_name', $1, false)", [.text(String(text.utf8.prefix(63)) ?? text)])
+    }
+
+    /// The active relays of every outbox of this database.
+    public static func announcements(on connection: PostgresConnection) async throws -> [Announcement] {
+        let result = try await connection.query(
+            """
+            SELECT application_name, extract(epoch FROM now() - backend_start)::float8 FROM pg_stat_activity
+            WHERE application_name LIKE 'reprise relay %' AND datname = current_database() ORDER BY application_name
+            """)
+        return (0..<result.rowCount).compactMap { row in
+            guard let text = result.string(row, 0) else { return nil }
+            let parts = text.dropFirst(announcementPrefix.count).split(separator: " ")
+            guard parts.count == 3, let slash = parts[2].lastIndex(of: "/"), let of = Int(parts[2][parts[2].index(after: slash)...]) else { return nil }
+            let shares = parts[2][..<slash].split(separator: ",").compactMap { Int($0) }
+            return Announcement(owner: String(parts[0]), outbox: String(parts[1]), shares: shares, of: of, sessionSeconds: result.double(row, 1) ?? 0)
+        }
     }
 
     static func record(_ event: Event, in metrics: MetricsRegistry) {

@@ -32,6 +32,8 @@ struct PartitionedRelayTests {
         try await harness.declareCatchAllQueue()
 
         var first = harness.relayConfiguration(), second = harness.relayConfiguration()
+        first.owner = "r1"
+        second.owner = "r2"
         first.shares = 4
         first.maxShares = 2
         second.shares = 4
@@ -43,6 +45,14 @@ struct PartitionedRelayTests {
         try await waitUntil("the second relay to take the other two") { await Self.owned(secondReports).count == 2 }
         let (firstShares, secondShares) = (await Self.owned(firstReports), await Self.owned(secondReports))
         #expect(Set(firstShares + secondShares) == [0, 1, 2, 3])
+        // `reprise status` shows who publishes which shares, from the relays' sessions.
+        let outbox = "\(environment.storeSchema.schema).\(environment.storeSchema.outboxTable)"
+        try await waitUntil("both relays to announce their shares") {
+            let announced = try await OutboxRelay.announcements(on: environment.postgres).filter { $0.outbox == outbox }
+            return announced.map(\.owner).sorted() == ["r1", "r2"]
+                && announced.first { $0.owner == "r1" }?.shares == firstShares && announced.first { $0.owner == "r2" }?.shares == secondShares
+                && announced.allSatisfy { $0.of == 4 }
+        }
 
         try await environment.seed(events: 1_500, seed: 190)
         let unpublished = { try await environment.unpublishedCount() }
