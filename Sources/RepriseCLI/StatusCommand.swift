@@ -91,12 +91,14 @@ struct StatusCommand: AsyncParsableCommand {
                 for build in status.building where !build.partitions.isEmpty {
                     Terminal.output("")
                     Terminal.output("\(status.projection) build \(build.buildID), partitions:")
-                    Terminal.output("  PARTITION  STATE    OWNER                 EVENTS    POSITION  LEASE AGE (S)")
+                    var rows = [["PARTITION", "STATE", "OWNER", "EVENTS", "POSITION", "LEASE AGE (S)"]]
                     for partition in build.partitions {
-                        let owner = (partition.owner ?? "-").padding(toLength: 20, withPad: " ", startingAt: 0)
-                        let age = partition.secondsSinceHeartbeat.map { String(format: "%.0f", $0) } ?? "-"
-                        Terminal.output("  \(String(partition.number).padding(toLength: 9, withPad: " ", startingAt: 0))  \(partition.state.rawValue.padding(toLength: 7, withPad: " ", startingAt: 0))  \(owner)  \(String(partition.eventsApplied).padding(toLength: 8, withPad: " ", startingAt: 0))  \(String(partition.roundPosition).padding(toLength: 8, withPad: " ", startingAt: 0))  \(age)")
+                        rows.append([
+                            String(partition.number), partition.state.rawValue, partition.owner ?? "-", String(partition.eventsApplied),
+                            String(partition.roundPosition), partition.secondsSinceHeartbeat.map { String(format: "%.0f", $0) } ?? "-",
+                        ])
                     }
+                    Terminal.table(rows, indent: "  ")
                 }
             }
         }

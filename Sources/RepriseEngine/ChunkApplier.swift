@@ -32,24 +32,29 @@ struct ChunkApplier: Sendable {
     /// position) and applies it chunk by chunk. Returns the number of events read.
     func readRound(
         _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
-        chunkNumber: inout Int, progress: (_ done: Int64, _ total: Int64) -> Void = { _, _ in }
+        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil
     ) async throws -> Int64 {
         let record = group[0].record
         let spec = EventStoreReader.Round(
             eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
             afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata, partition: group[0].partitionSpec)
-        // For progress only. A partition's exact count would hash every row's key once more (a
-        // second scan per partition); its share of the round's count is close enough.
-        var whole = spec
-        whole.partition = nil
-        let roundCount = try await reader.count(whole)
-        guard roundCount > 0 else {
-            progress(0, 0)
-            return 0
+        // A count only for a progress bar (the live worker has none: no count on its hot path).
+        // A partition's share of the whole round's count is close enough and spares hashing
+        // every key a second time.
+        var total: Int64 = 0
+        if let progress {
+            var whole = spec
+            whole.partition = nil
+            let roundCount = try await reader.count(whole)
+            guard roundCount > 0 else {
+                progress(0, 0)
+                return 0
+            }
+            total = spec.partition.map { max(1, roundCount / Int64($0.count)) } ?? roundCount
+            progress(0, total)
         }
-        let total = spec.partition.map { max(1, roundCount / Int64($0.count)) } ?? roundCount
+        let progress = progress ?? { _, _ in }
         var done: Int64 = 0
-        progress(0, total)
         var pending: [ProjectionEvent] = []
         pending.reserveCapacity(chunkSize)
         var number = chunkNumber
@@ -149,7 +154,7 @@ struct ChunkApplier: Sendable {
                 for build in group { build.workspace.reset() }
                 // A dropped connection or a deadlock loses the transaction, never its effect twice:
                 // the chunk is applied again from the events in memory.
-                if attempt < Self.maxAttempts, Self.isRetryable(error) {
+                if attempt < Self.maxAttempts, Self.isRetryable(error, group: group) {
                     try await Task.sleep(for: TransientFailure.backoff(attempt: attempt))
                     continue
                 }
@@ -212,8 +217,12 @@ struct ChunkApplier: Sendable {
 
     /// A MySQL failure the chunk survives by running again: a lost or refused connection (a
     /// restarting server), a deadlock, a lock wait timeout.
-    static func isRetryable(_ error: any Error) -> Bool {
-        (error is MySQLError || error is MySQLTransactionError) && TransientFailure.isTransient(error)
+    /// Live tables are not retried here: a reconnect loses the named locks (projection or
+    /// partition apply lock) that keep a swap, or a new owner after a lease expired, away. The
+    /// live worker reopens its runner instead, takes the locks again and resumes from the
+    /// committed checkpoints.
+    static func isRetryable(_ error: any Error, group: [ActiveBuild]) -> Bool {
+        (error is MySQLError || error is MySQLTransactionError) && TransientFailure.isTransient(error) && !group.contains(where: \.writesLiveTables)
     }
 
     /// Attempts per chunk: with the backoff, about 25 s for a server to come back.
@@ -342,7 +351,7 @@ final class ChunkPipeline {
             return true
         } catch {
             for build in group { build.workspace.reset() }
-            guard ChunkApplier.isRetryable(error) else {
+            guard ChunkApplier.isRetryable(error, group: group) else {
                 if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
                 throw error
             }

@@ -57,12 +57,14 @@ public enum LivePartitions {
                 terminated += try await postgres.terminateAdvisoryLockHolders(
                     ownerLockKey(projection: projection, database: database, number: number, count: count))
             }
-            guard terminated > 0 else { continue }  // nobody holds it: an ordinary claim takes it
+            // Killed even when no session held the owner locks any more (fencing another partition
+            // of the same frozen process ended it): its chunk connections may still hold this
+            // partition's apply lock. A live owner always holds its locks, so none is hit.
             for connection in (rows.string(row, 4) ?? "").split(separator: ",").compactMap({ Int64($0) }) {
                 // Gone already, or reused by nobody: MariaDB connection ids only grow.
                 _ = try? await mysql.execute("KILL CONNECTION \(connection)")
             }
-            expired.append(SilentOwner(partition: number, owner: rows.string(row, 3) ?? "?", silentSeconds: silent))
+            if terminated > 0 { expired.append(SilentOwner(partition: number, owner: rows.string(row, 3) ?? "?", silentSeconds: silent)) }
         }
         return expired
     }

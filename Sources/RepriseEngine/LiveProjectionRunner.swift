@@ -188,10 +188,8 @@ public final class LiveProjectionRunner {
         return (build, previous)
     }
 
-    /// The active build with this runner's live partition: splits the build first when it is not
-    /// split (or split into another number of partitions that nobody owns any more).
-    /// Nil when the build is not split for this runner (a swap came between `ensureSplit` and
-    /// the apply lock): the next catch-up splits the new build.
+    /// The active build with this runner's live partition; nil when the build is not split for
+    /// this runner (the caller splits it with `ensureSplit`, outside the apply lock).
     private func partitionBuild(_ active: BuildRecord, _ runnable: RunnableProjection, _ partition: Partition, previous: Int64?) async throws -> (ActiveBuild, switchedFrom: Int64?)? {
         let name = runnable.definition.name
         guard let row = try await store.livePartitions(of: active.buildID).first(where: { $0.number == partition.number && $0.count == partition.count }) else {
@@ -220,14 +218,14 @@ public final class LiveProjectionRunner {
         guard let partition else { return }
         let (active, runnable) = try await activeRecord(runnable)
         if try await store.livePartitions(of: active.buildID).first?.count != partition.count {
-            _ = try await split(active, runnable, into: partition.count)
+            try await split(active, runnable, into: partition.count)
         }
     }
 
     /// Splits the active build into `count` live partitions, under the projection lock (which
     /// the unpartitioned worker and swaps take): first merges a split of another size whose
     /// consumers are gone, and finishes a round an unpartitioned worker left half done.
-    private func split(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws -> [LivePartition] {
+    private func split(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws {
         let name = runnable.definition.name
         let lock = RebuildEngine.projectionLockName(name, database: database)
         guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
@@ -238,7 +236,7 @@ public final class LiveProjectionRunner {
             throw EngineError(.inconsistentState, projection: name, message: "build \(active.buildID) stopped being active while splitting it")
         }
         let existing = try await store.livePartitions(of: current.buildID)
-        if existing.first?.count == count { return existing }
+        if existing.first?.count == count { return }
         let parkedStreams = Set(try await parked.list(projection: name, scope: "").map(\.streamID))
         if !existing.isEmpty {
             current = try await LivePartitions.merge(
@@ -263,7 +261,6 @@ public final class LiveProjectionRunner {
             try await parked.scopeToPartitions(projection: name, count: count)
             try await store.splitLive(split, count: count)
         }
-        return try await store.livePartitions(of: current.buildID)
     }
 
     /// Applies everything committed up to now to every projection. Throws `Failure` for a
@@ -272,30 +269,42 @@ public final class LiveProjectionRunner {
         var outcomes: [Outcome] = []
         for name in projections.map(\.definition.name) {
             guard let runnable = projections.first(where: { $0.definition.name == name }) else { continue }
-            try await ensureSplit(runnable)
-            let lock = partition.map { LivePartitions.applyLockName(projection: runnable.definition.name, database: database, number: $0.number) }
-                ?? RebuildEngine.projectionLockName(runnable.definition.name, database: database)
-            // A partition's apply lock is held by the connection that writes its chunks: killing
-            // that one connection (a silent owner's lease expired) frees both.
-            let holder = partition == nil ? locks : store.connection
-            guard try await holder.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
-                throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")
-            }
-            do {
-                outcomes.append(try await catchUp(runnable))
-                _ = try await holder.releaseLock(lock)
-            } catch {
-                _ = try? await holder.releaseLock(lock)
-                throw error
+            if let outcome = try await catchUpLocked(runnable) {
+                outcomes.append(outcome)
+            } else {
+                // Not split for this runner (first start, or a swap brought a new build): split
+                // outside the apply lock, then catch up.
+                try await ensureSplit(runnable)
+                outcomes.append(try await catchUpLocked(runnable) ?? Outcome(
+                    projection: name, buildID: 0, eventsApplied: 0, switchedFromBuild: nil, releasedStreams: []))
             }
         }
         return outcomes
     }
 
-    private func catchUp(_ runnable: RunnableProjection) async throws -> Outcome {
-        guard let (build, switchedFrom) = try await currentBuild(runnable) else {
-            return Outcome(projection: runnable.definition.name, buildID: 0, eventsApplied: 0, switchedFromBuild: nil, releasedStreams: [])
+    /// One catch-up under the projection lock (or this runner's partition's apply lock); nil
+    /// when the active build is not split for this runner's partition.
+    private func catchUpLocked(_ runnable: RunnableProjection) async throws -> Outcome? {
+        let lock = partition.map { LivePartitions.applyLockName(projection: runnable.definition.name, database: database, number: $0.number) }
+            ?? RebuildEngine.projectionLockName(runnable.definition.name, database: database)
+        // A partition's apply lock is held by the connection that writes its chunks: killing
+        // that one connection (a silent owner's lease expired) frees both.
+        let holder = partition == nil ? locks : store.connection
+        guard try await holder.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
+            throw EngineError(.locked, projection: runnable.definition.name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s")
         }
+        do {
+            let outcome = try await catchUp(runnable)
+            _ = try await holder.releaseLock(lock)
+            return outcome
+        } catch {
+            _ = try? await holder.releaseLock(lock)
+            throw error
+        }
+    }
+
+    private func catchUp(_ runnable: RunnableProjection) async throws -> Outcome? {
+        guard let (build, switchedFrom) = try await currentBuild(runnable) else { return nil }
         let released = try await releaseRequestedStreams(build)
         if build.record.roundPosition == 0 {
             let now = try await snapshots.currentSnapshot()

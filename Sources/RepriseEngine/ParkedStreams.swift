@@ -53,20 +53,10 @@ public struct ParkedStreamStore: Sendable {
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
         // Tables made before live partitions existed get the scope column.
-        guard try await !hasScopeColumn() else { return }
-        do {
-            try await connection.execute(
-                "ALTER TABLE \(Self.table) ADD COLUMN live_partition VARCHAR(16) NOT NULL DEFAULT '', DROP PRIMARY KEY, ADD PRIMARY KEY (projection, stream_id, live_partition)")
-        } catch {
-            // Another process may have added it at the same moment.
-            guard try await hasScopeColumn() else { throw error }
-        }
-    }
-
-    private func hasScopeColumn() async throws -> Bool {
-        try await connection.query(
-            "SELECT COUNT(*) FROM information_schema.columns WHERE table_schema = DATABASE() AND table_name = ? AND column_name = 'live_partition'",
-            [.string(Self.table)]).int(0, 0) ?? 0 > 0
+        try await SchemaColumns.add(
+            "live_partition", to: Self.table,
+            as: "ADD COLUMN live_partition VARCHAR(16) NOT NULL DEFAULT '', DROP PRIMARY KEY, ADD PRIMARY KEY (projection, stream_id, live_partition)",
+            on: connection)
     }
 
     /// With `scope`, only the streams parked in that live partition.
@@ -74,7 +64,7 @@ public struct ParkedStreamStore: Sendable {
         try await list(projection: projection).filter { $0.livePartition == scope }
     }
 
-    /// Whether any stream of the projection waits in one live partition only.
+    /// The streams of the projection that wait in one live partition only.
     func partitionScoped(projection: String) async throws -> [ParkedStream] {
         try await list(projection: projection).filter { !$0.livePartition.isEmpty }
     }

@@ -42,12 +42,13 @@ struct ReadModelStore: Sendable {
                 round_position BIGINT NOT NULL DEFAULT 0,
                 events_applied BIGINT NOT NULL DEFAULT 0,
                 owner VARCHAR(200) NULL,
+                owner_connection BIGINT NULL,
                 heartbeat_at DATETIME(6) NULL,
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
-        // The owner's MySQL connection, to fence a worker whose lease expired.
-        try await connection.execute("ALTER TABLE \(Self.partitionsTable) ADD COLUMN IF NOT EXISTS owner_connection BIGINT NULL")
+        // The owner's MySQL connection, to fence a worker whose lease expired (tables made before it existed).
+        try await SchemaColumns.add("owner_connection", to: Self.partitionsTable, as: "ADD COLUMN owner_connection BIGINT NULL", on: connection)
         try await connection.execute("""
             CREATE TABLE IF NOT EXISTS \(Self.livePartitionsTable) (
                 build_id BIGINT NOT NULL,
@@ -58,11 +59,11 @@ struct ReadModelStore: Sendable {
                 round_position BIGINT NOT NULL DEFAULT 0,
                 events_applied BIGINT NOT NULL DEFAULT 0,
                 owner VARCHAR(200) NULL,
+                owner_connection BIGINT NULL,
                 heartbeat_at DATETIME(6) NULL,
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
-        try await connection.execute("ALTER TABLE \(Self.livePartitionsTable) ADD COLUMN IF NOT EXISTS owner_connection BIGINT NULL")
     }
 
     static let partitionsTable = "reprise_build_partitions"
@@ -95,6 +96,9 @@ struct ReadModelStore: Sendable {
             prefix: "INSERT INTO \(Self.livePartitionsTable) (build_id, partition_no, partitions, base_snapshot, target_snapshot) VALUES",
             rows: (0..<count).map { [.int(build.buildID), .int(Int64($0)), .int(Int64(count)), build.baseSnapshot.map(MySQLValue.string) ?? .null, .string(build.targetSnapshot)] },
             suffix: "")
+        // A heartbeat from the start: a partition whose owner freezes before its first look
+        // still ages out of its lease.
+        try await connection.execute("UPDATE \(Self.livePartitionsTable) SET heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ?", [.int(build.buildID)])
     }
 
     /// Records that `owner` looks after a live partition now.

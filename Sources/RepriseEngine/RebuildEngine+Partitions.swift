@@ -68,15 +68,19 @@ extension RebuildEngine {
             throw EngineError(.locked, projection: definition.name, message: "could not take \(setupLock) within 60 s")
         }
         let record: BuildRecord
+        // A plain rebuild of this projection holds its rebuild lock for its whole run; its build
+        // must not gain partitions under it. Held (not only tested) through the setup, so a
+        // plain rebuild cannot start in between and take the build before it has partitions.
+        let rebuildLock = Self.rebuildLockName(definition.name, database: database)
         do {
-            // A plain rebuild of this projection holds its rebuild lock for its whole run; its
-            // build must not gain partitions under it.
-            guard try await locks.query("SELECT IS_FREE_LOCK(?)", [.string(Self.rebuildLockName(definition.name, database: database))]).int(0, 0) == 1 else {
+            guard try await locks.getLock(rebuildLock, timeoutSeconds: 0) else {
                 throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) without --partitions is running")
             }
             record = try await sharedBuild(runnable, partitions: partitions, store: store, snapshots: snapshots)
+            _ = try await locks.releaseLock(rebuildLock)
             _ = try await locks.releaseLock(setupLock)
         } catch {
+            _ = try? await locks.releaseLock(rebuildLock)
             _ = try? await locks.releaseLock(setupLock)
             throw error
         }

@@ -201,10 +201,12 @@ public struct OutboxRelay: Sendable {
     /// Puts who publishes which shares into the session's `application_name`, which every role can
     /// read in `pg_stat_activity`: no table, no extra grant.
     private func announce(_ shares: [Int], on leader: PostgresConnection) async throws {
-        let text = Self.announcementPrefix + "\(configuration.owner) \(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable) "
+        let tail = " \(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable) "
             + shares.map(String.init).joined(separator: ",") + "/\(configuration.shares)"
-        // PostgreSQL keeps 63 bytes of it: the owner is the part that can be long.
-        _ = try await leader.query("SELECT set_config('application_name', $1, false)", [.text(String(text.utf8.prefix(63)) ?? text)])
+        // PostgreSQL keeps 63 bytes of it: the owner (a long host name) is what gets shortened.
+        let room = max(1, 63 - Self.announcementPrefix.utf8.count - tail.utf8.count)
+        let owner = String(configuration.owner.replacing(" ", with: "_").unicodeScalars.filter(\.isASCII).map(Character.init).prefix(room))
+        _ = try await leader.query("SELECT set_config('application_name', $1, false)", [.text(Self.announcementPrefix + owner + tail)])
     }
 
     /// The active relays of every outbox of this database.
@@ -243,8 +245,10 @@ public struct OutboxRelay: Sendable {
     func backlog(_ connection: PostgresConnection, shares: [Int]) async throws -> Int64 {
         let (shareFilter, parameters) = shareFilter(shares, firstParameter: 1)
         let schema = configuration.storeSchema
+        // The events table is only needed to tell shares apart.
+        let events = shareFilter.isEmpty ? "" : " JOIN \(schema.qualifiedEvents) e USING (global_position)"
         return try await connection.query(
-            "SELECT count(*) FROM \(schema.qualifiedOutbox) o JOIN \(schema.qualifiedEvents) e USING (global_position) WHERE o.published_at IS NULL\(shareFilter)",
+            "SELECT count(*) FROM \(schema.qualifiedOutbox) o\(events) WHERE o.published_at IS NULL\(shareFilter)",
             parameters).int64(0, 0) ?? 0
     }
 

@@ -72,16 +72,21 @@ public struct PartitionedLiveWorker: Sendable {
         var outage = 0
         while true {
             var running: [Int: StopSignal] = [:]
+            // Closed only once every partition's worker has stopped: the leader session holds their locks.
+            var leader: PostgresConnection?
+            var fence: MySQLConnection?
             do {
-                let leader = try await PostgresConnection.connect(url: configuration.postgresURL)
-                defer { Task { await leader.close() } }
-                let fence = try await MySQLConnection.connect(url: configuration.mysqlURL)
-                defer { Task { await fence.close() } }
-                try await leader.execute("SELECT pg_advisory_lock_shared($1)", [.int(membership.value)])
+                let session = try await PostgresConnection.connect(url: configuration.postgresURL)
+                leader = session
+                let killer = try await MySQLConnection.connect(url: configuration.mysqlURL)
+                fence = killer
+                try await session.advisoryLockShared(membership)
                 outage = 0
                 try await coordinate(
-                    leader: leader, fence: fence, database: database, membership: membership, board: board, running: &running, stop: stop,
+                    leader: session, fence: killer, database: database, membership: membership, board: board, running: &running, stop: stop,
                     metrics: metrics, report: report)
+                await session.close()
+                await killer.close()
                 return
             } catch {
                 // Whatever went wrong, no partition's worker may go on without its lock.
@@ -90,6 +95,8 @@ public struct PartitionedLiveWorker: Sendable {
                     for (number, _) in await board.takeFinished() { running[number] = nil }
                     if !running.isEmpty { await board.waitForAny(timeout: .milliseconds(200)) }
                 }
+                await leader?.close()
+                await fence?.close()
                 metrics?.set("reprise_live_partitions_owned", 0, help: "Live partitions this process applies.")
                 guard TransientFailure.isTransient(error), !stop.isStopped else { throw error }
                 outage += 1
@@ -159,7 +166,7 @@ public struct PartitionedLiveWorker: Sendable {
             }
             await board.waitForAny(timeout: configuration.pollInterval)
         }
-        _ = try? await leader.execute("SELECT pg_advisory_unlock_shared($1)", [.int(membership.value)])
+        _ = try? await leader.advisoryUnlockShared(membership)
         if let failure { throw failure }
     }
 
@@ -201,20 +208,14 @@ public struct PartitionedLiveWorker: Sendable {
 
     /// Members of the group: sessions holding its shared lock (a dead member's session is gone).
     private func memberCount(_ key: PostgresAdvisoryLockKey, on leader: PostgresConnection) async throws -> Int {
-        // A bigint advisory key shows in pg_locks as classid (high half) and objid (low half).
-        let high = Int64(UInt32(truncatingIfNeeded: key.value >> 32)), low = Int64(UInt32(truncatingIfNeeded: key.value))
-        let result = try await leader.query(
-            """
-            SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND granted AND mode = 'ShareLock' AND objsubid = 1
-              AND classid = $1::bigint::oid AND objid = $2::bigint::oid AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """, [.int(high), .int(low)])
-        return max(1, result.int(0, 0) ?? 1)
+        max(1, try await leader.advisoryLockHolders(key, shared: true))
     }
 
     static func readModelDatabase(_ mysqlURL: String) async throws -> String {
         let connection = try await MySQLConnection.connect(url: mysqlURL)
-        defer { Task { await connection.close() } }
-        return try await connection.query("SELECT DATABASE()").string(0, 0) ?? ""
+        let database = try await connection.query("SELECT DATABASE()").string(0, 0) ?? ""
+        await connection.close()
+        return database
     }
 }
 
@@ -238,7 +239,8 @@ actor PartitionBoard {
     func waitForAny(timeout: Duration) async {
         guard ended.isEmpty else { return }
         let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
+            // Cancelled once a worker ended first: it must not wake the next wait.
+            guard (try? await Task.sleep(for: timeout)) != nil else { return }
             await self?.wake()
         }
         await withCheckedContinuation { waiter = $0 }

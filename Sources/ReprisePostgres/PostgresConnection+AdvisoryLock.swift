@@ -29,20 +29,36 @@ extension PostgresConnection {
         try execute("SELECT pg_advisory_lock($1)", [.int(key.value)])
     }
 
+    /// Takes a session-level advisory lock in shared mode (many sessions may hold it at once).
+    public func advisoryLockShared(_ key: PostgresAdvisoryLockKey) throws(PostgresError) {
+        try execute("SELECT pg_advisory_lock_shared($1)", [.int(key.value)])
+    }
+
+    @discardableResult
+    public func advisoryUnlockShared(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Bool {
+        try query("SELECT pg_advisory_unlock_shared($1)", [.int(key.value)]).bool(0, 0) ?? false
+    }
+
+    /// How many sessions hold `key` in shared (or exclusive) mode: counting a group's members.
+    public func advisoryLockHolders(_ key: PostgresAdvisoryLockKey, shared: Bool) throws(PostgresError) -> Int {
+        try query("SELECT count(*) FROM pg_locks WHERE \(Self.holders) AND mode = $3", [.int(key.classID), .int(key.objectID), .text(shared ? "ShareLock" : "ExclusiveLock")])
+            .int(0, 0) ?? 0
+    }
+
     /// Ends the sessions holding an advisory lock (a frozen owner whose lease expired); returns
     /// how many. Needs the right to signal them (the same role, or `pg_signal_backend`).
     @discardableResult
     public func terminateAdvisoryLockHolders(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Int {
-        // A bigint key shows in pg_locks as classid (high half) and objid (low half).
-        let result = try query(
-            """
-            SELECT count(pg_terminate_backend(pid)) FROM pg_locks
-            WHERE locktype = 'advisory' AND granted AND objsubid = 1 AND pid <> pg_backend_pid()
-              AND classid = $1::bigint::oid AND objid = $2::bigint::oid
-              AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
-            """, [.int(key.classID), .int(key.objectID)])
-        return result.int(0, 0) ?? 0
+        try query("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE \(Self.holders) AND pid <> pg_backend_pid()",
+                  [.int(key.classID), .int(key.objectID)]).int(0, 0) ?? 0
     }
+
+    /// The `pg_locks` rows of a bigint advisory key ($1 = classid, its high half; $2 = objid,
+    /// its low half) granted in this database.
+    private static let holders = """
+        locktype = 'advisory' AND granted AND objsubid = 1 AND classid = $1::bigint::oid AND objid = $2::bigint::oid
+          AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+        """
 
     /// Releases a session-level advisory lock; returns false if this session did not hold it.
     @discardableResult

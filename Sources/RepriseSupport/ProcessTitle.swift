@@ -19,7 +19,9 @@ public enum ProcessTitle {
 
     /// The bytes of the passwords of a URL (`scheme://user:password@host…`, `?password=`).
     public static func passwordRanges(in bytes: [UInt8]) -> [Range<Int>] {
-        let text = String(decoding: bytes, as: UTF8.self)
+        // Offsets are counted in the decoded text: an argument that is not valid UTF-8 would
+        // decode to other lengths (U+FFFD), so it is left alone rather than written out of place.
+        guard let text = String(validating: bytes, as: UTF8.self) else { return [] }
         return ConnectionURL.passwordRanges(in: text).map { range in
             let start = text.utf8.distance(from: text.startIndex, to: range.lowerBound)
             return start..<(start + text.utf8.distance(from: range.lowerBound, to: range.upperBound))

@@ -17,7 +17,7 @@ extension BrokerSuites {
 /// Partitioned live consumers: `reprise live --partitions N` processes sharing the live work.
 @Suite("Partitions: live consumers sharing the work (real servers)")
 struct PartitionedLiveTests {
-    static let projections = ["order_summary", "customer_stats"]
+    static let projections = PartitionedRebuildTests.projections
 
     static func definitions(_ folder: String) throws -> [ProjectionDefinition] {
         try projections.map { try ProjectionFileParser.load(path: folder + "/\($0).yml") }
@@ -89,11 +89,6 @@ struct PartitionedLiveTests {
         }
     }
 
-    static func tables(_ environment: RebuildEnvironment) async throws -> [String: [[String]]] {
-        var tables: [String: [[String]]] = [:]
-        for table in projections { tables[table] = try await environment.rows(table) }
-        return tables
-    }
 
     static func handledCounts(_ environment: RebuildEnvironment, _ definitions: [ProjectionDefinition]) async throws -> [String: Int64] {
         var counts: [String: Int64] = [:]
@@ -128,7 +123,7 @@ struct PartitionedLiveTests {
         let reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
         try await waitUntil("the survivors to take w1's partition over and catch up", limit: .seconds(90)) {
             let owners = Set(try await Self.livePartitions(environment).map(\.owner))
-            let tables = try await Self.tables(environment)
+            let tables = try await PartitionedRebuildTests.tables(environment)
             return owners == ["w2", "w3"] && tables == reference
         }
         // Nothing lost, nothing applied twice: over the partitions, each event handled since the
@@ -154,7 +149,7 @@ struct PartitionedLiveTests {
         _ = try await runner.catchUp()
         await runner.close()
         #expect(try await Self.livePartitions(environment).isEmpty)
-        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        #expect(try await PartitionedRebuildTests.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
         let merged = try await environment.mysql.query("SELECT projection, events_applied FROM reprise_builds WHERE state = 'active'")
         let total = try await Self.handledCounts(environment, definitions)
         for row in 0..<merged.rowCount {
@@ -179,7 +174,7 @@ struct PartitionedLiveTests {
         var reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
         try await waitUntil("two consumers to split the work and catch up") {
             let owners = Set(try await Self.livePartitions(environment).map(\.owner))
-            let tables = try await Self.tables(environment)
+            let tables = try await PartitionedRebuildTests.tables(environment)
             return owners == ["a", "b"] && tables == reference
         }
 
@@ -198,7 +193,7 @@ struct PartitionedLiveTests {
         try await waitUntil("the consumers to follow the new build") {
             let active = try await environment.mysql.query(
                 "SELECT DISTINCT p.build_id FROM reprise_live_partitions p JOIN reprise_builds b USING (build_id) WHERE b.state = 'active'")
-            let tables = try await Self.tables(environment)
+            let tables = try await PartitionedRebuildTests.tables(environment)
             return Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == secondBuilds && tables == reference
         }
         let handledNow = try await Self.handledCounts(environment, definitions)
@@ -224,7 +219,7 @@ struct PartitionedLiveTests {
         let active = try await environment.mysql.query("SELECT build_id FROM reprise_builds WHERE state = 'active' ORDER BY build_id")
         #expect(Set((0..<active.rowCount).compactMap { active.int64($0, 0) }) == Set(first.map(\.buildID)))
         #expect(try await Self.livePartitions(environment).isEmpty, "the rolled-back builds are one checkpoint again")
-        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        #expect(try await PartitionedRebuildTests.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
         try await world.tearDown(partitions: 2)
     }
 
@@ -280,7 +275,7 @@ struct PartitionedLiveTests {
         #expect(try await Self.livePartitions(environment).isEmpty)
         // What a rebuild without the skipped event gives.
         try await environment.postgres.execute("DELETE FROM \(environment.storeSchema.qualifiedEvents) WHERE stream_id = 'order-O-poison'")
-        #expect(try await Self.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
+        #expect(try await PartitionedRebuildTests.tables(environment) == (try await PartitionedRebuildTests.reference(environment, folder: folder)))
         FaultLedger.record(.badInput, "poison event with partitioned live consumers (parked in its partition)")
         try await world.tearDown(partitions: 2)
     }
@@ -311,7 +306,7 @@ struct PartitionedLiveTests {
         try await environment.seed(events: 300, seed: 361)
         let reference = try await PartitionedRebuildTests.reference(environment, folder: folder)
         try await waitUntil("the consumer to claim its partitions again and catch up") {
-            let tables = try await Self.tables(environment)
+            let tables = try await PartitionedRebuildTests.tables(environment)
             return await owned().last == [0, 1] && tables == reference
         }
         #expect(await owned().filter { $0 == [0, 1] }.count == 2, "claimed before the loss, and again after it")
@@ -371,20 +366,20 @@ struct PartitionedLiveTests {
         var reference = try await PartitionedRebuildTests.reference(environment, folder: world.folder)
         try await waitUntil("w2 to fence w1 off, take its partition and catch up", limit: .seconds(90)) {
             let owners = Set(try await Self.livePartitions(environment).map(\.owner))
-            let tables = try await Self.tables(environment)
+            let tables = try await PartitionedRebuildTests.tables(environment)
             return owners == ["w2"] && tables == reference
         }
         // w1 wakes up without its sessions: whatever it does next, nothing is applied twice.
         sleeper.signal(SIGCONT)
         try await environment.seed(events: 200, seed: 382)
         reference = try await PartitionedRebuildTests.reference(environment, folder: world.folder)
-        try await waitUntil("everything applied after w1 woke", limit: .seconds(90)) { try await Self.tables(environment) == reference }
+        try await waitUntil("everything applied after w1 woke", limit: .seconds(90)) { try await PartitionedRebuildTests.tables(environment) == reference }
         for process in [sleeper, keeper] { process.signal(SIGTERM) }
         let kept = try await keeper.finish()
         _ = try await sleeper.finish()
         #expect(kept.status == 0, "\(kept.standardError)")
         #expect(kept.standardError.contains("live.lease_expired"), "\(kept.standardError)")
-        #expect(try await Self.tables(environment) == reference)
+        #expect(try await PartitionedRebuildTests.tables(environment) == reference)
         FaultLedger.record(.recovered, "partitioned live consumer frozen (SIGSTOP)")
         try await world.tearDown(partitions: 2)
     }
