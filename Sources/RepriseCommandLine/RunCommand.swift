@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseEngine
 import ReprisePostgres
 import RepriseSupport
 
@@ -50,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError("job \(file.name) has no PostgreSQL URL for its lock")
             }
             let lockConnection = try await PostgresConnection.connect(url: arguments[postgresIndex + 1])
-            let key = PostgresAdvisoryLockKey("reprise.job.\(file.name)")
+            let key = LockNames.job(file.name)
             guard try await lockConnection.tryAdvisoryLock(key) else {
                 await lockConnection.close()
                 Terminal.error("job \(file.name) is still running (another process holds its lock); this run does nothing")

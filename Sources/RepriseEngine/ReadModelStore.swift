@@ -5,7 +5,7 @@ import RepriseProjection
 /// writes, and the atomic swap. The engine is the only caller; it decides transactions.
 package struct ReadModelStore: Sendable {
     package let connection: MySQLConnection
-    static let registryTable = "reprise_builds"
+    package static let registryTable = "reprise_builds"
     /// Keys per `IN (…)` list: well under MySQL's limits, big enough to be few round trips.
     static let keysPerStatement = 1_000
 
@@ -67,7 +67,7 @@ package struct ReadModelStore: Sendable {
     }
 
     static let partitionsTable = "reprise_build_partitions"
-    static let livePartitionsTable = "reprise_live_partitions"
+    package static let livePartitionsTable = "reprise_live_partitions"
 
     // MARK: - Live partitions
 
