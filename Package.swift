@@ -58,7 +58,7 @@ let package = Package(
         .target(name: "RepriseAMQP", dependencies: ["CRabbitMQ", "RepriseSupport"], swiftSettings: strictSwift),
 
         // The PostgreSQL event store and outbox: schema, append with optimistic concurrency.
-        .target(name: "RepriseEventStore", dependencies: ["ReprisePostgres", "RepriseSupport"], swiftSettings: strictSwift),
+        .target(name: "RepriseEventStore", dependencies: ["ReprisePostgres"], swiftSettings: strictSwift),
         // Source mappings: how to read an event store table (Reprise's own, a library's, a custom one).
         .target(
             name: "RepriseEventSource",
@@ -79,7 +79,7 @@ let package = Package(
             name: "RepriseLive",
             dependencies: [
                 "RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseEventSource",
-                "RepriseProjection", "RepriseSupport",
+                "RepriseProjection",
             ],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
@@ -113,7 +113,7 @@ let package = Package(
             name: "RepriseUnitTests",
             dependencies: [
                 "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseEventStore",
-                "ReprisePostgres", "RepriseMySQL", "RepriseLive",
+                "ReprisePostgres", "RepriseMySQL", "RepriseLive", "RepriseCommandLine",
             ],
             swiftSettings: strictSwift),
         .testTarget(
