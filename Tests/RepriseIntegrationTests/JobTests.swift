@@ -38,24 +38,24 @@ struct JobTests {
     }
 
     @Test func aRebuildJobRunsAndAnOverlappingRunIsRefused() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 300, seed: 50)
-        let (folder, job) = try jobFolder(environment)
-        let variables = ["JOB_TEST_POSTGRES": TestServers.postgresURL, "JOB_TEST_MYSQL": environment.mysqlURL]
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 300, seed: 50)
+            let (folder, job) = try jobFolder(environment)
+            let variables = ["JOB_TEST_POSTGRES": TestServers.postgresURL, "JOB_TEST_MYSQL": environment.mysqlURL]
 
-        let done = try runReprise(["run", job], environment: variables)
-        #expect(done.status == 0, "\(done.standardError)")
-        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let done = try runReprise(["run", job], environment: variables)
+            #expect(done.status == 0, "\(done.standardError)")
+            #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
 
-        // A scheduled run that finds the previous one still running exits with code 6.
-        let holder = try await TestServers.postgres()
-        #expect(try await holder.tryAdvisoryLock(PostgresAdvisoryLockKey("reprise.job.test-rebuild-\(environment.database.replacing("_", with: "-"))")))
-        let refused = try runReprise(["run", job], environment: variables)
-        #expect(refused.status == 6)
-        #expect(refused.standardError.contains("still running"))
-        await holder.close()
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+            // A scheduled run that finds the previous one still running exits with code 6.
+            let holder = try await TestServers.postgres()
+            #expect(try await holder.tryAdvisoryLock(PostgresAdvisoryLockKey("reprise.job.test-rebuild-\(environment.database.replacing("_", with: "-"))")))
+            let refused = try runReprise(["run", job], environment: variables)
+            #expect(refused.status == 6)
+            #expect(refused.standardError.contains("still running"))
+            await holder.close()
+            try? FileManager.default.removeItem(atPath: folder)
+        }
     }
 
     @Test func aJobFileWithAURLInsteadOfAVariableNameIsRefused() async throws {

@@ -35,59 +35,63 @@ struct LeastPrivilegeTests {
     }
 
     @Test func rebuildRelayAndLiveWorkWithOnlyTheListedGrants() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let harness = LiveHarness(environment: environment)
-        let suffix = UInt32.random(in: 0...UInt32.max)
-        let (reader, relayRole, mysqlUser) = ("reprise_reader_\(suffix)", "reprise_relay_\(suffix)", "reprise_app_\(suffix)")
-        let password = "lp_\(suffix)_secret"
-        SecretWatch.register(password)
-        for statement in Self.postgresGrants(schema: environment.storeSchema.schema, reader: reader, relay: relayRole, password: password) {
-            try await environment.postgres.execute(statement)
-        }
-        for statement in Self.mysqlGrants(database: environment.database, user: mysqlUser, password: password) {
-            try await environment.mysql.execute(statement)
-        }
-        let readerURL = TestServers.withCredentials(TestServers.postgresURL, user: reader, password: password)
-        let relayURL = TestServers.withCredentials(TestServers.postgresURL, user: relayRole, password: password)
-        let mysqlURL = TestServers.withCredentials(environment.mysqlURL, user: mysqlUser, password: password)
-        // The reader cannot write the store, nor the app account another database.
-        let readerConnection = try await PostgresConnection.connect(url: readerURL)
-        await #expect(throws: PostgresError.self) { try await readerConnection.execute("DELETE FROM \(environment.storeSchema.qualifiedOutbox)") }
-        await readerConnection.close()
-        let app = try await MySQLConnection.connect(url: mysqlURL)
-        await #expect(throws: MySQLError.self) { try await app.execute("CREATE TABLE reprise_test.lp_probe_\(suffix) (id int)") }
-        await app.close()
-        FaultLedger.record(.security, "restricted accounts refused outside their grants")
+        try await RebuildEnvironment.with { environment in
+            let harness = LiveHarness(environment: environment)
+            let suffix = UInt32.random(in: 0...UInt32.max)
+            let (reader, relayRole, mysqlUser) = ("reprise_reader_\(suffix)", "reprise_relay_\(suffix)", "reprise_app_\(suffix)")
+            let password = "lp_\(suffix)_secret"
+            SecretWatch.register(password)
+            for statement in Self.postgresGrants(schema: environment.storeSchema.schema, reader: reader, relay: relayRole, password: password) {
+                try await environment.postgres.execute(statement)
+            }
+            for statement in Self.mysqlGrants(database: environment.database, user: mysqlUser, password: password) {
+                try await environment.mysql.execute(statement)
+            }
+            let readerURL = TestServers.withCredentials(TestServers.postgresURL, user: reader, password: password)
+            let relayURL = TestServers.withCredentials(TestServers.postgresURL, user: relayRole, password: password)
+            let mysqlURL = TestServers.withCredentials(environment.mysqlURL, user: mysqlUser, password: password)
+            // The reader cannot write the store, nor the app account another database.
+            let readerConnection = try await PostgresConnection.connect(url: readerURL)
+            await #expect(throws: PostgresError.self) { try await readerConnection.execute("DELETE FROM \(environment.storeSchema.qualifiedOutbox)") }
+            await readerConnection.close()
+            let app = try await MySQLConnection.connect(url: mysqlURL)
+            await #expect(throws: MySQLError.self) { try await app.execute("CREATE TABLE reprise_test.lp_probe_\(suffix) (id int)") }
+            await app.close()
+            FaultLedger.record(.security, "restricted accounts refused outside their grants")
 
-        try await environment.seed(events: 300, seed: 170)
-        let folder = try streamCountsFolder()
-        let rebuilt = try runReprise(
-            ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
-            environment: ["REPRISE_POSTGRES_URL": readerURL, "REPRISE_MYSQL_URL": mysqlURL])
-        #expect(rebuilt.status == 0, "\(rebuilt.standardError)")
+            try await environment.seed(events: 300, seed: 170)
+            let folder = try streamCountsFolder()
+            let rebuilt = try runReprise(
+                ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
+                environment: ["REPRISE_POSTGRES_URL": readerURL, "REPRISE_MYSQL_URL": mysqlURL])
+            #expect(rebuilt.status == 0, "\(rebuilt.standardError)")
 
-        var relayConfiguration = harness.relayConfiguration()
-        relayConfiguration.postgresURL = relayURL
-        var workerConfiguration = harness.worker(.file(try streamCounts())).configuration
-        workerConfiguration.postgresURL = readerURL
-        workerConfiguration.mysqlURL = mysqlURL
-        let stop = StopSignal()
-        let relay = Task { try await OutboxRelay(relayConfiguration).run(stop: stop) }
-        let worker = Task { try await LiveWorker(workerConfiguration, projections: [.file(try streamCounts())]).run(stop: stop) }
-        try await environment.seed(events: 300, seed: 171)
-        try await waitUntil("the restricted worker to apply new events") {
-            try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+            var relayConfiguration = harness.relayConfiguration()
+            relayConfiguration.postgresURL = relayURL
+            var workerConfiguration = harness.worker(.file(try streamCounts())).configuration
+            workerConfiguration.postgresURL = readerURL
+            workerConfiguration.mysqlURL = mysqlURL
+            let stop = StopSignal()
+            let relay = Task { try await OutboxRelay(relayConfiguration).run(stop: stop) }
+            let worker = Task { try await LiveWorker(workerConfiguration, projections: [.file(try streamCounts())]).run(stop: stop) }
+            try await environment.seed(events: 300, seed: 171)
+            try await waitUntil("the restricted worker to apply new events") {
+                try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
+            }
+            stop.stop()
+            try await relay.value
+            try await worker.value
+            FaultLedger.record(.security, "rebuild, relay and live with least-privilege accounts")
+
+            try await environment.mysql.execute("DROP USER '\(mysqlUser)'@'127.0.0.1'")
+            await harness.cleanUp()
+            try? FileManager.default.removeItem(atPath: folder)
+            // Their grants go first (DROP OWNED), or the roles could not be dropped.
+            for role in [reader, relayRole] {
+                _ = try? await environment.postgres.execute("DROP OWNED BY \(role)")
+                _ = try? await environment.postgres.execute("DROP ROLE \(role)")
+            }
         }
-        stop.stop()
-        try await relay.value
-        try await worker.value
-        FaultLedger.record(.security, "rebuild, relay and live with least-privilege accounts")
-
-        try await environment.mysql.execute("DROP USER '\(mysqlUser)'@'127.0.0.1'")
-        await harness.cleanUp()
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
-        for role in [reader, relayRole] { _ = try? await environment.postgres.execute("DROP ROLE \(role)") }
     }
 }
 }
