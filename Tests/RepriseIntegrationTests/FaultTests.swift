@@ -96,7 +96,7 @@ struct ServerFaultTests {
             try #require(applied == handled, "every handled event applied exactly once across the two runs")
             let summary = try RunSummary(rerun.standardOutput)
             try #require(summary.resumed && summary.eventsApplied == handled - survived.eventsApplied, "resumed, not restarted: \(rerun.standardOutput)")
-            FaultLedger.record(.recovered, "postgresql backend terminated mid-cursor")
+            FaultLedger.record(.recovered, "postgresql backend terminated mid-cursor", count: terminatedCount)
             try? FileManager.default.removeItem(atPath: folder)
         }
     }
