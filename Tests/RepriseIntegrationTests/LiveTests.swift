@@ -129,11 +129,7 @@ struct LiveTests {
             try await waitUntil("the worker to apply everything") {
                 try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment))
             }
-            try await waitUntil("the queue to drain") {
-                let check = try await TestServers.amqp()
-                defer { Task { await check.close() } }
-                return try await check.queueInfo(harness.queue).messageCount == 0
-            }
+            try await waitUntil("the queue to drain") { try await queueMessageCount(harness.queue) == 0 }
             #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
             stop.stop()
             try await worker.value

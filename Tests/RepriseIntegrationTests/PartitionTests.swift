@@ -7,21 +7,6 @@ extension BrokerSuites {
 @Suite("Partitions: relays sharing an outbox (real servers)")
 struct PartitionedRelayTests {
     /// Every message in a queue bound to all event types: (position, stream) in delivery order.
-    static func drain(_ queue: String) async throws -> [(position: Int64, stream: String)] {
-        let amqp = try await TestServers.amqp()
-        var messages: [(Int64, String)] = []
-        while let delivery = try await amqp.get(queue: queue) {
-            guard let position = EventMessage.position(of: delivery), case .string(let stream)? = delivery.properties.headers[EventMessage.streamHeader] else {
-                Issue.record("a message without position or stream")
-                continue
-            }
-            messages.append((position, stream))
-            try await amqp.ack(delivery.deliveryTag)
-        }
-        await amqp.close()
-        return messages
-    }
-
     static func owned(_ reports: Reports<OutboxRelay.Event>) async -> [Int] {
         await reports.events.reduce([]) { last, event in if case .sharesOwned(let shares) = event { shares } else { last } }
     }
@@ -73,7 +58,7 @@ struct PartitionedRelayTests {
             try await secondTask.value
 
             // Every event once, and each stream's events in position order.
-            let messages = try await Self.drain(harness.queue)
+            let messages = try await drainQueue(harness.queue)
             let events = try await environment.postgres.query("SELECT count(*) FROM \(environment.storeSchema.qualifiedEvents)").int(0, 0) ?? 0
             #expect(messages.count == events)
             #expect(Set(messages.map(\.position)).count == events)

@@ -1,4 +1,7 @@
 import Foundation
+import RepriseAMQP
+import RepriseLive
+import Testing
 
 /// Helpers every integration suite shares: scoped environments and folders (cleaned up even when
 /// a check throws), bounded waiting, collected reports.
@@ -47,4 +50,39 @@ actor Reports<Event: Sendable> {
 actor Counter {
     private(set) var value: Int64 = 0
     func add(_ amount: Int64) { value += amount }
+}
+
+/// Messages waiting in `queue` now (a connection of its own, closed before returning).
+func queueMessageCount(_ queue: String) async throws -> Int {
+    let amqp = try await TestServers.amqp()
+    do {
+        let count = try await amqp.queueInfo(queue).messageCount
+        await amqp.close()
+        return Int(count)
+    } catch {
+        await amqp.close()
+        throw error
+    }
+}
+
+/// Takes every message out of `queue` (acknowledged), as (position, stream id) from the relay's
+/// message headers.
+func drainQueue(_ queue: String) async throws -> [(position: Int64, stream: String)] {
+    let amqp = try await TestServers.amqp()
+    var messages: [(Int64, String)] = []
+    do {
+        while let delivery = try await amqp.get(queue: queue) {
+            try await amqp.ack(delivery.deliveryTag)
+            guard let position = EventMessage.position(of: delivery), case .string(let stream)? = delivery.properties.headers[EventMessage.streamHeader] else {
+                Issue.record("a message without position or stream")
+                continue
+            }
+            messages.append((position, stream))
+        }
+    } catch {
+        await amqp.close()
+        throw error
+    }
+    await amqp.close()
+    return messages
 }
