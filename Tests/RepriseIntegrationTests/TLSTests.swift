@@ -175,5 +175,27 @@ struct AMQPSTests {
         #expect(error?.description.contains("reprise_local_pw") == false)
         FaultLedger.record(.security, "TLS to RabbitMQ (amqps; an untrusted CA refused)")
     }
+
+    /// `reprise relay` given an amqps URL publishes through RabbitMQ's TLS-only listener: a CLI
+    /// that dropped the TLS settings could not talk to that port at all.
+    @Test func theRelayPublishesOverAMQPS() async throws {
+        try await RebuildEnvironment.with { environment in
+            let harness = LiveHarness(environment: environment)
+            try await harness.declareCatchAllQueue()
+            try await environment.seed(events: 50, seed: 183)
+            let rows = try #require(try await environment.unpublishedCount())
+            let relay = try BackgroundProcess(
+                ["relay", "--store-schema", environment.storeSchema.schema, "--exchange", harness.exchange, "--metrics-port", "0"],
+                environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_AMQP_URL": TLSFixture.amqpURL(ca: TLSFixture.trustedCA)])
+            try await waitUntil("the outbox to drain over amqps") { try await environment.unpublishedCount() == 0 || !relay.process.isRunning }
+            try await waitUntil("the messages to reach the queue") { try await queueMessageCount(harness.queue) == rows || !relay.process.isRunning }
+            relay.signal(SIGTERM)
+            let outcome = try await relay.finish()
+            await harness.cleanUp()
+            try #require(outcome.status == 0, "\(outcome.standardError)")
+            try #require(try await environment.unpublishedCount() == 0)
+            FaultLedger.record(.security, "relay publishes over amqps (TLS-only listener)")
+        }
+    }
 }
 }
