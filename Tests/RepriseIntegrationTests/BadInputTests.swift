@@ -185,6 +185,7 @@ struct BadInputTests {
             try await environment.mysql.execute("CREATE TABLE x (id int)")
             let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("hostile")).path
             try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             for (file, yaml) in [
                 ("table", Self.projectionYAML.replacingOccurrences(of: "  balances:\n", with: "  \"orders; DROP TABLE x\":\n")),
                 ("column", Self.projectionYAML.replacingOccurrences(of: "owner: varchar(300)", with: "\"owner`; DROP TABLE x; --\": varchar(300)")),
@@ -199,7 +200,6 @@ struct BadInputTests {
                 FaultLedger.record(.badInput, "hostile identifier in a projection file (\(file))")
             }
             #expect(try await environment.mysql.query("SHOW TABLES LIKE 'x'").rowCount == 1)
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 

@@ -34,6 +34,7 @@ struct ServerFaultTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 2_000, seed: 140)
             let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let process = try BackgroundProcess(
                 Self.rebuildArguments(environment, folder: folder),
                 environment: ["REPRISE_POSTGRES_URL": TestServers.postgresURL, "REPRISE_MYSQL_URL": mariadb.url, "REPRISE_FAULT": fault])
@@ -51,7 +52,6 @@ struct ServerFaultTests {
             try #require(rows == (try await expectedStreamCounts(environment)))
             try #require(applied == (try await environment.handledEventCount(try streamCounts())), "each handled event applied once")
             FaultLedger.record(.recovered, "mariadb restart during rebuild (\(fault))")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -59,6 +59,7 @@ struct ServerFaultTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 2_000, seed: 141)
             let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let application = TestServers.uniqueName("fault")
             // The password travels on the command line here, to check the process title hides it.
             let url = TestServers.postgresURL + "?application_name=\(application)"
@@ -97,7 +98,6 @@ struct ServerFaultTests {
             let summary = try RunSummary(rerun.standardOutput)
             try #require(summary.resumed && summary.eventsApplied == handled - survived.eventsApplied, "resumed, not restarted: \(rerun.standardOutput)")
             FaultLedger.record(.recovered, "postgresql backend terminated mid-cursor", count: terminatedCount)
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 }
@@ -156,6 +156,7 @@ struct LiveFaultTests {
             try await environment.seed(events: 200, seed: 160)
             _ = try await environment.engine().rebuild([.file(try streamCounts())])
             let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let amqp = try await TestServers.amqp()
             try await harness.worker(.file(try streamCounts())).declareTopology(amqp, eventTypes: try streamCounts().eventTypes.sorted())
             await amqp.close()
@@ -190,7 +191,6 @@ struct LiveFaultTests {
             stop.stop()
             try await relay.value
             await harness.cleanUp()
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 }

@@ -48,10 +48,16 @@ struct PartitionedLiveTests {
         static func make(events: Int, seed: UInt64) async throws -> World {
             let environment = try await RebuildEnvironment.make()
             let harness = LiveHarness(environment: environment)
-            let folder = try PartitionedRebuildTests.folder()
-            let definitions = try PartitionedLiveTests.definitions(folder)
-            try await environment.seed(events: events, seed: seed)
-            let rebuilt = try await environment.engine().rebuild(definitions.map { .file($0) })
+            let folder: String, definitions: [ProjectionDefinition], rebuilt: [RebuildResult]
+            do {
+                folder = try PartitionedRebuildTests.folder()
+                definitions = try PartitionedLiveTests.definitions(folder)
+                try await environment.seed(events: events, seed: seed)
+                rebuilt = try await environment.engine().rebuild(definitions.map { .file($0) })
+            } catch {
+                await environment.tearDown()
+                throw error
+            }
             let stop = StopSignal()
             let relay = Task { [harness] in try await OutboxRelay(harness.relayConfiguration()).run(stop: stop) }
             return World(environment: environment, harness: harness, folder: folder, definitions: definitions, rebuilt: rebuilt, stopSignal: stop, relay: relay)

@@ -68,6 +68,7 @@ struct PartitionedRebuildTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 4_000, seed: 200)
             let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             // The first worker starts the build and pauses after its first chunk, so the three others
             // (which only join: `--join`) certainly take partitions of it; then it goes on.
             var first = environment.processVariables
@@ -88,7 +89,6 @@ struct PartitionedRebuildTests {
             try await Self.checkAgainstGoldenRows(environment, folder: folder)
             let owners = try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions").int(0, 0) ?? 0
             #expect(owners >= 2, "the partitions were shared between workers")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -96,6 +96,7 @@ struct PartitionedRebuildTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 4_000, seed: 201)
             let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             var faulty = environment.processVariables
             faulty["REPRISE_FAULT"] = "kill-after-commit:3"
             let killed = try runReprise(Self.arguments(environment, folder: folder, worker: "doomed"), environment: faulty)
@@ -115,7 +116,6 @@ struct PartitionedRebuildTests {
             }
             try await Self.checkAgainstGoldenRows(environment, folder: folder)
             FaultLedger.record(.recovered, "kill -9 of a partitioned rebuild worker")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -123,6 +123,7 @@ struct PartitionedRebuildTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 4_000, seed: 203)
             let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             // w1 freezes (SIGSTOP) right after committing its first chunk: alive, silent, holding its locks.
             var frozen = environment.processVariables
             frozen["REPRISE_FAULT"] = "stop-after-commit:1"
@@ -141,7 +142,6 @@ struct PartitionedRebuildTests {
             try #require(woke.status != 0 && woke.signal == nil, "the fenced worker stops with an error: \(woke.standardError)")
             try await Self.checkAgainstGoldenRows(environment, folder: folder)
             FaultLedger.record(.recovered, "partitioned rebuild worker frozen mid-partition")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -149,11 +149,11 @@ struct PartitionedRebuildTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 200, seed: 202)
             let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: environment.processVariables)
             #expect(outcome.status == 0, "\(outcome.standardError)")
             #expect(outcome.standardOutput.contains("nothing to join"), "\(outcome.standardOutput)")
             #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds").int(0, 0) == 0, "a joiner never starts a build")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 

@@ -61,6 +61,7 @@ struct LeastPrivilegeTests {
 
             try await environment.seed(events: 300, seed: 170)
             let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let rebuilt = try runReprise(
                 ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
                 environment: ["REPRISE_POSTGRES_URL": readerURL, "REPRISE_MYSQL_URL": mysqlURL])
@@ -85,7 +86,6 @@ struct LeastPrivilegeTests {
 
             try await environment.mysql.execute("DROP USER '\(mysqlUser)'@'127.0.0.1'")
             await harness.cleanUp()
-            try? FileManager.default.removeItem(atPath: folder)
             // Their grants go first (DROP OWNED), or the roles could not be dropped.
             for role in [reader, relayRole] {
                 _ = try? await environment.postgres.execute("DROP OWNED BY \(role)")

@@ -125,6 +125,7 @@ struct SourcePresetTests {
             try await Self.createSpatie(schema, on: environment.postgres)
             try await Self.insertSpatie(Self.history(), schema: schema, on: environment.postgres)
             let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let job = """
                 job: spatie-accounts
                 run: rebuild
@@ -143,7 +144,6 @@ struct SourcePresetTests {
             let outcome = try runReprise(["run", folder + "/job.yml"], environment: ["SRC_TEST_POSTGRES": TestServers.postgresURL, "SRC_TEST_MYSQL": environment.mysqlURL])
             #expect(outcome.status == 0, "\(outcome.standardError)")
             #expect(try await environment.rows("accounts") == Self.expectedRows())
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -291,6 +291,7 @@ struct SourcePresetTests {
             try await Self.createMarten(schema, on: environment.postgres)
             try await Self.insertMarten(Self.history(), schema: schema, on: environment.postgres)
             let folder = try Self.folder(with: Self.projection(opened: "account_opened", deposited: "money_deposited", owner: "payload.Owner", amount: "payload.Amount"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let outcome = try runReprise(
                 ["rebuild", "accounts", "--source", "marten", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
                 environment: environment.processVariables)
@@ -303,7 +304,6 @@ struct SourcePresetTests {
                 environment: environment.processVariables)
             #expect(wrong.status != 0)
             #expect(wrong.standardError.contains("event source spatie: table \(schema).stored_events does not exist"), "\(wrong.standardError)")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 
@@ -348,6 +348,7 @@ struct SourcePresetTests {
             try await Self.createEventsourcing(schema, on: environment.postgres)
             try await Self.insertEventsourcing(Self.history(), schema: schema, on: environment.postgres)
             let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "Deposited", owner: "payload.owner", amount: "number(payload.amount._data_)"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             try """
                 preset: eventsourcing
                 schema: \(schema)
@@ -370,7 +371,6 @@ struct SourcePresetTests {
                 environment: environment.processVariables)
             #expect(failed.status == 1)
             #expect(failed.standardError.contains("position \(position)") && failed.standardError.contains("column state: bytea is not UTF-8 text"), "\(failed.standardError)")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 

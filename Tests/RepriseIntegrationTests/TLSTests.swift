@@ -69,6 +69,7 @@ struct TLSTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 300, seed: 180)
             let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
             let outcome = try runReprise(
                 ["rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"],
                 environment: ["REPRISE_POSTGRES_URL": TLSFixture.postgresURL(ca: TLSFixture.trustedCA),
@@ -76,7 +77,6 @@ struct TLSTests {
             #expect(outcome.status == 0, "\(outcome.standardError)")
             #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
             FaultLedger.record(.security, "rebuild over TLS to PostgreSQL and MariaDB")
-            try? FileManager.default.removeItem(atPath: folder)
         }
     }
 }
