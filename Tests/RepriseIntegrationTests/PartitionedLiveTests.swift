@@ -224,12 +224,18 @@ struct PartitionedLiveTests {
                 let applied = try await Self.livePartitions(environment).filter { $0.projection == definition.name }.reduce(Int64(0)) { $0 + $1.events }
                 #expect(applied == (handledNow[definition.name] ?? 0) - (handledAtSwap[definition.name] ?? 0), "\(definition.name): each event once over the partitions")
             }
-            let events = await reports.events
-            var routed: Set<Int> = [], followed: Set<Int> = []
-            for case .partition(let number, let event) in events {
-                if case .applied(_, _, let messages, _, _) = event, messages > 0 { routed.insert(number) }
-                if case .followedNewBuild = event { followed.insert(number) }
+            // Reports reach the collector through tasks of their own: wait for them (bounded)
+            // instead of reading the list once.
+            let seen = { () async -> (routed: Set<Int>, followed: Set<Int>) in
+                var routed: Set<Int> = [], followed: Set<Int> = []
+                for case .partition(let number, let event) in await reports.events {
+                    if case .applied(_, _, let messages, _, _) = event, messages > 0 { routed.insert(number) }
+                    if case .followedNewBuild = event { followed.insert(number) }
+                }
+                return (routed, followed)
             }
+            try? await waitUntil("both partitions' reports", limit: .seconds(20)) { let now = await seen(); return now.routed == [0, 1] && now.followed == [0, 1] }
+            let (routed, followed) = await seen()
             #expect(routed == [0, 1], "the relay's slot header routes messages to both partition queues")
             #expect(followed == [0, 1], "both partitions followed the swap")
             stop.stop()
