@@ -121,6 +121,15 @@ struct EndpointSecurityTests {
 
     }
 
+    /// The help says what the default is (documentation; the bind itself is checked on a socket below).
+    @Test func theHelpNamesTheLoopbackDefault() throws {
+        for command in ["live", "relay"] {
+            let help = try runReprise([command, "--help"])
+            let flat = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
+            #expect(flat.contains("--metrics-host <metrics-host> Address the metrics endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
+        }
+    }
+
     /// A running relay's metrics endpoint, as the kernel lists its listening sockets: bound to
     /// 127.0.0.1 only, with no --metrics-host given (the help text is not the check).
     @Test func aRunningRelaysMetricsEndpointListensOnLoopbackOnly() async throws {
