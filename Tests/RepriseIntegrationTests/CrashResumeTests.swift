@@ -52,6 +52,34 @@ struct CrashResumeTests {
         }
     }
 
+    /// Inside the swap: killed after the `RENAME TABLE`, before the build registry recorded it.
+    /// Readers already see the whole new table; the next run finishes the bookkeeping, and then
+    /// rebuilds as asked, with the events appended meanwhile.
+    @Test func aKillInsideTheSwapIsFinishedByTheNextRun() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 1_500, seed: 44)
+            let folder = try streamCountsFolder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let crashed = try rebuild(environment, folder: folder, fault: "kill-after-rename")
+            try #require(crashed.killedBySIGKILL, "signal \(crashed.signal.map(String.init) ?? "none"): \(crashed.standardError)")
+            FaultLedger.record(.injected, "kill -9 inside the swap (after RENAME TABLE)")
+            // The rename is one statement: the live table is the complete new one, nothing in between.
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let survived = try await BuildCheckpoint.only(environment)
+            try #require(survived.state == "building", "the registry had not recorded the swap yet")
+
+            try await environment.seed(events: 200, seed: 45)
+            let rerun = try rebuild(environment, folder: folder)
+            try #require(rerun.status == 0, "\(rerun.standardError)")
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let builds = try await environment.mysql.query("SELECT build_id, state FROM reprise_builds ORDER BY build_id")
+            let states = Dictionary(uniqueKeysWithValues: (0..<builds.rowCount).map { (builds.int64($0, 0) ?? 0, builds.string($0, 1) ?? "") })
+            try #require(states.values.filter { $0 == "active" }.count == 1 && !states.values.contains("building"), "\(states)")
+            try #require(["active", "retired"].contains(states[survived.buildID]), "the interrupted build was recorded as swapped: \(states)")
+            FaultLedger.record(.recovered, "kill -9 inside the swap (after RENAME TABLE)")
+        }
+    }
+
     /// A concurrency guard, not a fault: the second process is refused and touches nothing.
     @Test func aSecondProcessIsRefusedWithExitCodeFour() async throws {
         try await RebuildEnvironment.with { environment in
@@ -158,9 +186,10 @@ struct SeededKillSeriesTests {
     /// The shipped samples (three projections, several tables' worth of handlers, `for_each`) built
     /// together and killed at seeded points: inside a chunk's transaction or right after its commit
     /// with a chunk size drawn per run (so the kills land at changing event positions, not at fixed
-    /// multiples), after the bulk read or a catch-up round, and before the swap. Events are appended
+    /// multiples), after the bulk read or a catch-up round, before the swap and inside it (after the RENAME). Events are appended
     /// between runs, so resumed builds run catch-up rounds that the next kill may hit. The end
-    /// result is compared with the golden rows folded from the raw events.
+    /// result, continued from the builds' checkpoints by a live catch-up, is compared with the
+    /// golden rows folded from the raw events.
     @Test func killsOnTheShippedSamplesEndInTheGoldenRows() async throws {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 3_000, seed: 43)
@@ -181,11 +210,12 @@ struct SeededKillSeriesTests {
                 attempts += 1
                 let chunkSize = 37 + random.next() % 300
                 let point: String
-                switch random.next() % 6 {
+                switch random.next() % 7 {
                 case 0, 1: point = "kill-before-commit:\(1 + random.next() % 8)"
                 case 2, 3: point = "kill-after-commit:\(1 + random.next() % 8)"
                 case 4: point = "kill-after-round:\(random.next() % 3)"
-                default: point = "kill-before-swap"
+                case 5: point = "kill-before-swap"
+                default: point = "kill-after-rename"
                 }
                 let outcome = try run(point, chunkSize: chunkSize)
                 if outcome.killedBySIGKILL {
@@ -206,9 +236,23 @@ struct SeededKillSeriesTests {
             try #require(kills.values.reduce(0, +) == 12, "seed \(seed): only \(kills) kills in \(attempts) runs")
             let final = try run(nil, chunkSize: 250)
             try #require(final.status == 0, "seed \(seed): \(final.standardError)")
+            // A resumed build whose rounds were done swaps at its recorded snapshot; the events
+            // appended after it are the live worker's. Continue the way `reprise live` does, from
+            // each build's checkpoint: nothing may be lost or applied twice across the hand-over.
+            let runner = try await LiveProjectionRunner.open(
+                projections: try RebuildEnvironment.samples().map { .file($0) }, postgresURL: TestServers.postgresURL,
+                mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+            do {
+                try await waitUntil("the live catch-up to reach the head") { try await runner.catchUp().allSatisfy { $0.eventsApplied == 0 } }
+            } catch {
+                await runner.close()
+                throw error
+            }
+            await runner.close()
             let golden = try await GoldenRows.tables(environment)
             for table in samples {
-                try #require(try await environment.rows(table) == golden[table], "seed \(seed): \(table)")
+                let rows = try await environment.rows(table), expected = golden[table] ?? []
+                try #require(rows == expected, "seed \(seed): \(table): \(rowDifference(rows, expected))")
             }
             try #require(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds WHERE state = 'building'").int(0, 0) == 0)
             for (kind, count) in kills {
@@ -216,4 +260,11 @@ struct SeededKillSeriesTests {
             }
         }
     }
+}
+
+/// What differs between two sorted row sets, briefly: for a failure message.
+func rowDifference(_ actual: [[String]], _ expected: [[String]]) -> String {
+    let actualSet = Set(actual), expectedSet = Set(expected)
+    let extra = actual.filter { !expectedSet.contains($0) }, missing = expected.filter { !actualSet.contains($0) }
+    return "\(actual.count) rows, \(expected.count) expected; not expected: \(extra.count) \(extra.prefix(3)); missing: \(missing.count) \(missing.prefix(3))"
 }
