@@ -118,7 +118,7 @@ public struct RebuildEngine: Sendable {
         try await runChecks(build, store: store, tableRows: tableRows)
         try await hooks.beforeSwap()
         progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
-        let previous = try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        let previous = try await swap(build, store: store, locks: connections.locks, database: connections.database, afterRename: hooks.afterSwapRename)
         try await applyRetention(build.name, store: store)
         return (tableRows, previous)
     }
@@ -327,7 +327,9 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
-    func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
+    func swap(
+        _ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String, afterRename: @Sendable () async throws -> Void = {}
+    ) async throws -> Int64? {
         let lock = Self.projectionLockName(build.name, database: database)
         guard try await locks.getLock(lock, timeoutSeconds: options.swapLockTimeoutSeconds) else {
             throw EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(options.swapLockTimeoutSeconds)s to swap")
@@ -357,6 +359,7 @@ public struct RebuildEngine: Sendable {
         // One statement: readers see all old tables or all new ones, never a mix or a gap.
         try await store.connection.execute(
             "RENAME TABLE " + renames.map { "\(MySQLIdentifier.quote($0.0)) TO \(MySQLIdentifier.quote($0.1))" }.joined(separator: ", "))
+        try await afterRename()
         try await store.connection.withTransaction { _ in
             if let previous { try await store.setState(previous, .retired) }
             try await store.setState(build.record, .active)

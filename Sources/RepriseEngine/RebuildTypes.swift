@@ -102,6 +102,9 @@ public struct RebuildHooks: Sendable {
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
     public var beforeSwap: @Sendable () async throws -> Void = {}
+    /// Inside the swap: after the `RENAME TABLE`, before the build registry records it (a crash
+    /// here is what `reconcileSwap` finishes on the next run).
+    public var afterSwapRename: @Sendable () async throws -> Void = {}
 
     public init() {}
 }

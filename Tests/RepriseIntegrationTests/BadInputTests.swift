@@ -34,14 +34,21 @@ struct BadInputTests {
         let environment: RebuildEnvironment
         var table: String { "\(PostgresIdentifier.quote(environment.storeSchema.schema)).inputs" }
 
-        static func make() async throws -> Store {
-            let environment = try await RebuildEnvironment.make()
-            let store = Store(environment: environment)
+        private func created() async throws -> Store {
+            let store = self
             try await environment.postgres.execute("""
                 CREATE TABLE \(store.table) (seq bigserial PRIMARY KEY, stream text NOT NULL, version int NOT NULL, kind text NOT NULL,
                   body text NOT NULL, txid bigint NOT NULL DEFAULT txid_current())
                 """)
             return store
+        }
+
+        /// A store for `body`, dropped afterwards, also when `body` throws.
+        static func with(_ body: (Store) async throws -> Void) async throws {
+            try await RebuildEnvironment.with { environment in
+                let store = try await Store(environment: environment).created()
+                try await body(store)
+            }
         }
 
         @discardableResult
@@ -86,115 +93,115 @@ struct BadInputTests {
     }
 
     @Test func malformedJSONStopsARebuildAtItsPositionAndParksItsStreamLive() async throws {
-        let store = try await Store.make()
-        for account in ["a", "b"] { try await store.append(account, "Opened", #"{"owner": "\#(account)"}"#) }
-        _ = try await store.rebuild()
-        let runner = try await LiveProjectionRunner.open(
-            projections: [.file(try Self.projection())], postgresURL: TestServers.postgresURL, mysqlURL: store.environment.mysqlURL, source: try store.source)
-        try await store.append("b", "Deposited", #"{"amount": 3}"#)
-        try await store.append("a", "Deposited", #"{"amount": 2}"#)
-        let bad = try await store.append("a", "Deposited", #"{"amount": 5"#)
-        try await store.append("b", "Deposited", #"{"amount": 4}"#)
+        try await Store.with { store in
+            for account in ["a", "b"] { try await store.append(account, "Opened", #"{"owner": "\#(account)"}"#) }
+            _ = try await store.rebuild()
+            let runner = try await LiveProjectionRunner.open(
+                projections: [.file(try Self.projection())], postgresURL: TestServers.postgresURL, mysqlURL: store.environment.mysqlURL, source: try store.source)
+            try await store.append("b", "Deposited", #"{"amount": 3}"#)
+            try await store.append("a", "Deposited", #"{"amount": 2}"#)
+            let bad = try await store.append("a", "Deposited", #"{"amount": 5"#)
+            try await store.append("b", "Deposited", #"{"amount": 4}"#)
 
-        // Live: the failure names the position and the stream, which the worker parks.
-        do {
-            _ = try await runner.catchUp()
-            Issue.record("catch-up should fail on the malformed payload")
-        } catch let failure as LiveProjectionRunner.Failure {
-            #expect(failure.error.kind == .badPayload)
-            #expect(failure.error.position == bad)
-            #expect(failure.streamID == "a")
-            #expect(failure.error.description.contains("column body"), "\(failure.error)")
+            // Live: the failure names the position and the stream, which the worker parks.
+            do {
+                _ = try await runner.catchUp()
+                Issue.record("catch-up should fail on the malformed payload")
+            } catch let failure as LiveProjectionRunner.Failure {
+                #expect(failure.error.kind == .badPayload)
+                #expect(failure.error.position == bad)
+                #expect(failure.streamID == "a")
+                #expect(failure.error.description.contains("column body"), "\(failure.error)")
+            }
+            FaultLedger.record(.badInput, "malformed JSON payload (live: parked stream)")
+            await runner.close()
+
+            // Rebuild: stops with the position and column; chunks before the bad one stay committed,
+            // the chunk holding it is not, and nothing is swapped in.
+            let error = try await store.failedRebuild()
+            #expect(error?.kind == .badPayload)
+            #expect(error?.position == bad)
+            #expect(error?.description.contains("column body") == true)
+            let building = try await store.environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'building'")
+            #expect(building.int64(0, 0) == 4, "two chunks of two events before the bad one")
+            #expect(try await store.environment.rows("balances") == [["a", "a", "0"], ["b", "b", "0"]], "the live table is the previous build's")
+            FaultLedger.record(.badInput, "malformed JSON payload (rebuild: stopped at its position)")
         }
-        FaultLedger.record(.badInput, "malformed JSON payload (live: parked stream)")
-        await runner.close()
-
-        // Rebuild: stops with the position and column; chunks before the bad one stay committed,
-        // the chunk holding it is not, and nothing is swapped in.
-        let error = try await store.failedRebuild()
-        #expect(error?.kind == .badPayload)
-        #expect(error?.position == bad)
-        #expect(error?.description.contains("column body") == true)
-        let building = try await store.environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'building'")
-        #expect(building.int64(0, 0) == 4, "two chunks of two events before the bad one")
-        #expect(try await store.environment.rows("balances") == [["a", "a", "0"], ["b", "b", "0"]], "the live table is the previous build's")
-        FaultLedger.record(.badInput, "malformed JSON payload (rebuild: stopped at its position)")
-        await store.environment.tearDown()
     }
 
     @Test(arguments: [("missing field", #"{"note": "no amount"}"#), ("wrong type", #"{"amount": "five"}"#), ("fraction into an integer column", #"{"amount": 1.5}"#)])
     func aPayloadHandlersCannotUseStopsWithThePositionAndCause(kind: String, body: String) async throws {
-        let store = try await Store.make()
-        try await store.append("a", "Opened", #"{"owner": "a"}"#)
-        let bad = try await store.append("a", "Deposited", body)
-        let error = try await store.failedRebuild()
-        #expect(error?.kind == .handlerFailed, "\(String(describing: error))")
-        #expect(error?.projection == "balances")
-        #expect(error?.position == bad)
-        #expect(error?.eventType == "Deposited")
-        FaultLedger.record(.badInput, "\(kind) in a payload")
-        await store.environment.tearDown()
+        try await Store.with { store in
+            try await store.append("a", "Opened", #"{"owner": "a"}"#)
+            let bad = try await store.append("a", "Deposited", body)
+            let error = try await store.failedRebuild()
+            #expect(error?.kind == .handlerFailed, "\(String(describing: error))")
+            #expect(error?.projection == "balances")
+            #expect(error?.position == bad)
+            #expect(error?.eventType == "Deposited")
+            FaultLedger.record(.badInput, "\(kind) in a payload")
+        }
     }
 
     @Test func eventTypesNoProjectionHandlesAreNotRead() async throws {
-        let store = try await Store.make()
-        try await store.append("a", "Opened", #"{"owner": "a"}"#)
-        try await store.append("a", "AccountAudited", #"not even JSON"#)
-        try await store.append("a", "Deposited", #"{"amount": 7}"#)
-        let results = try await store.rebuild()
-        #expect(results[0].eventsApplied == 2)
-        #expect(try await store.environment.rows("balances") == [["a", "a", "7"]])
-        FaultLedger.record(.badInput, "event type no projection knows")
-        await store.environment.tearDown()
+        try await Store.with { store in
+            try await store.append("a", "Opened", #"{"owner": "a"}"#)
+            try await store.append("a", "AccountAudited", #"not even JSON"#)
+            try await store.append("a", "Deposited", #"{"amount": 7}"#)
+            let results = try await store.rebuild()
+            #expect(results[0].eventsApplied == 2)
+            #expect(try await store.environment.rows("balances") == [["a", "a", "7"]])
+            FaultLedger.record(.badInput, "event type no projection knows")
+        }
     }
 
     @Test func aSixteenMebibytePayloadIsReadAndDecoded() async throws {
-        let store = try await Store.make()
-        let blob = String(repeating: "0123456789abcdef", count: 1 << 20)  // 16 MiB
-        try await store.append("a", "Opened", #"{"blob": "\#(blob)", "owner": "big"}"#)
-        try await store.append("a", "Deposited", #"{"amount": 1}"#)
-        _ = try await store.rebuild()
-        #expect(try await store.environment.rows("balances") == [["a", "big", "1"]])
-        FaultLedger.record(.badInput, "16 MiB payload")
-        await store.environment.tearDown()
+        try await Store.with { store in
+            let blob = String(repeating: "0123456789abcdef", count: 1 << 20)  // 16 MiB
+            try await store.append("a", "Opened", #"{"blob": "\#(blob)", "owner": "big"}"#)
+            try await store.append("a", "Deposited", #"{"amount": 1}"#)
+            _ = try await store.rebuild()
+            #expect(try await store.environment.rows("balances") == [["a", "big", "1"]])
+            FaultLedger.record(.badInput, "16 MiB payload")
+        }
     }
 
     @Test func quotesBackslashesNULAndMultibyteTextRoundTrip() async throws {
-        let store = try await Store.make()
-        let hostile = "O'Brien \"Z\" back\\slash '; DROP TABLE balances; -- Zoë 日本 🚀 nul:\u{0}:end"
-        let json = String(decoding: try JSONSerialization.data(withJSONObject: ["owner": hostile]), as: UTF8.self)
-        #expect(json.contains("\\u0000"))
-        try await store.append("x'; DROP TABLE balances; --", "Opened", json)
-        _ = try await store.rebuild()
-        let row = try await store.environment.mysql.query("SELECT account, owner FROM balances")
-        #expect(row.rowCount == 1)
-        #expect(row.string(0, 0) == "x'; DROP TABLE balances; --")
-        #expect(row.string(0, 1) == hostile)
-        FaultLedger.record(.badInput, "quotes, backslashes, NUL bytes and multi-byte text in values")
-        await store.environment.tearDown()
+        try await Store.with { store in
+            let hostile = "O'Brien \"Z\" back\\slash '; DROP TABLE balances; -- Zoë 日本 🚀 nul:\u{0}:end"
+            let json = String(decoding: try JSONSerialization.data(withJSONObject: ["owner": hostile]), as: UTF8.self)
+            #expect(json.contains("\\u0000"))
+            try await store.append("x'; DROP TABLE balances; --", "Opened", json)
+            _ = try await store.rebuild()
+            let row = try await store.environment.mysql.query("SELECT account, owner FROM balances")
+            #expect(row.rowCount == 1)
+            #expect(row.string(0, 0) == "x'; DROP TABLE balances; --")
+            #expect(row.string(0, 1) == hostile)
+            FaultLedger.record(.badInput, "quotes, backslashes, NUL bytes and multi-byte text in values")
+        }
     }
 
     @Test func hostileIdentifiersInAProjectionFileAreRefusedBeforeAnySQL() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.mysql.execute("CREATE TABLE x (id int)")
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("hostile")).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        for (file, yaml) in [
-            ("table", Self.projectionYAML.replacingOccurrences(of: "  balances:\n", with: "  \"orders; DROP TABLE x\":\n")),
-            ("column", Self.projectionYAML.replacingOccurrences(of: "owner: varchar(300)", with: "\"owner`; DROP TABLE x; --\": varchar(300)")),
-            ("name", Self.projectionYAML.replacingOccurrences(of: "name: balances", with: "name: \"balances; DROP TABLE x\"")),
-        ] {
-            try yaml.write(toFile: folder + "/hostile.yml", atomically: true, encoding: .utf8)
-            let outcome = try runReprise(
-                ["rebuild", "--all", "--projections-dir", folder, "--quiet"],
-                environment: environment.processVariables)
-            #expect(outcome.status != 0 && !outcome.killedBySignal)
-            #expect(outcome.standardError.contains("hostile.yml"), "\(file): \(outcome.standardError)")
-            FaultLedger.record(.badInput, "hostile identifier in a projection file (\(file))")
+        try await RebuildEnvironment.with { environment in
+            try await environment.mysql.execute("CREATE TABLE x (id int)")
+            let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("hostile")).path
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            for (file, yaml) in [
+                ("table", Self.projectionYAML.replacingOccurrences(of: "  balances:\n", with: "  \"orders; DROP TABLE x\":\n")),
+                ("column", Self.projectionYAML.replacingOccurrences(of: "owner: varchar(300)", with: "\"owner`; DROP TABLE x; --\": varchar(300)")),
+                ("name", Self.projectionYAML.replacingOccurrences(of: "name: balances", with: "name: \"balances; DROP TABLE x\"")),
+            ] {
+                try yaml.write(toFile: folder + "/hostile.yml", atomically: true, encoding: .utf8)
+                let outcome = try runReprise(
+                    ["rebuild", "--all", "--projections-dir", folder, "--quiet"],
+                    environment: environment.processVariables)
+                #expect(outcome.status != 0 && outcome.signal == nil)
+                #expect(outcome.standardError.contains("hostile.yml"), "\(file): \(outcome.standardError)")
+                FaultLedger.record(.badInput, "hostile identifier in a projection file (\(file))")
+            }
+            #expect(try await environment.mysql.query("SHOW TABLES LIKE 'x'").rowCount == 1)
         }
-        #expect(try await environment.mysql.query("SHOW TABLES LIKE 'x'").rowCount == 1)
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
     }
 
     @Test func wrongCredentialsAndUnreachableHostsExitWithCodeThreeAndNoSecret() async throws {

@@ -2,17 +2,18 @@ import Foundation
 import RepriseEngine
 import Testing
 
-/// The three sample projections on a seeded demo history, against rows computed here from the
-/// raw events with plain Swift (JSONSerialization, dictionaries): an independent second opinion.
-@Suite("Golden results of the sample projections (real servers)")
-struct GoldenSamplesTests {
+/// The rows of the three samples folded from the raw events with plain Swift (JSONSerialization,
+/// dictionaries), sharing no code with the engine: the reference every sample-based test
+/// (golden, partitioned rebuild and live, crash series) compares whole tables with.
+enum GoldenRows {
     struct Event {
         var position: Int64
         var type: String
         var payload: [String: Any]
     }
 
-    private func events(_ environment: RebuildEnvironment) async throws -> [Event] {
+    /// Every event of the store in position order, decoded with JSONSerialization.
+    static func events(_ environment: RebuildEnvironment) async throws -> [Event] {
         let result = try await environment.postgres.query(
             "SELECT global_position, event_type, payload::text FROM \(environment.storeSchema.qualifiedEvents) ORDER BY global_position")
         return try (0..<result.rowCount).map { row in
@@ -22,7 +23,7 @@ struct GoldenSamplesTests {
         }
     }
 
-    private func text(_ any: Any?) -> String {
+    static func text(_ any: Any?) -> String {
         switch any {
         case let number as NSNumber: return number.stringValue
         case let string as String: return string
@@ -30,17 +31,17 @@ struct GoldenSamplesTests {
         }
     }
 
-    private func int(_ any: Any?) -> Int64 { (any as? NSNumber)?.int64Value ?? 0 }
+    static func int(_ any: Any?) -> Int64 { (any as? NSNumber)?.int64Value ?? 0 }
 
     /// "2026-01-01T00:07:15Z" as MySQL's DATETIME(6) prints it.
-    private func datetime(_ any: Any?) -> String {
+    static func datetime(_ any: Any?) -> String {
         guard let iso = any as? String else { return "NULL" }
         return String(iso.prefix(19)).replacing("T", with: " ") + ".000000"
     }
 
-    private func sorted(_ rows: [[String]]) -> [[String]] { rows.sorted { $0.lexicographicallyPrecedes($1) } }
+    static func sorted(_ rows: [[String]]) -> [[String]] { rows.sorted { $0.lexicographicallyPrecedes($1) } }
 
-    func expectedOrderSummary(_ events: [Event]) -> [[String]] {
+    static func expectedOrderSummary(_ events: [Event]) -> [[String]] {
         var orders: [String: [String]] = [:]  // order_id, customer_id, status, item_count, total, paid, created, updated, last_position
         for event in events {
             let id = text(event.payload["orderId"])
@@ -75,7 +76,7 @@ struct GoldenSamplesTests {
         return sorted(Array(orders.values))
     }
 
-    func expectedCustomerStats(_ events: [Event]) -> [[String]] {
+    static func expectedCustomerStats(_ events: [Event]) -> [[String]] {
         var customers: [String: [String]] = [:]  // customer_id, name, country, order_count, lifetime, first, last
         for event in events {
             let id = text(event.payload["customerId"])
@@ -99,7 +100,7 @@ struct GoldenSamplesTests {
         return sorted(Array(customers.values))
     }
 
-    func expectedProductSales(_ events: [Event]) -> [[String]] {
+    static func expectedProductSales(_ events: [Event]) -> [[String]] {
         var sales: [String: (sku: String, day: String, units: Int64, revenue: Int64)] = [:]
         func add(_ sku: String, _ day: String, _ units: Int64, _ revenue: Int64) {
             let key = sku + "|" + day
@@ -122,26 +123,40 @@ struct GoldenSamplesTests {
         return sorted(sales.values.map { [$0.sku, $0.day, String($0.units), String($0.revenue)] })
     }
 
-    @Test func samplesMatchIndependentlyComputedRows() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 6_000, seed: 77)
-        let samples = try RebuildEnvironment.samples()
-        #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily"])
-        let results = try await environment.engine { $0.chunkSize = 900 }.rebuild(samples.map { .file($0) })
-        #expect(results.allSatisfy { $0.swapped })
+    /// The expected rows of every sample table, by table name, for the store's events now.
+    static func tables(_ environment: RebuildEnvironment) async throws -> [String: [[String]]] {
         let events = try await events(environment)
+        return [
+            "order_summary": expectedOrderSummary(events), "customer_stats": expectedCustomerStats(events),
+            "product_sales_daily": expectedProductSales(events),
+        ]
+    }
+}
 
-        let orderSummary = expectedOrderSummary(events)
-        #expect(orderSummary.count > 500)
-        #expect(try await environment.rows("order_summary") == orderSummary)
-        #expect(Set(orderSummary.map { $0[2] }) == ["created", "paid", "shipped", "cancelled"])
+/// The three sample projections on a seeded demo history, against the golden rows: an
+/// independent second opinion.
+@Suite("Golden results of the sample projections (real servers)")
+struct GoldenSamplesTests {
+    @Test func samplesMatchIndependentlyComputedRows() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 6_000, seed: 77)
+            let samples = try RebuildEnvironment.samples()
+            #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily"])
+            let results = try await environment.engine { $0.chunkSize = 900 }.rebuild(samples.map { .file($0) })
+            #expect(results.allSatisfy { $0.swapped })
+            let events = try await GoldenRows.events(environment)
 
-        let customerStats = expectedCustomerStats(events)
-        #expect(try await environment.rows("customer_stats") == customerStats)
+            let orderSummary = GoldenRows.expectedOrderSummary(events)
+            #expect(orderSummary.count > 500)
+            #expect(try await environment.rows("order_summary") == orderSummary)
+            #expect(Set(orderSummary.map { $0[2] }) == ["created", "paid", "shipped", "cancelled"])
 
-        let productSales = expectedProductSales(events)
-        #expect(productSales.count > 50)
-        #expect(try await environment.rows("product_sales_daily") == productSales)
-        await environment.tearDown()
+            let customerStats = GoldenRows.expectedCustomerStats(events)
+            #expect(try await environment.rows("customer_stats") == customerStats)
+
+            let productSales = GoldenRows.expectedProductSales(events)
+            #expect(productSales.count > 50)
+            #expect(try await environment.rows("product_sales_daily") == productSales)
+        }
     }
 }

@@ -38,62 +38,60 @@ struct JobTests {
     }
 
     @Test func aRebuildJobRunsAndAnOverlappingRunIsRefused() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 300, seed: 50)
-        let (folder, job) = try jobFolder(environment)
-        let variables = ["JOB_TEST_POSTGRES": TestServers.postgresURL, "JOB_TEST_MYSQL": environment.mysqlURL]
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 300, seed: 50)
+            let (folder, job) = try jobFolder(environment)
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let variables = ["JOB_TEST_POSTGRES": TestServers.postgresURL, "JOB_TEST_MYSQL": environment.mysqlURL]
 
-        let done = try runReprise(["run", job], environment: variables)
-        #expect(done.status == 0, "\(done.standardError)")
-        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let done = try runReprise(["run", job], environment: variables)
+            #expect(done.status == 0, "\(done.standardError)")
+            #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
 
-        // A scheduled run that finds the previous one still running exits with code 6.
-        let holder = try await TestServers.postgres()
-        #expect(try await holder.tryAdvisoryLock(PostgresAdvisoryLockKey("reprise.job.test-rebuild-\(environment.database.replacing("_", with: "-"))")))
-        let refused = try runReprise(["run", job], environment: variables)
-        #expect(refused.status == 6)
-        #expect(refused.standardError.contains("still running"))
-        await holder.close()
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+            // A scheduled run that finds the previous one still running exits with code 6.
+            let holder = try await TestServers.postgres()
+            #expect(try await holder.tryAdvisoryLock(PostgresAdvisoryLockKey("reprise.job.test-rebuild-\(environment.database.replacing("_", with: "-"))")))
+            let refused = try runReprise(["run", job], environment: variables)
+            #expect(refused.status == 6)
+            #expect(refused.standardError.contains("still running"))
+            await holder.close()
+        }
     }
 
     @Test func aJobFileWithAURLInsteadOfAVariableNameIsRefused() async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("jobs")).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try """
-            job: leaky
-            run: rebuild
-            projections: all
-            connections:
-              postgres: postgresql://reprise:secret-in-file@127.0.0.1:55432/reprise
-            """.write(toFile: folder + "/leaky.yml", atomically: true, encoding: .utf8)
-        let outcome = try runReprise(["run", folder + "/leaky.yml"])
-        #expect(outcome.status == 64 || outcome.status == 2 || outcome.status == 1)
-        #expect(outcome.standardError.contains("never a URL or password"))
-        try? FileManager.default.removeItem(atPath: folder)
+        try await withTemporaryFolder("jobs") { folder in
+            try """
+                job: leaky
+                run: rebuild
+                projections: all
+                connections:
+                  postgres: postgresql://reprise:secret-in-file@127.0.0.1:55432/reprise
+                """.write(toFile: folder + "/leaky.yml", atomically: true, encoding: .utf8)
+            let outcome = try runReprise(["run", folder + "/leaky.yml"])
+            #expect(outcome.status == 64 || outcome.status == 2 || outcome.status == 1)
+            #expect(outcome.standardError.contains("never a URL or password"))
+        }
     }
 
     @Test(arguments: [false, true])
     func aSettingTheCommandRefusesIsABadUsageNamingIt(dryRun: Bool) async throws {
-        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("jobs")).path
-        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-        try """
-            job: wordy
-            run: live
-            projections: [order_summary]
-            settings:
-              partitions: many
-            connections:
-              postgres: REPRISE_POSTGRES_URL
-              mysql: REPRISE_MYSQL_URL
-              amqp: REPRISE_AMQP_URL
-            """.write(toFile: folder + "/wordy.yml", atomically: true, encoding: .utf8)
-        let outcome = try runReprise(["run", folder + "/wordy.yml"] + (dryRun ? ["--dry-run"] : []), environment: urls)
-        #expect(outcome.status == 64, "\(outcome.standardError)")
-        #expect(outcome.standardError.contains("The value 'many' is invalid for '--partitions"), "\(outcome.standardError)")
-        #expect(!outcome.standardError.contains("job.started"), "refused before it starts")
-        FaultLedger.record(.badInput, "job setting the command refuses")
-        try? FileManager.default.removeItem(atPath: folder)
+        try await withTemporaryFolder("jobs") { folder in
+            try """
+                job: wordy
+                run: live
+                projections: [order_summary]
+                settings:
+                  partitions: many
+                connections:
+                  postgres: REPRISE_POSTGRES_URL
+                  mysql: REPRISE_MYSQL_URL
+                  amqp: REPRISE_AMQP_URL
+                """.write(toFile: folder + "/wordy.yml", atomically: true, encoding: .utf8)
+            let outcome = try runReprise(["run", folder + "/wordy.yml"] + (dryRun ? ["--dry-run"] : []), environment: urls)
+            #expect(outcome.status == 64, "\(outcome.standardError)")
+            #expect(outcome.standardError.contains("The value 'many' is invalid for '--partitions"), "\(outcome.standardError)")
+            #expect(!outcome.standardError.contains("job.started"), "refused before it starts")
+            FaultLedger.record(.badInput, "job setting the command refuses")
+        }
     }
 }

@@ -26,23 +26,12 @@ struct PartitionedRebuildTests {
          "--store-schema", environment.storeSchema.schema, "--chunk-size", "100", "--fetch-size", "100", "--quiet"]
     }
 
-    /// The same projections rebuilt by one ordinary process into a database of their own.
+    /// The expected rows of both samples, folded from the raw events by `GoldenRows` (no engine
+    /// code: a single-process run of the same engine would share its bugs). `folder` holds the
+    /// copies of the shipped samples the workers ran.
     static func reference(_ environment: RebuildEnvironment, folder: String) async throws -> [String: [[String]]] {
-        let admin = try await TestServers.mysql()
-        let database = environment.database + "_ref"
-        try await admin.execute("CREATE DATABASE \(database) CHARACTER SET utf8mb4 COLLATE utf8mb4_bin")
-        let url = RebuildEnvironment.mysqlURL(database: database)
-        let definitions = try projections.map { try ProjectionFileParser.load(path: folder + "/\($0).yml") }
-        _ = try await RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: url, storeSchema: environment.storeSchema).rebuild(definitions.map { .file($0) })
-        let connection = try await MySQLConnection.connect(url: url)
-        var tables: [String: [[String]]] = [:]
-        for table in projections {
-            tables[table] = try await RebuildEnvironment.rows(table, on: connection)
-        }
-        await connection.close()
-        try await admin.execute("DROP DATABASE \(database)")
-        await admin.close()
-        return tables
+        let golden = try await GoldenRows.tables(environment)
+        return golden.filter { projections.contains($0.key) }
     }
 
     /// The two samples that declare a partition key.
@@ -55,9 +44,9 @@ struct PartitionedRebuildTests {
         return tables
     }
 
-    /// The tables equal one ordinary rebuild's, and the manifest adds up (see `checkManifest`).
-    static func checkAgainstSingleRebuild(_ environment: RebuildEnvironment, folder: String) async throws {
-        #expect(try await tables(environment) == (try await reference(environment, folder: folder)))
+    /// The tables equal the golden rows, and the manifest adds up (see `checkManifest`).
+    static func checkAgainstGoldenRows(_ environment: RebuildEnvironment, folder: String) async throws {
+        try #require(try await tables(environment) == (try await reference(environment, folder: folder)))
         try await checkManifest(environment)
     }
 
@@ -65,116 +54,116 @@ struct PartitionedRebuildTests {
     static func checkManifest(_ environment: RebuildEnvironment) async throws {
         let partitions = try await environment.mysql.query(
             "SELECT b.projection, COUNT(*), SUM(p.state = 'done'), SUM(p.events_applied) FROM reprise_build_partitions p JOIN reprise_builds b USING (build_id) WHERE b.state = 'active' GROUP BY b.projection ORDER BY b.projection")
-        #expect(partitions.rowCount == 2)
+        try #require(partitions.rowCount == 2)
         for row in 0..<partitions.rowCount {
             let projection = partitions.string(row, 0) ?? ""
-            #expect(partitions.int(row, 1) == 4 && partitions.int(row, 2) == 4, "\(projection): every partition done")
+            try #require(partitions.int(row, 1) == 4 && partitions.int(row, 2) == 4, "\(projection): every partition done")
             let definition = try ProjectionFileParser.load(path: RebuildEnvironment.repositoryRoot() + "/projections/\(projection).yml")
             let handled = try await environment.handledEventCount(definition)
-            #expect(partitions.int64(row, 3) == handled, "\(projection): each handled event applied once over all partitions")
+            try #require(partitions.int64(row, 3) == handled, "\(projection): each handled event applied once over all partitions")
         }
     }
 
     @Test func fourWorkersBuildTheTablesOfASingleOne() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 4_000, seed: 200)
-        let folder = try Self.folder()
-        // The first worker starts the build and pauses after its first chunk, so the three others
-        // (which only join: `--join`) certainly take partitions of it; then it goes on.
-        var first = environment.processVariables
-        first["REPRISE_FAULT"] = "stop-after-commit:1"
-        let starter = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: first)
-        try await ServerFaultTests.waitForPause(starter)
-        let joiners = try (2...4).map {
-            try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)") + ["--join", "30"], environment: environment.processVariables)
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 4_000, seed: 200)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            // The first worker starts the build and pauses after its first chunk, so the three others
+            // (which only join: `--join`) certainly take partitions of it; then it goes on.
+            var first = environment.processVariables
+            first["REPRISE_FAULT"] = "stop-after-commit:1"
+            let starter = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: first)
+            try await ServerFaultTests.waitForPause(starter)
+            let joiners = try (2...4).map {
+                try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w\($0)") + ["--join", "30"], environment: environment.processVariables)
+            }
+            try await waitUntil("a joining worker to take a partition") {
+                try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions WHERE owner IS NOT NULL").int(0, 0) ?? 0 >= 2
+            }
+            starter.signal(SIGCONT)
+            let workers = [starter] + joiners
+            var outcomes: [ProcessOutcome] = []
+            for worker in workers { outcomes.append(try await worker.finish()) }
+            for outcome in outcomes { #expect(outcome.status == 0, "\(outcome.standardError)") }
+            try await Self.checkAgainstGoldenRows(environment, folder: folder)
+            let owners = try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions").int(0, 0) ?? 0
+            #expect(owners >= 2, "the partitions were shared between workers")
         }
-        try await waitUntil("a joining worker to take a partition") {
-            try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions WHERE owner IS NOT NULL").int(0, 0) ?? 0 >= 2
-        }
-        starter.signal(SIGCONT)
-        let workers = [starter] + joiners
-        var outcomes: [ProcessOutcome] = []
-        for worker in workers { outcomes.append(try await worker.finish()) }
-        for outcome in outcomes { #expect(outcome.status == 0, "\(outcome.standardError)") }
-        try await Self.checkAgainstSingleRebuild(environment, folder: folder)
-        let owners = try await environment.mysql.query("SELECT COUNT(DISTINCT owner) FROM reprise_build_partitions").int(0, 0) ?? 0
-        #expect(owners >= 2, "the partitions were shared between workers")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
     }
 
     @Test func aWorkerKilledMidPartitionIsReplacedAndNothingIsLostOrDoubled() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 4_000, seed: 201)
-        let folder = try Self.folder()
-        var faulty = environment.processVariables
-        faulty["REPRISE_FAULT"] = "kill-after-commit:3"
-        let killed = try runReprise(Self.arguments(environment, folder: folder, worker: "doomed"), environment: faulty)
-        #expect(killed.killedBySignal, "\(killed.standardError)")
-        let running = try await environment.mysql.query("SELECT partition_no, round_position FROM reprise_build_partitions WHERE state = 'running' AND owner = 'doomed'")
-        #expect(running.rowCount == 1 && (running.int64(0, 1) ?? 0) > 0, "the dead worker left a partition with a checkpoint")
-        FaultLedger.record(.injected, "kill -9 of a partitioned rebuild worker")
-        // Operators see the partitions: owner, state, progress, lease age.
-        let status = try runReprise(["status", "--store-schema", environment.storeSchema.schema], environment: environment.processVariables)
-        #expect(status.status == 0, "\(status.standardError)")
-        #expect(status.standardOutput.contains("partitions:") && status.standardOutput.contains("running") && status.standardOutput.contains("doomed"), "\(status.standardOutput)")
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 4_000, seed: 201)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            var faulty = environment.processVariables
+            faulty["REPRISE_FAULT"] = "kill-after-commit:3"
+            let killed = try runReprise(Self.arguments(environment, folder: folder, worker: "doomed"), environment: faulty)
+            try #require(killed.killedBySIGKILL, "killed with SIGKILL: \(killed.standardError)")
+            FaultLedger.record(.injected, "kill -9 of a partitioned rebuild worker")
+            let running = try await environment.mysql.query("SELECT partition_no, round_position FROM reprise_build_partitions WHERE state = 'running' AND owner = 'doomed'")
+            try #require(running.rowCount == 1 && (running.int64(0, 1) ?? 0) > 0, "the dead worker left a partition with a checkpoint")
+            // Operators see the partitions: owner, state, progress, lease age.
+            let status = try runReprise(["status", "--store-schema", environment.storeSchema.schema], environment: environment.processVariables)
+            #expect(status.status == 0, "\(status.standardError)")
+            #expect(status.standardOutput.contains("partitions:") && status.standardOutput.contains("running") && status.standardOutput.contains("doomed"), "\(status.standardOutput)")
 
-        let successors = try (1...2).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "s\($0)"), environment: environment.processVariables) }
-        for successor in successors {
-            let outcome = try await successor.finish()
-            #expect(outcome.status == 0, "\(outcome.standardError)")
+            let successors = try (1...2).map { try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "s\($0)"), environment: environment.processVariables) }
+            for successor in successors {
+                let outcome = try await successor.finish()
+                try #require(outcome.status == 0, "\(outcome.standardError)")
+            }
+            try await Self.checkAgainstGoldenRows(environment, folder: folder)
+            FaultLedger.record(.recovered, "kill -9 of a partitioned rebuild worker")
         }
-        try await Self.checkAgainstSingleRebuild(environment, folder: folder)
-        FaultLedger.record(.recovered, "kill -9 of a partitioned rebuild worker")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
     }
 
     @Test func aFrozenWorkersPartitionIsTakenOverWhenItsLeaseExpires() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 4_000, seed: 203)
-        let folder = try Self.folder()
-        // w1 freezes (SIGSTOP) right after committing its first chunk: alive, silent, holding its locks.
-        var frozen = environment.processVariables
-        frozen["REPRISE_FAULT"] = "stop-after-commit:1"
-        let sleeper = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: frozen)
-        try await ServerFaultTests.waitForPause(sleeper)
-        FaultLedger.record(.injected, "partitioned rebuild worker frozen mid-partition")
-        let helper = try BackgroundProcess(
-            Self.arguments(environment, folder: folder, worker: "w2").filter { $0 != "--quiet" } + ["--lease-seconds", "2"],
-            environment: environment.processVariables)
-        let helped = try await helper.finish()
-        #expect(helped.status == 0, "\(helped.standardError)")
-        #expect(helped.standardError.contains("lease expired, taking it over"), "\(helped.standardError)")
-        // The frozen worker wakes up fenced off: its sessions are gone, it applies nothing more.
-        sleeper.signal(SIGCONT)
-        let woke = try await sleeper.finish()
-        #expect(woke.status != 0, "the fenced worker stops with an error: \(woke.standardError)")
-        try await Self.checkAgainstSingleRebuild(environment, folder: folder)
-        FaultLedger.record(.recovered, "partitioned rebuild worker frozen mid-partition")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 4_000, seed: 203)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            // w1 freezes (SIGSTOP) right after committing its first chunk: alive, silent, holding its locks.
+            var frozen = environment.processVariables
+            frozen["REPRISE_FAULT"] = "stop-after-commit:1"
+            let sleeper = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: frozen)
+            try await ServerFaultTests.waitForPause(sleeper)
+            FaultLedger.record(.injected, "partitioned rebuild worker frozen mid-partition")
+            let helper = try BackgroundProcess(
+                Self.arguments(environment, folder: folder, worker: "w2").filter { $0 != "--quiet" } + ["--lease-seconds", "2"],
+                environment: environment.processVariables)
+            let helped = try await helper.finish()
+            try #require(helped.status == 0, "\(helped.standardError)")
+            try #require(helped.standardError.contains("lease expired, taking it over"), "\(helped.standardError)")
+            // The frozen worker wakes up fenced off: its sessions are gone, it applies nothing more.
+            sleeper.signal(SIGCONT)
+            let woke = try await sleeper.finish()
+            try #require(woke.status != 0 && woke.signal == nil, "the fenced worker stops with an error: \(woke.standardError)")
+            try await Self.checkAgainstGoldenRows(environment, folder: folder)
+            FaultLedger.record(.recovered, "partitioned rebuild worker frozen mid-partition")
+        }
     }
 
     @Test func aJoinWorkerWithNothingToJoinExitsCleanly() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 200, seed: 202)
-        let folder = try Self.folder()
-        let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: environment.processVariables)
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(outcome.standardOutput.contains("nothing to join"), "\(outcome.standardOutput)")
-        #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds").int(0, 0) == 0, "a joiner never starts a build")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 200, seed: 202)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let outcome = try runReprise(Self.arguments(environment, folder: folder, worker: "late").filter { $0 != "--quiet" } + ["--join", "0.5"], environment: environment.processVariables)
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(outcome.standardOutput.contains("nothing to join"), "\(outcome.standardOutput)")
+            #expect(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds").int(0, 0) == 0, "a joiner never starts a build")
+        }
     }
 
     @Test func aProjectionWithoutAPartitionKeyIsRefused() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let outcome = try runReprise(
-            ["rebuild", "product_sales_daily", "--partitions", "2", "--store-schema", environment.storeSchema.schema, "--quiet"],
-            environment: environment.processVariables)
-        #expect(outcome.status == 1)
-        #expect(outcome.standardError.contains("declares no partition_key"), "\(outcome.standardError)")
-        await environment.tearDown()
+        try await RebuildEnvironment.with { environment in
+            let outcome = try runReprise(
+                ["rebuild", "product_sales_daily", "--partitions", "2", "--store-schema", environment.storeSchema.schema, "--quiet"],
+                environment: environment.processVariables)
+            #expect(outcome.status == 1)
+            #expect(outcome.standardError.contains("declares no partition_key"), "\(outcome.standardError)")
+        }
     }
 }

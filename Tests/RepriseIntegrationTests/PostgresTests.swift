@@ -175,6 +175,11 @@ struct PostgresTests {
         let second = try await TestServers.postgres()
         let key = PostgresAdvisoryLockKey(TestServers.uniqueName("lock"))
         #expect(try await first.tryAdvisoryLock(key))
+        // The server shows the lock under the key's two 32-bit halves (what status pages search for).
+        let shown = try await second.query(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objsubid = 1 AND classid = $1::bigint::oid AND objid = $2::bigint::oid",
+            [.int(key.classID), .int(key.objectID)]).int(0, 0)
+        #expect(shown == 1)
         #expect(try await second.tryAdvisoryLock(key) == false)
         #expect(try await first.advisoryUnlock(key))
         #expect(try await second.tryAdvisoryLock(key))
@@ -184,7 +189,10 @@ struct PostgresTests {
         try await first.execute("SET lock_timeout = '20s'")
         try await first.advisoryLock(key)
         await first.close()
-        #expect(PostgresAdvisoryLockKey("rebuild:orders").value == PostgresAdvisoryLockKey("rebuild:orders").value)
+        // The key is FNV-1a 64 of the name, the same in every process and release: the literal was
+        // computed outside Swift (offset basis 0xcbf29ce484222325, prime 0x100000001b3).
+        #expect(PostgresAdvisoryLockKey("rebuild:orders").value == -3_702_429_814_414_007_809)
+        #expect(PostgresAdvisoryLockKey("rebuild:orders").value != PostgresAdvisoryLockKey("rebuild:order").value)
     }
 
     @Test func terminatedBackendIsAConnectionError() async throws {

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 import Testing
 #if canImport(Glibc)
 import Glibc
@@ -6,10 +7,30 @@ import Glibc
 
 /// Runs the `reprise` executable as a child process, the way an operator or a scheduler does.
 struct ProcessOutcome {
+    /// The exit code, or the signal number when `signal` is set.
     var status: Int32
-    var killedBySignal: Bool
+    /// The signal that ended the process, if one did.
+    var signal: Int32?
     var standardOutput: String
     var standardError: String
+
+    /// True only for SIGKILL, the signal the fault hooks send: a SIGSEGV or a runtime trap
+    /// (SIGILL, SIGTRAP) from a real bug is a failure, never an injected kill.
+    var killedBySIGKILL: Bool { signal == SIGKILL }
+
+    init(status: Int32, signal: Int32? = nil, standardOutput: String, standardError: String) {
+        self.status = status
+        self.signal = signal
+        self.standardOutput = standardOutput
+        self.standardError = standardError
+    }
+
+    init(_ process: Process, standardOutput: String, standardError: String) {
+        let signalled = process.terminationReason == .uncaughtSignal
+        self.init(
+            status: process.terminationStatus, signal: signalled ? process.terminationStatus : nil,
+            standardOutput: standardOutput, standardError: standardError)
+    }
 }
 
 func runReprise(_ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessOutcome {
@@ -39,8 +60,7 @@ func runProcess(_ executable: String, _ arguments: [String], environment extra: 
     let errData = error.fileHandleForReading.readDataToEndOfFile()
     process.waitUntilExit()
     let outcome = ProcessOutcome(
-        status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal,
-        standardOutput: String(decoding: outData, as: UTF8.self), standardError: String(decoding: errData, as: UTF8.self))
+        process, standardOutput: String(decoding: outData, as: UTF8.self), standardError: String(decoding: errData, as: UTF8.self))
     SecretWatch.check(outcome.standardOutput + outcome.standardError, from: ([executable] + arguments).joined(separator: " "))
     return outcome
 }
@@ -51,6 +71,8 @@ final class BackgroundProcess: @unchecked Sendable {
     let process = Process()
     private let output = Pipe(), error = Pipe()
     private let collected = CollectedOutput()
+    /// The process title as last seen while the process ran (after it is reaped, /proc has none).
+    private let titleSeen = Mutex("")
 
     init(_ arguments: [String], environment extra: [String: String] = [:]) throws {
         process.executableURL = URL(fileURLWithPath: RebuildEnvironment.repriseBinary(environment: extra))
@@ -82,14 +104,19 @@ final class BackgroundProcess: @unchecked Sendable {
 
     func signal(_ number: Int32) { kill(pid, number) }
 
-    /// Waits for the exit (polling, bounded), then returns what it printed.
+    /// Waits for the exit (polling, bounded), then returns what it printed. The process title is
+    /// sampled while it still runs, so the secret scan sees a title, not an empty /proc entry.
     func finish(limit: Duration = .seconds(120)) async throws -> ProcessOutcome {
-        try await waitUntil("reprise \(process.arguments?.first ?? "") to exit", limit: limit) { !process.isRunning }
+        try await waitUntil("reprise \(process.arguments?.first ?? "") to exit", limit: limit) {
+            let title = commandLine
+            if !title.isEmpty { titleSeen.withLock { $0 = title } }
+            return !process.isRunning
+        }
         output.fileHandleForReading.readabilityHandler = nil
         error.fileHandleForReading.readabilityHandler = nil
         let (out, err) = collected.texts(adding: output.fileHandleForReading.readDataToEndOfFile(), error.fileHandleForReading.readDataToEndOfFile())
-        let outcome = ProcessOutcome(status: process.terminationStatus, killedBySignal: process.terminationReason == .uncaughtSignal, standardOutput: out, standardError: err)
-        SecretWatch.check(out + err + commandLine, from: (process.arguments ?? []).joined(separator: " "))
+        let outcome = ProcessOutcome(process, standardOutput: out, standardError: err)
+        SecretWatch.check(out + err + titleSeen.withLock { $0 }, from: (process.arguments ?? []).joined(separator: " "))
         return outcome
     }
 }
@@ -136,17 +163,34 @@ enum SecretWatch {
 }
 
 /// What the fault and security tests injected and verified, printed as ledger lines that
-/// `scripts/fault-report` sums into the suite's summary.
+/// `scripts/fault-report` sums into the suite's summary:
+///
+///     reprise-fault-ledger ENTRY COUNT TEST SCENARIO
+///
+/// TEST is the test function that printed the line (Swift Testing's name, no spaces), so the
+/// report drops every line of a test that failed: a `.recovered` line counts only when all of its
+/// test's checks passed. Tests also print `.recovered` only after the `try #require` checks the
+/// recovery stands on, so a failed check stops the test before the line is written.
 enum FaultLedger {
     enum Entry: String {
+        /// A real fault: a SIGKILL that happened, a server restarted, a session the server killed.
         case injected = "fault-injected"
+        /// A synthetic error thrown by a test hook on a healthy connection.
+        case simulated = "fault-simulated"
         case recovered = "recovery-verified"
         case badInput = "bad-input"
         case security = "security-check"
         case secretScan = "secret-scan"
     }
 
-    static func record(_ entry: Entry, _ kind: String, count: Int = 1) {
-        print("reprise-fault-ledger \(entry.rawValue) \(count) \(kind)")
+    static func record(_ entry: Entry, _ scenario: String, count: Int = 1) {
+        guard count > 0 else { return }
+        print("reprise-fault-ledger \(entry.rawValue) \(count) \(testName) \(scenario)")
+    }
+
+    /// The running test's name as Swift Testing prints it in its result lines (`name(label:)`).
+    private static var testName: String {
+        let name = Test.current?.name ?? "-"
+        return name.isEmpty ? "-" : name.replacingOccurrences(of: " ", with: "_")
     }
 }

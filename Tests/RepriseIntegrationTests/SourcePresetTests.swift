@@ -121,70 +121,126 @@ struct SourcePresetTests {
 
     /// spatie, from a job file with an inline `source:` (preset plus type names), through the binary.
     @Test func spatieStoredEventsRebuildFromAJobWithAnInlineSource() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let schema = environment.storeSchema.schema
-        try await Self.createSpatie(schema, on: environment.postgres)
-        try await Self.insertSpatie(Self.history(), schema: schema, on: environment.postgres)
-        let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"))
-        let job = """
-            job: spatie-accounts
-            run: rebuild
-            projections: [accounts]
-            settings: { projections_dir: \(folder)/projections, chunk_size: 4 }
-            source:
-              preset: spatie
-              schema: \(schema)
-              type_names:
-                'App\\Events\\AccountOpened': AccountOpened
-                'App\\Events\\MoneyAdded': MoneyDeposited
-              safe_head: { settle_window: 50ms }
-            connections: { postgres: SRC_TEST_POSTGRES, mysql: SRC_TEST_MYSQL }
-            """
-        try job.write(toFile: folder + "/job.yml", atomically: true, encoding: .utf8)
-        let outcome = try runReprise(["run", folder + "/job.yml"], environment: ["SRC_TEST_POSTGRES": TestServers.postgresURL, "SRC_TEST_MYSQL": environment.mysqlURL])
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(try await environment.rows("accounts") == Self.expectedRows())
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+        try await RebuildEnvironment.with { environment in
+            let schema = environment.storeSchema.schema
+            try await Self.createSpatie(schema, on: environment.postgres)
+            try await Self.insertSpatie(Self.history(), schema: schema, on: environment.postgres)
+            let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let job = """
+                job: spatie-accounts
+                run: rebuild
+                projections: [accounts]
+                settings: { projections_dir: \(folder)/projections, chunk_size: 4 }
+                source:
+                  preset: spatie
+                  schema: \(schema)
+                  type_names:
+                    'App\\Events\\AccountOpened': AccountOpened
+                    'App\\Events\\MoneyAdded': MoneyDeposited
+                  safe_head: { settle_window: 50ms }
+                connections: { postgres: SRC_TEST_POSTGRES, mysql: SRC_TEST_MYSQL }
+                """
+            try job.write(toFile: folder + "/job.yml", atomically: true, encoding: .utf8)
+            let outcome = try runReprise(["run", folder + "/job.yml"], environment: ["SRC_TEST_POSTGRES": TestServers.postgresURL, "SRC_TEST_MYSQL": environment.mysqlURL])
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(try await environment.rows("accounts") == Self.expectedRows())
+        }
     }
 
-    /// spatie, then live catch-up through the same mapping: new events reach the live table.
-    @Test func liveCatchUpReadsTheMappedTable() async throws {
-        let environment = try await RebuildEnvironment.make()
+    /// A spatie table holding the first 8 entries of `history()` under a settle-window source,
+    /// with `accounts` rebuilt from it.
+    static func rebuiltSpatieAccounts(_ environment: RebuildEnvironment, settleWindow: String) async throws -> (EventSource, ProjectionDefinition) {
         let schema = environment.storeSchema.schema
         try await Self.createSpatie(schema, on: environment.postgres)
-        let history = Self.history()
-        try await Self.insertSpatie(Array(history.prefix(8)), schema: schema, on: environment.postgres)
+        try await Self.insertSpatie(Array(history().prefix(8)), schema: schema, on: environment.postgres)
         let source = try EventSourceFile.parse(
             """
             preset: spatie
             schema: \(schema)
             type_names: { 'App\\Events\\AccountOpened': AccountOpened, 'App\\Events\\MoneyAdded': MoneyDeposited }
-            safe_head: { settle_window: 20ms }
+            safe_head: { settle_window: \(settleWindow) }
             """, path: "test")
         let definition = try ProjectionFileParser.parse(
             yaml: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"), file: "accounts.yml")
         _ = try await RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source).rebuild([.file(definition)])
+        return (source, definition)
+    }
 
-        let runner = try await LiveProjectionRunner.open(projections: [.file(definition)], postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
-        try await Self.insertSpatie(Array(history.dropFirst(8)), schema: schema, on: environment.postgres)
-        // The settle window holds back the newest head once; catch up until everything is in.
-        let applied = Counter()
-        try await waitUntil("live catch-up to apply the new events") {
-            await applied.add(try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied })
-            return await applied.value >= Int64(history.count - 8)
+    /// spatie, then live catch-up through the same mapping: new events reach the live table.
+    @Test func liveCatchUpReadsTheMappedTable() async throws {
+        try await RebuildEnvironment.with { environment in
+            let (schema, history) = (environment.storeSchema.schema, Self.history())
+            let (source, definition) = try await Self.rebuiltSpatieAccounts(environment, settleWindow: "20ms")
+
+            let runner = try await LiveProjectionRunner.open(projections: [.file(definition)], postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
+            try await Self.insertSpatie(Array(history.dropFirst(8)), schema: schema, on: environment.postgres)
+            // The settle window holds back the newest head once; catch up until everything is in.
+            let applied = Counter()
+            try await waitUntil("live catch-up to apply the new events") {
+                await applied.add(try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied })
+                return await applied.value >= Int64(history.count - 8)
+            }
+            #expect(await applied.value == Int64(history.count - 8))
+            #expect(try await environment.rows("accounts") == Self.expectedRows())
+            // Once the window has passed since an observation of the whole table, the bound covers it all
+            // (polled: no fixed sleep standing in for the window).
+            try await waitUntil("the live build's bound to cover the whole table") {
+                _ = try await runner.catchUp()
+                return try await ProjectionStatusReader.read(mysql: environment.mysql, postgres: environment.postgres, source: source).first?.lagEvents == 0
+            }
+            try await Self.insertSpatie([], schema: schema, on: environment.postgres)
+            try await Self.insertSpatie([], schema: schema, on: environment.postgres)
+            let statuses = try await ProjectionStatusReader.read(mysql: environment.mysql, postgres: environment.postgres, source: source)
+            #expect(statuses.first?.lagEvents == 2, "the two events written after the live build's bound")
+            await runner.close()
         }
-        #expect(await applied.value == Int64(history.count - 8))
-        #expect(try await environment.rows("accounts") == Self.expectedRows())
-        // Once the window has passed since an observation of the whole table, the bound covers it all.
-        try await Task.sleep(for: .milliseconds(60))
-        _ = try await runner.catchUp()
-        try await Self.insertSpatie([], schema: schema, on: environment.postgres)
-        try await Self.insertSpatie([], schema: schema, on: environment.postgres)
-        let statuses = try await ProjectionStatusReader.read(mysql: environment.mysql, postgres: environment.postgres, source: source)
-        #expect(statuses.first?.lagEvents == 2, "the two events written after the live build's bound")
-        await runner.close()
-        await environment.tearDown()
+    }
+
+    /// The settle window on a table without a transaction id column: a writer holds a lower
+    /// position open while a later writer commits higher ones; inside the window the reader must
+    /// not pass the open position (a tracker that answers the head at once fails here), and once
+    /// the writer commits, its events are applied like the others.
+    @Test func theSettleWindowKeepsTheReaderBelowAPositionStillBeingWritten() async throws {
+        try await RebuildEnvironment.with { environment in
+            let (schema, history) = (environment.storeSchema.schema, Self.history())
+            let (source, definition) = try await Self.rebuiltSpatieAccounts(environment, settleWindow: "2s")
+            let runner = try await LiveProjectionRunner.open(projections: [.file(definition)], postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
+            // The runner's first observation of the head waits out the window once: over before the writers start.
+            _ = try await runner.catchUp()
+
+            // Writer A takes the next positions inside a transaction it keeps open (closed on every
+            // path: its open transaction would block dropping the schema).
+            let writerA = try await TestServers.postgres()
+            do {
+                try await writerA.execute("BEGIN")
+                try await Self.insertSpatie([history[8]], schema: schema, on: writerA)
+                let heldPosition = try #require(try await writerA.query("SELECT max(id) FROM \(PostgresIdentifier.quote(schema)).stored_events").int64(0, 0))
+                // Writer B appends the rest above it and commits.
+                try await Self.insertSpatie(Array(history.dropFirst(9)), schema: schema, on: environment.postgres)
+                let committedHead = try #require(try await environment.postgres.query("SELECT max(id) FROM \(PostgresIdentifier.quote(schema)).stored_events").int64(0, 0))
+                try #require(committedHead > heldPosition)
+
+                // The reader sees B's positions now; A's is below them and still open. Inside the window
+                // nothing past A may be read: this catch-up observes B's head for the first time.
+                let early = try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied }
+                try #require(early == 0, "the reader passed position \(heldPosition) while its writer was still open (applied \(early))")
+                try await writerA.execute("COMMIT")
+            } catch {
+                await writerA.close()
+                await runner.close()
+                throw error
+            }
+            await writerA.close()
+            let applied = Counter()
+            try await waitUntil("every event, the held one included, to be applied") {
+                await applied.add(try await runner.catchUp().reduce(0) { $0 + $1.eventsApplied })
+                return await applied.value >= Int64(history.count - 8)
+            }
+            try #require(await applied.value == Int64(history.count - 8))
+            try #require(try await environment.rows("accounts") == Self.expectedRows())
+            await runner.close()
+        }
     }
 
     // MARK: - Marten
@@ -231,25 +287,25 @@ struct SourcePresetTests {
 
     /// Marten, with the preset alone (`--source marten`): projection files use Marten's aliases.
     @Test func martenEventsRebuildWithThePresetFlag() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let schema = environment.storeSchema.schema
-        try await Self.createMarten(schema, on: environment.postgres)
-        try await Self.insertMarten(Self.history(), schema: schema, on: environment.postgres)
-        let folder = try Self.folder(with: Self.projection(opened: "account_opened", deposited: "money_deposited", owner: "payload.Owner", amount: "payload.Amount"))
-        let outcome = try runReprise(
-            ["rebuild", "accounts", "--source", "marten", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
-            environment: environment.processVariables)
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(try await environment.rows("accounts") == Self.expectedRows())
+        try await RebuildEnvironment.with { environment in
+            let schema = environment.storeSchema.schema
+            try await Self.createMarten(schema, on: environment.postgres)
+            try await Self.insertMarten(Self.history(), schema: schema, on: environment.postgres)
+            let folder = try Self.folder(with: Self.projection(opened: "account_opened", deposited: "money_deposited", owner: "payload.Owner", amount: "payload.Amount"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let outcome = try runReprise(
+                ["rebuild", "accounts", "--source", "marten", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
+                environment: environment.processVariables)
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(try await environment.rows("accounts") == Self.expectedRows())
 
-        // A mapping that does not fit the table is refused before anything is read.
-        let wrong = try runReprise(
-            ["rebuild", "accounts", "--source", "spatie", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
-            environment: environment.processVariables)
-        #expect(wrong.status != 0)
-        #expect(wrong.standardError.contains("event source spatie: table \(schema).stored_events does not exist"), "\(wrong.standardError)")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+            // A mapping that does not fit the table is refused before anything is read.
+            let wrong = try runReprise(
+                ["rebuild", "accounts", "--source", "spatie", "--store-schema", schema, "--projections-dir", folder + "/projections", "--quiet"],
+                environment: environment.processVariables)
+            #expect(wrong.status != 0)
+            #expect(wrong.standardError.contains("event source spatie: table \(schema).stored_events does not exist"), "\(wrong.standardError)")
+        }
     }
 
     // MARK: - Python eventsourcing
@@ -288,82 +344,76 @@ struct SourcePresetTests {
 
     /// eventsourcing, from a mapping file with the table overridden; Decimals stored as strings.
     @Test func eventsourcingRecorderRebuildsFromAMappingFile() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let schema = environment.storeSchema.schema
-        try await Self.createEventsourcing(schema, on: environment.postgres)
-        try await Self.insertEventsourcing(Self.history(), schema: schema, on: environment.postgres)
-        let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "Deposited", owner: "payload.owner", amount: "number(payload.amount._data_)"))
-        try """
-            preset: eventsourcing
-            schema: \(schema)
-            table: bankaccounts_events
-            type_names: { 'bank.domain:Account.Opened': AccountOpened, 'bank.domain:Account.Deposited': Deposited }
-            """.write(toFile: folder + "/source.yml", atomically: true, encoding: .utf8)
-        let outcome = try runReprise(
-            ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
-            environment: environment.processVariables)
-        #expect(outcome.status == 0, "\(outcome.standardError)")
-        #expect(try await environment.rows("accounts") == Self.expectedRows())
+        try await RebuildEnvironment.with { environment in
+            let schema = environment.storeSchema.schema
+            try await Self.createEventsourcing(schema, on: environment.postgres)
+            try await Self.insertEventsourcing(Self.history(), schema: schema, on: environment.postgres)
+            let folder = try Self.folder(with: Self.projection(opened: "AccountOpened", deposited: "Deposited", owner: "payload.owner", amount: "number(payload.amount._data_)"))
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            try """
+                preset: eventsourcing
+                schema: \(schema)
+                table: bankaccounts_events
+                type_names: { 'bank.domain:Account.Opened': AccountOpened, 'bank.domain:Account.Deposited': Deposited }
+                """.write(toFile: folder + "/source.yml", atomically: true, encoding: .utf8)
+            let outcome = try runReprise(
+                ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
+                environment: environment.processVariables)
+            #expect(outcome.status == 0, "\(outcome.standardError)")
+            #expect(try await environment.rows("accounts") == Self.expectedRows())
 
-        // A state that is not UTF-8 stops the rebuild with the position and the column.
-        let table = "\(PostgresIdentifier.quote(schema)).\"bankaccounts_events\""
-        let position = try await environment.postgres.query(
-            "INSERT INTO \(table) (originator_id, originator_version, topic, state) VALUES ($1::uuid, 99, 'bank.domain:Account.Deposited', '\\xfffe7b7d'::bytea) RETURNING notification_id",
-            [.text(Self.streams[0])]).int64(0, 0) ?? 0
-        let failed = try runReprise(
-            ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
-            environment: environment.processVariables)
-        #expect(failed.status == 1)
-        #expect(failed.standardError.contains("position \(position)") && failed.standardError.contains("column state: bytea is not UTF-8 text"), "\(failed.standardError)")
-        try? FileManager.default.removeItem(atPath: folder)
-        await environment.tearDown()
+            // A state that is not UTF-8 stops the rebuild with the position and the column.
+            let table = "\(PostgresIdentifier.quote(schema)).\"bankaccounts_events\""
+            let position = try await environment.postgres.query(
+                "INSERT INTO \(table) (originator_id, originator_version, topic, state) VALUES ($1::uuid, 99, 'bank.domain:Account.Deposited', '\\xfffe7b7d'::bytea) RETURNING notification_id",
+                [.text(Self.streams[0])]).int64(0, 0) ?? 0
+            let failed = try runReprise(
+                ["rebuild", "accounts", "--source", folder + "/source.yml", "--projections-dir", folder + "/projections", "--quiet"],
+                environment: environment.processVariables)
+            #expect(failed.status == 1)
+            #expect(failed.standardError.contains("position \(position)") && failed.standardError.contains("column state: bytea is not UTF-8 text"), "\(failed.standardError)")
+        }
     }
 
     // MARK: - A custom schema
 
     /// A home-grown table: text payloads, a bigint transaction id column for exact rounds.
     @Test func aCustomTableWithATransactionIDColumnRebuildsAndCatchesUp() async throws {
-        let environment = try await RebuildEnvironment.make()
-        let schema = environment.storeSchema.schema
-        let table = "\(PostgresIdentifier.quote(schema)).domain_events"
-        try await environment.postgres.execute("""
-            CREATE TABLE \(table) (seq bigserial PRIMARY KEY, aggregate_id text NOT NULL, aggregate_version int NOT NULL, kind text NOT NULL,
-              body text NOT NULL, happened_at timestamptz NOT NULL DEFAULT now(), txid bigint NOT NULL DEFAULT txid_current())
-            """)
-        @Sendable func insert(_ entries: ArraySlice<Entry>) async throws {
-            for entry in entries {
-                let (kind, body) = entry.opened.map { ("AccountOpened", try! Self.json(["owner": $0])) } ?? ("MoneyDeposited", "{\"amount\": \(entry.amount ?? 0)}")
-                try await environment.postgres.execute(
-                    "INSERT INTO \(table) (aggregate_id, aggregate_version, kind, body) VALUES ($1, $2, $3, $4)",
-                    [.text(entry.stream), .int(Int64(entry.version)), .text(kind), .text(body)])
+        try await RebuildEnvironment.with { environment in
+            let schema = environment.storeSchema.schema
+            let table = "\(PostgresIdentifier.quote(schema)).domain_events"
+            try await environment.postgres.execute("""
+                CREATE TABLE \(table) (seq bigserial PRIMARY KEY, aggregate_id text NOT NULL, aggregate_version int NOT NULL, kind text NOT NULL,
+                  body text NOT NULL, happened_at timestamptz NOT NULL DEFAULT now(), txid bigint NOT NULL DEFAULT txid_current())
+                """)
+            @Sendable func insert(_ entries: ArraySlice<Entry>) async throws {
+                for entry in entries {
+                    let (kind, body) = entry.opened.map { ("AccountOpened", try! Self.json(["owner": $0])) } ?? ("MoneyDeposited", "{\"amount\": \(entry.amount ?? 0)}")
+                    try await environment.postgres.execute(
+                        "INSERT INTO \(table) (aggregate_id, aggregate_version, kind, body) VALUES ($1, $2, $3, $4)",
+                        [.text(entry.stream), .int(Int64(entry.version)), .text(kind), .text(body)])
+                }
             }
+            let history = Self.history()
+            try await insert(history.prefix(10))
+            let source = try EventSourceFile.parse(
+                """
+                schema: \(schema)
+                table: domain_events
+                columns: { position: seq, stream_id: aggregate_id, stream_version: aggregate_version, event_type: kind, payload: body, recorded_at: happened_at }
+                payload_encoding: text
+                safe_head: { transaction_id: txid }
+                """, path: "custom.yml")
+            let definition = try ProjectionFileParser.parse(
+                yaml: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"), file: "accounts.yml")
+            let engine = RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
+            // Events committed while the first round reads are picked up by a catch-up round.
+            var hooks = RebuildHooks()
+            let remaining = history.dropFirst(10)
+            hooks.afterRound = { round in if round == 0 { try await insert(remaining) } }
+            let results = try await engine.rebuild([.file(definition)], hooks: hooks)
+            #expect(results.first?.catchUpRounds ?? 0 >= 1)
+            #expect(try await environment.rows("accounts") == Self.expectedRows())
         }
-        let history = Self.history()
-        try await insert(history.prefix(10))
-        let source = try EventSourceFile.parse(
-            """
-            schema: \(schema)
-            table: domain_events
-            columns: { position: seq, stream_id: aggregate_id, stream_version: aggregate_version, event_type: kind, payload: body, recorded_at: happened_at }
-            payload_encoding: text
-            safe_head: { transaction_id: txid }
-            """, path: "custom.yml")
-        let definition = try ProjectionFileParser.parse(
-            yaml: Self.projection(opened: "AccountOpened", deposited: "MoneyDeposited", owner: "payload.owner", amount: "payload.amount"), file: "accounts.yml")
-        let engine = RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: source)
-        // Events committed while the first round reads are picked up by a catch-up round.
-        var hooks = RebuildHooks()
-        let remaining = history.dropFirst(10)
-        hooks.afterRound = { round in if round == 0 { try await insert(remaining) } }
-        let results = try await engine.rebuild([.file(definition)], hooks: hooks)
-        #expect(results.first?.catchUpRounds ?? 0 >= 1)
-        #expect(try await environment.rows("accounts") == Self.expectedRows())
-        await environment.tearDown()
     }
-}
-
-/// A running total shared with a polling closure.
-actor Counter {
-    private(set) var value: Int64 = 0
-    func add(_ amount: Int64) { value += amount }
 }

@@ -5,7 +5,9 @@ import Testing
 struct EventStoreSchemaTests {
     @Test(arguments: ["events", "_x1", "Events_2026"])
     func acceptsPlainIdentifiers(_ name: String) throws {
-        _ = try EventStoreSchema(eventsTable: name)
+        let schema = try EventStoreSchema(eventsTable: name)
+        // Kept as written (case included) and quoted, so the SQL names exactly that table.
+        #expect(schema.qualifiedEvents.hasSuffix(".\"\(name)\""), "\(schema.qualifiedEvents)")
     }
 
     @Test(arguments: ["orders; DROP TABLE x", "1events", "", "ev\"ents", "ev ents", String(repeating: "a", count: 64), "événements"])
