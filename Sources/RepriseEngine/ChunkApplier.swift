@@ -222,7 +222,7 @@ struct ChunkApplier: Sendable {
     /// live worker reopens its runner instead, takes the locks again and resumes from the
     /// committed checkpoints.
     static func isRetryable(_ error: any Error, group: [ActiveBuild]) -> Bool {
-        (error is MySQLError || error is MySQLTransactionError) && TransientFailure.isTransient(error) && !group.contains(where: \.writesLiveTables)
+        TransientFailure.isTransient(error) && !group.contains(where: \.writesLiveTables)
     }
 
     /// Attempts per chunk: with the backoff, about 25 s for a server to come back.
@@ -259,7 +259,8 @@ struct ChunkApplier: Sendable {
                     located.eventType = located.eventType ?? event.type
                     throw located
                 } catch {
-                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
+                    throw EngineError(
+                        .handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
         }
