@@ -111,6 +111,7 @@ struct ChunkApplier: Sendable {
         while true {
             attempt += 1
             do {
+                if attempt > 1 || mayHaveCommitted { try await reopenIfLost(chunk: number) }
                 if attempt > 1 || mayHaveCommitted, try await chunkCommitted(events, group: group, through: lastPosition) {
                     try await hooks.afterChunkCommit(number)
                     return
@@ -161,6 +162,18 @@ struct ChunkApplier: Sendable {
                 if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
                 throw error
             }
+        }
+    }
+
+    /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
+    /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
+    /// session settings) is not a safe place to redo the chunk: it stops instead.
+    func reopenIfLost(chunk: Int) async throws {
+        guard await store.connection.isLost else { return }
+        let reopened = try await store.connection.reopen()
+        await hooks.connectionReopened(chunk, reopened)
+        guard reopened.lostNamedLocks.isEmpty, reopened.lostSessionSettings.isEmpty else {
+            throw EngineError(.database, message: "chunk \(chunk) cannot be redone on a new session: \(reopened)")
         }
     }
 
