@@ -1,3 +1,5 @@
+import RepriseSupport
+
 extension MySQLConnection {
     /// Runs `body` inside `START TRANSACTION … COMMIT`; rolls back when `body` throws.
     ///
@@ -61,24 +63,34 @@ extension MySQLConnection {
         try await query("SELECT IS_FREE_LOCK(?)", [.string(name)]).int(0, 0) == 1
     }
 
-    /// Runs `body` holding the named lock `name`, waiting up to `timeoutSeconds` for it; returns
-    /// nil without running `body` when another session holds it. The lock is released when
-    /// `body` returns or throws, before this returns. A failing release is thrown when `body`
-    /// succeeded; when `body` threw, its error is thrown and the release failure is dropped
-    /// (the session, whose end releases the lock, is then broken anyway).
+    /// Runs `body` holding the named lock `name`, waiting up to `timeoutSeconds` for it (a
+    /// cancelled task stops waiting); returns nil without running `body` when another session
+    /// holds it. The lock is released when `body` returns or throws, before this returns. A
+    /// failing release is thrown when `body` succeeded; when `body` threw, its error wins (the
+    /// release failed because the session broke, and the server released the lock with it;
+    /// `reopen()` lists it as lost).
     public func withNamedLock<Result>(
         _ name: String, timeoutSeconds: Int = 0, isolation: isolated (any Actor)? = #isolation,
         _ body: () async throws -> sending Result
     ) async throws -> sending Result? {
         guard try await getLock(name, timeoutSeconds: timeoutSeconds) else { return nil }
-        let result: Result
-        do {
-            result = try await body()
-        } catch {
-            _ = try? await releaseLock(name)
-            throw error
+        return try await withCleanup(body, cleanup: { try await self.releaseLock(name) })
+    }
+
+    /// Runs `body` holding every named lock of `names`, taken in order and released in the
+    /// reverse order before this returns. When one is held by another session (past
+    /// `timeoutSeconds`), those taken are released and `busy(name)` is thrown.
+    public func withNamedLocks<Result>(
+        _ names: [String], timeoutSeconds: Int = 0, busy: (String) -> any Error, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let first = names.first else { return try await body() }
+        let rest = Array(names.dropFirst())
+        guard let result = try await withNamedLock(first, timeoutSeconds: timeoutSeconds, {
+            try await self.withNamedLocks(rest, timeoutSeconds: timeoutSeconds, busy: busy, body)
+        }) else {
+            throw busy(first)
         }
-        try await releaseLock(name)
         return result
     }
 }

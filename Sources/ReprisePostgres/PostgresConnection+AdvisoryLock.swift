@@ -68,22 +68,14 @@ extension PostgresConnection {
         try run("SELECT pg_advisory_unlock($1)", [.int(key.value)]).bool(0, 0) ?? false
     }
 
-    /// Runs `body` holding the session-level advisory lock `key`, waiting for it (cancelling the
-    /// task ends the wait). The lock is released when `body` returns or throws, before this
+    /// Runs `body` holding the session-level advisory lock `key`, waiting for it (a cancelled
+    /// task stops waiting). The lock is released when `body` returns or throws, before this
     /// returns; a failing release is thrown when `body` succeeded (when `body` threw, its error
-    /// wins: the release failed because the session is gone, and the lock went with it).
+    /// wins: the release failed because the session broke, and the lock went with it).
     public func withAdvisoryLock<Result>(
         _ key: PostgresAdvisoryLockKey, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> sending Result
     ) async throws -> sending Result {
         try await advisoryLock(key)
-        let result: Result
-        do {
-            result = try await body()
-        } catch {
-            _ = try? await advisoryUnlock(key)
-            throw error
-        }
-        try await advisoryUnlock(key)
-        return result
+        return try await withCleanup(body, cleanup: { try await self.advisoryUnlock(key) })
     }
 }
