@@ -146,6 +146,6 @@ struct CancellationTests {
 
 /// The reopens a rebuild reported.
 actor ReopenLog {
-    private(set) var entries: [(chunk: Int, reopened: MySQLReopened)] = []
-    func add(_ chunk: Int, _ reopened: MySQLReopened) { entries.append((chunk, reopened)) }
+    private(set) var entries: [(chunk: Int?, reopened: MySQLReopened)] = []
+    func add(_ chunk: Int?, _ reopened: MySQLReopened) { entries.append((chunk, reopened)) }
 }
