@@ -270,7 +270,8 @@ struct ChunkApplier: Sendable {
                     located.eventType = located.eventType ?? event.type
                     throw located
                 } catch {
-                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
+                    throw EngineError(
+                        .handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
         }
