@@ -1,5 +1,3 @@
-import RepriseMySQL
-
 /// Decides whether a chunk whose attempt failed is applied again, and after which wait.
 ///
 /// Running a chunk again never applies it twice: its rows and checkpoint commit in one
@@ -23,10 +21,12 @@ struct ChunkRetryPolicy: Sendable {
     /// lease expired, away. The live worker reopens its runner instead, takes the locks again and
     /// resumes from the committed checkpoints.
     var retriesInPlace: Bool
-    /// Whether a failure passes when the server comes back.
+    /// Whether a failure passes when the server comes back: by default what the wrappers' errors
+    /// say of themselves (a lost or refused connection, a deadlock, a lock wait timeout); a
+    /// handler's error or a checkpoint that moved on under us stops.
     var isTransient: @Sendable (any Error) -> Bool
 
-    init(retriesInPlace: Bool, maxAttempts: Int = 10, isTransient: @escaping @Sendable (any Error) -> Bool = ChunkRetryPolicy.isTransientMySQLFailure) {
+    init(retriesInPlace: Bool, maxAttempts: Int = 10, isTransient: @escaping @Sendable (any Error) -> Bool = TransientFailure.isTransient) {
         self.retriesInPlace = retriesInPlace
         self.maxAttempts = maxAttempts
         self.isTransient = isTransient
@@ -41,13 +41,5 @@ struct ChunkRetryPolicy: Sendable {
     func decide(_ error: any Error, failedAttempts: Int) -> Decision {
         guard retriesInPlace, failedAttempts < maxAttempts, isTransient(error) else { return .stop }
         return .retry(after: TransientFailure.backoff(attempt: failedAttempts))
-    }
-
-    /// A MySQL failure the chunk survives by running again: a lost or refused connection (a
-    /// restarting server), a deadlock, a lock wait timeout. Anything else (a handler's error, a
-    /// checkpoint that moved on under us) stops.
-    /// Each wrapper's error answers for itself (`ConnectionLossReporting`).
-    static func isTransientMySQLFailure(_ error: any Error) -> Bool {
-        TransientFailure.isTransient(error)
     }
 }

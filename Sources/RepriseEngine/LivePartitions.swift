@@ -44,7 +44,7 @@ public enum LivePartitions {
             """
             SELECT p.partition_no, MIN(TIMESTAMPDIFF(MICROSECOND, p.heartbeat_at, UTC_TIMESTAMP(6)) / 1e6), COUNT(*),
                    MAX(p.owner), GROUP_CONCAT(DISTINCT p.owner_connection)
-            FROM \(ReadModelStore.livePartitionsTable) p JOIN \(ReadModelStore.registryTable) b USING (build_id)
+            FROM \(PartitionLedger.liveTable) p JOIN \(BuildRegistry.table) b USING (build_id)
             WHERE b.state = 'active' AND b.projection IN (\(placeholders)) AND p.partitions = ? AND p.heartbeat_at IS NOT NULL
             GROUP BY p.partition_no
             """, projections.map { .string($0) } + [.int(Int64(count))])
@@ -87,7 +87,7 @@ public enum LivePartitions {
         of build: BuildRecord, store: ReadModelStore, locks: MySQLConnection, database: String, timeoutSeconds: Int,
         _ body: () async throws -> Result
     ) async throws -> Result {
-        let numbers = try await store.livePartitions(of: build.buildID).map(\.number)
+        let numbers = try await store.ledger.livePartitions(of: build.buildID).map(\.number)
         let names = numbers.map { applyLockName(projection: build.projection, database: database, number: $0) }
         return try await locks.withNamedLocks(names, timeoutSeconds: timeoutSeconds, busy: { name in
             let number = numbers[names.firstIndex(of: name) ?? 0]
@@ -114,7 +114,7 @@ public enum LivePartitions {
         store: ReadModelStore, reader: EventStoreReader, snapshots: EventStoreReader, database: String,
         chunkSize: Int, fetchSize: Int, cacheLimit: Int
     ) async throws -> BuildRecord {
-        let partitions = try await store.livePartitions(of: build.buildID)
+        let partitions = try await store.ledger.livePartitions(of: build.buildID)
         guard !partitions.isEmpty else { return build }
         // A stream parked in one partition has had the other partitions' share of its events
         // applied: after a merge no single position would say which of its events still wait.
@@ -167,7 +167,7 @@ public enum LivePartitions {
             // finished first, then one more round reaches it.
             while part.record.baseSnapshot != snapshot || part.record.targetSnapshot != snapshot {
                 if part.record.roundPosition == 0, part.record.targetSnapshot != snapshot {
-                    try await store.retarget(part.record, snapshot: snapshot)
+                    try await store.checkpoints.retarget(part.record.checkpoint, snapshot: snapshot)
                     part.record.targetSnapshot = snapshot
                 }
                 _ = try await applier.readRound(
@@ -176,8 +176,8 @@ public enum LivePartitions {
                 try await applier.closeRound([part], nextSnapshot: snapshot)
             }
         }
-        try await store.mergeLive(build, snapshot: snapshot)
-        guard let merged = try await store.build(build.buildID) else {
+        try await store.ledger.mergeLive(build, snapshot: snapshot)
+        guard let merged = try await store.registry.build(build.buildID) else {
             throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) disappeared while merging its live partitions")
         }
         return merged

@@ -123,7 +123,7 @@ public struct RebuildEngine: Sendable {
         let store = connections.store
         var tableRows: [String: Int64] = [:]
         for table in build.definition.tables {
-            tableRows[table.name] = try await store.rowCount(build.record.physicalName(table.name))
+            tableRows[table.name] = try await store.tables.rowCount(build.record.physicalName(table.name))
         }
         guard options.swap else { return (tableRows, nil) }
         progress(RebuildProgress(projections: [build.name], phase: .checking, eventsDone: 0, eventsTotal: 0))
@@ -162,7 +162,7 @@ public struct RebuildEngine: Sendable {
         let definition = runnable.definition
         let (reader, control, locks, store, database) =
             (connections.reader, connections.control, connections.locks, connections.store, connections.database)
-        guard let retired = try await store.builds(of: definition.name, states: [.retired]).last else {
+        guard let retired = try await store.registry.builds(of: definition.name, states: [.retired]).last else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no retired build with tables to roll back to (see `reprise status`)")
         }
         guard retired.version == definition.version, retired.definitionHash == definition.definitionHash else {
@@ -187,7 +187,7 @@ public struct RebuildEngine: Sendable {
         for round in 0...options.maxCatchUpRounds {
             if build.record.roundPosition == 0 {
                 let now = try await snapshots.currentSnapshot()
-                try await store.retarget(build.record, snapshot: now)
+                try await store.checkpoints.retarget(build.record.checkpoint, snapshot: now)
                 build.record.targetSnapshot = now
             }
             let done = try await applier.readRound(
@@ -203,7 +203,7 @@ public struct RebuildEngine: Sendable {
         progress(RebuildProgress(projections: [definition.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
         let previous = try await swap(build, store: store, locks: locks, database: database)
         var tableRows: [String: Int64] = [:]
-        for table in definition.tables { tableRows[table.name] = try await store.rowCount(table.name) }
+        for table in definition.tables { tableRows[table.name] = try await store.tables.rowCount(table.name) }
         return RebuildResult(
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
@@ -227,16 +227,16 @@ public struct RebuildEngine: Sendable {
         try await reconcileSwap(definition, store: store)
         // A changed meaning needs a new version: otherwise two different read models would carry
         // the same version and nobody could tell which one a reader sees.
-        for existing in try await store.builds(of: definition.name, states: [.active, .retired])
+        for existing in try await store.registry.builds(of: definition.name, states: [.active, .retired])
         where existing.version == definition.version && existing.definitionHash != definition.definitionHash {
             throw EngineError(
                 .invalidRequest, projection: definition.name,
                 message: "the definition of \(definition.name) changed without a version bump: build \(existing.buildID) (\(existing.state.rawValue)) is version \(existing.version) with definition \(existing.definitionHash), the file gives \(definition.definitionHash); raise `version` in the file to build it as a new version (reprise migrate), or restore the file")
         }
-        let building = try await store.builds(of: definition.name, states: [.building])
+        let building = try await store.registry.builds(of: definition.name, states: [.building])
         var resumable: BuildRecord?
         for build in building {
-            if !partitioned, try await !store.partitions(of: build.buildID).isEmpty, build.version == definition.version,
+            if !partitioned, try await !store.ledger.partitions(of: build.buildID).isEmpty, build.version == definition.version,
                 build.definitionHash == definition.definitionHash, options.resume
             {
                 // Workers of a partitioned rebuild may be running it: an unpartitioned run must not write it too.
@@ -250,43 +250,43 @@ public struct RebuildEngine: Sendable {
                 resumable = build
             } else {
                 // A build of another definition, or with tables gone: it can never be swapped in.
-                try await store.dropTables(definition.tables.map { build.physicalName($0.name) })
-                try await store.setState(build, .abandoned, error: "replaced by a new build")
+                try await store.tables.drop(definition.tables.map { build.physicalName($0.name) })
+                try await store.registry.setState(build, .abandoned, error: "replaced by a new build")
             }
         }
         if let resumable {
-            try await store.createTables(definition, build: resumable)
+            try await store.tables.create(definition, build: resumable)
             return ActiveBuild(record: resumable, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         }
-        let record = try await store.createBuild(definition, snapshot: snapshot)
-        try await store.createTables(definition, build: record)
+        let record = try await store.registry.createBuild(definition, snapshot: snapshot)
+        try await store.tables.create(definition, build: record)
         return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit)
     }
 
     func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {
-        for table in definition.tables where !(try await store.tableExists(build.physicalName(table.name))) { return false }
+        for table in definition.tables where !(try await store.tables.exists(build.physicalName(table.name))) { return false }
         return true
     }
 
     /// A crash between `RENAME TABLE` and the registry update leaves a build whose tables
     /// already carry the live names; finish its bookkeeping.
     func reconcileSwap(_ definition: ProjectionDefinition, store: ReadModelStore) async throws {
-        let building = try await store.builds(of: definition.name, states: [.building])
-        let active = try await store.builds(of: definition.name, states: [.active]).last
+        let building = try await store.registry.builds(of: definition.name, states: [.building])
+        let active = try await store.registry.builds(of: definition.name, states: [.active]).last
         for build in building {
             let tables = definition.tables.map(\.name)
             var greenMissing = true, liveExists = true
             for table in tables {
-                if try await store.tableExists(build.physicalName(table)) { greenMissing = false }
-                if !(try await store.tableExists(table)) { liveExists = false }
+                if try await store.tables.exists(build.physicalName(table)) { greenMissing = false }
+                if !(try await store.tables.exists(table)) { liveExists = false }
             }
             var previousRetired = true
             if let active {
-                for table in tables where !(try await store.tableExists(active.physicalName(table))) { previousRetired = false }
+                for table in tables where !(try await store.tables.exists(active.physicalName(table))) { previousRetired = false }
             }
             if greenMissing && liveExists && previousRetired {
-                if let active { try await store.setState(active, .retired) }
-                try await store.setState(build, .active)
+                if let active { try await store.registry.setState(active, .retired) }
+                try await store.registry.setState(build, .active)
             }
         }
     }
@@ -393,7 +393,7 @@ public struct RebuildEngine: Sendable {
         return try await locks.withNamedLocks([lock], timeoutSeconds: timeout, busy: { lock in
             EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(timeout)s to swap")
         }) {
-            let previous = try await store.builds(of: build.name, states: [.active]).last
+            let previous = try await store.registry.builds(of: build.name, states: [.active]).last
             guard let previous else { return try await swapHoldingLocks(build, previous: nil, store: store) }
             return try await LivePartitions.withApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: timeout) {
                 try await swapHoldingLocks(build, previous: previous, store: store)
@@ -404,12 +404,12 @@ public struct RebuildEngine: Sendable {
     private func swapHoldingLocks(_ build: ActiveBuild, previous: BuildRecord?, store: ReadModelStore) async throws -> Int64? {
         var renames: [(String, String)] = []
         if let previous {
-            for table in try await store.tableNames(of: previous.buildID) where try await store.tableExists(table) {
+            for table in try await store.registry.tableNames(of: previous.buildID) where try await store.tables.exists(table) {
                 renames.append((table, previous.physicalName(table)))
             }
         }
         for table in build.definition.tables {
-            if previous == nil || !renames.contains(where: { $0.0 == table.name }), try await store.tableExists(table.name) {
+            if previous == nil || !renames.contains(where: { $0.0 == table.name }), try await store.tables.exists(table.name) {
                 throw EngineError(
                     .inconsistentState, projection: build.name,
                     message: "table \(table.name) exists but no active build of \(build.name) owns it; rename or drop it before the first swap")
@@ -420,20 +420,20 @@ public struct RebuildEngine: Sendable {
         try await store.connection.execute(
             "RENAME TABLE " + renames.map { "\(MySQLIdentifier.quote($0.0)) TO \(MySQLIdentifier.quote($0.1))" }.joined(separator: ", "))
         try await store.connection.withTransaction { _ in
-            if let previous { try await store.setState(previous, .retired) }
-            try await store.setState(build.record, .active)
+            if let previous { try await store.registry.setState(previous, .retired) }
+            try await store.registry.setState(build.record, .active)
         }
         build.record.state = .active
         return previous?.buildID
     }
 
     func applyRetention(_ projection: String, store: ReadModelStore) async throws {
-        let retired = try await store.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
+        let retired = try await store.registry.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
         for build in retired.dropFirst(options.keepRetiredBuilds) {
-            let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)
-            try await store.dropTables(tables)
-            try await store.deleteLivePartitions(of: build.buildID)
-            try await store.setState(build, .dropped)
+            let tables = try await store.registry.tableNames(of: build.buildID).map(build.physicalName)
+            try await store.tables.drop(tables)
+            try await store.ledger.deleteLivePartitions(of: build.buildID)
+            try await store.registry.setState(build, .dropped)
         }
     }
 }
