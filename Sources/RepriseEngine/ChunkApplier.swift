@@ -242,6 +242,18 @@ struct ChunkApplier: Sendable {
         return true
     }
 
+    /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
+    /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
+    /// session settings) is not a safe place to redo the chunk: it stops instead.
+    func reopenIfLost(chunk: Int) async throws {
+        guard await store.connection.isLost else { return }
+        let reopened = try await store.connection.reopen()
+        await hooks.connectionReopened(chunk, reopened)
+        guard reopened.lostNamedLocks.isEmpty, reopened.lostSessionSettings.isEmpty else {
+            throw EngineError(.database, message: "chunk \(chunk) cannot be redone on a new session: \(reopened)")
+        }
+    }
+
     /// Records why a group's chunk failed for good, for `status`.
     func recordFailure(_ error: any Error, group: [ActiveBuild]) async {
         if let first = group.first { await store.registry.recordError(first.record.buildID, "\(error)") }
@@ -270,8 +282,7 @@ struct ChunkApplier: Sendable {
                     located.eventType = located.eventType ?? event.type
                     throw located
                 } catch {
-                    throw EngineError(
-                        .handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
         }

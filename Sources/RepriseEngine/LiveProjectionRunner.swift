@@ -96,7 +96,7 @@ public final class LiveProjectionRunner {
         do {
             resolved = try await RebuildEngine.resolve(source, on: connections.control)
         } catch {
-            connections.closeLater()
+            await connections.close()
             throw error
         }
         let runner = LiveProjectionRunner(
@@ -228,10 +228,16 @@ public final class LiveProjectionRunner {
     private func split(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws {
         let name = runnable.definition.name
         let lock = RebuildEngine.projectionLockName(name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
-            throw EngineError(.locked, projection: name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s to split build \(active.buildID) into live partitions")
+        let timeout = options.lockTimeoutSeconds
+        try await locks.withNamedLocks([lock], timeoutSeconds: timeout, busy: { lock in
+            EngineError(.locked, projection: name, message: "could not take \(lock) within \(timeout)s to split build \(active.buildID) into live partitions")
+        }) {
+            try await splitHoldingLock(active, runnable, into: count)
         }
-        defer { Task { [locks] in _ = try? await locks.releaseLock(lock) } }
+    }
+
+    private func splitHoldingLock(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws {
+        let name = runnable.definition.name
         guard var current = try await store.registry.build(active.buildID), current.state == .active else {
             throw EngineError(.inconsistentState, projection: name, message: "build \(active.buildID) stopped being active while splitting it")
         }

@@ -26,19 +26,19 @@ extension RebuildEngine {
                 .invalidRequest, projection: runnable.definition.name,
                 message: "\(runnable.definition.name) declares no partition_key: a partitioned rebuild needs one, chosen so that every row an event writes is decided by it (event.stream_id, payload.<path>, or one per event type)")
         }
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let resolved = try await Self.resolve(source, on: connections.control)
-        // The server's clock, so a joiner can tell a build finished since it came from one
-        // finished before (any skew between machines does not matter).
-        let started = try await connections.store.connection.query("SELECT UTC_TIMESTAMP(6)").string(0, 0) ?? ""
-        var results: [RebuildResult] = []
-        for runnable in projections {
-            results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
-                                                        source: resolved, started: started, hooks: hooks, progress: progress))
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            let resolved = try await Self.resolve(source, on: connections.control)
+            // The server's clock, so a joiner can tell a build finished since it came from one
+            // finished before (any skew between machines does not matter).
+            let started = try await connections.store.connection.query("SELECT UTC_TIMESTAMP(6)").string(0, 0) ?? ""
+            var results: [RebuildResult] = []
+            for runnable in projections {
+                results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
+                                                            source: resolved, started: started, hooks: hooks, progress: progress))
+            }
+            progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
+            return results
         }
-        progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
-        return results
     }
 
     private func rebuildPartitioned(
@@ -148,8 +148,24 @@ extension RebuildEngine {
 
         // Every partition is done: the first worker here finishes the build, the others leave.
         let finishKey = PostgresAdvisoryLockKey("\(lockPrefix).finish")
-        try await control.advisoryLock(finishKey)
-        defer { Task { _ = try? await control.advisoryUnlock(finishKey) } }
+        let partitionsDone = (applied: applied, eventsApplied: eventsApplied, rowsWritten: rowsWritten)
+        return try await control.withAdvisoryLock(finishKey) {
+            try await finish(
+                runnable, record: record, partitionsDone: partitionsDone, connections: connections, reader: reader, snapshots: snapshots,
+                applier: applier, hooks: hooks, progress: progress)
+        }
+    }
+
+    /// Every partition is done; holding the build's finish lock: the catch-up rounds, the
+    /// checks and the swap, unless another worker finished the build first.
+    private func finish(
+        _ runnable: RunnableProjection, record: BuildRecord, partitionsDone: (applied: [Int], eventsApplied: Int64, rowsWritten: Int64),
+        connections: EngineConnections, reader: EventStoreReader, snapshots: EventStoreReader, applier: ChunkApplier, hooks: RebuildHooks,
+        progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> RebuildResult {
+        let definition = runnable.definition
+        let store = connections.store
+        let (applied, eventsApplied, rowsWritten) = partitionsDone
         guard let current = try await store.registry.build(record.buildID), current.state == .building else {
             return RebuildResult(
                 projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false, eventsApplied: eventsApplied,

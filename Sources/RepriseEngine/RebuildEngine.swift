@@ -61,19 +61,24 @@ public struct RebuildEngine: Sendable {
         let names = projections.map(\.definition.name)
         guard Set(names).count == names.count else { throw EngineError(.invalidRequest, message: "a projection is named twice") }
 
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let (reader, control, locks, store, database) =
-            (connections.reader, connections.control, connections.locks, connections.store, connections.database)
-
-        // One rebuild per projection at a time; the lock is released when this connection closes.
-        for name in names {
-            let lock = Self.rebuildLockName(name, database: database)
-            guard try await locks.getLock(lock, timeoutSeconds: 0) else {
-                throw EngineError(.locked, projection: name, message: "a rebuild of \(name) is already running (lock \(lock) is held)")
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            // One rebuild per projection at a time.
+            let locks = names.map { Self.rebuildLockName($0, database: connections.database) }
+            return try await connections.locks.withNamedLocks(locks, busy: { lock in
+                let name = names[locks.firstIndex(of: lock) ?? 0]
+                return EngineError(.locked, projection: name, message: "a rebuild of \(name) is already running (lock \(lock) is held)")
+            }) {
+                try await rebuild(projections, names: names, connections: connections, hooks: hooks, progress: progress)
             }
         }
+    }
 
+    /// A rebuild holding its connections and its projections' rebuild locks.
+    private func rebuild(
+        _ projections: [RunnableProjection], names: [String], connections: EngineConnections, hooks: RebuildHooks,
+        progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> [RebuildResult] {
+        let (reader, control, store) = (connections.reader, connections.control, connections.store)
         let resolved = try await Self.resolve(source, on: control)
         let snapshotReader = EventStoreReader(connection: control, source: resolved)
         let startSnapshot = try await snapshotReader.currentSnapshot()
@@ -106,7 +111,6 @@ public struct RebuildEngine: Sendable {
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot))
         }
-        for name in names { _ = try? await locks.releaseLock(Self.rebuildLockName(name, database: database)) }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
     }
@@ -139,14 +143,23 @@ public struct RebuildEngine: Sendable {
     /// The retired build must be of `runnable`'s version and definition.
     public func rollback(_ runnable: RunnableProjection, progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> RebuildResult {
         let definition = runnable.definition
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            let lock = Self.rebuildLockName(definition.name, database: connections.database)
+            return try await connections.locks.withNamedLocks([lock], busy: { lock in
+                EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
+            }) {
+                try await rollback(runnable, connections: connections, progress: progress)
+            }
+        }
+    }
+
+    /// A rollback holding its connections and the projection's rebuild lock.
+    private func rollback(
+        _ runnable: RunnableProjection, connections: EngineConnections, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> RebuildResult {
+        let definition = runnable.definition
         let (reader, control, locks, store, database) =
             (connections.reader, connections.control, connections.locks, connections.store, connections.database)
-        let lock = Self.rebuildLockName(definition.name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: 0) else {
-            throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
-        }
         guard let retired = try await store.registry.builds(of: definition.name, states: [.retired]).last else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no retired build with tables to roll back to (see `reprise status`)")
         }
@@ -189,7 +202,6 @@ public struct RebuildEngine: Sendable {
         let previous = try await swap(build, store: store, locks: locks, database: database)
         var tableRows: [String: Int64] = [:]
         for table in definition.tables { tableRows[table.name] = try await store.tables.rowCount(table.name) }
-        _ = try? await locks.releaseLock(lock)
         return RebuildResult(
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
@@ -371,19 +383,23 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
+    /// Holds the projection lock, and the apply locks of the active build's live partitions
+    /// (their consumers write the live tables under those, not the projection lock), for the swap.
     func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
         let lock = Self.projectionLockName(build.name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: options.swapLockTimeoutSeconds) else {
-            throw EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(options.swapLockTimeoutSeconds)s to swap")
+        let timeout = options.swapLockTimeoutSeconds
+        return try await locks.withNamedLocks([lock], timeoutSeconds: timeout, busy: { lock in
+            EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(timeout)s to swap")
+        }) {
+            let previous = try await store.registry.builds(of: build.name, states: [.active]).last
+            guard let previous else { return try await swapHoldingLocks(build, previous: nil, store: store) }
+            return try await LivePartitions.withApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: timeout) {
+                try await swapHoldingLocks(build, previous: previous, store: store)
+            }
         }
-        defer { Task { _ = try? await locks.releaseLock(lock) } }
-        let previous = try await store.registry.builds(of: build.name, states: [.active]).last
-        // Consumers of live partitions write the live tables under their apply locks, not this one.
-        var applyLocks: [String] = []
-        if let previous {
-            applyLocks = try await LivePartitions.takeApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: options.swapLockTimeoutSeconds)
-        }
-        defer { Task { [applyLocks] in for name in applyLocks { _ = try? await locks.releaseLock(name) } } }
+    }
+
+    private func swapHoldingLocks(_ build: ActiveBuild, previous: BuildRecord?, store: ReadModelStore) async throws -> Int64? {
         var renames: [(String, String)] = []
         if let previous {
             for table in try await store.registry.tableNames(of: previous.buildID) where try await store.tables.exists(table) {
@@ -431,18 +447,44 @@ struct EngineConnections: Sendable {
     /// The read-model database (named locks are server-wide and include it).
     let database: String
 
-    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
-        let writer = try await MySQLConnection.connect(url: mysqlURL)
-        let store = ReadModelStore(connection: writer)
-        try await store.ensureRegistry()
-        return EngineConnections(
-            reader: try await PostgresConnection.connect(url: postgresURL), control: try await PostgresConnection.connect(url: postgresURL),
-            writer: writer, locks: try await MySQLConnection.connect(url: mysqlURL), store: store,
-            database: try await writer.query("SELECT DATABASE()").string(0, 0) ?? "")
+    /// Runs `body` with freshly opened connections and closes them all before returning,
+    /// whether `body` returned or threw (closing the lock connection releases any named lock
+    /// left on it).
+    static func with<Result: Sendable>(
+        postgresURL: String, mysqlURL: String, _ body: (EngineConnections) async throws -> Result
+    ) async throws -> Result {
+        let connections = try await open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        return try await withCleanup({ try await body(connections) }, cleanup: { await connections.close() })
     }
 
-    /// Closes every connection; closing the lock connection releases its named locks.
-    func closeLater() {
-        Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
+    /// Opens the connections; those opened before a failure are closed again.
+    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+        var opened: [@Sendable () async -> Void] = []
+        do {
+            let writer = try await MySQLConnection.connect(url: mysqlURL)
+            opened.append { await writer.close() }
+            let reader = try await PostgresConnection.connect(url: postgresURL)
+            opened.append { await reader.close() }
+            let control = try await PostgresConnection.connect(url: postgresURL)
+            opened.append { await control.close() }
+            let locks = try await MySQLConnection.connect(url: mysqlURL)
+            opened.append { await locks.close() }
+            let store = ReadModelStore(connection: writer)
+            try await store.ensureRegistry()
+            return EngineConnections(
+                reader: reader, control: control, writer: writer, locks: locks, store: store,
+                database: try await writer.query("SELECT DATABASE()").string(0, 0) ?? "")
+        } catch {
+            for close in opened.reversed() { await close() }
+            throw error
+        }
+    }
+
+    /// Closes every connection, the lock holder last; closing it releases its named locks.
+    func close() async {
+        await reader.close()
+        await control.close()
+        await writer.close()
+        await locks.close()
     }
 }

@@ -1,3 +1,4 @@
+import RepriseMySQL
 import RepriseProjection
 
 /// A projection the engine can run: a projection file, or Swift code.
@@ -102,6 +103,9 @@ public struct RebuildHooks: Sendable {
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
     public var beforeSwap: @Sendable () async throws -> Void = {}
+    /// A chunk's MySQL session was lost and reopened (explicitly) before the chunk is redone;
+    /// `reopened` says what the old session lost.
+    public var connectionReopened: @Sendable (_ chunk: Int, _ reopened: MySQLReopened) async -> Void = { _, _ in }
 
     public init() {}
 }
