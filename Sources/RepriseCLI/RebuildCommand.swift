@@ -115,7 +115,9 @@ struct RebuildCommand: AsyncParsableCommand {
                 options: options)
             var hooks = FaultInjection.rebuildHooks()
             // A lost MySQL session reopened before a chunk is redone: say what it lost.
-            hooks.connectionReopened = { chunk, reopened in Terminal.error("warning: chunk \(chunk): \(reopened); redoing the chunk") }
+            hooks.connectionReopened = { chunk, reopened in
+                Terminal.error("warning: \(reopened); " + (chunk.map { "redoing chunk \($0)" } ?? "took its named locks back"))
+            }
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
             let results: [RebuildResult]

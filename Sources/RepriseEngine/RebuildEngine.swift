@@ -130,7 +130,9 @@ public struct RebuildEngine: Sendable {
         try await runChecks(build, store: store, tableRows: tableRows)
         try await hooks.beforeSwap()
         progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
-        let previous = try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        let previous = try await connections.retakingLostLocks(hooks: hooks) {
+            try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        }
         try await applyRetention(build.name, store: store)
         return (tableRows, previous)
     }
@@ -477,6 +479,28 @@ struct EngineConnections: Sendable {
         } catch {
             for close in opened.reversed() { await close() }
             throw error
+        }
+    }
+
+    /// Runs `body` (which uses the lock session) again once if the lock session turns out lost:
+    /// a killed idle connection shows only at its next statement. The session is reopened
+    /// explicitly, what it lost is reported, and the named locks it held are taken back; if
+    /// another process took one meanwhile, this stops with `.locked` instead of going on
+    /// without it.
+    func retakingLostLocks<Result: Sendable>(hooks: RebuildHooks, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch {
+            guard TransientFailure.isConnectionLoss(error), await locks.isLost else { throw error }
+            let reopened = try await locks.reopen()
+            await hooks.connectionReopened(nil, reopened)
+            for lock in reopened.lostNamedLocks {
+                guard try await locks.getLock(lock, timeoutSeconds: 0) else {
+                    throw EngineError(
+                        .locked, message: "the lock session was lost and another process took \(lock) meanwhile (\(reopened))", underlying: error)
+                }
+            }
+            return try await body()
         }
     }
 

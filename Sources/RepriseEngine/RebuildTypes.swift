@@ -103,9 +103,10 @@ public struct RebuildHooks: Sendable {
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
     public var beforeSwap: @Sendable () async throws -> Void = {}
-    /// A chunk's MySQL session was lost and reopened (explicitly) before the chunk is redone;
-    /// `reopened` says what the old session lost.
-    public var connectionReopened: @Sendable (_ chunk: Int, _ reopened: MySQLReopened) async -> Void = { _, _ in }
+    /// A MySQL session was lost and reopened explicitly: the writer before `chunk` is redone, or
+    /// (chunk nil) the lock session, whose lost named locks were taken back. `reopened` says
+    /// what the old session lost.
+    public var connectionReopened: @Sendable (_ chunk: Int?, _ reopened: MySQLReopened) async -> Void = { _, _ in }
 
     public init() {}
 }

@@ -43,9 +43,13 @@ extension MySQLConnection {
     /// transaction: a lost session loses them (`reopen()` lists them). Cancelling the task ends
     /// the wait (`.cancelled`). Prefer `withNamedLock`, which releases the lock it took.
     public func getLock(_ name: String, timeoutSeconds: Int = 0) async throws(MySQLError) -> Bool {
-        let taken = try await query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0) == 1
-        if taken { noteLock(name, held: true) }
-        return taken
+        let answer = try await query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0)
+        // A wait ended by KILL QUERY answers NULL, not an error.
+        if answer == nil, Task.isCancelled {
+            throw MySQLError(code: .cancelled, message: "the task was cancelled while waiting for the lock \(name)", server: server)
+        }
+        if answer == 1 { noteLock(name, held: true) }
+        return answer == 1
     }
 
     /// Releases a named lock; returns false when this session did not hold it. Runs in a

@@ -190,17 +190,18 @@ public actor MySQLConnection {
 
     /// Runs `body` (one blocking statement) so that cancelling the task interrupts it: a
     /// cancelled task sends nothing, and a statement running when the task is cancelled is
-    /// ended with `KILL QUERY` from a second connection. A statement that ended after its task
-    /// was cancelled reports `.cancelled` (a killed `GET_LOCK` returns NULL, not an error).
+    /// ended with `KILL QUERY` from a second connection. A statement that failed after its task
+    /// was cancelled reports `.cancelled`; one that completed returns its result.
     @discardableResult
     func interruptible<T>(_ sql: String?, _ body: () throws(MySQLError) -> T) async throws(MySQLError) -> T {
         guard !Task.isCancelled else {
             throw MySQLError(code: .cancelled, message: "the task was cancelled; the statement was not sent", query: sql, server: server)
         }
         let outcome = await interrupter.run(body)
-        if Task.isCancelled, !lost {
-            let detail = (try? outcome.get()) == nil ? "interrupted by KILL QUERY" : "ended after the task was cancelled"
-            throw MySQLError(code: .cancelled, message: "the task was cancelled; the statement was \(detail)", query: sql, server: server)
+        if case .failure(let error) = outcome, Task.isCancelled, !lost {
+            throw MySQLError(
+                code: .cancelled, message: "the task was cancelled; the statement was interrupted by KILL QUERY (\(error.message))", query: sql,
+                server: server)
         }
         return try outcome.get()
     }

@@ -147,15 +147,18 @@ public actor PostgresConnection {
     }
 
     /// Runs `body` (one blocking statement) so that cancelling the task cancels it on the
-    /// server; a statement that ended after its task was cancelled reports `.cancelled`.
+    /// server; a statement that failed after its task was cancelled reports `.cancelled`, one
+    /// that completed returns its result.
     @discardableResult
     func interruptible<T>(_ sql: String, _ body: () throws(PostgresError) -> T) async throws(PostgresError) -> T {
         guard !Task.isCancelled else {
             throw PostgresError(code: .cancelled, message: "the task was cancelled; the statement was not sent", query: sql, server: server)
         }
         let outcome = await interrupter.run(body)
-        if Task.isCancelled, isOpen {
-            throw PostgresError(code: .cancelled, message: "the task was cancelled; the statement was cancelled (PQcancel)", query: sql, server: server)
+        if case .failure(let error) = outcome, Task.isCancelled, isOpen {
+            throw PostgresError(
+                code: .cancelled, message: "the task was cancelled; the statement was cancelled by PQcancel (\(error.message))", query: sql,
+                server: server)
         }
         return try outcome.get()
     }

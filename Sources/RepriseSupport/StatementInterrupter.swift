@@ -37,6 +37,9 @@ public final class StatementInterrupter: Sendable {
             return state.serial
         }
         let outcome: Result<T, E> = await withTaskCancellationHandler {
+            // Capturing `isolation` keeps this closure on the connection's executor: a closure
+            // that does not would run its blocking call on the cooperative pool.
+            _ = isolation
             do throws(E) { return .success(try body()) } catch { return .failure(error) }
         } onCancel: {
             self.interrupt(statement)

@@ -207,29 +207,4 @@ struct MySQLTests {
         await db.close()
         await admin.close()
     }
-
-    @Test func cancellingATaskKillsItsRunningStatement() async throws {
-        let db = try await TestServers.mysql()
-        let holder = try await TestServers.mysql()
-        let lock = TestServers.uniqueName("lock")
-        #expect(try await holder.getLock(lock))
-        let waiter = Task { try await db.getLock(lock, timeoutSeconds: 3600) }
-        // Cancel only once the server shows the wait.
-        let id = await db.connectionID
-        while try await holder.query("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SELECT GET_LOCK%'", [.int(Int64(id))]).int(0, 0) != 1 {
-            try await Task.sleep(for: .milliseconds(20))
-        }
-        waiter.cancel()
-        await #expect {
-            try await waiter.value
-        } throws: { error in
-            (error as? MySQLError)?.code == .cancelled
-        }
-        // The holder still holds the lock: the wait ended because of the kill, not a timeout.
-        #expect(try await holder.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.string(lock)]).int(0, 0) == 1)
-        // The session survives a KILL QUERY and serves the next statement.
-        #expect(try await db.query("SELECT 1").int(0, 0) == 1)
-        await db.close()
-        await holder.close()
-    }
 }
