@@ -31,7 +31,7 @@ extension RebuildEngine {
         do {
             let store = ReadModelStore(connection: connection)
             try await store.ensureRegistry()
-            active = try await store.builds(of: definition.name, states: [.active]).last
+            active = try await store.registry.builds(of: definition.name, states: [.active]).last
         } catch {
             await connection.close()
             throw error

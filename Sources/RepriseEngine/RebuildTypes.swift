@@ -1,3 +1,4 @@
+import RepriseMySQL
 import RepriseProjection
 
 /// A projection the engine can run: a projection file, or Swift code.
@@ -105,6 +106,10 @@ public struct RebuildHooks: Sendable {
     /// Inside the swap: after the `RENAME TABLE`, before the build registry records it (a crash
     /// here is what `reconcileSwap` finishes on the next run).
     public var afterSwapRename: @Sendable () async throws -> Void = {}
+    /// A MySQL session was lost and reopened explicitly: the writer before `chunk` is redone, or
+    /// (chunk nil) the lock session, whose lost named locks were taken back. `reopened` says
+    /// what the old session lost.
+    public var connectionReopened: @Sendable (_ chunk: Int?, _ reopened: MySQLReopened) async -> Void = { _, _ in }
 
     public init() {}
 }

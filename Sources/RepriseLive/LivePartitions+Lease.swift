@@ -28,7 +28,7 @@ extension LivePartitions {
             """
             SELECT p.partition_no, MIN(TIMESTAMPDIFF(MICROSECOND, p.heartbeat_at, UTC_TIMESTAMP(6)) / 1e6), COUNT(*),
                    MAX(p.owner), GROUP_CONCAT(DISTINCT p.owner_connection)
-            FROM \(ReadModelStore.livePartitionsTable) p JOIN \(ReadModelStore.registryTable) b USING (build_id)
+            FROM \(PartitionLedger.liveTable) p JOIN \(BuildRegistry.table) b USING (build_id)
             WHERE b.state = 'active' AND b.projection IN (\(placeholders)) AND p.partitions = ? AND p.heartbeat_at IS NOT NULL
             GROUP BY p.partition_no
             """, projections.map { .string($0) } + [.int(Int64(count))])

@@ -15,17 +15,17 @@ public struct PostgresNotification: Sendable, Equatable {
 
 extension PostgresConnection {
     /// Subscribes this connection to a channel.
-    public func listen(_ channel: String) throws(PostgresError) {
-        try execute("LISTEN \(PostgresIdentifier.quote(channel))")
+    public func listen(_ channel: String) async throws(PostgresError) {
+        try await execute("LISTEN \(PostgresIdentifier.quote(channel))")
     }
 
-    public func unlisten(_ channel: String) throws(PostgresError) {
-        try execute("UNLISTEN \(PostgresIdentifier.quote(channel))")
+    public func unlisten(_ channel: String) async throws(PostgresError) {
+        try await execute("UNLISTEN \(PostgresIdentifier.quote(channel))")
     }
 
     /// Sends a notification (delivered at commit when inside a transaction).
-    public func notify(_ channel: String, payload: String = "") throws(PostgresError) {
-        try execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
+    public func notify(_ channel: String, payload: String = "") async throws(PostgresError) {
+        try await execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
     }
 
     /// Waits up to `timeoutMilliseconds` for notifications and returns those received (maybe none).
@@ -39,7 +39,7 @@ extension PostgresConnection {
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, timeoutMilliseconds)
         if ready < 0 && errno != EINTR {
-            throw PostgresError(code: .connectionClosed, message: "poll failed with errno \(errno)", server: server)
+            throw PostgresError(code: .connectionLost, message: "poll failed with errno \(errno)", server: server)
         }
         if ready > 0 {
             guard PQconsumeInput(handle) == 1 else { throw connectionError(sql: nil) }
