@@ -232,23 +232,12 @@ struct ChunkApplier: Sendable {
         guard !events.isEmpty else { return }
         let workspace = build.workspace
         if let declarative = build.declarative {
-            var keys: [String: Set<RowKey>] = [:]
-            for event in events { declarative.keysTouched(by: event, into: &keys) }
-            for (table, tableKeys) in keys {
-                guard let layout = workspace.layouts[table] else { continue }
-                let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
-                guard !unknown.isEmpty else { continue }
-                let fetched = try await timings.measure(.prefetch) {
-                    try await store.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
-                }
-                workspace.remember(table, fetched: fetched, requested: unknown)
-            }
-            try timings.measure(.handle) {
-                for event in events { try declarative.apply(event, to: workspace) }
-            }
+            try await applyDeclarative(events, declarative, to: build, store: store)
         } else if case .code(let projection) = build.runnable {
+            try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
             let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
-                try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
+                build.rowReadQueries += 1
+                return try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
             }
             for event in events {
                 do {

@@ -104,7 +104,8 @@ public struct RebuildEngine: Sendable {
             results.append(RebuildResult(
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
-                tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot))
+                tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
+                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries))
         }
         for name in names { _ = try? await locks.releaseLock(Self.rebuildLockName(name, database: database)) }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
@@ -193,7 +194,8 @@ public struct RebuildEngine: Sendable {
         return RebuildResult(
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
-            swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
+            swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
+            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries)
     }
 
     /// Checks the source mapping against the table PostgreSQL has.

@@ -126,7 +126,7 @@ struct GoldenSamplesTests {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 6_000, seed: 77)
         let samples = try RebuildEnvironment.samples()
-        #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily"])
+        #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily", "category_sales_daily", "country_revenue_daily"])
         let results = try await environment.engine { $0.chunkSize = 900 }.rebuild(samples.map { .file($0) })
         #expect(results.allSatisfy { $0.swapped })
         let events = try await events(environment)
