@@ -26,6 +26,8 @@ public actor AMQPConnection {
     private var state: amqp_connection_state_t?
     private let channel: amqp_channel_t = 1
     private var channelOpen = false
+    /// Set when the connection dropped (not closed by `close()`): later calls report a loss.
+    private var lost = false
     private var confirmsEnabled = false
     /// The delivery tag the broker will give the next message published on this channel in confirm mode.
     private var nextPublishTag: UInt64 = 1
@@ -106,7 +108,7 @@ public actor AMQPConnection {
         guard reply.reply_type == AMQP_RESPONSE_NORMAL else {
             var error = describe(reply, operation: "login", state: state)
             // RabbitMQ answers a bad user or password with 403 ACCESS_REFUSED, or by closing the socket.
-            if error.replyCode == 403 || error.code == .connectionClosed {
+            if error.replyCode == 403 || error.code == .connectionLost {
                 error.code = .authenticationFailed
                 error.message = "login refused for user '\(url.user ?? "guest")' on vhost '\(vhost)': \(error.message)"
             } else if reply.library_error == AMQP_STATUS_TIMEOUT.rawValue {
@@ -433,7 +435,11 @@ public actor AMQPConnection {
     // MARK: - Internals
 
     private func liveState() throws(AMQPError) -> amqp_connection_state_t {
-        guard let state else { throw AMQPError(code: .connectionClosed, message: "the connection is closed", server: server) }
+        guard let state else {
+            throw lost
+                ? AMQPError(code: .connectionLost, message: "the connection was lost; open a new one", server: server)
+                : AMQPError(code: .connectionClosed, message: "the connection is closed", server: server)
+        }
         return state
     }
 
@@ -487,8 +493,8 @@ public actor AMQPConnection {
         case AMQP_RESPONSE_LIBRARY_EXCEPTION:
             let code: AMQPError.Code =
                 reply.library_error == AMQP_STATUS_TIMEOUT.rawValue ? .timedOut
-                : Self.isConnectionLoss(reply.library_error) ? .connectionClosed : .protocolError
-            if code == .connectionClosed { dropConnection() }
+                : Self.isConnectionLoss(reply.library_error) ? .connectionLost : .protocolError
+            if code == .connectionLost { dropConnection() }
             return AMQPError(code: code, message: Self.statusText(reply.library_error), operation: operation, server: server)
         case AMQP_RESPONSE_SERVER_EXCEPTION:
             if reply.reply.id == reprise_amqp_channel_close_method,
@@ -508,7 +514,7 @@ public actor AMQPConnection {
                 var ok = amqp_connection_close_ok_t(dummy: 0)
                 _ = amqp_send_method(state, 0, reprise_amqp_connection_close_ok_method, &ok)
                 let error = AMQPError(
-                    code: .connectionClosed, message: redactor.redact(close.reply_text.string), replyCode: close.reply_code,
+                    code: .connectionLost, message: redactor.redact(close.reply_text.string), replyCode: close.reply_code,
                     operation: operation, server: server)
                 if self.state == state { dropConnection() }
                 return error
@@ -520,12 +526,13 @@ public actor AMQPConnection {
     }
 
     private func lostConnection(status: Int32, operation: String) -> AMQPError {
-        let code: AMQPError.Code = Self.isConnectionLoss(status) ? .connectionClosed : .protocolError
-        if code == .connectionClosed { dropConnection() }
+        let code: AMQPError.Code = Self.isConnectionLoss(status) ? .connectionLost : .protocolError
+        if code == .connectionLost { dropConnection() }
         return AMQPError(code: code, message: Self.statusText(status), operation: operation, server: server)
     }
 
     private func dropConnection() {
+        if state != nil { lost = true }
         if let state { amqp_destroy_connection(state) }
         state = nil
         channelOpen = false

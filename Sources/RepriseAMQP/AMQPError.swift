@@ -1,9 +1,12 @@
+import RepriseSupport
+
 /// An error from the AMQP (RabbitMQ) wrapper. Server closes carry the AMQP reply code
-/// (403 access refused, 404 not found, 406 precondition failed, ...) and text.
-public struct AMQPError: Error, Sendable, CustomStringConvertible {
+/// (403 access refused, 404 not found, 406 precondition failed, ...) and text. It answers
+/// `isConnectionLoss` and `isTransient` itself (`ConnectionLossReporting`).
+public struct AMQPError: Error, Sendable, CustomStringConvertible, ConnectionLossReporting {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Sendable {
-            case invalidURL, connectionFailed, connectionTimedOut, authenticationFailed, connectionClosed, channelClosed
+            case invalidURL, connectionFailed, connectionTimedOut, authenticationFailed, connectionLost, connectionClosed, channelClosed
             case timedOut, protocolError, publishRejected
         }
         let base: Base
@@ -14,7 +17,10 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
         public static let connectionTimedOut = Code(base: .connectionTimedOut)
         /// The broker refused the user or password.
         public static let authenticationFailed = Code(base: .authenticationFailed)
-        /// The connection was closed (by the broker, the network, or `close()`).
+        /// The connection dropped while in use (the broker closed it, the network failed, a
+        /// heartbeat was missed): channels, consumers and unacknowledged deliveries are gone.
+        public static let connectionLost = Code(base: .connectionLost)
+        /// The connection was closed with `close()`.
         public static let connectionClosed = Code(base: .connectionClosed)
         /// The broker closed the channel (`replyCode` says why); the next call reopens it.
         public static let channelClosed = Code(base: .channelClosed)
@@ -42,6 +48,11 @@ public struct AMQPError: Error, Sendable, CustomStringConvertible {
         self.operation = operation
         self.server = server
     }
+
+    public var isConnectionLoss: Bool { code == .connectionLost }
+
+    /// A lost or refused connection: the broker may be back for the next attempt.
+    public var isTransient: Bool { [.connectionLost, .connectionFailed, .connectionTimedOut].contains(code) }
 
     public var description: String {
         var text = "AMQP \(code)"

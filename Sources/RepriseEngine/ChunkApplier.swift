@@ -3,6 +3,12 @@ import RepriseProjection
 
 /// Applies events to builds in chunks: the one place that decides transactions and checkpoints,
 /// shared by rebuilds and the live worker.
+///
+/// Every chunk takes one path: *stage* (`handle` runs the handlers, their rows wait in each
+/// build's overlay; `stage` sets them aside for the transaction), *commit* (rows and checkpoints
+/// in one MySQL transaction), *record* (the builds' in-memory checkpoints and row caches follow
+/// what committed). `ChunkPipeline` runs one chunk's handlers while the chunk before it commits,
+/// and asks `ChunkRetryPolicy` whether a failed chunk runs again.
 struct ChunkApplier: Sendable {
     let store: ReadModelStore
     let hooks: RebuildHooks
@@ -59,24 +65,23 @@ struct ChunkApplier: Sendable {
         pending.reserveCapacity(chunkSize)
         var number = chunkNumber
         let pipeline = ChunkPipeline(applier: self, group: group)
+        func submit(_ events: [ProjectionEvent]) async throws {
+            guard let chunk = Chunk(events, number: number + 1) else { return }
+            number += 1
+            try await pipeline.submit(chunk)
+            done += Int64(events.count)
+            progress(done, max(total, done))
+        }
         do {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
                 pending.append(contentsOf: events)
                 while pending.count >= chunkSize {
-                    let chunk = Array(pending.prefix(chunkSize))
-                    pending.removeFirst(chunk.count)
-                    number += 1
-                    try await pipeline.submit(chunk, number: number)
-                    done += Int64(chunk.count)
-                    progress(done, max(total, done))
+                    let events = Array(pending.prefix(chunkSize))
+                    pending.removeFirst(events.count)
+                    try await submit(events)
                 }
             }
-            if !pending.isEmpty {
-                number += 1
-                try await pipeline.submit(pending, number: number)
-                done += Int64(pending.count)
-                progress(done, max(total, done))
-            }
+            try await submit(pending)
             try await pipeline.finish()
         } catch {
             // Whatever failed, the chunk in flight is either committed and recorded, or forgotten.
@@ -101,112 +106,93 @@ struct ChunkApplier: Sendable {
         }
     }
 
-    /// Applies one chunk to every build of the group and commits rows and checkpoints together.
-    /// `mayHaveCommitted`: an earlier attempt of this chunk failed after sending its COMMIT.
-    func applyChunk(
-        _ events: [ProjectionEvent], number: Int, group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks, mayHaveCommitted: Bool = false
-    ) async throws {
-        guard let lastPosition = events.last?.position else { return }
-        var attempt = 0
-        while true {
-            attempt += 1
-            do {
-                if attempt > 1 || mayHaveCommitted, try await chunkCommitted(events, group: group, through: lastPosition) {
-                    try await hooks.afterChunkCommit(number)
-                    return
-                }
-                var counts: [Int] = []
-                for build in group {
-                    let relevant = events.filter {
-                        $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil
-                            && !build.parkedStreams.contains($0.streamID)
-                    }
-                    try await apply(relevant, to: build, store: store)
-                    counts.append(relevant.count)
-                }
-                var written: [Int] = []
-                let writeStarted = ContinuousClock.now
-                defer { timings.add(.write, ContinuousClock.now - writeStarted) }
-                try await store.connection.withTransaction { _ in
-                    for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
-                        var rows = 0
-                        for (table, changes) in build.workspace.overlay {
-                            guard let layout = build.workspace.layouts[table] else { continue }
-                            rows += try await store.writeRows(layout, physical: build.tableName(table), rows: changes)
-                        }
-                        written.append(rows)
-                        try await store.advance(build.record, to: lastPosition, events: count)
-                    }
-                    try await hooks.beforeChunkCommit(number)
-                }
-                var index = 0
-                for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
-                    build.workspace.commitOverlay()
-                    build.record.roundPosition = lastPosition
-                    build.record.eventsApplied += Int64(count)
-                    build.eventsApplied += Int64(count)
-                    build.rowsWritten += Int64(written[index])
-                    index += 1
-                }
-                try await hooks.afterChunkCommit(number)
-                return
-            } catch {
-                for build in group { build.workspace.reset() }
-                // A dropped connection or a deadlock loses the transaction, never its effect twice:
-                // the chunk is applied again from the events in memory.
-                if attempt < Self.maxAttempts, Self.isRetryable(error, group: group) {
-                    try await Task.sleep(for: TransientFailure.backoff(attempt: attempt))
-                    continue
-                }
-                if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
-                throw error
-            }
-        }
-    }
 
-    /// Whether a chunk whose transaction failed with a lost connection committed all the same
-    /// (the server committed; its answer was lost): every build's checkpoint then already stands
-    /// at the chunk's last position, and the chunk is recorded as done instead of applied again
-    /// (which would find the checkpoint moved and stop). Row caches were reset, so later chunks
-    /// read the committed rows from MySQL.
-    func chunkCommitted(_ events: [ProjectionEvent], group: [ActiveBuild], through lastPosition: Int64) async throws -> Bool {
-        let pending = group.filter { lastPosition > $0.record.roundPosition }
-        guard !pending.isEmpty else { return false }
-        for build in pending {
-            guard try await store.checkpointPosition(build.record) == lastPosition else { return false }
+    // MARK: - One chunk: stage -> commit -> record
+
+    /// Events `number` of a run, in position order (never empty).
+    struct Chunk: Sendable {
+        let events: [ProjectionEvent]
+        let number: Int
+        let lastPosition: Int64
+
+        init?(_ events: [ProjectionEvent], number: Int) {
+            guard let last = events.last else { return nil }
+            self.events = events
+            self.number = number
+            self.lastPosition = last.position
         }
-        for build in pending {
-            let count = Int64(events.filter {
-                $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil && !build.parkedStreams.contains($0.streamID)
-            }.count)
-            build.record.roundPosition = lastPosition
-            build.record.eventsApplied += count
-            build.eventsApplied += count
-        }
-        return true
     }
 
     /// What a chunk's transaction writes for one build, prepared while the engine goes on.
     struct StagedWrite: Sendable {
-        var record: BuildRecord
+        /// The checkpoint the transaction advances (nil: rows only, outside the round order).
+        var record: BuildRecord?
         var tables: [(layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?])]
         var events: Int
     }
 
-    /// Writes staged chunks' rows and checkpoints in one transaction; returns rows written per build.
-    func commit(_ writes: [StagedWrite], to lastPosition: Int64, number: Int) async throws -> [Int] {
+    /// A chunk ready to commit: per build it advances, the rows and the checkpoint.
+    struct StagedChunk {
+        let chunk: Chunk
+        let builds: [ActiveBuild]
+        let writes: [StagedWrite]
+    }
+
+    /// The events of a chunk that one build applies: past its checkpoint, handled by it, and not
+    /// of a parked stream.
+    static func events(_ events: [ProjectionEvent], appliedBy build: ActiveBuild) -> [ProjectionEvent] {
+        events.filter {
+            $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil && !build.parkedStreams.contains($0.streamID)
+        }
+    }
+
+    /// Runs every build's handlers on the chunk; the rows wait in the builds' overlays (seeing the
+    /// rows of a chunk still committing). Returns per build the number of events applied. On a
+    /// failure no build keeps anything of the chunk.
+    func handle(_ chunk: Chunk, group: [ActiveBuild]) async throws -> [Int] {
+        var counts: [Int] = []
+        do {
+            for build in group {
+                let relevant = Self.events(chunk.events, appliedBy: build)
+                try await apply(relevant, to: build)
+                counts.append(relevant.count)
+            }
+        } catch {
+            for build in group { build.workspace.discardOverlay() }
+            throw error
+        }
+        return counts
+    }
+
+    /// Moves the handled chunk's rows to the commit stage, for every build it advances.
+    func stage(_ chunk: Chunk, counts: [Int], group: [ActiveBuild]) -> StagedChunk {
+        var builds: [ActiveBuild] = [], writes: [StagedWrite] = []
+        for (build, count) in zip(group, counts) where chunk.lastPosition > build.record.roundPosition {
+            builds.append(build)
+            writes.append(stageRows(of: build, advancing: build.record, events: count))
+        }
+        return StagedChunk(chunk: chunk, builds: builds, writes: writes)
+    }
+
+    /// One build's overlay, moved to the commit stage.
+    private func stageRows(of build: ActiveBuild, advancing record: BuildRecord?, events: Int) -> StagedWrite {
+        build.workspace.stageOverlay()
+        let tables = build.workspace.pending.compactMap { table, rows in
+            build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
+        }
+        return StagedWrite(record: record, tables: tables, events: events)
+    }
+
+    /// Writes a staged chunk's rows and checkpoints in one transaction; returns rows written per build.
+    func commit(_ writes: [StagedWrite], through lastPosition: Int64, number: Int) async throws -> [Int] {
         let store = store, hooks = hooks
         let started = ContinuousClock.now
         defer { timings.add(.write, ContinuousClock.now - started) }
         let written = try await store.connection.withTransaction { _ in
             var written: [Int] = []
             for write in writes {
-                var rows = 0
-                for table in write.tables {
-                    rows += try await store.writeRows(table.layout, physical: table.physical, rows: table.rows)
-                }
-                written.append(rows)
-                try await store.advance(write.record, to: lastPosition, events: write.events)
+                written.append(try await Self.writeRows(write, to: store))
+                if let record = write.record { try await store.advance(record, to: lastPosition, events: write.events) }
             }
             try await hooks.beforeChunkCommit(number)
             return written
@@ -215,27 +201,62 @@ struct ChunkApplier: Sendable {
         return written
     }
 
-    /// A MySQL failure the chunk survives by running again: a lost or refused connection (a
-    /// restarting server), a deadlock, a lock wait timeout.
-    /// Live tables are not retried here: a reconnect loses the named locks (projection or
-    /// partition apply lock) that keep a swap, or a new owner after a lease expired, away. The
-    /// live worker reopens its runner instead, takes the locks again and resumes from the
-    /// committed checkpoints.
-    static func isRetryable(_ error: any Error, group: [ActiveBuild]) -> Bool {
-        (error is MySQLError || error is MySQLTransactionError) && TransientFailure.isTransient(error) && !group.contains(where: \.writesLiveTables)
+    /// Writes one build's staged rows, inside the caller's transaction; returns the rows written.
+    private static func writeRows(_ write: StagedWrite, to store: ReadModelStore) async throws -> Int {
+        var rows = 0
+        for table in write.tables {
+            rows += try await store.writeRows(table.layout, physical: table.physical, rows: table.rows)
+        }
+        return rows
     }
 
-    /// Attempts per chunk: with the backoff, about 25 s for a server to come back.
-    static let maxAttempts = 10
+    /// The chunk committed: every build it advanced remembers its rows and its checkpoint.
+    func record(_ staged: StagedChunk, written: [Int]) {
+        for (build, (write, rows)) in zip(staged.builds, zip(staged.writes, written)) {
+            build.workspace.commitPending()
+            advanceInMemory(build, to: staged.chunk.lastPosition, events: write.events)
+            build.rowsWritten += Int64(rows)
+        }
+    }
 
-    func apply(_ events: [ProjectionEvent], to build: ActiveBuild, store: ReadModelStore) async throws {
+    private func advanceInMemory(_ build: ActiveBuild, to position: Int64, events: Int) {
+        build.record.roundPosition = position
+        build.record.eventsApplied += Int64(events)
+        build.eventsApplied += Int64(events)
+    }
+
+    /// Whether a chunk whose attempt failed committed all the same (the server committed; its
+    /// answer was lost): every build's checkpoint then already stands at the chunk's last
+    /// position, and the chunk is recorded as done instead of applied again (which would find the
+    /// checkpoint moved and stop). Row caches were reset, so later chunks read the committed rows
+    /// from MySQL.
+    func recordIfCommitted(_ chunk: Chunk, group: [ActiveBuild]) async throws -> Bool {
+        let pending = group.filter { chunk.lastPosition > $0.record.roundPosition }
+        guard !pending.isEmpty else { return false }
+        for build in pending {
+            guard try await store.checkpointPosition(build.record) == chunk.lastPosition else { return false }
+        }
+        for build in pending {
+            advanceInMemory(build, to: chunk.lastPosition, events: Self.events(chunk.events, appliedBy: build).count)
+        }
+        return true
+    }
+
+    /// Records why a group's chunk failed for good, for `status`.
+    func recordFailure(_ error: any Error, group: [ActiveBuild]) async {
+        if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
+    }
+
+    // MARK: - Handlers
+
+    /// Runs one build's handlers on events (already filtered for it); rows go to its overlay.
+    func apply(_ events: [ProjectionEvent], to build: ActiveBuild) async throws {
         guard !events.isEmpty else { return }
-        let workspace = build.workspace
         if let declarative = build.declarative {
             try await applyDeclarative(events, declarative, to: build, store: store)
         } else if case .code(let projection) = build.runnable {
             try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
-            let rows = ProjectionRows(workspace: workspace, projection: build.name) { layout, keys in
+            let rows = ProjectionRows(workspace: build.workspace, projection: build.name) { layout, keys in
                 build.rowReadQueries += 1
                 return try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
             }
@@ -248,7 +269,8 @@ struct ChunkApplier: Sendable {
                     located.eventType = located.eventType ?? event.type
                     throw located
                 } catch {
-                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)")
+                    throw EngineError(
+                        .handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
         }
@@ -257,109 +279,18 @@ struct ChunkApplier: Sendable {
     /// Applies events outside the round order (a parked stream released by an operator) and
     /// runs `alsoInTransaction` in the same MySQL transaction; the checkpoint does not move.
     func applyOutOfRound(_ events: [ProjectionEvent], to build: ActiveBuild, alsoInTransaction: @escaping @Sendable () async throws -> Void) async throws {
+        let store = store
         do {
-            try await apply(events, to: build, store: store)
+            try await apply(events, to: build)
+            let write = stageRows(of: build, advancing: nil, events: events.count)
             try await store.connection.withTransaction { _ in
-                for (table, changes) in build.workspace.overlay {
-                    guard let layout = build.workspace.layouts[table] else { continue }
-                    _ = try await store.writeRows(layout, physical: build.tableName(table), rows: changes)
-                }
+                _ = try await Self.writeRows(write, to: store)
                 try await alsoInTransaction()
             }
-            build.workspace.commitOverlay()
+            build.workspace.commitPending()
         } catch {
             build.workspace.reset()
             throw error
-        }
-    }
-}
-
-/// Two-stage chunk pipeline: while chunk N's rows and checkpoint commit in MySQL (on the MySQL
-/// connection's own thread), the handlers already run on chunk N+1 against a workspace that sees
-/// chunk N's rows. Chunk N+1 is staged only after N committed, so checkpoints stay in order. If
-/// N's transaction fails, both chunks are applied again, one at a time, from the events in memory.
-final class ChunkPipeline {
-    let applier: ChunkApplier
-    let group: [ActiveBuild]
-    private var inFlight: (task: Task<[Int], any Error>, events: [ProjectionEvent], counts: [Int], lastPosition: Int64, number: Int, builds: [ActiveBuild])?
-
-    init(applier: ChunkApplier, group: [ActiveBuild]) {
-        self.applier = applier
-        self.group = group
-    }
-
-    func submit(_ events: [ProjectionEvent], number: Int) async throws {
-        guard let lastPosition = events.last?.position else { return }
-        var counts: [Int] = []
-        do {
-            for build in group {
-                let relevant = events.filter {
-                    $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil
-                        && !build.parkedStreams.contains($0.streamID)
-                }
-                try await applier.apply(relevant, to: build, store: applier.store)
-                counts.append(relevant.count)
-            }
-        } catch {
-            for build in group { build.workspace.discardOverlay() }
-            throw error
-        }
-        // The previous chunk must be committed before this one is staged.
-        guard try await settle(thenRedo: (events, number)) else { return }
-        var writes: [ChunkApplier.StagedWrite] = []
-        var builds: [ActiveBuild] = []
-        var stagedCounts: [Int] = []
-        for (build, count) in zip(group, counts) where lastPosition > build.record.roundPosition {
-            build.workspace.stageOverlay()
-            let tables = build.workspace.pending.compactMap { table, rows in
-                build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
-            }
-            writes.append(ChunkApplier.StagedWrite(record: build.record, tables: tables, events: count))
-            builds.append(build)
-            stagedCounts.append(count)
-        }
-        let applier = applier
-        let task = Task { try await applier.commit(writes, to: lastPosition, number: number) }
-        inFlight = (task, events, stagedCounts, lastPosition, number, builds)
-    }
-
-    /// Waits for the chunk in flight and records it.
-    func finish() async throws {
-        _ = try await settle(thenRedo: nil)
-    }
-
-    /// Waits for the chunk in flight. When its transaction failed for a retryable reason, applies
-    /// it again, then `thenRedo` (whose handlers ran on top of it), one at a time, and returns false.
-    private func settle(thenRedo next: (events: [ProjectionEvent], number: Int)?) async throws -> Bool {
-        guard let previous = inFlight else { return true }
-        inFlight = nil
-        do {
-            let written = try await previous.task.value
-            record(previous.builds, counts: previous.counts, written: written, lastPosition: previous.lastPosition)
-            try await applier.hooks.afterChunkCommit(previous.number)
-            return true
-        } catch {
-            for build in group { build.workspace.reset() }
-            guard ChunkApplier.isRetryable(error, group: group) else {
-                if let first = group.first { await applier.store.recordError(first.record.buildID, "\(error)") }
-                throw error
-            }
-            try await applier.applyChunk(
-                previous.events, number: previous.number, group: group, store: applier.store, hooks: applier.hooks, mayHaveCommitted: true)
-            if let next {
-                try await applier.applyChunk(next.events, number: next.number, group: group, store: applier.store, hooks: applier.hooks)
-            }
-            return false
-        }
-    }
-
-    private func record(_ builds: [ActiveBuild], counts: [Int], written: [Int], lastPosition: Int64) {
-        for (index, build) in builds.enumerated() {
-            build.workspace.commitPending()
-            build.record.roundPosition = lastPosition
-            build.record.eventsApplied += Int64(counts[index])
-            build.eventsApplied += Int64(counts[index])
-            build.rowsWritten += Int64(written[index])
         }
     }
 }

@@ -22,16 +22,23 @@ public struct EngineError: Error, Sendable, CustomStringConvertible {
     public var position: Int64?
     public var eventType: String?
     public var message: String
+    /// The underlying error itself (a wrapper's error keeps its code, SQLSTATE, and whether it
+    /// was a connection loss), for callers that decide on it.
+    public var underlying: (any Error)?
     /// The underlying error, described (server errors already hide passwords).
     public var cause: String?
 
-    public init(_ kind: Kind, projection: String? = nil, position: Int64? = nil, eventType: String? = nil, message: String, cause: String? = nil) {
+    public init(
+        _ kind: Kind, projection: String? = nil, position: Int64? = nil, eventType: String? = nil, message: String, cause: String? = nil,
+        underlying: (any Error)? = nil
+    ) {
         self.kind = kind
         self.projection = projection
         self.position = position
         self.eventType = eventType
         self.message = message
-        self.cause = cause
+        self.underlying = underlying
+        self.cause = cause ?? underlying.map { "\($0)" }
     }
 
     public var description: String {

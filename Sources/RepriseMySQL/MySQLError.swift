@@ -1,11 +1,14 @@
+import RepriseSupport
+
 /// An error from the MySQL/MariaDB wrapper, with the server's error number and SQLSTATE.
 ///
 /// Messages pass through the connection's `SecretRedactor`; parameter values are never stored.
-public struct MySQLError: Error, Sendable, CustomStringConvertible {
+/// It answers `isConnectionLoss` and `isTransient` itself (`ConnectionLossReporting`).
+public struct MySQLError: Error, Sendable, CustomStringConvertible, ConnectionLossReporting {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Sendable {
-            case invalidURL, connectionFailed, connectionTimedOut, connectionLost, server, parameterMismatch
-            case invalidValue, notInTransaction
+            case invalidURL, connectionFailed, connectionTimedOut, connectionLost, connectionClosed, cancelled, server
+            case parameterMismatch, invalidValue, notInTransaction
         }
         let base: Base
         public static let invalidURL = Code(base: .invalidURL)
@@ -13,9 +16,14 @@ public struct MySQLError: Error, Sendable, CustomStringConvertible {
         public static let connectionFailed = Code(base: .connectionFailed)
         /// The server did not answer within the connect timeout.
         public static let connectionTimedOut = Code(base: .connectionTimedOut)
-        /// The connection dropped while in use. Inside a transaction, the transaction is gone:
-        /// the caller retries the whole unit of work. The next statement reconnects.
+        /// The connection dropped while in use (killed, server gone). The session is gone with
+        /// its transaction, named locks and session settings; every later statement fails the
+        /// same way until the owner calls `reopen()` (which says what was lost).
         public static let connectionLost = Code(base: .connectionLost)
+        /// The connection was closed with `close()`.
+        public static let connectionClosed = Code(base: .connectionClosed)
+        /// The task was cancelled: the statement was not sent, or `KILL QUERY` interrupted it.
+        public static let cancelled = Code(base: .cancelled)
         /// The server rejected a statement; `errorNumber` and `sqlState` say why.
         public static let server = Code(base: .server)
         /// The number of `?` placeholders and of parameters differ.
@@ -51,6 +59,16 @@ public struct MySQLError: Error, Sendable, CustomStringConvertible {
     public static let lockWaitTimeout: UInt32 = 1205
     public static let deadlock: UInt32 = 1213
     public static let accessDenied: UInt32 = 1045
+    /// ER_QUERY_INTERRUPTED: `KILL QUERY` ended the statement.
+    public static let queryInterrupted: UInt32 = 1317
+
+    public var isConnectionLoss: Bool { code == .connectionLost }
+
+    /// A lost or refused connection (a restarting server), a deadlock, a lock wait timeout.
+    public var isTransient: Bool {
+        [.connectionLost, .connectionFailed, .connectionTimedOut].contains(code)
+            || errorNumber == Self.deadlock || errorNumber == Self.lockWaitTimeout
+    }
 
     public var description: String {
         var text = "MySQL \(code)"
@@ -64,11 +82,20 @@ public struct MySQLError: Error, Sendable, CustomStringConvertible {
 
 /// The failure of a transaction, keeping apart which step failed. When only the body failed and
 /// the rollback succeeded, `withTransaction` rethrows the body's own error instead.
-public struct MySQLTransactionError: Error, Sendable, CustomStringConvertible {
+public struct MySQLTransactionError: Error, Sendable, CustomStringConvertible, ConnectionLossReporting {
     public var beginError: MySQLError?
     public var bodyError: (any Error)?
     public var rollbackError: MySQLError?
     public var commitError: MySQLError?
+
+    public var isConnectionLoss: Bool {
+        [beginError, rollbackError, commitError].contains { $0?.isConnectionLoss ?? false } || ConnectionLoss.isConnectionLoss(bodyError)
+    }
+
+    /// The transaction may be redone when its begin, commit or body failed transiently.
+    public var isTransient: Bool {
+        [beginError, commitError].contains { $0?.isTransient ?? false } || ConnectionLoss.isTransient(bodyError)
+    }
 
     public var description: String {
         var parts: [String] = []

@@ -39,7 +39,7 @@ extension PostgresConnection {
         var descriptor = pollfd(fd: socket, events: Int16(POLLIN), revents: 0)
         let ready = poll(&descriptor, 1, timeoutMilliseconds)
         if ready < 0 && errno != EINTR {
-            throw PostgresError(code: .connectionClosed, message: "poll failed with errno \(errno)", server: server)
+            throw PostgresError(code: .connectionLost, message: "poll failed with errno \(errno)", server: server)
         }
         if ready > 0 {
             guard PQconsumeInput(handle) == 1 else { throw connectionError(sql: nil) }

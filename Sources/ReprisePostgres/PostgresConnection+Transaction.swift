@@ -129,7 +129,7 @@ public struct PostgresCursor: AsyncSequence, Sendable {
                 throw error
             } catch {
                 finished = true
-                throw PostgresError(code: .connectionClosed, message: "\(error)", server: connection.server)
+                throw PostgresError(code: error is CancellationError ? .cancelled : .connectionLost, message: "\(error)", server: connection.server)
             }
             if batch.rowCount < fetchSize {
                 finished = true

@@ -169,7 +169,7 @@ public actor PostgresConnection {
 
     func connectionError(sql: String?) -> PostgresError {
         let message = handle.map { redactor.redact(Self.trimmed(PQerrorMessage($0))) } ?? "the connection is closed"
-        return PostgresError(code: .connectionClosed, message: message.isEmpty ? "connection lost" : message, query: sql, server: server)
+        return PostgresError(code: handle == nil ? .connectionClosed : .connectionLost, message: message.isEmpty ? "connection lost" : message, query: sql, server: server)
     }
 
     static func trimmed(_ pointer: UnsafePointer<CChar>?) -> String {

@@ -1,3 +1,5 @@
+import RepriseSupport
+
 /// A five-character SQLSTATE code, matchable by class in `catch` and `switch`:
 ///
 /// ```swift
@@ -40,12 +42,13 @@ public struct SQLState: RawRepresentable, Hashable, Sendable, CustomStringConver
 /// `code` says what failed (connecting, a query, the connection being lost, ...); server errors
 /// carry their SQLSTATE and fields. The password of the connection URL never appears here:
 /// every message passes through the connection's `SecretRedactor`. Query parameters are never
-/// stored, only the SQL text (which holds placeholders, not values).
-public struct PostgresError: Error, Sendable, CustomStringConvertible {
+/// stored, only the SQL text (which holds placeholders, not values). It answers
+/// `isConnectionLoss` and `isTransient` itself (`ConnectionLossReporting`).
+public struct PostgresError: Error, Sendable, CustomStringConvertible, ConnectionLossReporting {
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Sendable {
-            case invalidURL, connectionFailed, connectionTimedOut, connectionClosed, server, protocolViolation
-            case notInTransaction, resultDecoding
+            case invalidURL, connectionFailed, connectionTimedOut, connectionLost, connectionClosed, server, protocolViolation
+            case notInTransaction, resultDecoding, cancelled
         }
         let base: Base
         public static let invalidURL = Code(base: .invalidURL)
@@ -53,7 +56,10 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let connectionFailed = Code(base: .connectionFailed)
         /// The server did not answer within the connect timeout.
         public static let connectionTimedOut = Code(base: .connectionTimedOut)
-        /// The connection was lost or closed while in use.
+        /// The connection dropped while in use (terminated, server gone): the session is gone
+        /// with its transaction, advisory locks and settings. Nothing reconnects by itself.
+        public static let connectionLost = Code(base: .connectionLost)
+        /// The connection was closed with `close()`.
         public static let connectionClosed = Code(base: .connectionClosed)
         /// The server rejected a statement; `sqlState` and `serverMessage` say why.
         public static let server = Code(base: .server)
@@ -62,6 +68,8 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         public static let notInTransaction = Code(base: .notInTransaction)
         /// A value could not be read as the type asked for.
         public static let resultDecoding = Code(base: .resultDecoding)
+        /// The task was cancelled: the statement was not sent, or `PQcancel` interrupted it.
+        public static let cancelled = Code(base: .cancelled)
         public var description: String { base.rawValue }
     }
 
@@ -88,6 +96,17 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
         self.server = server
     }
 
+    /// The session ended: lost by the client, or ended by the server (08: connection exception;
+    /// 57P01/57P02: administrator or crash shutdown).
+    public var isConnectionLoss: Bool {
+        code == .connectionLost || sqlState ~= .connectionExceptionClass || ["57P01", "57P02"].contains(sqlState?.rawValue ?? "")
+    }
+
+    /// A lost or refused connection, a server starting or shutting down (57P03: cannot connect now).
+    public var isTransient: Bool {
+        isConnectionLoss || [.connectionFailed, .connectionTimedOut].contains(code) || sqlState?.rawValue == "57P03"
+    }
+
     public var description: String {
         var text = "PostgreSQL \(code)"
         if let sqlState { text += " [SQLSTATE \(sqlState)]" }
@@ -102,11 +121,20 @@ public struct PostgresError: Error, Sendable, CustomStringConvertible {
 
 /// The failure of a transaction, keeping apart which step failed. When only the body failed
 /// and the rollback succeeded, `withTransaction` rethrows the body's own error instead.
-public struct PostgresTransactionError: Error, Sendable, CustomStringConvertible {
+public struct PostgresTransactionError: Error, Sendable, CustomStringConvertible, ConnectionLossReporting {
     public var beginError: PostgresError?
     public var bodyError: (any Error)?
     public var rollbackError: PostgresError?
     public var commitError: PostgresError?
+
+    public var isConnectionLoss: Bool {
+        [beginError, rollbackError, commitError].contains { $0?.isConnectionLoss ?? false } || ConnectionLoss.isConnectionLoss(bodyError)
+    }
+
+    /// The transaction may be redone when its begin, commit or body failed transiently.
+    public var isTransient: Bool {
+        [beginError, commitError].contains { $0?.isTransient ?? false } || ConnectionLoss.isTransient(bodyError)
+    }
 
     public var description: String {
         var parts: [String] = []

@@ -196,7 +196,7 @@ struct PostgresTests {
             try await victim.query("SELECT 1")
         } throws: { error in
             guard let error = error as? PostgresError else { return false }
-            return error.code == .connectionClosed || error.sqlState == .adminShutdown
+            return error.isConnectionLoss && (error.code == .connectionLost || error.sqlState == .adminShutdown)
         }
         await admin.close()
     }
