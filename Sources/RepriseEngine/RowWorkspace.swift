@@ -61,17 +61,21 @@ final class RowWorkspace {
 
     func lookup(_ table: String, _ key: RowKey) -> Lookup {
         if speculating, let guessed = speculative[table]?[key] { return guessed.map { .present($0) } ?? .absent }
-        if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
-        return lookupBelowOverlay(table, key)
+        return lookupBelowSpeculation(table, key)
     }
 
     /// The row as it was before the current event's operations (a lookup's view).
     func lookupBeforeEvent(_ table: String, _ key: RowKey) -> Lookup {
-        guard !speculating, let prior = beforeEvent[table]?[key] else { return lookup(table, key) }
+        guard let prior = beforeEvent[table]?[key] else { return lookup(table, key) }
         switch prior {
         case .entry(let row): return row.map { .present($0) } ?? .absent
-        case .notInOverlay: return lookupBelowOverlay(table, key)
+        case .notInOverlay: return speculating ? lookupBelowSpeculation(table, key) : lookupBelowOverlay(table, key)
         }
+    }
+
+    private func lookupBelowSpeculation(_ table: String, _ key: RowKey) -> Lookup {
+        if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
+        return lookupBelowOverlay(table, key)
     }
 
     private func lookupBelowOverlay(_ table: String, _ key: RowKey) -> Lookup {
@@ -98,12 +102,15 @@ final class RowWorkspace {
     }
 
     func put(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
+        // The first write of a key by the current event remembers what its layer held before
+        // (`.notInOverlay`: nothing in that layer), for lookups and for undoing the event.
+        if tracksEvents, beforeEvent[table]?[key] == nil {
+            let prior = speculating ? speculative[table]?[key] : overlay[table]?[key]
+            beforeEvent[table, default: [:]][key] = prior.map { .entry($0) } ?? .notInOverlay
+        }
         if speculating {
             speculative[table, default: [:]][key] = .some(row)
             return
-        }
-        if tracksEvents, beforeEvent[table]?[key] == nil {
-            beforeEvent[table, default: [:]][key] = overlay[table]?[key].map { .entry($0) } ?? .notInOverlay
         }
         overlay[table, default: [:]][key] = .some(row)
         if row != nil { written[table]?.insert(key) }
@@ -146,6 +153,7 @@ final class RowWorkspace {
     func endSpeculation() -> (keys: [String: Set<RowKey>], lookupTables: Set<String>) {
         defer {
             speculating = false
+            beforeEvent = [:]
             speculative = [:]
             missing = [:]
             missingLookupTables = []

@@ -167,6 +167,39 @@ struct LookupTests {
         await environment.tearDown()
     }
 
+    @Test func lookupsSeeTheRowsAsTheyWereBeforeTheEvent() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let definition = try ProjectionFileParser.parse(yaml: """
+            name: lookup_view
+            version: 1
+            tables:
+              counters:
+                columns: { id: varchar(16) not null, n: bigint not null default 0 }
+                primary_key: [id]
+              seen:
+                columns: { id: varchar(40) not null, n_before: bigint }
+                primary_key: [id]
+            handlers:
+              Bump:
+                - for_each: payload.ids
+                  do:
+                    - lookup: { as: c, table: counters, key: { id: item } }
+                    - upsert: { table: counters, set: { id: item, n: n + 1 } }
+                    - upsert: { table: seen, set: { id: "concat(payload.tag, '-', item)", n_before: "coalesce(c.n, 0)" } }
+            """, file: "lookup_view.yml")
+        try await LookupGolden.append(environment, [
+            ("Bump", #"{"tag":"t1","ids":["a","a","b"]}"#),
+            ("Bump", #"{"tag":"t2","ids":["a","b","b"]}"#),
+        ])
+        for chunkSize in [1, 10] {
+            _ = try await environment.engine { $0.chunkSize = chunkSize; $0.resume = false }.rebuild([.file(definition)])
+            #expect(try await environment.rows("counters") == [["a", "3"], ["b", "3"]])
+            // Element 2 of t1 does not see what element 1 wrote: a was 0 before the event.
+            #expect(try await environment.rows("seen") == [["t1-a", "0"], ["t1-b", "0"], ["t2-a", "2"], ["t2-b", "1"]], "chunk size \(chunkSize)")
+        }
+        await environment.tearDown()
+    }
+
     /// One row per order with what was paid, the payment read through a lookup keyed by `key`.
     static func paidYAML(key: String) -> String {
         """
