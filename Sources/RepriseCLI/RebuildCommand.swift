@@ -22,8 +22,12 @@ struct RebuildCommand: AsyncParsableCommand {
             (crash, kill -9, lost server) resumes from its last committed chunk when run again with the \
             same projection definition. One rebuild per projection runs at a time.
 
+            SIGTERM or SIGINT cancels the statement in progress on its server, releases the locks and \
+            connections, and exits with 143 (130 for SIGINT); run the same command again to resume.
+
             Exit codes: 0 done, 1 failure, 64 bad usage, 3 server unreachable, 4 another rebuild of the \
-            projection is running, 5 a check failed (the live tables were left in place).
+            projection is running, 5 a check failed (the live tables were left in place), 143/130 stopped \
+            by a signal (resumable).
             """)
 
     @OptionGroup var selection: ProjectionSelection
@@ -109,20 +113,31 @@ struct RebuildCommand: AsyncParsableCommand {
             let engine = RebuildEngine(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres),
                 options: options)
+            var hooks = FaultInjection.rebuildHooks()
+            // A lost MySQL session reopened before a chunk is redone: say what it lost.
+            hooks.connectionReopened = { chunk, reopened in
+                Terminal.error("warning: \(reopened); " + (chunk.map { "redoing chunk \($0)" } ?? "took its named locks back"))
+            }
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
             let results: [RebuildResult]
+            let partitions = partitions, worker = worker ?? Self.defaultWorkerName(), finalHooks = hooks
             do {
                 results = try await runningEngine(display) {
-                if let partitions {
-                    return try await engine.rebuildPartitioned(
-                        selected, partitions: partitions, worker: worker ?? Self.defaultWorkerName(), hooks: FaultInjection.rebuildHooks()
-                    ) { progress in display.update(progress) }
+                    try await Signals.cancelling {
+                        if let partitions {
+                            return try await engine.rebuildPartitioned(selected, partitions: partitions, worker: worker, hooks: finalHooks) { progress in
+                                display.update(progress)
+                            }
+                        }
+                        return try await engine.rebuild(selected, hooks: finalHooks) { progress in
+                            display.update(progress)
+                        }
+                    }
                 }
-                return try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
-                    display.update(progress)
-                }
-                }
+            } catch let interrupted as Interrupted {
+                Terminal.error("\(interrupted): the statement in progress was cancelled and the locks and connections released; run the same command again to resume from the last committed chunk")
+                throw ExitCode(interrupted.exitCode)
             } catch let nothing as NothingToJoin {
                 // A late --join worker: the build is done or was never started; not a failure.
                 if !quiet && !json { Terminal.output("\(nothing)") }

@@ -67,7 +67,7 @@ extension ChunkApplier {
     }
 
     /// Reads the keys the workspace does not know, one query per table (split past
-    /// `ReadModelStore.keysPerStatement` keys), and counts the queries.
+    /// `ReadModelTables.keysPerStatement` keys), and counts the queries.
     func prefetch(_ keys: [String: Set<RowKey>], lookupTables: Set<String>, for build: ActiveBuild, store: ReadModelStore) async throws {
         let workspace = build.workspace
         for (table, tableKeys) in keys.sorted(by: { $0.key < $1.key }) {
@@ -75,9 +75,9 @@ extension ChunkApplier {
             let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
             guard !unknown.isEmpty else { continue }
             let fetched = try await timings.measure(.prefetch) {
-                try await store.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+                try await store.tables.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
             }
-            let queries = Int64((unknown.count + ReadModelStore.keysPerStatement - 1) / ReadModelStore.keysPerStatement)
+            let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
             build.rowReadQueries += queries
             if lookupTables.contains(table) { build.lookupQueries += queries }
             workspace.remember(table, fetched: fetched, requested: unknown)

@@ -96,7 +96,7 @@ struct ChunkApplier: Sendable {
     /// becomes the next target.
     func closeRound(_ group: [ActiveBuild], nextSnapshot: String) async throws {
         try await store.connection.withTransaction { _ in
-            for build in group { try await store.closeRound(build.record, nextSnapshot: nextSnapshot) }
+            for build in group { try await store.checkpoints.closeRound(build.record.checkpoint, nextSnapshot: nextSnapshot) }
         }
         for build in group {
             build.record.baseSnapshot = build.record.targetSnapshot
@@ -126,7 +126,7 @@ struct ChunkApplier: Sendable {
     /// What a chunk's transaction writes for one build, prepared while the engine goes on.
     struct StagedWrite: Sendable {
         /// The checkpoint the transaction advances (nil: rows only, outside the round order).
-        var record: BuildRecord?
+        var checkpoint: CheckpointTarget?
         var tables: [(layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?])]
         var events: Int
     }
@@ -169,18 +169,18 @@ struct ChunkApplier: Sendable {
         var builds: [ActiveBuild] = [], writes: [StagedWrite] = []
         for (build, count) in zip(group, counts) where chunk.lastPosition > build.record.roundPosition {
             builds.append(build)
-            writes.append(stageRows(of: build, advancing: build.record, events: count))
+            writes.append(stageRows(of: build, advancing: build.record.checkpoint, events: count))
         }
         return StagedChunk(chunk: chunk, builds: builds, writes: writes)
     }
 
     /// One build's overlay, moved to the commit stage.
-    private func stageRows(of build: ActiveBuild, advancing record: BuildRecord?, events: Int) -> StagedWrite {
+    private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int) -> StagedWrite {
         build.workspace.stageOverlay()
         let tables = build.workspace.pending.compactMap { table, rows in
             build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
         }
-        return StagedWrite(record: record, tables: tables, events: events)
+        return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
     }
 
     /// Writes a staged chunk's rows and checkpoints in one transaction; returns rows written per build.
@@ -192,7 +192,7 @@ struct ChunkApplier: Sendable {
             var written: [Int] = []
             for write in writes {
                 written.append(try await Self.writeRows(write, to: store))
-                if let record = write.record { try await store.advance(record, to: lastPosition, events: write.events) }
+                if let checkpoint = write.checkpoint { try await store.checkpoints.advance(checkpoint, to: lastPosition, events: write.events) }
             }
             try await hooks.beforeChunkCommit(number)
             return written
@@ -205,7 +205,7 @@ struct ChunkApplier: Sendable {
     private static func writeRows(_ write: StagedWrite, to store: ReadModelStore) async throws -> Int {
         var rows = 0
         for table in write.tables {
-            rows += try await store.writeRows(table.layout, physical: table.physical, rows: table.rows)
+            rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows)
         }
         return rows
     }
@@ -234,7 +234,7 @@ struct ChunkApplier: Sendable {
         let pending = group.filter { chunk.lastPosition > $0.record.roundPosition }
         guard !pending.isEmpty else { return false }
         for build in pending {
-            guard try await store.checkpointPosition(build.record) == chunk.lastPosition else { return false }
+            guard try await store.checkpoints.position(build.record.checkpoint) == chunk.lastPosition else { return false }
         }
         for build in pending {
             advanceInMemory(build, to: chunk.lastPosition, events: Self.events(chunk.events, appliedBy: build).count)
@@ -242,9 +242,21 @@ struct ChunkApplier: Sendable {
         return true
     }
 
+    /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
+    /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
+    /// session settings) is not a safe place to redo the chunk: it stops instead.
+    func reopenIfLost(chunk: Int) async throws {
+        guard await store.connection.isLost else { return }
+        let reopened = try await store.connection.reopen()
+        await hooks.connectionReopened(chunk, reopened)
+        guard reopened.lostNamedLocks.isEmpty, reopened.lostSessionSettings.isEmpty else {
+            throw EngineError(.database, message: "chunk \(chunk) cannot be redone on a new session: \(reopened)")
+        }
+    }
+
     /// Records why a group's chunk failed for good, for `status`.
     func recordFailure(_ error: any Error, group: [ActiveBuild]) async {
-        if let first = group.first { await store.recordError(first.record.buildID, "\(error)") }
+        if let first = group.first { await store.registry.recordError(first.record.buildID, "\(error)") }
     }
 
     // MARK: - Handlers
@@ -258,7 +270,7 @@ struct ChunkApplier: Sendable {
             try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
             let rows = ProjectionRows(workspace: build.workspace, projection: build.name) { layout, keys in
                 build.rowReadQueries += 1
-                return try await store.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
+                return try await store.tables.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
             }
             for event in events {
                 do {
@@ -269,8 +281,7 @@ struct ChunkApplier: Sendable {
                     located.eventType = located.eventType ?? event.type
                     throw located
                 } catch {
-                    throw EngineError(
-                        .handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
         }

@@ -73,6 +73,7 @@ final class ChunkPipeline {
                 try await Task.sleep(for: wait)
             }
             do {
+                if failure != nil { try await applier.reopenIfLost(chunk: chunk.number) }
                 if failure != nil, try await applier.recordIfCommitted(chunk, group: group) {
                     try await applier.hooks.afterChunkCommit(chunk.number)
                     return

@@ -1,4 +1,5 @@
 import RepriseEventSource
+import RepriseSupport
 import RepriseMySQL
 import ReprisePostgres
 
@@ -43,7 +44,7 @@ public enum LivePartitions {
             """
             SELECT p.partition_no, MIN(TIMESTAMPDIFF(MICROSECOND, p.heartbeat_at, UTC_TIMESTAMP(6)) / 1e6), COUNT(*),
                    MAX(p.owner), GROUP_CONCAT(DISTINCT p.owner_connection)
-            FROM \(ReadModelStore.livePartitionsTable) p JOIN \(ReadModelStore.registryTable) b USING (build_id)
+            FROM \(PartitionLedger.liveTable) p JOIN \(BuildRegistry.table) b USING (build_id)
             WHERE b.state = 'active' AND b.projection IN (\(placeholders)) AND p.partitions = ? AND p.heartbeat_at IS NOT NULL
             GROUP BY p.partition_no
             """, projections.map { .string($0) } + [.int(Int64(count))])
@@ -80,19 +81,18 @@ public enum LivePartitions {
         RebuildEngine.lockName("live", "\(projection).p\(number)", database)
     }
 
-    /// Takes the apply locks of every live partition of `build` (none when it is not split).
-    /// Returns the names taken; the caller releases them.
-    static func takeApplyLocks(of build: BuildRecord, store: ReadModelStore, locks: MySQLConnection, database: String, timeoutSeconds: Int) async throws -> [String] {
-        var taken: [String] = []
-        for partition in try await store.livePartitions(of: build.buildID) {
-            let name = applyLockName(projection: build.projection, database: database, number: partition.number)
-            guard try await locks.getLock(name, timeoutSeconds: timeoutSeconds) else {
-                for held in taken { _ = try? await locks.releaseLock(held) }
-                throw EngineError(.locked, projection: build.projection, message: "could not take \(name) (live partition \(partition.number)) within \(timeoutSeconds)s")
-            }
-            taken.append(name)
-        }
-        return taken
+    /// Runs `body` holding the apply locks of every live partition of `build` (none when it is
+    /// not split); they are released before this returns.
+    static func withApplyLocks<Result: Sendable>(
+        of build: BuildRecord, store: ReadModelStore, locks: MySQLConnection, database: String, timeoutSeconds: Int,
+        _ body: () async throws -> Result
+    ) async throws -> Result {
+        let numbers = try await store.ledger.livePartitions(of: build.buildID).map(\.number)
+        let names = numbers.map { applyLockName(projection: build.projection, database: database, number: $0) }
+        return try await locks.withNamedLocks(names, timeoutSeconds: timeoutSeconds, busy: { name in
+            let number = numbers[names.firstIndex(of: name) ?? 0]
+            return EngineError(.locked, projection: build.projection, message: "could not take \(name) (live partition \(number)) within \(timeoutSeconds)s")
+        }) { try await body() }
     }
 
     /// The record a live partition's consumer works on: the build, with the partition's round.
@@ -114,8 +114,8 @@ public enum LivePartitions {
         store: ReadModelStore, reader: EventStoreReader, snapshots: EventStoreReader, database: String,
         chunkSize: Int, fetchSize: Int, cacheLimit: Int
     ) async throws -> BuildRecord {
-        let partitions = try await store.livePartitions(of: build.buildID)
-        guard let count = partitions.first?.count else { return build }
+        let partitions = try await store.ledger.livePartitions(of: build.buildID)
+        guard !partitions.isEmpty else { return build }
         // A stream parked in one partition has had the other partitions' share of its events
         // applied: after a merge no single position would say which of its events still wait.
         if let waiting = try await ParkedStreamStore(connection: store.connection).partitionScoped(projection: build.projection).first {
@@ -124,10 +124,23 @@ public enum LivePartitions {
                 message: "stream \(waiting.streamID) is parked in live partition \(waiting.livePartition) of \(build.projection): release it first (`reprise parked retry|skip \(build.projection) \(waiting.streamID)` while the partitioned consumers run), then merge")
         }
         var owned: [PostgresAdvisoryLockKey] = []
-        defer {
-            let control = snapshots.connection, keys = owned
-            Task { for key in keys { _ = try? await control.advisoryUnlock(key) } }
-        }
+        // The owner locks taken here are released before this returns, whatever happens.
+        return try await withCleanup({
+            try await mergeOwning(
+                build, partitions: partitions, runnable: runnable, checkOwners: checkOwners, writesLiveTables: writesLiveTables,
+                parkedStreams: parkedStreams, owned: &owned, store: store, reader: reader, snapshots: snapshots, database: database,
+                chunkSize: chunkSize, fetchSize: fetchSize, cacheLimit: cacheLimit)
+        }, cleanup: {
+            for key in owned.reversed() { try await snapshots.connection.advisoryUnlock(key) }
+        })
+    }
+
+    private static func mergeOwning(
+        _ build: BuildRecord, partitions: [LivePartition], runnable: RunnableProjection, checkOwners: Bool, writesLiveTables: Bool,
+        parkedStreams: Set<String>, owned: inout [PostgresAdvisoryLockKey], store: ReadModelStore, reader: EventStoreReader,
+        snapshots: EventStoreReader, database: String, chunkSize: Int, fetchSize: Int, cacheLimit: Int
+    ) async throws -> BuildRecord {
+        guard let count = partitions.first?.count else { return build }
         if checkOwners {
             for partition in partitions {
                 let key = ownerLockKey(projection: build.projection, database: database, number: partition.number, count: count)
@@ -154,7 +167,7 @@ public enum LivePartitions {
             // finished first, then one more round reaches it.
             while part.record.baseSnapshot != snapshot || part.record.targetSnapshot != snapshot {
                 if part.record.roundPosition == 0, part.record.targetSnapshot != snapshot {
-                    try await store.retarget(part.record, snapshot: snapshot)
+                    try await store.checkpoints.retarget(part.record.checkpoint, snapshot: snapshot)
                     part.record.targetSnapshot = snapshot
                 }
                 _ = try await applier.readRound(
@@ -163,8 +176,8 @@ public enum LivePartitions {
                 try await applier.closeRound([part], nextSnapshot: snapshot)
             }
         }
-        try await store.mergeLive(build, snapshot: snapshot)
-        guard let merged = try await store.build(build.buildID) else {
+        try await store.ledger.mergeLive(build, snapshot: snapshot)
+        guard let merged = try await store.registry.build(build.buildID) else {
             throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) disappeared while merging its live partitions")
         }
         return merged

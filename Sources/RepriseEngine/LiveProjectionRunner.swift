@@ -96,7 +96,7 @@ public final class LiveProjectionRunner {
         do {
             resolved = try await RebuildEngine.resolve(source, on: connections.control)
         } catch {
-            connections.closeLater()
+            await connections.close()
             throw error
         }
         let runner = LiveProjectionRunner(
@@ -149,7 +149,7 @@ public final class LiveProjectionRunner {
     /// migration to another version.
     func activeRecord(_ runnable: RunnableProjection) async throws -> (BuildRecord, RunnableProjection) {
         let definition = runnable.definition
-        guard let active = try await store.builds(of: definition.name, states: [.active]).last else {
+        guard let active = try await store.registry.builds(of: definition.name, states: [.active]).last else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no active build: run `reprise rebuild \(definition.name)` first")
         }
         if active.version != definition.version || active.definitionHash != definition.definitionHash,
@@ -178,7 +178,7 @@ public final class LiveProjectionRunner {
         let previous = builds[name]?.record.buildID
         if let partition { return try await partitionBuild(active, runnable, partition, previous: previous) }
         // Checked on every call: a partitioned consumer group may have split the build since.
-        if try await !store.livePartitions(of: active.buildID).isEmpty {
+        if try await !store.ledger.livePartitions(of: active.buildID).isEmpty {
             active = try await LivePartitions.merge(
                 active, runnable: runnable, checkOwners: true, writesLiveTables: true,
                 parkedStreams: Set(try await parked.list(projection: name, scope: "").map(\.streamID)), store: store, reader: reader,
@@ -198,7 +198,7 @@ public final class LiveProjectionRunner {
     /// this runner (the caller splits it with `ensureSplit`, outside the apply lock).
     private func partitionBuild(_ active: BuildRecord, _ runnable: RunnableProjection, _ partition: Partition, previous: Int64?) async throws -> (ActiveBuild, switchedFrom: Int64?)? {
         let name = runnable.definition.name
-        guard let row = try await store.livePartitions(of: active.buildID).first(where: { $0.number == partition.number && $0.count == partition.count }) else {
+        guard let row = try await store.ledger.livePartitions(of: active.buildID).first(where: { $0.number == partition.number && $0.count == partition.count }) else {
             return nil
         }
         let record = LivePartitions.record(active, partition: row)
@@ -212,7 +212,7 @@ public final class LiveProjectionRunner {
         build.writesLiveTables = true
         build.partitionSpec = .live(keys: RebuildEngine.partitionKeys(runnable.definition, source: reader.source.source), number: partition.number, count: partition.count)
         build.parkedStreams = Set(try await parked.list(projection: name, scope: parkScope).map(\.streamID))
-        try await store.touchLive(active.buildID, partition.number, owner: partition.owner)
+        try await store.ledger.touchLive(active.buildID, partition.number, owner: partition.owner)
         builds[name] = build
         return (build, previous == active.buildID ? nil : previous)
     }
@@ -223,7 +223,7 @@ public final class LiveProjectionRunner {
     func ensureSplit(_ runnable: RunnableProjection) async throws {
         guard let partition else { return }
         let (active, runnable) = try await activeRecord(runnable)
-        if try await store.livePartitions(of: active.buildID).first?.count != partition.count {
+        if try await store.ledger.livePartitions(of: active.buildID).first?.count != partition.count {
             try await split(active, runnable, into: partition.count)
         }
     }
@@ -234,14 +234,20 @@ public final class LiveProjectionRunner {
     private func split(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws {
         let name = runnable.definition.name
         let lock = RebuildEngine.projectionLockName(name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: options.lockTimeoutSeconds) else {
-            throw EngineError(.locked, projection: name, message: "could not take \(lock) within \(options.lockTimeoutSeconds)s to split build \(active.buildID) into live partitions")
+        let timeout = options.lockTimeoutSeconds
+        try await locks.withNamedLocks([lock], timeoutSeconds: timeout, busy: { lock in
+            EngineError(.locked, projection: name, message: "could not take \(lock) within \(timeout)s to split build \(active.buildID) into live partitions")
+        }) {
+            try await splitHoldingLock(active, runnable, into: count)
         }
-        defer { Task { [locks] in _ = try? await locks.releaseLock(lock) } }
-        guard var current = try await store.build(active.buildID), current.state == .active else {
+    }
+
+    private func splitHoldingLock(_ active: BuildRecord, _ runnable: RunnableProjection, into count: Int) async throws {
+        let name = runnable.definition.name
+        guard var current = try await store.registry.build(active.buildID), current.state == .active else {
             throw EngineError(.inconsistentState, projection: name, message: "build \(active.buildID) stopped being active while splitting it")
         }
-        let existing = try await store.livePartitions(of: current.buildID)
+        let existing = try await store.ledger.livePartitions(of: current.buildID)
         if existing.first?.count == count { return }
         let parkedStreams = Set(try await parked.list(projection: name, scope: "").map(\.streamID))
         if !existing.isEmpty {
@@ -265,7 +271,7 @@ public final class LiveProjectionRunner {
         let split = current
         try await store.connection.withTransaction { [parked, store] _ in
             try await parked.scopeToPartitions(projection: name, count: count)
-            try await store.splitLive(split, count: count)
+            try await store.ledger.splitLive(split, count: count)
         }
     }
 
@@ -315,7 +321,7 @@ public final class LiveProjectionRunner {
         if build.record.roundPosition == 0 {
             let now = try await snapshots.currentSnapshot()
             if now != build.record.targetSnapshot {
-                try await store.retarget(build.record, snapshot: now)
+                try await store.checkpoints.retarget(build.record.checkpoint, snapshot: now)
                 build.record.targetSnapshot = now
             }
         }
@@ -333,7 +339,7 @@ public final class LiveProjectionRunner {
             try await applier.closeRound([build], nextSnapshot: build.record.targetSnapshot)
         } else if let partition {
             // A heartbeat for `status`, when nothing moved.
-            try await store.touchLive(build.record.buildID, partition.number, owner: partition.owner)
+            try await store.ledger.touchLive(build.record.buildID, partition.number, owner: partition.owner)
         }
         return Outcome(projection: build.name, buildID: build.record.buildID, eventsApplied: applied, switchedFromBuild: switchedFrom, releasedStreams: released)
     }

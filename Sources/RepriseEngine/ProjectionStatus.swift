@@ -54,7 +54,7 @@ public enum ProjectionStatusReader {
             """
             SELECT projection, build_id, version, state, events_applied, rounds, DATE_FORMAT(started_at, '%Y-%m-%dT%H:%i:%sZ'),
                    DATE_FORMAT(updated_at, '%Y-%m-%dT%H:%i:%sZ'), last_error, base_snapshot
-            FROM \(ReadModelStore.registryTable) WHERE state IN ('active', 'building', 'retired') ORDER BY projection, build_id
+            FROM \(BuildRegistry.table) WHERE state IN ('active', 'building', 'retired') ORDER BY projection, build_id
             """)
         var statuses: [String: ProjectionStatus] = [:]
         var activeSnapshots: [String: String] = [:]
@@ -78,13 +78,13 @@ public enum ProjectionStatusReader {
         }
         for (projection, status) in statuses {
             for (index, build) in status.building.enumerated() {
-                statuses[projection]?.building[index].partitions = try await store.partitions(of: build.buildID)
+                statuses[projection]?.building[index].partitions = try await store.ledger.partitions(of: build.buildID)
             }
         }
         let reader = activeSnapshots.isEmpty ? nil : EventStoreReader(connection: postgres, source: try await RebuildEngine.resolve(source, on: postgres))
         for (projection, snapshot) in activeSnapshots {
             guard let reader else { break }
-            if let buildID = activeBuilds[projection], case let partitions = try await store.livePartitions(of: buildID), !partitions.isEmpty {
+            if let buildID = activeBuilds[projection], case let partitions = try await store.ledger.livePartitions(of: buildID), !partitions.isEmpty {
                 // Split: the build's own checkpoint is the split point; each partition has its own.
                 let keys = definitions[projection].map { RebuildEngine.partitionKeys($0, source: reader.source.source) }
                 var total: Int64? = keys == nil ? nil : 0

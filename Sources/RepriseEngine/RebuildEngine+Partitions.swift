@@ -32,19 +32,19 @@ extension RebuildEngine {
                                   message: "\(runnable.definition.name) cannot be rebuilt with --partitions: \(reason); rebuild it without --partitions")
             }
         }
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let resolved = try await Self.resolve(source, on: connections.control)
-        // The server's clock, so a joiner can tell a build finished since it came from one
-        // finished before (any skew between machines does not matter).
-        let started = try await connections.store.connection.query("SELECT UTC_TIMESTAMP(6)").string(0, 0) ?? ""
-        var results: [RebuildResult] = []
-        for runnable in projections {
-            results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
-                                                        source: resolved, started: started, hooks: hooks, progress: progress))
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            let resolved = try await Self.resolve(source, on: connections.control)
+            // The server's clock, so a joiner can tell a build finished since it came from one
+            // finished before (any skew between machines does not matter).
+            let started = try await connections.store.connection.query("SELECT UTC_TIMESTAMP(6)").string(0, 0) ?? ""
+            var results: [RebuildResult] = []
+            for runnable in projections {
+                results.append(try await rebuildPartitioned(runnable, partitions: partitions, worker: worker, connections: connections,
+                                                            source: resolved, started: started, hooks: hooks, progress: progress))
+            }
+            progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
+            return results
         }
-        progress(RebuildProgress(projections: projections.map(\.definition.name), phase: .done, eventsDone: 0, eventsTotal: 0))
-        return results
     }
 
     private func rebuildPartitioned(
@@ -61,7 +61,7 @@ extension RebuildEngine {
             let deadline = ContinuousClock.now + wait
             while try await !hasPartitionedBuild(definition, partitions: partitions, store: store) {
                 // The build this worker came to help was swapped in meanwhile: nothing left to do.
-                if try await store.partitionedBuildActivated(definition, partitions: partitions, since: started) {
+                if try await store.ledger.partitionedBuildActivated(definition, partitions: partitions, since: started) {
                     throw NothingToJoin(projection: definition.name)
                 }
                 guard ContinuousClock.now < deadline else { throw NothingToJoin(projection: definition.name) }
@@ -99,7 +99,7 @@ extension RebuildEngine {
         let applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
         let decoders = ChunkApplier.decoders(for: [ActiveBuild(record: record, runnable: runnable, fresh: false, cacheLimit: 1)])
         while true {
-            let states = try await store.partitions(of: record.buildID)
+            let states = try await store.ledger.partitions(of: record.buildID)
             guard states.count == partitions else {
                 throw EngineError(.inconsistentState, projection: definition.name, message: "build \(record.buildID) has \(states.count) partitions, not \(partitions)")
             }
@@ -127,12 +127,12 @@ extension RebuildEngine {
                 continue
             }
             // Re-read under the lock: the previous owner may have finished it meanwhile.
-            guard let current = try await store.partitions(of: record.buildID).first(where: { $0.number == partition.number }), current.state != .done else {
+            guard let current = try await store.ledger.partitions(of: record.buildID).first(where: { $0.number == partition.number }), current.state != .done else {
                 _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
                 continue
             }
             partition = current
-            try await store.setPartition(record.buildID, partition.number, state: .running, owner: worker)
+            try await store.ledger.setPartition(record.buildID, partition.number, state: .running, owner: worker)
             var partitionRecord = record
             partitionRecord.partition = partition
             partitionRecord.roundPosition = partition.roundPosition
@@ -145,7 +145,7 @@ extension RebuildEngine {
             ) { done, total in
                 progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
             }
-            try await store.setPartition(record.buildID, partition.number, state: .done, owner: worker)
+            try await store.ledger.setPartition(record.buildID, partition.number, state: .done, owner: worker)
             _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
             applied.append(partition.number)
             eventsApplied += build.eventsApplied
@@ -154,9 +154,25 @@ extension RebuildEngine {
 
         // Every partition is done: the first worker here finishes the build, the others leave.
         let finishKey = PostgresAdvisoryLockKey("\(lockPrefix).finish")
-        try await control.advisoryLock(finishKey)
-        defer { Task { _ = try? await control.advisoryUnlock(finishKey) } }
-        guard let current = try await store.build(record.buildID), current.state == .building else {
+        let partitionsDone = (applied: applied, eventsApplied: eventsApplied, rowsWritten: rowsWritten)
+        return try await control.withAdvisoryLock(finishKey) {
+            try await finish(
+                runnable, record: record, partitionsDone: partitionsDone, connections: connections, reader: reader, snapshots: snapshots,
+                applier: applier, hooks: hooks, progress: progress)
+        }
+    }
+
+    /// Every partition is done; holding the build's finish lock: the catch-up rounds, the
+    /// checks and the swap, unless another worker finished the build first.
+    private func finish(
+        _ runnable: RunnableProjection, record: BuildRecord, partitionsDone: (applied: [Int], eventsApplied: Int64, rowsWritten: Int64),
+        connections: EngineConnections, reader: EventStoreReader, snapshots: EventStoreReader, applier: ChunkApplier, hooks: RebuildHooks,
+        progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> RebuildResult {
+        let definition = runnable.definition
+        let store = connections.store
+        let (applied, eventsApplied, rowsWritten) = partitionsDone
+        guard let current = try await store.registry.build(record.buildID), current.state == .building else {
             return RebuildResult(
                 projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false, eventsApplied: eventsApplied,
                 rowsWritten: rowsWritten, catchUpRounds: 0, tableRows: [:], swapped: false, previousBuildID: nil, appliedSnapshot: nil,
@@ -165,7 +181,7 @@ extension RebuildEngine {
         let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         if current.baseSnapshot == nil {
             // The partitions together applied the first round: the build moves to catch-up rounds.
-            try await store.sumPartitions(into: current)
+            try await store.ledger.sumPartitions(into: current)
             try await applier.closeRound([build], nextSnapshot: try await snapshots.currentSnapshot())
         }
         try await runRounds([build], reader: reader, snapshots: snapshots, store: store, hooks: hooks, progress: progress)
@@ -186,7 +202,7 @@ extension RebuildEngine {
         _ partition: BuildPartition, key: PostgresAdvisoryLockKey, buildID: Int64, control: PostgresConnection, store: ReadModelStore
     ) async throws -> Bool {
         let terminated = try await control.terminateAdvisoryLockHolders(key)
-        if terminated > 0, let connection = try await store.partitionOwnerConnection(buildID, partition.number) {
+        if terminated > 0, let connection = try await store.ledger.partitionOwnerConnection(buildID, partition.number) {
             // The owner may have disconnected already; then there is nothing to kill.
             _ = try? await store.connection.execute("KILL CONNECTION \(connection)")
         }
@@ -194,9 +210,9 @@ extension RebuildEngine {
     }
 
     private func hasPartitionedBuild(_ definition: ProjectionDefinition, partitions: Int, store: ReadModelStore) async throws -> Bool {
-        for build in try await store.builds(of: definition.name, states: [.building])
+        for build in try await store.registry.builds(of: definition.name, states: [.building])
         where build.version == definition.version && build.definitionHash == definition.definitionHash {
-            if try await store.partitions(of: build.buildID).count == partitions { return true }
+            if try await store.ledger.partitions(of: build.buildID).count == partitions { return true }
         }
         return false
     }
@@ -206,9 +222,9 @@ extension RebuildEngine {
         let definition = runnable.definition
         // A crash between RENAME TABLE and the registry update left a build to finish first.
         try await reconcileSwap(definition, store: store)
-        for build in try await store.builds(of: definition.name, states: [.building])
+        for build in try await store.registry.builds(of: definition.name, states: [.building])
         where build.version == definition.version && build.definitionHash == definition.definitionHash && options.resume {
-            let existing = try await store.partitions(of: build.buildID)
+            let existing = try await store.ledger.partitions(of: build.buildID)
             if existing.count == partitions { return build }
             if !existing.isEmpty || build.roundPosition > 0 || build.eventsApplied > 0 {
                 throw EngineError(
@@ -219,8 +235,8 @@ extension RebuildEngine {
         if options.joinOnly != nil { throw NothingToJoin(projection: definition.name) }
         // No shared build yet: the usual preparation (abandons builds of other definitions), then partitions.
         let prepared = try await prepareBuild(runnable, store: store, snapshot: try await snapshots.currentSnapshot(), partitioned: true)
-        if try await store.partitions(of: prepared.record.buildID).isEmpty {
-            try await store.createPartitions(of: prepared.record.buildID, count: partitions)
+        if try await store.ledger.partitions(of: prepared.record.buildID).isEmpty {
+            try await store.ledger.createPartitions(of: prepared.record.buildID, count: partitions)
         }
         return prepared.record
     }

@@ -61,19 +61,24 @@ public struct RebuildEngine: Sendable {
         let names = projections.map(\.definition.name)
         guard Set(names).count == names.count else { throw EngineError(.invalidRequest, message: "a projection is named twice") }
 
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let (reader, control, locks, store, database) =
-            (connections.reader, connections.control, connections.locks, connections.store, connections.database)
-
-        // One rebuild per projection at a time; the lock is released when this connection closes.
-        for name in names {
-            let lock = Self.rebuildLockName(name, database: database)
-            guard try await locks.getLock(lock, timeoutSeconds: 0) else {
-                throw EngineError(.locked, projection: name, message: "a rebuild of \(name) is already running (lock \(lock) is held)")
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            // One rebuild per projection at a time.
+            let locks = names.map { Self.rebuildLockName($0, database: connections.database) }
+            return try await connections.locks.withNamedLocks(locks, busy: { lock in
+                let name = names[locks.firstIndex(of: lock) ?? 0]
+                return EngineError(.locked, projection: name, message: "a rebuild of \(name) is already running (lock \(lock) is held)")
+            }) {
+                try await rebuild(projections, names: names, connections: connections, hooks: hooks, progress: progress)
             }
         }
+    }
 
+    /// A rebuild holding its connections and its projections' rebuild locks.
+    private func rebuild(
+        _ projections: [RunnableProjection], names: [String], connections: EngineConnections, hooks: RebuildHooks,
+        progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> [RebuildResult] {
+        let (reader, control, store) = (connections.reader, connections.control, connections.store)
         let resolved = try await Self.resolve(source, on: control)
         let snapshotReader = EventStoreReader(connection: control, source: resolved)
         let startSnapshot = try await snapshotReader.currentSnapshot()
@@ -107,7 +112,6 @@ public struct RebuildEngine: Sendable {
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
                 rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries))
         }
-        for name in names { _ = try? await locks.releaseLock(Self.rebuildLockName(name, database: database)) }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
     }
@@ -120,14 +124,16 @@ public struct RebuildEngine: Sendable {
         let store = connections.store
         var tableRows: [String: Int64] = [:]
         for table in build.definition.tables {
-            tableRows[table.name] = try await store.rowCount(build.record.physicalName(table.name))
+            tableRows[table.name] = try await store.tables.rowCount(build.record.physicalName(table.name))
         }
         guard options.swap else { return (tableRows, nil) }
         progress(RebuildProgress(projections: [build.name], phase: .checking, eventsDone: 0, eventsTotal: 0))
         try await runChecks(build, store: store, tableRows: tableRows)
         try await hooks.beforeSwap()
         progress(RebuildProgress(projections: [build.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
-        let previous = try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        let previous = try await connections.retakingLostLocks(hooks: hooks) {
+            try await swap(build, store: store, locks: connections.locks, database: connections.database)
+        }
         try await applyRetention(build.name, store: store)
         return (tableRows, previous)
     }
@@ -140,15 +146,24 @@ public struct RebuildEngine: Sendable {
     /// The retired build must be of `runnable`'s version and definition.
     public func rollback(_ runnable: RunnableProjection, progress: @escaping @Sendable (RebuildProgress) -> Void = { _ in }) async throws -> RebuildResult {
         let definition = runnable.definition
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+            let lock = Self.rebuildLockName(definition.name, database: connections.database)
+            return try await connections.locks.withNamedLocks([lock], busy: { lock in
+                EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
+            }) {
+                try await rollback(runnable, connections: connections, progress: progress)
+            }
+        }
+    }
+
+    /// A rollback holding its connections and the projection's rebuild lock.
+    private func rollback(
+        _ runnable: RunnableProjection, connections: EngineConnections, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws -> RebuildResult {
+        let definition = runnable.definition
         let (reader, control, locks, store, database) =
             (connections.reader, connections.control, connections.locks, connections.store, connections.database)
-        let lock = Self.rebuildLockName(definition.name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: 0) else {
-            throw EngineError(.locked, projection: definition.name, message: "a rebuild of \(definition.name) is running (lock \(lock) is held)")
-        }
-        guard let retired = try await store.builds(of: definition.name, states: [.retired]).last else {
+        guard let retired = try await store.registry.builds(of: definition.name, states: [.retired]).last else {
             throw EngineError(.invalidRequest, projection: definition.name, message: "no retired build with tables to roll back to (see `reprise status`)")
         }
         guard retired.version == definition.version, retired.definitionHash == definition.definitionHash else {
@@ -173,7 +188,7 @@ public struct RebuildEngine: Sendable {
         for round in 0...options.maxCatchUpRounds {
             if build.record.roundPosition == 0 {
                 let now = try await snapshots.currentSnapshot()
-                try await store.retarget(build.record, snapshot: now)
+                try await store.checkpoints.retarget(build.record.checkpoint, snapshot: now)
                 build.record.targetSnapshot = now
             }
             let done = try await applier.readRound(
@@ -189,8 +204,7 @@ public struct RebuildEngine: Sendable {
         progress(RebuildProgress(projections: [definition.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
         let previous = try await swap(build, store: store, locks: locks, database: database)
         var tableRows: [String: Int64] = [:]
-        for table in definition.tables { tableRows[table.name] = try await store.rowCount(table.name) }
-        _ = try? await locks.releaseLock(lock)
+        for table in definition.tables { tableRows[table.name] = try await store.tables.rowCount(table.name) }
         return RebuildResult(
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
@@ -215,16 +229,16 @@ public struct RebuildEngine: Sendable {
         try await reconcileSwap(definition, store: store)
         // A changed meaning needs a new version: otherwise two different read models would carry
         // the same version and nobody could tell which one a reader sees.
-        for existing in try await store.builds(of: definition.name, states: [.active, .retired])
+        for existing in try await store.registry.builds(of: definition.name, states: [.active, .retired])
         where existing.version == definition.version && existing.definitionHash != definition.definitionHash {
             throw EngineError(
                 .invalidRequest, projection: definition.name,
                 message: "the definition of \(definition.name) changed without a version bump: build \(existing.buildID) (\(existing.state.rawValue)) is version \(existing.version) with definition \(existing.definitionHash), the file gives \(definition.definitionHash); raise `version` in the file to build it as a new version (reprise migrate), or restore the file")
         }
-        let building = try await store.builds(of: definition.name, states: [.building])
+        let building = try await store.registry.builds(of: definition.name, states: [.building])
         var resumable: BuildRecord?
         for build in building {
-            if !partitioned, try await !store.partitions(of: build.buildID).isEmpty, build.version == definition.version,
+            if !partitioned, try await !store.ledger.partitions(of: build.buildID).isEmpty, build.version == definition.version,
                 build.definitionHash == definition.definitionHash, options.resume
             {
                 // Workers of a partitioned rebuild may be running it: an unpartitioned run must not write it too.
@@ -238,43 +252,43 @@ public struct RebuildEngine: Sendable {
                 resumable = build
             } else {
                 // A build of another definition, or with tables gone: it can never be swapped in.
-                try await store.dropTables(definition.tables.map { build.physicalName($0.name) })
-                try await store.setState(build, .abandoned, error: "replaced by a new build")
+                try await store.tables.drop(definition.tables.map { build.physicalName($0.name) })
+                try await store.registry.setState(build, .abandoned, error: "replaced by a new build")
             }
         }
         if let resumable {
-            try await store.createTables(definition, build: resumable)
+            try await store.tables.create(definition, build: resumable)
             return ActiveBuild(record: resumable, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         }
-        let record = try await store.createBuild(definition, snapshot: snapshot)
-        try await store.createTables(definition, build: record)
+        let record = try await store.registry.createBuild(definition, snapshot: snapshot)
+        try await store.tables.create(definition, build: record)
         return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit)
     }
 
     func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {
-        for table in definition.tables where !(try await store.tableExists(build.physicalName(table.name))) { return false }
+        for table in definition.tables where !(try await store.tables.exists(build.physicalName(table.name))) { return false }
         return true
     }
 
     /// A crash between `RENAME TABLE` and the registry update leaves a build whose tables
     /// already carry the live names; finish its bookkeeping.
     func reconcileSwap(_ definition: ProjectionDefinition, store: ReadModelStore) async throws {
-        let building = try await store.builds(of: definition.name, states: [.building])
-        let active = try await store.builds(of: definition.name, states: [.active]).last
+        let building = try await store.registry.builds(of: definition.name, states: [.building])
+        let active = try await store.registry.builds(of: definition.name, states: [.active]).last
         for build in building {
             let tables = definition.tables.map(\.name)
             var greenMissing = true, liveExists = true
             for table in tables {
-                if try await store.tableExists(build.physicalName(table)) { greenMissing = false }
-                if !(try await store.tableExists(table)) { liveExists = false }
+                if try await store.tables.exists(build.physicalName(table)) { greenMissing = false }
+                if !(try await store.tables.exists(table)) { liveExists = false }
             }
             var previousRetired = true
             if let active {
-                for table in tables where !(try await store.tableExists(active.physicalName(table))) { previousRetired = false }
+                for table in tables where !(try await store.tables.exists(active.physicalName(table))) { previousRetired = false }
             }
             if greenMissing && liveExists && previousRetired {
-                if let active { try await store.setState(active, .retired) }
-                try await store.setState(build, .active)
+                if let active { try await store.registry.setState(active, .retired) }
+                try await store.registry.setState(build, .active)
             }
         }
     }
@@ -373,27 +387,31 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
+    /// Holds the projection lock, and the apply locks of the active build's live partitions
+    /// (their consumers write the live tables under those, not the projection lock), for the swap.
     func swap(_ build: ActiveBuild, store: ReadModelStore, locks: MySQLConnection, database: String) async throws -> Int64? {
         let lock = Self.projectionLockName(build.name, database: database)
-        guard try await locks.getLock(lock, timeoutSeconds: options.swapLockTimeoutSeconds) else {
-            throw EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(options.swapLockTimeoutSeconds)s to swap")
+        let timeout = options.swapLockTimeoutSeconds
+        return try await locks.withNamedLocks([lock], timeoutSeconds: timeout, busy: { lock in
+            EngineError(.locked, projection: build.name, message: "could not take \(lock) within \(timeout)s to swap")
+        }) {
+            let previous = try await store.registry.builds(of: build.name, states: [.active]).last
+            guard let previous else { return try await swapHoldingLocks(build, previous: nil, store: store) }
+            return try await LivePartitions.withApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: timeout) {
+                try await swapHoldingLocks(build, previous: previous, store: store)
+            }
         }
-        defer { Task { _ = try? await locks.releaseLock(lock) } }
-        let previous = try await store.builds(of: build.name, states: [.active]).last
-        // Consumers of live partitions write the live tables under their apply locks, not this one.
-        var applyLocks: [String] = []
-        if let previous {
-            applyLocks = try await LivePartitions.takeApplyLocks(of: previous, store: store, locks: locks, database: database, timeoutSeconds: options.swapLockTimeoutSeconds)
-        }
-        defer { Task { [applyLocks] in for name in applyLocks { _ = try? await locks.releaseLock(name) } } }
+    }
+
+    private func swapHoldingLocks(_ build: ActiveBuild, previous: BuildRecord?, store: ReadModelStore) async throws -> Int64? {
         var renames: [(String, String)] = []
         if let previous {
-            for table in try await store.tableNames(of: previous.buildID) where try await store.tableExists(table) {
+            for table in try await store.registry.tableNames(of: previous.buildID) where try await store.tables.exists(table) {
                 renames.append((table, previous.physicalName(table)))
             }
         }
         for table in build.definition.tables {
-            if previous == nil || !renames.contains(where: { $0.0 == table.name }), try await store.tableExists(table.name) {
+            if previous == nil || !renames.contains(where: { $0.0 == table.name }), try await store.tables.exists(table.name) {
                 throw EngineError(
                     .inconsistentState, projection: build.name,
                     message: "table \(table.name) exists but no active build of \(build.name) owns it; rename or drop it before the first swap")
@@ -404,20 +422,20 @@ public struct RebuildEngine: Sendable {
         try await store.connection.execute(
             "RENAME TABLE " + renames.map { "\(MySQLIdentifier.quote($0.0)) TO \(MySQLIdentifier.quote($0.1))" }.joined(separator: ", "))
         try await store.connection.withTransaction { _ in
-            if let previous { try await store.setState(previous, .retired) }
-            try await store.setState(build.record, .active)
+            if let previous { try await store.registry.setState(previous, .retired) }
+            try await store.registry.setState(build.record, .active)
         }
         build.record.state = .active
         return previous?.buildID
     }
 
     func applyRetention(_ projection: String, store: ReadModelStore) async throws {
-        let retired = try await store.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
+        let retired = try await store.registry.builds(of: projection, states: [.retired]).sorted { $0.buildID > $1.buildID }
         for build in retired.dropFirst(options.keepRetiredBuilds) {
-            let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)
-            try await store.dropTables(tables)
-            try await store.deleteLivePartitions(of: build.buildID)
-            try await store.setState(build, .dropped)
+            let tables = try await store.registry.tableNames(of: build.buildID).map(build.physicalName)
+            try await store.tables.drop(tables)
+            try await store.ledger.deleteLivePartitions(of: build.buildID)
+            try await store.registry.setState(build, .dropped)
         }
     }
 }
@@ -433,18 +451,66 @@ struct EngineConnections: Sendable {
     /// The read-model database (named locks are server-wide and include it).
     let database: String
 
-    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
-        let writer = try await MySQLConnection.connect(url: mysqlURL)
-        let store = ReadModelStore(connection: writer)
-        try await store.ensureRegistry()
-        return EngineConnections(
-            reader: try await PostgresConnection.connect(url: postgresURL), control: try await PostgresConnection.connect(url: postgresURL),
-            writer: writer, locks: try await MySQLConnection.connect(url: mysqlURL), store: store,
-            database: try await writer.query("SELECT DATABASE()").string(0, 0) ?? "")
+    /// Runs `body` with freshly opened connections and closes them all before returning,
+    /// whether `body` returned or threw (closing the lock connection releases any named lock
+    /// left on it).
+    static func with<Result: Sendable>(
+        postgresURL: String, mysqlURL: String, _ body: (EngineConnections) async throws -> Result
+    ) async throws -> Result {
+        let connections = try await open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        return try await withCleanup({ try await body(connections) }, cleanup: { await connections.close() })
     }
 
-    /// Closes every connection; closing the lock connection releases its named locks.
-    func closeLater() {
-        Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
+    /// Opens the connections; those opened before a failure are closed again.
+    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+        var opened: [@Sendable () async -> Void] = []
+        do {
+            let writer = try await MySQLConnection.connect(url: mysqlURL)
+            opened.append { await writer.close() }
+            let reader = try await PostgresConnection.connect(url: postgresURL)
+            opened.append { await reader.close() }
+            let control = try await PostgresConnection.connect(url: postgresURL)
+            opened.append { await control.close() }
+            let locks = try await MySQLConnection.connect(url: mysqlURL)
+            opened.append { await locks.close() }
+            let store = ReadModelStore(connection: writer)
+            try await store.ensureRegistry()
+            return EngineConnections(
+                reader: reader, control: control, writer: writer, locks: locks, store: store,
+                database: try await writer.query("SELECT DATABASE()").string(0, 0) ?? "")
+        } catch {
+            for close in opened.reversed() { await close() }
+            throw error
+        }
+    }
+
+    /// Runs `body` (which uses the lock session) again once if the lock session turns out lost:
+    /// a killed idle connection shows only at its next statement. The session is reopened
+    /// explicitly, what it lost is reported, and the named locks it held are taken back; if
+    /// another process took one meanwhile, this stops with `.locked` instead of going on
+    /// without it.
+    func retakingLostLocks<Result: Sendable>(hooks: RebuildHooks, _ body: () async throws -> Result) async throws -> Result {
+        do {
+            return try await body()
+        } catch {
+            guard TransientFailure.isConnectionLoss(error), await locks.isLost else { throw error }
+            let reopened = try await locks.reopen()
+            await hooks.connectionReopened(nil, reopened)
+            for lock in reopened.lostNamedLocks {
+                guard try await locks.getLock(lock, timeoutSeconds: 0) else {
+                    throw EngineError(
+                        .locked, message: "the lock session was lost and another process took \(lock) meanwhile (\(reopened))", underlying: error)
+                }
+            }
+            return try await body()
+        }
+    }
+
+    /// Closes every connection, the lock holder last; closing it releases its named locks.
+    func close() async {
+        await reader.close()
+        await control.close()
+        await writer.close()
+        await locks.close()
     }
 }

@@ -1,3 +1,4 @@
+import RepriseMySQL
 import RepriseProjection
 
 /// A projection the engine can run: a projection file, or Swift code.
@@ -106,6 +107,10 @@ public struct RebuildHooks: Sendable {
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
     public var beforeSwap: @Sendable () async throws -> Void = {}
+    /// A MySQL session was lost and reopened explicitly: the writer before `chunk` is redone, or
+    /// (chunk nil) the lock session, whose lost named locks were taken back. `reopened` says
+    /// what the old session lost.
+    public var connectionReopened: @Sendable (_ chunk: Int?, _ reopened: MySQLReopened) async -> Void = { _, _ in }
 
     public init() {}
 }

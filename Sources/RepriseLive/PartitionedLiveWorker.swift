@@ -11,7 +11,8 @@ import ReprisePostgres
 /// - joins the group (a shared PostgreSQL advisory lock, so members can be counted) and claims
 ///   free partitions (exclusive advisory locks, one per projection and partition) up to its fair
 ///   share, `ceil(N / members)`, or `maxPartitions`;
-/// - runs one `LiveWorker` per owned partition, each with its own connections;
+/// - runs one `LiveWorker` per owned partition, each with its own connections, as child tasks of
+///   one task group: none outlives `run`;
 /// - gives partitions up when more members join (after the current batch is acknowledged), and
 ///   takes over a dead member's partitions at its next look (its session ended, so its locks went).
 /// Per-key order holds because a partition is applied by one worker at a time, in event store
@@ -68,11 +69,10 @@ public struct PartitionedLiveWorker: Sendable {
         }
         let database = try await Self.readModelDatabase(configuration.mysqlURL)
         let membership = PostgresAdvisoryLockKey("reprise.live.\(database).\(configuration.queue).members-of-\(partitions)")
-        let board = PartitionBoard()
         var outage = 0
         while true {
-            var running: [Int: StopSignal] = [:]
-            // Closed only once every partition's worker has stopped: the leader session holds their locks.
+            // Closed only once every partition's worker has stopped (`coordinate` returns or
+            // throws only then): the leader session holds their locks.
             var leader: PostgresConnection?
             var fence: MySQLConnection?
             do {
@@ -83,18 +83,11 @@ public struct PartitionedLiveWorker: Sendable {
                 try await session.advisoryLockShared(membership)
                 outage = 0
                 try await coordinate(
-                    leader: session, fence: killer, database: database, membership: membership, board: board, running: &running, stop: stop,
-                    metrics: metrics, report: report)
+                    leader: session, fence: killer, database: database, membership: membership, stop: stop, metrics: metrics, report: report)
                 await session.close()
                 await killer.close()
                 return
             } catch {
-                // Whatever went wrong, no partition's worker may go on without its lock.
-                for signal in running.values { signal.stop() }
-                while !running.isEmpty {
-                    for (number, _) in await board.takeFinished() { running[number] = nil }
-                    if !running.isEmpty { await board.waitForAny(timeout: .milliseconds(200)) }
-                }
                 await leader?.close()
                 await fence?.close()
                 metrics?.set("reprise_live_partitions_owned", 0, help: "Live partitions this process applies.")
@@ -107,83 +100,132 @@ public struct PartitionedLiveWorker: Sendable {
         }
     }
 
-    /// Claims, runs and hands back partitions until stopped (returns once every worker ended).
-    private func coordinate(
-        leader: PostgresConnection, fence: MySQLConnection, database: String, membership: PostgresAdvisoryLockKey, board: PartitionBoard,
-        running: inout [Int: StopSignal], stop: StopSignal, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
-    ) async throws {
-        var stopping: Set<Int> = []
-        var lastReported: [Int]? = nil
-        var failure: (any Error)?
-        while true {
-            // Partitions whose worker ended: give their locks back; a worker error ends the process.
-            for (number, error) in await board.takeFinished() {
-                running[number] = nil
-                stopping.remove(number)
-                try await unlock(number, on: leader, database: database)
-                if let error, !stop.isStopped, failure == nil { failure = error }
-            }
-            if stop.isStopped || failure != nil {
-                for signal in running.values { signal.stop() }
-                if running.isEmpty { break }
-                await board.waitForAny(timeout: .milliseconds(200))
-                continue
-            }
-            metrics?.heartbeat()
-            // A frozen member keeps its sessions and so its partitions: past the lease, end them.
-            for silent in try await LivePartitions.expireSilentOwners(
-                projections: projections.map(\.definition.name), count: partitions, skip: Set(running.keys), leaseSeconds: leaseSeconds,
-                database: database, mysql: fence, postgres: leader)
-            {
-                report(.fencedSilentOwner(partition: silent.partition, owner: silent.owner, silentSeconds: Int(silent.silentSeconds)))
-            }
-            let members = try await memberCount(membership, on: leader)
-            let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
-            let active = running.keys.filter { !stopping.contains($0) }.sorted()
-            if active.count > target {
-                // Newcomers joined: give the highest partitions back after their current batch.
-                for number in active.suffix(active.count - target) {
-                    running[number]?.stop()
-                    stopping.insert(number)
-                }
-            } else if active.count < target {
-                // Members start claiming at different places, so they rarely race for one partition.
-                let offset = Int(UInt(bitPattern: owner.hashValue) % UInt(partitions))
-                let order = (0..<partitions).map { ($0 + offset) % partitions }
-                var owned = active.count
-                for number in order where owned < target && running[number] == nil {
-                    if try await claim(number, on: leader, database: database) {
-                        running[number] = start(number, board: board, metrics: metrics, report: report)
-                        owned += 1
-                    }
-                }
-            }
-            let nowOwned = running.keys.filter { !stopping.contains($0) }.sorted()
-            if nowOwned != lastReported {
-                lastReported = nowOwned
-                metrics?.set("reprise_live_partitions_owned", Double(nowOwned.count), help: "Live partitions this process applies.")
-                report(.partitionsOwned(nowOwned, members: members))
-            }
-            await board.waitForAny(timeout: configuration.pollInterval)
-        }
-        _ = try? await leader.advisoryUnlockShared(membership)
-        if let failure { throw failure }
+    /// What ended in the coordinator's task group.
+    private enum Ended: Sendable {
+        case worker(Int, (any Error)?)
+        case tick
     }
 
-    private func start(_ number: Int, board: PartitionBoard, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void) -> StopSignal {
-        var worker = configuration
-        worker.partition = LiveProjectionRunner.Partition(number: number, count: partitions, owner: owner)
-        let live = LiveWorker(worker, projections: projections, resolve: resolve)
-        let signal = StopSignal()
-        Task {
+    /// Claims, runs and hands back partitions until stopped. Each partition's worker is a child
+    /// task of one group; this returns or throws only once every worker ended (whatever went
+    /// wrong, no worker may go on without the lock this session holds for it).
+    private func coordinate(
+        leader: PostgresConnection, fence: MySQLConnection, database: String, membership: PostgresAdvisoryLockKey,
+        stop: StopSignal, metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
+    ) async throws {
+        try await withThrowingTaskGroup(of: Ended.self) { group in
+            var running: [Int: StopSignal] = [:]
+            var stopping: Set<Int> = []
+            var lastReported: [Int]? = nil
+            var failure: (any Error)?
+            var finished: [(Int, (any Error)?)] = []
+            var tickPending = false
             do {
-                try await live.run(stop: signal, metrics: metrics) { report(.partition(number, $0)) }
-                await board.finished(number, error: nil)
+                while true {
+                    // Partitions whose worker ended: give their locks back; a worker error ends the process.
+                    for (number, error) in finished {
+                        running[number] = nil
+                        stopping.remove(number)
+                        try await unlock(number, on: leader, database: database)
+                        if let error, !stop.isStopped, failure == nil { failure = error }
+                    }
+                    finished = []
+                    let winding = stop.isStopped || failure != nil
+                    if winding {
+                        for signal in running.values { signal.stop() }
+                        if running.isEmpty { break }
+                    } else {
+                        try await look(
+                            leader: leader, fence: fence, database: database, membership: membership, running: &running, stopping: &stopping,
+                            lastReported: &lastReported, start: { number in
+                                let signal = StopSignal()
+                                let live = worker(number)
+                                group.addTask {
+                                    do {
+                                        try await live.run(stop: signal, metrics: metrics) { report(.partition(number, $0)) }
+                                        return .worker(number, nil)
+                                    } catch {
+                                        return .worker(number, error)
+                                    }
+                                }
+                                return signal
+                            }, metrics: metrics, report: report)
+                    }
+                    // Until a worker ends, or the next look.
+                    if !tickPending {
+                        tickPending = true
+                        let interval = winding ? .milliseconds(200) : configuration.pollInterval
+                        group.addTask {
+                            await stop.sleep(interval)
+                            return .tick
+                        }
+                    }
+                    switch try await group.next() {
+                    case .tick?: tickPending = false
+                    case .worker(let number, let error)?: finished.append((number, error))
+                    case nil: break
+                    }
+                }
             } catch {
-                await board.finished(number, error: error)
+                // Stop every worker gently (it finishes and acknowledges its batch), then wait for all.
+                for signal in running.values { signal.stop() }
+                while (try? await group.next()) != nil {}
+                throw error
+            }
+            group.cancelAll()  // a pending tick
+            _ = try? await leader.advisoryUnlockShared(membership)
+            if let failure { throw failure }
+        }
+    }
+
+    /// One look: fences silent owners off, and claims or hands back partitions to reach the fair share.
+    private func look(
+        leader: PostgresConnection, fence: MySQLConnection, database: String, membership: PostgresAdvisoryLockKey,
+        running: inout [Int: StopSignal], stopping: inout Set<Int>, lastReported: inout [Int]?, start: (Int) -> StopSignal,
+        metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
+    ) async throws {
+        metrics?.heartbeat()
+        // A frozen member keeps its sessions and so its partitions: past the lease, end them.
+        for silent in try await LivePartitions.expireSilentOwners(
+            projections: projections.map(\.definition.name), count: partitions, skip: Set(running.keys), leaseSeconds: leaseSeconds,
+            database: database, mysql: fence, postgres: leader)
+        {
+            report(.fencedSilentOwner(partition: silent.partition, owner: silent.owner, silentSeconds: Int(silent.silentSeconds)))
+        }
+        let members = try await memberCount(membership, on: leader)
+        let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
+        let active = running.keys.filter { !stopping.contains($0) }.sorted()
+        if active.count > target {
+            // Newcomers joined: give the highest partitions back after their current batch.
+            for number in active.suffix(active.count - target) {
+                running[number]?.stop()
+                stopping.insert(number)
+            }
+        } else if active.count < target {
+            // Members start claiming at different places, so they rarely race for one partition.
+            let offset = Int(UInt(bitPattern: owner.hashValue) % UInt(partitions))
+            let order = (0..<partitions).map { ($0 + offset) % partitions }
+            var owned = active.count
+            for number in order where owned < target && running[number] == nil {
+                if try await claim(number, on: leader, database: database) {
+                    running[number] = start(number)
+                    owned += 1
+                }
             }
         }
-        return signal
+        let nowOwned = running.keys.filter { !stopping.contains($0) }.sorted()
+        if nowOwned != lastReported {
+            lastReported = nowOwned
+            metrics?.set("reprise_live_partitions_owned", Double(nowOwned.count), help: "Live partitions this process applies.")
+            report(.partitionsOwned(nowOwned, members: members))
+        }
+    }
+
+    /// The worker of partition `number`.
+    private func worker(_ number: Int) -> LiveWorker {
+        var worker = configuration
+        worker.partition = LiveProjectionRunner.Partition(number: number, count: partitions, owner: owner)
+        return LiveWorker(worker, projections: projections, resolve: resolve)
     }
 
     /// Takes partition `number` for every projection, or none of them.
@@ -216,39 +258,5 @@ public struct PartitionedLiveWorker: Sendable {
         let database = try await connection.query("SELECT DATABASE()").string(0, 0) ?? ""
         await connection.close()
         return database
-    }
-}
-
-/// Where partition workers report that they ended, and the coordinator waits for it.
-actor PartitionBoard {
-    private var ended: [(Int, (any Error)?)] = []
-    private var waiter: CheckedContinuation<Void, Never>?
-
-    func finished(_ number: Int, error: (any Error)?) {
-        ended.append((number, error))
-        waiter?.resume()
-        waiter = nil
-    }
-
-    func takeFinished() -> [(Int, (any Error)?)] {
-        defer { ended = [] }
-        return ended
-    }
-
-    /// Returns when a worker ends or after `timeout`, whichever comes first.
-    func waitForAny(timeout: Duration) async {
-        guard ended.isEmpty else { return }
-        let timer = Task { [weak self] in
-            // Cancelled once a worker ended first: it must not wake the next wait.
-            guard (try? await Task.sleep(for: timeout)) != nil else { return }
-            await self?.wake()
-        }
-        await withCheckedContinuation { waiter = $0 }
-        timer.cancel()
-    }
-
-    private func wake() {
-        waiter?.resume()
-        waiter = nil
     }
 }

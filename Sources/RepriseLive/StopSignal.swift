@@ -11,10 +11,10 @@ public final class StopSignal: Sendable {
 
     public func stop() { stopped.store(true, ordering: .releasing) }
 
-    /// Sleeps up to `duration`, returning early when stopped.
+    /// Sleeps up to `duration`, returning early when stopped or when the task is cancelled.
     public func sleep(_ duration: Duration) async {
         let deadline = ContinuousClock.now + duration
-        while !isStopped && ContinuousClock.now < deadline {
+        while !isStopped && !Task.isCancelled && ContinuousClock.now < deadline {
             try? await Task.sleep(for: min(.milliseconds(50), deadline - ContinuousClock.now))
         }
     }

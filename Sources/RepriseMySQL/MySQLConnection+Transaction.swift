@@ -1,3 +1,5 @@
+import RepriseSupport
+
 extension MySQLConnection {
     /// Runs `body` inside `START TRANSACTION … COMMIT`; rolls back when `body` throws.
     ///
@@ -37,20 +39,63 @@ extension MySQLConnection {
 
 extension MySQLConnection {
     /// Takes a named lock (`GET_LOCK`), waiting up to `timeoutSeconds` (0: do not wait).
-    /// Returns false when another session holds it. Locks belong to the session, not to a transaction.
-    public func getLock(_ name: String, timeoutSeconds: Int = 0) throws(MySQLError) -> Bool {
-        try query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0) == 1
+    /// Returns false when another session holds it. Locks belong to the session, not to a
+    /// transaction: a lost session loses them (`reopen()` lists them). Cancelling the task ends
+    /// the wait (`.cancelled`). Prefer `withNamedLock`, which releases the lock it took.
+    public func getLock(_ name: String, timeoutSeconds: Int = 0) async throws(MySQLError) -> Bool {
+        let answer = try await query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0)
+        // A wait ended by KILL QUERY answers NULL, not an error.
+        if answer == nil, Task.isCancelled {
+            throw MySQLError(code: .cancelled, message: "the task was cancelled while waiting for the lock \(name)", server: server)
+        }
+        if answer == 1 { noteLock(name, held: true) }
+        return answer == 1
     }
 
-    /// Releases a named lock; returns false when this session did not hold it.
+    /// Releases a named lock; returns false when this session did not hold it. Runs in a
+    /// cancelled task too (cleanup).
     @discardableResult
     public func releaseLock(_ name: String) throws(MySQLError) -> Bool {
-        try query("SELECT RELEASE_LOCK(?)", [.string(name)]).int(0, 0) == 1
+        let text = try render("SELECT RELEASE_LOCK(?)", [.string(name)])
+        let released = try runRaw(text, sql: "SELECT RELEASE_LOCK(?)").int(0, 0) == 1
+        noteLock(name, held: false)
+        return released
     }
 
     /// Whether a named lock is free (no session holds it).
-    public func isFreeLock(_ name: String) throws(MySQLError) -> Bool {
-        try query("SELECT IS_FREE_LOCK(?)", [.string(name)]).int(0, 0) == 1
+    public func isFreeLock(_ name: String) async throws(MySQLError) -> Bool {
+        try await query("SELECT IS_FREE_LOCK(?)", [.string(name)]).int(0, 0) == 1
+    }
+
+    /// Runs `body` holding the named lock `name`, waiting up to `timeoutSeconds` for it (a
+    /// cancelled task stops waiting); returns nil without running `body` when another session
+    /// holds it. The lock is released when `body` returns or throws, before this returns. A
+    /// failing release is thrown when `body` succeeded; when `body` threw, its error wins (the
+    /// release failed because the session broke, and the server released the lock with it;
+    /// `reopen()` lists it as lost).
+    public func withNamedLock<Result>(
+        _ name: String, timeoutSeconds: Int = 0, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> sending Result
+    ) async throws -> sending Result? {
+        guard try await getLock(name, timeoutSeconds: timeoutSeconds) else { return nil }
+        return try await withCleanup(body, cleanup: { try await self.releaseLock(name) })
+    }
+
+    /// Runs `body` holding every named lock of `names`, taken in order and released in the
+    /// reverse order before this returns. When one is held by another session (past
+    /// `timeoutSeconds`), those taken are released and `busy(name)` is thrown.
+    public func withNamedLocks<Result>(
+        _ names: [String], timeoutSeconds: Int = 0, busy: (String) -> any Error, isolation: isolated (any Actor)? = #isolation,
+        _ body: () async throws -> sending Result
+    ) async throws -> sending Result {
+        guard let first = names.first else { return try await body() }
+        let rest = Array(names.dropFirst())
+        guard let result = try await withNamedLock(first, timeoutSeconds: timeoutSeconds, {
+            try await self.withNamedLocks(rest, timeoutSeconds: timeoutSeconds, busy: busy, body)
+        }) else {
+            throw busy(first)
+        }
+        return result
     }
 }
 
@@ -63,7 +108,13 @@ extension MySQLConnection {
     @discardableResult
     public func executeBatch(
         prefix: String, rows: [[MySQLValue]], suffix: String = "", maxStatementBytes: Int = 4 << 20
-    ) throws(MySQLError) -> Int {
+    ) async throws(MySQLError) -> Int {
+        try await interruptible(prefix) { () throws(MySQLError) in
+            try runBatch(prefix: prefix, rows: rows, suffix: suffix, maxStatementBytes: maxStatementBytes)
+        }
+    }
+
+    private func runBatch(prefix: String, rows: [[MySQLValue]], suffix: String, maxStatementBytes: Int) throws(MySQLError) -> Int {
         guard !rows.isEmpty else { return 0 }
         var affected = 0
         var statement: [UInt8] = []
@@ -75,7 +126,7 @@ extension MySQLConnection {
                 statement.append(contentsOf: suffix.utf8)
             }
             let text = String(decoding: statement, as: UTF8.self)
-            affected += try runRaw(text, sql: prefix + " (…) " + suffix, allowRetry: false).affectedRows
+            affected += try runRaw(text, sql: prefix + " (…) " + suffix).affectedRows
             statement.removeAll(keepingCapacity: true)
             tuplesInStatement = 0
         }

@@ -12,11 +12,16 @@ import Darwin
 /// An actor on its own `BlockingExecutor`, so blocking client calls stay off the cooperative
 /// pool. Statements take `?` placeholders and `MySQLValue` parameters.
 ///
-/// A dropped connection is reopened before the next statement, and a statement that failed
-/// because the server was gone is retried once when that is safe: outside a transaction, and
-/// only when it cannot have run (error 2006) or is read-only. Inside a transaction a lost
-/// connection is an error (`.connectionLost`): the server rolled the transaction back and the
-/// caller must redo its unit of work.
+/// Nothing reconnects behind the caller's back: a dropped connection is an error
+/// (`.connectionLost`) for the statement that saw it and for every later one, until the owner
+/// calls `reopen()`, which says what the old session lost (its named locks, the session
+/// settings it was given). A silent reconnect would run the next statement without the locks
+/// that made it safe, or in autocommit after half a transaction.
+///
+/// Task cancellation reaches the server: a statement running when its task is cancelled is
+/// ended with `KILL QUERY` from a second connection, and a cancelled task sends no new
+/// statement (`.cancelled`). Cleanup statements (`COMMIT`, `ROLLBACK`, `RELEASE_LOCK`) still run
+/// in a cancelled task, so `with…` helpers can release what they hold.
 ///
 /// ```swift
 /// let db = try await MySQLConnection.connect(url: "mysql://app:pw@127.0.0.1:3306/reads")
@@ -31,9 +36,17 @@ public actor MySQLConnection {
     private let options: MySQLConnectOptions
     private let redactor: SecretRedactor
     private var transactionOpen = false
-    private var needsReconnect = false
-    /// How many times this connection was reopened after a drop (for tests and metrics).
-    public private(set) var reconnectCount = 0
+    /// Set when the session dropped: every statement fails until `reopen()`.
+    private var lost = false
+    /// Named locks this session holds (taken with `getLock`): a lost session loses them.
+    private var heldLocks: Set<String> = []
+    /// `SET` statements the caller ran on this session (the wrapper's own settings are reapplied).
+    private var sessionSettings: [String] = []
+    /// Sends `KILL QUERY` for a statement whose task was cancelled.
+    private let killQuery: MySQLKillQuery
+    private let interrupter: StatementInterrupter
+    /// How many times this connection was reopened with `reopen()` (for tests and metrics).
+    public private(set) var reopenCount = 0
     /// The URL with the password hidden, for messages.
     public nonisolated let server: String
 
@@ -45,6 +58,9 @@ public actor MySQLConnection {
         self.redactor = SecretRedactor(secrets: [url.password])
         self.server = url.redacted
         self.executor = BlockingExecutor(label: "reprise.mysql")
+        let killQuery = MySQLKillQuery(url: url, options: options)
+        self.killQuery = killQuery
+        self.interrupter = StatementInterrupter(label: "reprise.mysql.kill-query") { killQuery.send() }
     }
 
     isolated deinit {
@@ -72,6 +88,20 @@ public actor MySQLConnection {
     }
 
     private func open() throws(MySQLError) {
+        let mysql = try Self.openHandle(url: url, options: options, redactor: redactor, server: server)
+        handle = mysql
+        lost = false
+        transactionOpen = false
+        heldLocks = []
+        sessionSettings = []
+        killQuery.connected(to: UInt64(mysql_thread_id(mysql)))
+        try runRaw("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION')", sql: "SET SESSION sql_mode")
+        try runRaw("SET SESSION time_zone = '+00:00'", sql: "SET SESSION time_zone")
+    }
+
+    /// Opens a client handle with the connection's options (also used by the interrupter's
+    /// second connection).
+    static func openHandle(url: ConnectionURL, options: MySQLConnectOptions, redactor: SecretRedactor, server: String) throws(MySQLError) -> UnsafeMutablePointer<MYSQL> {
         guard Self.libraryInitialized else {
             throw MySQLError(code: .connectionFailed, message: "the MySQL client library failed to initialize", server: server)
         }
@@ -83,7 +113,7 @@ public actor MySQLConnection {
         _ = reprise_mysql_set_uint_option(mysql, MYSQL_OPT_READ_TIMEOUT, UInt32(options.readTimeout ?? options.connectTimeout))
         if let write = options.writeTimeout { _ = reprise_mysql_set_uint_option(mysql, MYSQL_OPT_WRITE_TIMEOUT, UInt32(write)) }
         _ = reprise_mysql_set_string_option(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
-        _ = reprise_mysql_set_bool_option(mysql, MYSQL_OPT_RECONNECT, false)  // we reconnect ourselves, safely
+        _ = reprise_mysql_set_bool_option(mysql, MYSQL_OPT_RECONNECT, false)  // a lost session is the caller's to reopen
         _ = reprise_mysql_set_bool_option(mysql, MYSQL_OPT_LOCAL_INFILE, false)
         if options.sslMode != .disabled {
             if let ca = options.sslCA { _ = reprise_mysql_set_string_option(mysql, MYSQL_OPT_SSL_CA, ca) }
@@ -105,18 +135,35 @@ public actor MySQLConnection {
             let timedOut = number == 2013 || message.contains("timeout")
             throw MySQLError(code: timedOut ? .connectionTimedOut : .connectionFailed, message: message, errorNumber: number, server: server)
         }
-        // After the handshake, statements may run as long as they need unless a read timeout was asked for.
-        handle = mysql
-        needsReconnect = false
-        try runRaw("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION')", sql: "SET SESSION sql_mode", allowRetry: false)
-        _ = try runRaw("SET SESSION time_zone = '+00:00'", sql: "SET SESSION time_zone", allowRetry: false)
+        return mysql
     }
 
     /// Closes the connection. Idempotent.
     public func close() {
         if let handle { mysql_close(handle) }
         handle = nil
+        lost = false
+        killQuery.connected(to: nil)
     }
+
+    /// Opens a new session in place of a lost (or closed) one and says what the old one lost:
+    /// the named locks it held and the `SET` statements the caller had run (the wrapper's own
+    /// settings, strict `sql_mode` and UTC `time_zone`, are applied again). The caller takes
+    /// back what it needs; nothing else is restored.
+    @discardableResult
+    public func reopen() throws(MySQLError) -> MySQLReopened {
+        let reopened = MySQLReopened(
+            previousConnectionID: connectionID, wasLost: lost, lostNamedLocks: heldLocks.sorted(), lostSessionSettings: sessionSettings,
+            rolledBackTransaction: transactionOpen, server: server)
+        if let handle { mysql_close(handle) }
+        handle = nil
+        try open()
+        reopenCount += 1
+        return reopened
+    }
+
+    /// Whether the session dropped and waits for `reopen()`.
+    public var isLost: Bool { lost }
 
     /// The server's id for this connection (for `KILL`).
     public var connectionID: UInt64 {
@@ -126,16 +173,37 @@ public actor MySQLConnection {
     public var isInTransaction: Bool { transactionOpen }
 
     /// Runs a statement and returns its rows (empty for statements without a result set).
+    /// Cancelling the task ends the statement on the server (`KILL QUERY`).
     @discardableResult
-    public func query(_ sql: String, _ parameters: [MySQLValue] = []) throws(MySQLError) -> MySQLResult {
+    public func query(_ sql: String, _ parameters: [MySQLValue] = []) async throws(MySQLError) -> MySQLResult {
         let text = try render(sql, parameters)
-        return try runRaw(text, sql: sql, allowRetry: true)
+        let result = try await interruptible(sql) { () throws(MySQLError) in try runRaw(text, sql: sql) }
+        if Self.isSessionSetting(sql) { sessionSettings.append(sql) }
+        return result
     }
 
     /// Runs a statement and returns the number of rows it affected.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [MySQLValue] = []) throws(MySQLError) -> Int {
-        try query(sql, parameters).affectedRows
+    public func execute(_ sql: String, _ parameters: [MySQLValue] = []) async throws(MySQLError) -> Int {
+        try await query(sql, parameters).affectedRows
+    }
+
+    /// Runs `body` (one blocking statement) so that cancelling the task interrupts it: a
+    /// cancelled task sends nothing, and a statement running when the task is cancelled is
+    /// ended with `KILL QUERY` from a second connection. A statement that failed after its task
+    /// was cancelled reports `.cancelled`; one that completed returns its result.
+    @discardableResult
+    func interruptible<T>(_ sql: String?, _ body: () throws(MySQLError) -> T) async throws(MySQLError) -> T {
+        guard !Task.isCancelled else {
+            throw MySQLError(code: .cancelled, message: "the task was cancelled; the statement was not sent", query: sql, server: server)
+        }
+        let outcome = await interrupter.run(body)
+        if case .failure(let error) = outcome, Task.isCancelled, !lost {
+            throw MySQLError(
+                code: .cancelled, message: "the task was cancelled; the statement was interrupted by KILL QUERY (\(error.message))", query: sql,
+                server: server)
+        }
+        return try outcome.get()
     }
 
     /// A value as an SQL literal, escaped by the client library, for the few places that cannot
@@ -148,26 +216,29 @@ public actor MySQLConnection {
 
     // MARK: - Transactions (primitives; see withTransaction)
 
-    public func begin(isolationLevel: MySQLIsolationLevel? = nil) throws(MySQLError) {
+    public func begin(isolationLevel: MySQLIsolationLevel? = nil) async throws(MySQLError) {
         if let isolationLevel {
-            try runRaw("SET TRANSACTION ISOLATION LEVEL \(isolationLevel.rawValue)", sql: nil, allowRetry: true)
+            let text = "SET TRANSACTION ISOLATION LEVEL \(isolationLevel.rawValue)"
+            try await interruptible(text) { () throws(MySQLError) in try runRaw(text, sql: nil) }
         }
-        try runRaw("START TRANSACTION", sql: nil, allowRetry: true)
+        try await interruptible("START TRANSACTION") { () throws(MySQLError) in try runRaw("START TRANSACTION", sql: nil) }
         transactionOpen = true
     }
 
+    /// Not interruptible: a COMMIT cut short would leave the caller unsure whether it happened.
     public func commit() throws(MySQLError) {
         guard transactionOpen else {
             throw MySQLError(code: .notInTransaction, message: "COMMIT without an open transaction", server: server)
         }
         defer { transactionOpen = false }
-        try runRaw("COMMIT", sql: nil, allowRetry: false)
+        try runRaw("COMMIT", sql: nil)
     }
 
+    /// Runs in a cancelled task too (cleanup). A lost session already rolled back.
     public func rollback() throws(MySQLError) {
         defer { transactionOpen = false }
-        guard handle != nil, !needsReconnect else { return }  // a lost connection already rolled back
-        try runRaw("ROLLBACK", sql: nil, allowRetry: false)
+        guard handle != nil, !lost else { return }
+        try runRaw("ROLLBACK", sql: nil)
     }
 
     // MARK: - Internals
@@ -264,28 +335,22 @@ public actor MySQLConnection {
     }
 
     private func liveHandle() throws(MySQLError) -> UnsafeMutablePointer<MYSQL> {
-        if needsReconnect || handle == nil {
-            guard !transactionOpen else {
-                throw MySQLError(code: .connectionLost, message: "the connection was lost inside a transaction", server: server)
-            }
-            try reconnect()
+        if lost {
+            throw MySQLError(
+                code: .connectionLost,
+                message: "the connection was lost\(transactionOpen ? " inside a transaction" : ""); call reopen() (its named locks and session settings are gone)",
+                server: server)
         }
         guard let handle else {
-            throw MySQLError(code: .connectionLost, message: "the connection is closed", server: server)
+            throw MySQLError(code: .connectionClosed, message: "the connection is closed", server: server)
         }
         return handle
     }
 
-    private func reconnect() throws(MySQLError) {
-        if let handle { mysql_close(handle) }
-        handle = nil
-        try open()
-        reconnectCount += 1
-    }
-
     /// Sends already-rendered SQL. `sql` is the placeholder form used in error messages.
+    /// Never retried: a statement that failed with the session is the caller's to redo.
     @discardableResult
-    func runRaw(_ text: String, sql: String?, allowRetry: Bool) throws(MySQLError) -> MySQLResult {
+    func runRaw(_ text: String, sql: String?) throws(MySQLError) -> MySQLResult {
         let shown = sql ?? text
         let handle = try liveHandle()
         let status = text.withCString { pointer in
@@ -296,17 +361,14 @@ public actor MySQLConnection {
             let state = String(cString: mysql_sqlstate(handle))
             let message = redactor.redact(String(cString: mysql_error(handle)))
             if Self.isConnectionLoss(number) {
-                needsReconnect = true
-                let inTransaction = transactionOpen
-                // 2006: the statement never reached the server. Read-only statements are always safe to repeat.
-                if allowRetry && !inTransaction && (number == 2006 || Self.isReadOnly(text)) {
-                    return try runRaw(text, sql: sql, allowRetry: false)
-                }
-                // The transaction stays "open" (and lost) until its owner calls rollback or commit:
-                // another task sharing this connection must not reconnect and write in autocommit.
+                lost = true
+                // The transaction stays "open" (and lost) until its owner calls rollback or commit.
+                var lostWith: [String] = []
+                if transactionOpen { lostWith.append("the open transaction was rolled back by the server") }
+                if !heldLocks.isEmpty { lostWith.append("named locks \(heldLocks.sorted().joined(separator: ", ")) were released") }
                 throw MySQLError(
                     code: .connectionLost,
-                    message: inTransaction ? "\(message) (the open transaction was rolled back by the server)" : message,
+                    message: lostWith.isEmpty ? message : "\(message) (\(lostWith.joined(separator: "; ")))",
                     errorNumber: number, sqlState: state, query: shown, server: server)
             }
             throw MySQLError(code: .server, message: message, errorNumber: number, sqlState: state, query: shown, server: server)
@@ -321,7 +383,7 @@ public actor MySQLConnection {
             if mysql_field_count(handle) != 0 {
                 let number = mysql_errno(handle)
                 let message = redactor.redact(String(cString: mysql_error(handle)))
-                if Self.isConnectionLoss(number) { needsReconnect = true }
+                if Self.isConnectionLoss(number) { lost = true }
                 throw MySQLError(
                     code: Self.isConnectionLoss(number) ? .connectionLost : .server, message: message, errorNumber: number, query: sql,
                     server: server)
@@ -361,9 +423,15 @@ public actor MySQLConnection {
         [2006, 2013, 2055, 1927, 4031].contains(number)
     }
 
-    static func isReadOnly(_ sql: String) -> Bool {
-        let head = sql.drop(while: { $0.isWhitespace || $0 == "(" }).prefix(6).uppercased()
-        return head.hasPrefix("SELECT") || head.hasPrefix("SHOW")
+    /// A `SET` of session state (not `SET TRANSACTION`, which lasts one transaction).
+    static func isSessionSetting(_ sql: String) -> Bool {
+        let head = sql.drop(while: \.isWhitespace).prefix(16).uppercased()
+        return head.hasPrefix("SET ") && !head.hasPrefix("SET TRANSACTION")
+    }
+
+    // Named locks are tracked so that a lost session can say which ones it lost.
+    func noteLock(_ name: String, held: Bool) {
+        if held { heldLocks.insert(name) } else { heldLocks.remove(name) }
     }
 }
 

@@ -20,36 +20,37 @@ public struct PostgresAdvisoryLockKey: Hashable, Sendable, CustomStringConvertib
 
 extension PostgresConnection {
     /// Takes a session-level advisory lock if free; returns false when another session holds it.
-    public func tryAdvisoryLock(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Bool {
-        try query("SELECT pg_try_advisory_lock($1)", [.int(key.value)]).bool(0, 0) ?? false
+    public func tryAdvisoryLock(_ key: PostgresAdvisoryLockKey) async throws(PostgresError) -> Bool {
+        try await query("SELECT pg_try_advisory_lock($1)", [.int(key.value)]).bool(0, 0) ?? false
     }
 
-    /// Waits for a session-level advisory lock (blocks this connection only).
-    public func advisoryLock(_ key: PostgresAdvisoryLockKey) throws(PostgresError) {
-        try execute("SELECT pg_advisory_lock($1)", [.int(key.value)])
+    /// Waits for a session-level advisory lock (blocks this connection only; cancelling the
+    /// task ends the wait). Prefer `withAdvisoryLock`, which releases what it took.
+    public func advisoryLock(_ key: PostgresAdvisoryLockKey) async throws(PostgresError) {
+        try await execute("SELECT pg_advisory_lock($1)", [.int(key.value)])
     }
 
     /// Takes a session-level advisory lock in shared mode (many sessions may hold it at once).
-    public func advisoryLockShared(_ key: PostgresAdvisoryLockKey) throws(PostgresError) {
-        try execute("SELECT pg_advisory_lock_shared($1)", [.int(key.value)])
+    public func advisoryLockShared(_ key: PostgresAdvisoryLockKey) async throws(PostgresError) {
+        try await execute("SELECT pg_advisory_lock_shared($1)", [.int(key.value)])
     }
 
     @discardableResult
     public func advisoryUnlockShared(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Bool {
-        try query("SELECT pg_advisory_unlock_shared($1)", [.int(key.value)]).bool(0, 0) ?? false
+        try run("SELECT pg_advisory_unlock_shared($1)", [.int(key.value)]).bool(0, 0) ?? false
     }
 
     /// How many sessions hold `key` in shared (or exclusive) mode: counting a group's members.
-    public func advisoryLockHolders(_ key: PostgresAdvisoryLockKey, shared: Bool) throws(PostgresError) -> Int {
-        try query("SELECT count(*) FROM pg_locks WHERE \(Self.holders) AND mode = $3", [.int(key.classID), .int(key.objectID), .text(shared ? "ShareLock" : "ExclusiveLock")])
+    public func advisoryLockHolders(_ key: PostgresAdvisoryLockKey, shared: Bool) async throws(PostgresError) -> Int {
+        try await query("SELECT count(*) FROM pg_locks WHERE \(Self.holders) AND mode = $3", [.int(key.classID), .int(key.objectID), .text(shared ? "ShareLock" : "ExclusiveLock")])
             .int(0, 0) ?? 0
     }
 
     /// Ends the sessions holding an advisory lock (a frozen owner whose lease expired); returns
     /// how many. Needs the right to signal them (the same role, or `pg_signal_backend`).
     @discardableResult
-    public func terminateAdvisoryLockHolders(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Int {
-        try query("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE \(Self.holders) AND pid <> pg_backend_pid()",
+    public func terminateAdvisoryLockHolders(_ key: PostgresAdvisoryLockKey) async throws(PostgresError) -> Int {
+        try await query("SELECT count(pg_terminate_backend(pid)) FROM pg_locks WHERE \(Self.holders) AND pid <> pg_backend_pid()",
                   [.int(key.classID), .int(key.objectID)]).int(0, 0) ?? 0
     }
 
@@ -61,8 +62,20 @@ extension PostgresConnection {
         """
 
     /// Releases a session-level advisory lock; returns false if this session did not hold it.
+    /// Runs in a cancelled task too (cleanup).
     @discardableResult
     public func advisoryUnlock(_ key: PostgresAdvisoryLockKey) throws(PostgresError) -> Bool {
-        try query("SELECT pg_advisory_unlock($1)", [.int(key.value)]).bool(0, 0) ?? false
+        try run("SELECT pg_advisory_unlock($1)", [.int(key.value)]).bool(0, 0) ?? false
+    }
+
+    /// Runs `body` holding the session-level advisory lock `key`, waiting for it (a cancelled
+    /// task stops waiting). The lock is released when `body` returns or throws, before this
+    /// returns; a failing release is thrown when `body` succeeded (when `body` threw, its error
+    /// wins: the release failed because the session broke, and the lock went with it).
+    public func withAdvisoryLock<Result>(
+        _ key: PostgresAdvisoryLockKey, isolation: isolated (any Actor)? = #isolation, _ body: () async throws -> sending Result
+    ) async throws -> sending Result {
+        try await advisoryLock(key)
+        return try await withCleanup(body, cleanup: { try await self.advisoryUnlock(key) })
     }
 }

@@ -15,17 +15,17 @@ public struct PostgresNotification: Sendable, Equatable {
 
 extension PostgresConnection {
     /// Subscribes this connection to a channel.
-    public func listen(_ channel: String) throws(PostgresError) {
-        try execute("LISTEN \(PostgresIdentifier.quote(channel))")
+    public func listen(_ channel: String) async throws(PostgresError) {
+        try await execute("LISTEN \(PostgresIdentifier.quote(channel))")
     }
 
-    public func unlisten(_ channel: String) throws(PostgresError) {
-        try execute("UNLISTEN \(PostgresIdentifier.quote(channel))")
+    public func unlisten(_ channel: String) async throws(PostgresError) {
+        try await execute("UNLISTEN \(PostgresIdentifier.quote(channel))")
     }
 
     /// Sends a notification (delivered at commit when inside a transaction).
-    public func notify(_ channel: String, payload: String = "") throws(PostgresError) {
-        try execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
+    public func notify(_ channel: String, payload: String = "") async throws(PostgresError) {
+        try await execute("SELECT pg_notify($1, $2)", [.text(channel), .text(payload)])
     }
 
     /// Waits up to `timeoutMilliseconds` for notifications and returns those received (maybe none).

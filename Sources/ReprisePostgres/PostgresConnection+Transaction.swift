@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Isolation levels for `withTransaction`.
 public enum PostgresIsolationLevel: String, Sendable {
     case readCommitted = "READ COMMITTED"
@@ -29,14 +31,14 @@ extension PostgresConnection {
             result = try await body(self)
         } catch {
             do {
-                try await execute("ROLLBACK")
+                try await run("ROLLBACK")  // cleanup: runs in a cancelled task too
             } catch let rollbackError {
                 throw PostgresTransactionError(bodyError: error, rollbackError: rollbackError)
             }
             throw error
         }
         do {
-            try await execute("COMMIT")
+            try await run("COMMIT")  // never cut short: its outcome would be unknown
         } catch {
             throw PostgresTransactionError(commitError: error)
         }
@@ -63,24 +65,34 @@ extension PostgresConnection {
     ) async throws -> sending Result {
         try await withTransaction(isolation: .repeatableRead, readOnly: true) { connection in
             let cursor = try await connection.declareCursor(sql, parameters, fetchSize: fetchSize)
-            return try await body(cursor)
+            // The batch fetched ahead belongs to this scope: when the reader stops (done,
+            // failed or cancelled), the fetch in flight is cancelled and awaited before the
+            // transaction ends.
+            do {
+                let result = try await body(cursor)
+                await cursor.readAhead.stop()
+                return result
+            } catch {
+                await cursor.readAhead.stop()
+                throw error
+            }
         }
     }
 
     /// Declares a `NO SCROLL` cursor in the open transaction. It lives until the transaction ends.
-    public func declareCursor(_ sql: String, _ parameters: [PostgresValue] = [], fetchSize: Int = 5_000) throws(PostgresError) -> PostgresCursor {
+    public func declareCursor(_ sql: String, _ parameters: [PostgresValue] = [], fetchSize: Int = 5_000) async throws(PostgresError) -> PostgresCursor {
         guard isInTransaction else {
             throw PostgresError(code: .notInTransaction, message: "a cursor needs an open transaction (use withCursor)", query: sql, server: server)
         }
         precondition(fetchSize > 0, "fetchSize must be positive")
         let name = nextCursorName()
-        try execute("DECLARE \(name) NO SCROLL CURSOR FOR \(sql)", parameters)
+        try await execute("DECLARE \(name) NO SCROLL CURSOR FOR \(sql)", parameters)
         return PostgresCursor(connection: self, name: name, fetchSize: fetchSize)
     }
 
     /// One `FETCH FORWARD` from a declared cursor.
-    func fetch(cursor name: String, count: Int) throws(PostgresError) -> PostgresResult {
-        try query("FETCH FORWARD \(count) FROM \(name)")
+    func fetch(cursor name: String, count: Int) async throws(PostgresError) -> PostgresResult {
+        try await query("FETCH FORWARD \(count) FROM \(name)")
     }
 }
 
@@ -92,9 +104,42 @@ public struct PostgresCursor: AsyncSequence, Sendable {
     let connection: PostgresConnection
     let name: String
     public let fetchSize: Int
+    /// The fetch running ahead of the reader, cancelled when the cursor's scope ends.
+    let readAhead = ReadAhead()
+
+    init(connection: PostgresConnection, name: String, fetchSize: Int) {
+        self.connection = connection
+        self.name = name
+        self.fetchSize = fetchSize
+    }
 
     public func makeAsyncIterator() -> Iterator {
-        Iterator(connection: connection, name: name, fetchSize: fetchSize)
+        Iterator(connection: connection, name: name, fetchSize: fetchSize, readAhead: readAhead)
+    }
+
+    /// The one fetch in flight ahead of the reader.
+    final class ReadAhead: Sendable {
+        private let task = Mutex<Task<PostgresResult, any Error>?>(nil)
+
+        func start(_ fetch: @escaping @Sendable () async throws -> PostgresResult) -> Task<PostgresResult, any Error> {
+            let started = Task { try await fetch() }
+            task.withLock { $0 = started }
+            return started
+        }
+
+        func take() -> Task<PostgresResult, any Error>? {
+            task.withLock { task in
+                defer { task = nil }
+                return task
+            }
+        }
+
+        /// Cancels the fetch in flight (`PQcancel` reaches the server) and waits for it to end.
+        func stop() async {
+            guard let pending = take() else { return }
+            pending.cancel()
+            _ = try? await pending.value
+        }
     }
 
     /// Fetches one batch ahead: while the caller works on a batch, the next one is already on
@@ -104,26 +149,28 @@ public struct PostgresCursor: AsyncSequence, Sendable {
         let name: String
         let fetchSize: Int
         var finished = false
-        var ahead: Task<PostgresResult, any Error>?
+        let readAhead: ReadAhead
 
-        init(connection: PostgresConnection, name: String, fetchSize: Int) {
+        init(connection: PostgresConnection, name: String, fetchSize: Int, readAhead: ReadAhead) {
             self.connection = connection
             self.name = name
             self.fetchSize = fetchSize
+            self.readAhead = readAhead
         }
 
-        private func startFetch() -> Task<PostgresResult, any Error> {
+        private var fetch: @Sendable () async throws -> PostgresResult {
             let connection = connection, name = name, fetchSize = fetchSize
-            return Task { try await connection.fetch(cursor: name, count: fetchSize) }
+            return { try await connection.fetch(cursor: name, count: fetchSize) }
         }
 
         public mutating func next() async throws(PostgresError) -> PostgresResult? {
             guard !finished else { return nil }
-            let pending = ahead ?? startFetch()
-            ahead = nil
+            let fetch = fetch
+            let pending = readAhead.take() ?? Task { try await fetch() }
             let batch: PostgresResult
             do {
-                batch = try await pending.value
+                // The reader waits for it now: cancelling the reader cancels the fetch.
+                batch = try await withTaskCancellationHandler { try await pending.value } onCancel: { pending.cancel() }
             } catch let error as PostgresError {
                 finished = true
                 throw error
@@ -134,7 +181,7 @@ public struct PostgresCursor: AsyncSequence, Sendable {
             if batch.rowCount < fetchSize {
                 finished = true
             } else {
-                ahead = startFetch()
+                _ = readAhead.start(fetch)
             }
             return batch.rowCount == 0 ? nil : batch
         }

@@ -1,5 +1,6 @@
 import CLibPQ
 import RepriseSupport
+import Synchronization
 
 #if canImport(Glibc)
 import Glibc
@@ -25,6 +26,9 @@ public actor PostgresConnection {
     private let url: ConnectionURL
     private let redactor: SecretRedactor
     private var cursorCounter = 0
+    /// Cancels the running statement (`PQcancel`) when its task is cancelled.
+    private let cancelRequest = PostgresCancelRequest()
+    private let interrupter: StatementInterrupter
     /// The URL with the password hidden, for messages.
     public nonisolated let server: String
 
@@ -33,6 +37,8 @@ public actor PostgresConnection {
         self.redactor = SecretRedactor(secrets: [url.password])
         self.server = url.redacted
         self.executor = BlockingExecutor(label: "reprise.postgres")
+        let cancelRequest = cancelRequest
+        self.interrupter = StatementInterrupter(label: "reprise.postgres.cancel") { cancelRequest.send() }
     }
 
     isolated deinit {
@@ -83,6 +89,7 @@ public actor PostgresConnection {
             throw PostgresError(code: timedOut ? .connectionTimedOut : .connectionFailed, message: message, server: server)
         }
         handle = connection
+        cancelRequest.connected(to: connection)
         // libpq prints notices ("relation already exists, skipping") to stderr by default;
         // they are not errors, and a library must not write to the process's terminal.
         PQsetNoticeProcessor(connection, { _, _ in }, nil)
@@ -90,6 +97,7 @@ public actor PostgresConnection {
 
     /// Closes the connection. Idempotent.
     public func close() {
+        cancelRequest.connected(to: nil)
         if let handle { PQfinish(handle) }
         handle = nil
     }
@@ -106,9 +114,31 @@ public actor PostgresConnection {
         return status == PQTRANS_INTRANS || status == PQTRANS_INERROR
     }
 
-    /// Runs one statement and returns its rows.
+    /// Runs one statement and returns its rows. Cancelling the task cancels the statement on
+    /// the server (`PQcancel`); a cancelled task sends none (`.cancelled`).
     @discardableResult
-    public func query(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresResult {
+    public func query(_ sql: String, _ parameters: [PostgresValue] = []) async throws(PostgresError) -> PostgresResult {
+        try await interruptible(sql) { () throws(PostgresError) in try run(sql, parameters) }
+    }
+
+    /// Runs one statement and returns the number of rows it affected.
+    @discardableResult
+    public func execute(_ sql: String, _ parameters: [PostgresValue] = []) async throws(PostgresError) -> Int {
+        try await query(sql, parameters).affectedRows
+    }
+
+    /// Runs several `;`-separated statements with no parameters (schema scripts).
+    public func executeScript(_ sql: String) async throws(PostgresError) {
+        try await interruptible(sql) { () throws(PostgresError) in
+            let handle = try liveHandle(for: sql)
+            _ = try checked(PQexec(handle, sql), sql: sql)
+        }
+    }
+
+    /// Runs one statement that cancellation must not cut short: cleanup (`ROLLBACK`, unlocks)
+    /// that a cancelled task still has to do, and `COMMIT`.
+    @discardableResult
+    func run(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> PostgresResult {
         let handle = try liveHandle(for: sql)
         let raw: OpaquePointer? = ParameterBuffer(parameters).withArrays { types, values, lengths, formats in
             PQexecParams(handle, sql, Int32(parameters.count), types, values, lengths, formats, 0)
@@ -116,16 +146,21 @@ public actor PostgresConnection {
         return try checked(raw, sql: sql)
     }
 
-    /// Runs one statement and returns the number of rows it affected.
+    /// Runs `body` (one blocking statement) so that cancelling the task cancels it on the
+    /// server; a statement that failed after its task was cancelled reports `.cancelled`, one
+    /// that completed returns its result.
     @discardableResult
-    public func execute(_ sql: String, _ parameters: [PostgresValue] = []) throws(PostgresError) -> Int {
-        try query(sql, parameters).affectedRows
-    }
-
-    /// Runs several `;`-separated statements with no parameters (schema scripts).
-    public func executeScript(_ sql: String) throws(PostgresError) {
-        let handle = try liveHandle(for: sql)
-        _ = try checked(PQexec(handle, sql), sql: sql)
+    func interruptible<T>(_ sql: String, _ body: () throws(PostgresError) -> T) async throws(PostgresError) -> T {
+        guard !Task.isCancelled else {
+            throw PostgresError(code: .cancelled, message: "the task was cancelled; the statement was not sent", query: sql, server: server)
+        }
+        let outcome = await interrupter.run(body)
+        if case .failure(let error) = outcome, Task.isCancelled, isOpen {
+            throw PostgresError(
+                code: .cancelled, message: "the task was cancelled; the statement was cancelled by PQcancel (\(error.message))", query: sql,
+                server: server)
+        }
+        return try outcome.get()
     }
 
     // MARK: - Internals shared by the extensions
@@ -234,6 +269,40 @@ struct ParameterBuffer {
                     }
                 }
             }
+        }
+    }
+}
+
+/// libpq's cancel request for one connection: `PQcancel` opens a second connection to the
+/// server and asks it to cancel the statement the session runs. Thread-safe by design
+/// (`PQgetCancel`'s object is independent of the connection), so the interrupter calls it from
+/// its own queue while the connection's thread is blocked in the statement.
+final class PostgresCancelRequest: Sendable {
+    private struct Handle: @unchecked Sendable {
+        // @unchecked: a PGcancel is only used under the mutex.
+        var pointer: OpaquePointer?
+    }
+
+    private let cancel = Mutex(Handle())
+
+    func connected(to connection: OpaquePointer?) {
+        cancel.withLock { handle in
+            if let old = handle.pointer { PQfreeCancel(old) }
+            handle.pointer = connection.flatMap { PQgetCancel($0) }
+        }
+    }
+
+    func send() {
+        cancel.withLock { handle in
+            guard let pointer = handle.pointer else { return }
+            var message = [CChar](repeating: 0, count: 256)
+            _ = PQcancel(pointer, &message, Int32(message.count))
+        }
+    }
+
+    deinit {
+        cancel.withLock { handle in
+            if let pointer = handle.pointer { PQfreeCancel(pointer) }
         }
     }
 }

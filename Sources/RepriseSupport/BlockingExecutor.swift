@@ -25,6 +25,12 @@ public final class BlockingExecutor: SerialExecutor, @unchecked Sendable {
         queue.async { job.runSynchronously(on: self.asUnownedSerialExecutor()) }
     }
 
+    /// Lets the runtime confirm a synchronous closure isolated to the connection runs on its
+    /// queue (closures handed through generic helpers such as `withTaskCancellationHandler`).
+    public func checkIsolated() {
+        dispatchPrecondition(condition: .onQueue(queue))
+    }
+
     public func asUnownedSerialExecutor() -> UnownedSerialExecutor {
         UnownedSerialExecutor(ordinary: self)
     }

@@ -153,16 +153,35 @@ struct MySQLTests {
         await first.close()
     }
 
-    @Test func droppedConnectionReconnectsOutsideATransactionOnly() async throws {
+    @Test func droppedConnectionIsAnErrorUntilReopened() async throws {
         let db = try await TestServers.mysql()
         let admin = try await TestServers.mysql()
         let table = TestServers.uniqueName("reconnect")
+        let lock = TestServers.uniqueName("lock")
         try await db.execute("CREATE TABLE \(table) (id INT PRIMARY KEY) ENGINE=InnoDB")
+        #expect(try await db.getLock(lock))
+        try await db.execute("SET SESSION group_concat_max_len = 4096")
 
-        // Outside a transaction: the next statement reconnects and runs.
+        // Outside a transaction too: no silent reconnect (it would run without the lock).
         try await admin.execute("KILL CONNECTION ?", [.int(Int64(await db.connectionID))])
+        await #expect {
+            try await db.query("SELECT 1")
+        } throws: { error in
+            (error as? MySQLError)?.isConnectionLoss == true
+        }
+        await #expect {
+            try await db.query("SELECT 1")
+        } throws: { error in
+            (error as? MySQLError)?.code == .connectionLost
+        }
+        #expect(await db.reopenCount == 0)
+        #expect(try await admin.isFreeLock(lock))
+        let reopened = try await db.reopen()
+        #expect(reopened.wasLost)
+        #expect(reopened.lostNamedLocks == [lock])
+        #expect(reopened.lostSessionSettings == ["SET SESSION group_concat_max_len = 4096"])
         #expect(try await db.query("SELECT 1").int(0, 0) == 1)
-        #expect(await db.reconnectCount == 1)
+        #expect(try await db.query("SELECT @@SESSION.time_zone").string(0, 0) == "+00:00")
 
         // Inside a transaction: the loss is an error, never a silent reconnect that would
         // commit half a unit of work.
@@ -174,8 +193,7 @@ struct MySQLTests {
         } throws: { error in
             (error as? MySQLError)?.code == .connectionLost
         }
-        // Until the transaction's owner rolls back, every statement is refused: none may
-        // silently reconnect and run in autocommit (another task may share the connection).
+        // Until the owner reopens, every statement is refused: none may run in autocommit.
         await #expect {
             try await db.query("SELECT 1")
         } throws: { error in
@@ -183,6 +201,7 @@ struct MySQLTests {
         }
         try await db.rollback()
         #expect(await db.isInTransaction == false)
+        #expect(try await db.reopen().lostNothing)
         #expect(try await db.query("SELECT COUNT(*) FROM \(table)").int(0, 0) == 0)
         try await db.execute("DROP TABLE \(table)")
         await db.close()

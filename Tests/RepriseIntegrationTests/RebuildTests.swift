@@ -148,6 +148,8 @@ struct RebuildTests {
             while !Task.isCancelled {
                 do {
                     counts.insert(try await reader.query("SELECT COUNT(*) FROM stream_counts").int(0, 0) ?? -1)
+                } catch let error as MySQLError where error.code == .cancelled {
+                    break  // this poller's own stop: cancelling reaches the statement in flight
                 } catch {
                     failures.append("\(error)")
                 }
@@ -314,12 +316,14 @@ struct RebuildFaultTests {
         let fired = Atomic<Int>(0)
         var hooks = RebuildHooks()
         let database = environment.database
-        // Inside chunk 4's transaction (before COMMIT), kill every other session on this database:
-        // the commit is lost, the chunk and the one pipelined behind it are applied again.
+        // Inside chunk 4's transaction (before COMMIT), kill every session of the engine on this
+        // database: the commit is lost, the chunk and the one pipelined behind it are applied
+        // again; the lock session is reopened explicitly and takes its locks back.
+        let observer = Int64(await environment.mysql.connectionID)
         hooks.beforeChunkCommit = { chunk in
             guard chunk == 4, fired.add(1, ordering: .relaxed).oldValue == 0 else { return }
             let sessions = try await killer.query(
-                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID()", [.string(database)])
+                "SELECT id FROM information_schema.processlist WHERE db = ? AND id <> CONNECTION_ID() AND id <> ?", [.string(database), .int(observer)])
             for row in 0..<sessions.rowCount {
                 _ = try? await killer.execute("KILL CONNECTION ?", [.int(sessions.int64(row, 0) ?? 0)])
             }

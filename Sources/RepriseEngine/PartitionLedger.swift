@@ -1,0 +1,161 @@
+import RepriseMySQL
+import RepriseProjection
+
+/// The ledgers of split builds: the partitions of a partitioned rebuild
+/// (`reprise_build_partitions`, each with a state and an owner) and the live partitions of an
+/// active build (`reprise_live_partitions`, each with a round of its own). A partition's
+/// checkpoint columns are written by `Checkpoints`.
+struct PartitionLedger: Sendable {
+    let connection: MySQLConnection
+    static let rebuildTable = "reprise_build_partitions"
+    static let liveTable = "reprise_live_partitions"
+
+    func ensureTables() async throws {
+        try await createLedger(Self.rebuildTable, columns: ["state VARCHAR(16) NOT NULL"])
+        // The owner's MySQL connection, to fence a worker whose lease expired (tables made before it existed).
+        try await SchemaColumns.add("owner_connection", to: Self.rebuildTable, as: "ADD COLUMN owner_connection BIGINT NULL", on: connection)
+        try await createLedger(Self.liveTable, columns: ["base_snapshot TEXT NULL", "target_snapshot TEXT NOT NULL"])
+    }
+
+    /// Both ledgers: a row per partition of a build, with its progress and its owner.
+    private func createLedger(_ table: String, columns: [String]) async throws {
+        try await connection.execute("""
+            CREATE TABLE IF NOT EXISTS \(table) (
+                build_id BIGINT NOT NULL,
+                partition_no INT NOT NULL,
+                partitions INT NOT NULL,
+                \(columns.map { $0 + "," }.joined(separator: "\n    "))
+                round_position BIGINT NOT NULL DEFAULT 0,
+                events_applied BIGINT NOT NULL DEFAULT 0,
+                owner VARCHAR(200) NULL,
+                owner_connection BIGINT NULL,
+                heartbeat_at DATETIME(6) NULL,
+                PRIMARY KEY (build_id, partition_no)
+            ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
+            """)
+    }
+
+    // MARK: - Partitions of a rebuild
+
+    /// The partitions of a build, in order (empty for an unpartitioned build).
+    func partitions(of buildID: Int64) async throws -> [BuildPartition] {
+        let result = try await connection.query(
+            """
+            SELECT partition_no, partitions, state, round_position, events_applied, owner,
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+            FROM \(Self.rebuildTable) WHERE build_id = ? ORDER BY partition_no
+            """, [.int(buildID)])
+        return (0..<result.rowCount).map { row in
+            BuildPartition(
+                number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0,
+                state: result.string(row, 2).flatMap(BuildPartition.State.init(rawValue:)) ?? .pending,
+                roundPosition: result.int64(row, 3) ?? 0, eventsApplied: result.int64(row, 4) ?? 0, owner: result.string(row, 5),
+                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init))
+        }
+    }
+
+    func createPartitions(of buildID: Int64, count: Int) async throws {
+        try await connection.executeBatch(
+            prefix: "INSERT INTO \(Self.rebuildTable) (build_id, partition_no, partitions, state) VALUES",
+            rows: (0..<count).map { [.int(buildID), .int(Int64($0)), .int(Int64(count)), .string(BuildPartition.State.pending.rawValue)] },
+            suffix: "")
+    }
+
+    func setPartition(_ buildID: Int64, _ number: Int, state: BuildPartition.State, owner: String) async throws {
+        try await connection.execute(
+            """
+            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND partition_no = ?
+            """,
+            [.string(state.rawValue), .string(owner), .int(buildID), .int(Int64(number))])
+    }
+
+    /// Whether a build of this definition, split into `partitions`, went live at or after `since`.
+    func partitionedBuildActivated(_ definition: ProjectionDefinition, partitions: Int, since: String) async throws -> Bool {
+        try await connection.query(
+            """
+            SELECT COUNT(*) FROM \(BuildRegistry.table) b
+            WHERE b.projection = ? AND b.version = ? AND b.definition_hash = ? AND b.activated_at >= ?
+              AND (SELECT COUNT(*) FROM \(Self.rebuildTable) p WHERE p.build_id = b.build_id) = ?
+            """,
+            [.string(definition.name), .int(Int64(definition.version)), .string(definition.definitionHash), .string(since), .int(Int64(partitions))]
+        ).int(0, 0) ?? 0 > 0
+    }
+
+    /// The MySQL connection of a partition's last owner.
+    func partitionOwnerConnection(_ buildID: Int64, _ number: Int) async throws -> Int64? {
+        try await connection.query(
+            "SELECT owner_connection FROM \(Self.rebuildTable) WHERE build_id = ? AND partition_no = ?", [.int(buildID), .int(Int64(number))]).int64(0, 0)
+    }
+
+    /// After the last partition: the build's own counters sum its partitions'.
+    func sumPartitions(into build: BuildRecord) async throws {
+        try await connection.execute(
+            """
+            UPDATE \(BuildRegistry.table) SET events_applied = (SELECT COALESCE(SUM(events_applied), 0) FROM \(Self.rebuildTable) WHERE build_id = ?),
+                updated_at = UTC_TIMESTAMP(6) WHERE build_id = ?
+            """, [.int(build.buildID), .int(build.buildID)])
+    }
+
+    // MARK: - Live partitions
+
+    func livePartitions(of buildID: Int64) async throws -> [LivePartition] {
+        let result = try await connection.query(
+            """
+            SELECT partition_no, partitions, base_snapshot, target_snapshot, round_position, events_applied, owner,
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+            FROM \(Self.liveTable) WHERE build_id = ? ORDER BY partition_no
+            """, [.int(buildID)])
+        return (0..<result.rowCount).map { row in
+            LivePartition(
+                number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0, baseSnapshot: result.string(row, 2),
+                targetSnapshot: result.string(row, 3) ?? "", roundPosition: result.int64(row, 4) ?? 0, eventsApplied: result.int64(row, 5) ?? 0,
+                owner: result.string(row, 6), secondsSinceHeartbeat: result.string(row, 7).flatMap(Double.init))
+        }
+    }
+
+    /// Splits an active build between rounds into `count` live partitions, each starting from
+    /// the build's round (the caller holds the projection lock).
+    func splitLive(_ build: BuildRecord, count: Int) async throws {
+        guard build.roundPosition == 0 else {
+            throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) is inside a round; it can only be split between rounds")
+        }
+        try await connection.executeBatch(
+            prefix: "INSERT INTO \(Self.liveTable) (build_id, partition_no, partitions, base_snapshot, target_snapshot) VALUES",
+            rows: (0..<count).map { [.int(build.buildID), .int(Int64($0)), .int(Int64(count)), build.baseSnapshot.map(MySQLValue.string) ?? .null, .string(build.targetSnapshot)] },
+            suffix: "")
+        // A heartbeat from the start: a partition whose owner freezes before its first look
+        // still ages out of its lease.
+        try await connection.execute("UPDATE \(Self.liveTable) SET heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ?", [.int(build.buildID)])
+    }
+
+    /// Records that `owner` looks after a live partition now.
+    func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
+        try await connection.execute(
+            "UPDATE \(Self.liveTable) SET owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            [.string(owner), .int(buildID), .int(Int64(number))])
+    }
+
+    /// Makes every live partition one checkpoint again: each has applied everything visible in
+    /// `snapshot`, which becomes the build's base; the partitions' counts join the build's. One
+    /// transaction, so a crash leaves either the partitions or the merged build.
+    func mergeLive(_ build: BuildRecord, snapshot: String) async throws {
+        try await connection.withTransaction { connection in
+            let updated = try await connection.execute(
+                """
+                UPDATE \(BuildRegistry.table) SET base_snapshot = ?, target_snapshot = ?, round_position = 0, rounds = rounds + 1,
+                    events_applied = events_applied + (SELECT COALESCE(SUM(events_applied), 0) FROM \(Self.liveTable) WHERE build_id = ?),
+                    updated_at = UTC_TIMESTAMP(6)
+                WHERE build_id = ? AND round_position = 0
+                """, [.string(snapshot), .string(snapshot), .int(build.buildID), .int(build.buildID)])
+            guard updated == 1 else {
+                throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) moved on under us while merging its live partitions")
+            }
+            try await connection.execute("DELETE FROM \(Self.liveTable) WHERE build_id = ?", [.int(build.buildID)])
+        }
+    }
+
+    func deleteLivePartitions(of buildID: Int64) async throws {
+        try await connection.execute("DELETE FROM \(Self.liveTable) WHERE build_id = ?", [.int(buildID)])
+    }
+}

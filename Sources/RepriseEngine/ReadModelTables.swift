@@ -1,0 +1,116 @@
+import RepriseMySQL
+import RepriseProjection
+
+/// The read-model tables of builds: their DDL (a build's own `<table>__<buildID>` tables) and
+/// the row reads and writes of chunks. Rows are batched: keys in `IN (…)` lists, upserts in
+/// multi-row statements.
+struct ReadModelTables: Sendable {
+    let connection: MySQLConnection
+    /// Keys per `IN (…)` list: well under MySQL's limits, big enough to be few round trips.
+    static let keysPerStatement = 1_000
+
+    func exists(_ name: String) async throws -> Bool {
+        try await connection.query(
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", [.string(name)]
+        ).int(0, 0) == 1
+    }
+
+    func rowCount(_ physical: String) async throws -> Int64 {
+        try await connection.query("SELECT COUNT(*) FROM \(MySQLIdentifier.quote(physical))").int64(0, 0) ?? 0
+    }
+
+    /// Creates the build's tables (idempotent: a resumed build keeps its rows).
+    func create(_ definition: ProjectionDefinition, build: BuildRecord) async throws {
+        for table in definition.tables {
+            var lines: [String] = []
+            for column in table.columns {
+                var line = "\(MySQLIdentifier.quote(column.name)) \(column.type.sql)"
+                if !column.nullable { line += " NOT NULL" }
+                if let defaultValue = column.defaultValue, defaultValue != .null, column.type != .text, column.type != .json {
+                    let canonical = try ColumnValues.canonical(defaultValue, for: column)
+                    line += " DEFAULT " + (try await connection.sqlLiteral(ColumnValues.mysqlValue(canonical, for: column)))
+                }
+                lines.append(line)
+            }
+            lines.append("PRIMARY KEY (\(table.primaryKey.map(MySQLIdentifier.quote).joined(separator: ", ")))")
+            for (number, index) in table.indexes.enumerated() {
+                lines.append("KEY \(MySQLIdentifier.quote("ix_\(number + 1)")) (\(index.map(MySQLIdentifier.quote).joined(separator: ", ")))")
+            }
+            // utf8mb4_bin: keys compare byte for byte, exactly like the engine's in-memory rows.
+            try await connection.execute(
+                "CREATE TABLE IF NOT EXISTS \(MySQLIdentifier.quote(build.physicalName(table.name))) (\n  "
+                    + lines.joined(separator: ",\n  ") + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+        }
+    }
+
+    func drop(_ names: [String]) async throws {
+        guard !names.isEmpty else { return }
+        try await connection.execute("DROP TABLE IF EXISTS " + names.map(MySQLIdentifier.quote).joined(separator: ", "))
+    }
+
+    /// Reads the rows with these keys from a table; keys not returned do not exist.
+    func loadRows(_ layout: TableLayout, physical: String, keys: [RowKey]) async throws -> [RowKey: [ProjectionValue]] {
+        var rows: [RowKey: [ProjectionValue]] = [:]
+        let columns = layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ")
+        var start = 0
+        while start < keys.count {
+            let slice = keys[start..<min(start + Self.keysPerStatement, keys.count)]
+            let (condition, parameters) = Self.keyCondition(layout, slice)
+            let result = try await connection.query("SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(condition)", parameters)
+            for row in 0..<result.rowCount {
+                let values = layout.columns.enumerated().map { ColumnValues.fromMySQL(result.rows[row][$0.offset], for: $0.element) }
+                rows[layout.key(of: values)] = values
+            }
+            start += slice.count
+        }
+        return rows
+    }
+
+    /// Writes a chunk's final rows: upserts for rows that exist after the chunk, deletes for the others.
+    /// Returns the number of rows written.
+    func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?]) async throws -> Int {
+        var upserts: [[MySQLValue]] = []
+        var deletes: [RowKey] = []
+        for (key, row) in rows {
+            if let row {
+                upserts.append(zip(row, layout.columns).map { ColumnValues.mysqlValue($0, for: $1) })
+            } else {
+                deletes.append(key)
+            }
+        }
+        let table = MySQLIdentifier.quote(physical)
+        if !upserts.isEmpty {
+            let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
+            let keyNames = Set(layout.definition.primaryKey)
+            let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
+                "\(MySQLIdentifier.quote($0.name)) = VALUES(\(MySQLIdentifier.quote($0.name)))"
+            }
+            let suffix = updates.isEmpty
+                ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
+                : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
+            try await connection.executeBatch(
+                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix)
+        }
+        var start = 0
+        while start < deletes.count {
+            let slice = deletes[start..<min(start + Self.keysPerStatement, deletes.count)]
+            let (condition, parameters) = Self.keyCondition(layout, slice)
+            try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
+            start += slice.count
+        }
+        return upserts.count + deletes.count
+    }
+
+    /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.
+    static func keyCondition(_ layout: TableLayout, _ keys: ArraySlice<RowKey>) -> (String, [MySQLValue]) {
+        let keyColumns = layout.keyIndexes.map { layout.columns[$0] }
+        let keyList = "(" + keyColumns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ") + ")"
+        let tuple = "(" + keyColumns.map { _ in "?" }.joined(separator: ", ") + ")"
+        var parameters: [MySQLValue] = []
+        parameters.reserveCapacity(keys.count * keyColumns.count)
+        for key in keys {
+            for (value, column) in zip(key.values, keyColumns) { parameters.append(ColumnValues.mysqlValue(value, for: column)) }
+        }
+        return ("\(keyList) IN (\(keys.map { _ in tuple }.joined(separator: ", ")))", parameters)
+    }
+}

@@ -1,0 +1,151 @@
+import Foundation
+import RepriseEngine
+import RepriseMySQL
+import ReprisePostgres
+import Testing
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Cancellation reaches the servers, and a lost session is reopened only explicitly.
+@Suite("Cancellation and explicit reopen (real servers)")
+struct CancellationTests {
+    @Test func cancellingATaskKillsItsRunningMySQLStatement() async throws {
+        let db = try await TestServers.mysql()
+        let holder = try await TestServers.mysql()
+        let lock = TestServers.uniqueName("lock")
+        #expect(try await holder.getLock(lock))
+        let waiter = Task { try await db.getLock(lock, timeoutSeconds: 3600) }
+        // Cancelled only once the server shows the wait.
+        let id = Int64(await db.connectionID)
+        try await waitUntil("the GET_LOCK wait to show") {
+            try await holder.query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND INFO LIKE 'SELECT GET_LOCK%'", [.int(id)]).int(0, 0) == 1
+        }
+        waiter.cancel()
+        await #expect {
+            try await waiter.value
+        } throws: { error in
+            (error as? MySQLError)?.code == .cancelled
+        }
+        // The holder still holds the lock: the wait ended by KILL QUERY, not by a timeout.
+        #expect(try await holder.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.string(lock)]).int(0, 0) == 1)
+        // KILL QUERY leaves the session alive: the next statement runs.
+        #expect(try await db.query("SELECT 1").int(0, 0) == 1)
+        #expect(await db.isLost == false)
+        await db.close()
+        await holder.close()
+    }
+
+    @Test func cancellingATaskCancelsItsRunningPostgresStatement() async throws {
+        let db = try await TestServers.postgres()
+        let holder = try await TestServers.postgres()
+        let key = PostgresAdvisoryLockKey(TestServers.uniqueName("cancel"))
+        #expect(try await holder.tryAdvisoryLock(key))
+        let waiter = Task { try await db.advisoryLock(key) }
+        let pid = Int64(await db.backendPID)
+        try await waitUntil("the advisory lock wait to show") {
+            try await holder.query("SELECT count(*) FROM pg_stat_activity WHERE pid = $1 AND wait_event_type = 'Lock'", [.int(pid)]).int(0, 0) == 1
+        }
+        waiter.cancel()
+        await #expect {
+            try await waiter.value
+        } throws: { error in
+            (error as? PostgresError)?.code == .cancelled
+        }
+        #expect(try await holder.query("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND pid = pg_backend_pid() AND granted").int(0, 0) == 1)
+        #expect(try await db.query("SELECT 1").int(0, 0) == 1)
+        await db.close()
+        await holder.close()
+    }
+
+    /// SIGTERM while `reprise rebuild` waits in a MySQL statement (GET_LOCK of the swap, held by
+    /// this test): the statement is killed on the server, the process unwinds and exits 143
+    /// while the blocker still holds the lock, and a rerun finishes the same build.
+    @Test func sigtermEndsARebuildInsideALongMySQLStatementAndTheBuildResumes() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_500, seed: 61)
+        let folder = try streamCountsFolder()
+        let lock = RebuildEngine.projectionLockName("stream_counts", database: environment.database)
+        let holder = try await MySQLConnectionForLock.hold(lock, url: environment.mysqlURL)
+        let arguments = [
+            "rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema,
+            "--chunk-size", "250", "--fetch-size", "100", "--quiet",
+        ]
+        let rebuild = try BackgroundProcess(arguments, environment: environment.processVariables)
+        try await waitUntil("the rebuild to wait for \(lock)") {
+            try await holder.query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
+                [.string("SELECT GET_LOCK('\(lock)'%")]).int(0, 0) == 1
+        }
+        rebuild.signal(SIGTERM)
+        let stopped = try await rebuild.finish()
+        #expect(!stopped.killedBySignal, "the process should unwind, not die of the signal: \(stopped.standardError)")
+        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
+        #expect(stopped.standardError.contains("stopped by SIGTERM"))
+        #expect(!stopped.standardError.contains("could not take"), "the wait must end by the signal, not by its timeout")
+        // It ended while the blocker still held the lock.
+        #expect(try await holder.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.string(lock)]).int(0, 0) == 1)
+        #expect(try await environment.mysql.query("SHOW TABLES LIKE 'stream_counts'").rowCount == 0)
+        await holder.close()
+
+        let resumed = try runReprise(arguments, environment: environment.processVariables)
+        #expect(resumed.status == 0, "rerun failed: \(resumed.standardError)")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        // The rerun finished the interrupted build instead of starting another.
+        let builds = try await environment.mysql.query("SELECT state FROM reprise_builds ORDER BY build_id")
+        #expect(builds.rows.map { $0[0] } == ["active"])
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    /// KILL CONNECTION of the rebuild's MySQL session inside a chunk's transaction: the loss is
+    /// reported, the session is reopened explicitly (losing nothing the chunk needs), the chunk is
+    /// redone, and every event counts once.
+    @Test func aLostMySQLSessionInsideAChunkIsReopenedExplicitlyAndNothingIsAppliedTwice() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 2_000, seed: 62)
+        let admin = try await TestServers.mysql()
+        let once = FireOnce()
+        let reopens = ReopenLog()
+        var hooks = RebuildHooks()
+        let database = environment.database
+        hooks.beforeChunkCommit = { number in
+            guard number == 3, await once.fire() else { return }
+            // The rebuild's writer: the one session of this database inside a transaction.
+            let writer = try await admin.query(
+                """
+                SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t
+                JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = ?
+                """, [.string(database)])
+            #expect(writer.rowCount == 1)
+            if let id = writer.int64(0, 0) { try await admin.execute("KILL CONNECTION ?", [.int(id)]) }
+        }
+        hooks.connectionReopened = { chunk, reopened in await reopens.add(chunk, reopened) }
+        let definition = try streamCounts()
+        let results = try await environment.engine { $0.chunkSize = 200; $0.fetchSize = 200 }.rebuild([.file(definition)], hooks: hooks)
+        #expect(await !once.fire(), "the fault fired")
+
+        let reported = await reopens.entries
+        #expect(reported.count == 1)
+        #expect(reported.first?.chunk == 3)
+        #expect(reported.first?.reopened.wasLost == true)
+        #expect(reported.first?.reopened.lostNamedLocks == [])
+        #expect(reported.first?.reopened.lostSessionSettings == [])
+
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        let handled = try await environment.handledEventCount(definition)
+        #expect(results.first?.eventsApplied == handled)
+        let recorded = try await environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'active'").int64(0, 0)
+        #expect(recorded == handled, "each event counted once in the checkpoint")
+        await admin.close()
+        await environment.tearDown()
+    }
+}
+
+/// The reopens a rebuild reported.
+actor ReopenLog {
+    private(set) var entries: [(chunk: Int?, reopened: MySQLReopened)] = []
+    func add(_ chunk: Int?, _ reopened: MySQLReopened) { entries.append((chunk, reopened)) }
+}
