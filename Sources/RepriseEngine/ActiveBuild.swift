@@ -10,12 +10,17 @@ package final class ActiveBuild {
     var eventsApplied: Int64 = 0
     var rowsWritten: Int64 = 0
     var catchUpRounds = 0
+    /// Queries that read rows from MySQL for chunks (prefetches and code projections' reads).
+    var rowReadQueries: Int64 = 0
+    /// The part of `rowReadQueries` that read rows for lookups (or rows a code projection declared).
+    var lookupQueries: Int64 = 0
 
     package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
         self.record = record
         self.runnable = runnable
         if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
         workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit)
+        workspace.tracksEvents = declarative?.hasLookups ?? false
         resumed = !fresh
     }
 

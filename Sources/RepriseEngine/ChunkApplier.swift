@@ -265,13 +265,12 @@ package struct ChunkApplier: Sendable {
     func apply(_ events: [ProjectionEvent], to build: ActiveBuild) async throws {
         guard !events.isEmpty else { return }
         if let declarative = build.declarative {
-            try await prefetch(events, for: build, declarative)
-            try timings.measure(.handle) {
-                for event in events { try declarative.apply(event, to: build.workspace) }
-            }
+            try await applyDeclarative(events, declarative, to: build, store: store)
         } else if case .code(let projection) = build.runnable {
+            try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
             let rows = ProjectionRows(workspace: build.workspace, projection: build.name) { layout, keys in
-                try await store.tables.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
+                build.rowReadQueries += 1
+                return try await store.tables.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
             }
             for event in events {
                 do {
@@ -285,23 +284,6 @@ package struct ChunkApplier: Sendable {
                     throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type, message: "\(error)", underlying: error)
                 }
             }
-        }
-    }
-
-    /// Collects the row keys a chunk's events touch and reads from MySQL those the workspace does
-    /// not know yet, one query per table (and 1,000 keys), so the handlers run with no round trip.
-    func prefetch(_ events: [ProjectionEvent], for build: ActiveBuild, _ declarative: DeclarativeProjection) async throws {
-        let workspace = build.workspace
-        var keys: [String: Set<RowKey>] = [:]
-        for event in events { declarative.keysTouched(by: event, into: &keys) }
-        for (table, tableKeys) in keys {
-            guard let layout = workspace.layouts[table] else { continue }
-            let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
-            guard !unknown.isEmpty else { continue }
-            let fetched = try await timings.measure(.prefetch) {
-                try await store.tables.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
-            }
-            workspace.remember(table, fetched: fetched, requested: unknown)
         }
     }
 

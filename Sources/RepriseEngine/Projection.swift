@@ -20,10 +20,30 @@ import RepriseProjection
 public protocol Projection: Sendable {
     var definition: ProjectionDefinition { get }
     func handle(_ event: ProjectionEvent, rows: ProjectionRows) async throws
+    /// The rows `handle` will read for `event`, computed from the event alone. The engine reads
+    /// a chunk's declared rows with one query per table before it runs the handlers, so those
+    /// reads are served from memory; a row read without being declared costs a query of its own.
+    /// Default: none.
+    func rowsNeeded(by event: ProjectionEvent) -> [RowRequest]
 }
 
-/// Row access for code projections, backed by the chunk's workspace (reads of rows not yet
-/// known go to MySQL one key at a time; file projections prefetch a chunk's keys instead).
+public extension Projection {
+    func rowsNeeded(by event: ProjectionEvent) -> [RowRequest] { [] }
+}
+
+/// A row a code projection will read: its table and primary key values in key order.
+public struct RowRequest: Sendable, Hashable {
+    public var table: String
+    public var key: [ProjectionValue]
+
+    public init(_ table: String, key: [ProjectionValue]) {
+        self.table = table
+        self.key = key
+    }
+}
+
+/// Row access for code projections, backed by the chunk's workspace: rows declared by
+/// `Projection.rowsNeeded(by:)` were read for the whole chunk; others go to MySQL one key at a time.
 public final class ProjectionRows {
     let workspace: RowWorkspace
     let projection: String
@@ -43,14 +63,9 @@ public final class ProjectionRows {
     }
 
     private func canonicalKey(_ key: [ProjectionValue], _ layout: TableLayout) throws -> RowKey {
-        guard key.count == layout.keyIndexes.count else {
-            throw EngineError(.handlerFailed, projection: projection, message: "\(layout.name) has a key of \(layout.keyIndexes.count) columns, got \(key.count)")
+        do { return try layout.canonicalKey(key) } catch {
+            throw EngineError(.handlerFailed, projection: projection, message: error.message)
         }
-        return RowKey(try zip(key, layout.keyIndexes).map { value, index in
-            do { return try ColumnValues.canonical(value, for: layout.columns[index]) } catch let error as ColumnValues.ConversionError {
-                throw EngineError(.handlerFailed, projection: projection, message: error.message)
-            }
-        })
     }
 
     private func current(_ layout: TableLayout, _ key: RowKey) async throws -> [ProjectionValue]? {

@@ -26,6 +26,12 @@ extension RebuildEngine {
                 .invalidRequest, projection: runnable.definition.name,
                 message: "\(runnable.definition.name) declares no partition_key: a partitioned rebuild needs one, chosen so that every row an event writes is decided by it (event.stream_id, payload.<path>, or one per event type)")
         }
+        for runnable in projections {
+            if let reason = runnable.definition.partitionUnsafeLookup {
+                throw EngineError(.invalidRequest, projection: runnable.definition.name,
+                                  message: "\(runnable.definition.name) cannot be rebuilt with --partitions: \(reason); rebuild it without --partitions")
+            }
+        }
         return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
             let resolved = try await Self.resolve(source, on: connections.control)
             // The server's clock, so a joiner can tell a build finished since it came from one

@@ -101,7 +101,8 @@ public struct RebuildEngine: Sendable {
             results.append(RebuildResult(
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
-                tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot))
+                tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
+                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries))
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -199,7 +200,8 @@ public struct RebuildEngine: Sendable {
         return RebuildResult(
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
-            swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
+            swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
+            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries)
     }
 
     /// Checks the source mapping against the table PostgreSQL has.

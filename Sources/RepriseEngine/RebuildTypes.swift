@@ -88,6 +88,10 @@ public struct RebuildResult: Sendable {
     public var appliedSnapshot: String?
     /// In a partitioned rebuild: the partitions this worker applied (wholly or from a checkpoint).
     public var partitionsApplied: [Int] = []
+    /// Queries this run made to read rows from MySQL (batched per chunk and table).
+    public var rowReadQueries: Int64 = 0
+    /// The part of `rowReadQueries` that read rows for lookups.
+    public var lookupQueries: Int64 = 0
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

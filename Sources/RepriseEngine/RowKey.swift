@@ -28,4 +28,15 @@ final class TableLayout: Sendable {
     var columns: [ColumnDefinition] { definition.columns }
 
     func key(of row: [ProjectionValue]) -> RowKey { RowKey(keyIndexes.map { row[$0] }) }
+
+    /// A key given as values in primary key order, converted as the key columns store them.
+    func canonicalKey(_ values: [ProjectionValue]) throws(ColumnValues.ConversionError) -> RowKey {
+        guard values.count == keyIndexes.count else {
+            throw ColumnValues.ConversionError(message: "\(name) has a key of \(keyIndexes.count) columns, got \(values.count)")
+        }
+        var canonical: [ProjectionValue] = []
+        canonical.reserveCapacity(values.count)
+        for (value, index) in zip(values, keyIndexes) { canonical.append(try ColumnValues.canonical(value, for: columns[index])) }
+        return RowKey(canonical)
+    }
 }

@@ -25,6 +25,23 @@ final class RowWorkspace {
     /// For tables this build created empty: every key ever written. A key the filter has never
     /// seen does not exist in MySQL either, so most misses need no query. Fixed size.
     private var written: [String: KeyFilter]
+    /// Set for projections with lookups: an event whose operations need a row not in memory is
+    /// undone and applied again once the chunk has read it, and lookups read the rows as they
+    /// were before the event. Off, `put` keeps no per-event record.
+    var tracksEvents = false
+    /// Overlay entries as they were before the current event first wrote them.
+    private var beforeEvent: [String: [RowKey: Prior]] = [:]
+    /// While speculating, writes go here (never to MySQL) and unknown rows are noted in `missing`.
+    private(set) var speculating = false
+    private var speculative: [String: [RowKey: [ProjectionValue]?]] = [:]
+    private var missing: [String: Set<RowKey>] = [:]
+    private var missingLookupTables: Set<String> = []
+
+    /// What the overlay held for a key before the current event wrote it.
+    private enum Prior {
+        case notInOverlay
+        case entry([ProjectionValue]?)
+    }
 
     init(tables: [TableDefinition], freshTables: Bool, cacheLimit: Int) {
         var layouts: [String: TableLayout] = [:]
@@ -43,7 +60,25 @@ final class RowWorkspace {
     }
 
     func lookup(_ table: String, _ key: RowKey) -> Lookup {
+        if speculating, let guessed = speculative[table]?[key] { return guessed.map { .present($0) } ?? .absent }
+        return lookupBelowSpeculation(table, key)
+    }
+
+    /// The row as it was before the current event's operations (a lookup's view).
+    func lookupBeforeEvent(_ table: String, _ key: RowKey) -> Lookup {
+        guard let prior = beforeEvent[table]?[key] else { return lookup(table, key) }
+        switch prior {
+        case .entry(let row): return row.map { .present($0) } ?? .absent
+        case .notInOverlay: return speculating ? lookupBelowSpeculation(table, key) : lookupBelowOverlay(table, key)
+        }
+    }
+
+    private func lookupBelowSpeculation(_ table: String, _ key: RowKey) -> Lookup {
         if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
+        return lookupBelowOverlay(table, key)
+    }
+
+    private func lookupBelowOverlay(_ table: String, _ key: RowKey) -> Lookup {
         if let committing = pending[table]?[key] { return committing.map { .present($0) } ?? .absent }
         if let known = young[table]?[key] { return known.map { .present($0) } ?? .absent }
         if let known = old[table]?[key] {
@@ -67,8 +102,63 @@ final class RowWorkspace {
     }
 
     func put(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
+        // The first write of a key by the current event remembers what its layer held before
+        // (`.notInOverlay`: nothing in that layer), for lookups and for undoing the event.
+        if tracksEvents, beforeEvent[table]?[key] == nil {
+            let prior = speculating ? speculative[table]?[key] : overlay[table]?[key]
+            beforeEvent[table, default: [:]][key] = prior.map { .entry($0) } ?? .notInOverlay
+        }
+        if speculating {
+            speculative[table, default: [:]][key] = .some(row)
+            return
+        }
         overlay[table, default: [:]][key] = .some(row)
         if row != nil { written[table]?.insert(key) }
+    }
+
+    /// An event starts: lookups now read the rows as they are.
+    func beginEvent() {
+        if !beforeEvent.isEmpty { beforeEvent.removeAll(keepingCapacity: true) }
+    }
+
+    /// Undoes the current event's writes (it needs a row that is not in memory yet).
+    func rollbackEvent() {
+        for (table, rows) in beforeEvent {
+            for (key, prior) in rows {
+                switch prior {
+                case .entry(let row): overlay[table, default: [:]][key] = .some(row)
+                case .notInOverlay: overlay[table]?.removeValue(forKey: key)
+                }
+            }
+        }
+        beforeEvent.removeAll(keepingCapacity: true)
+    }
+
+    /// Starts a pass that only finds out which rows the rest of a chunk needs: its writes are
+    /// kept apart and thrown away, and unknown rows read as absent and are noted.
+    func beginSpeculation() {
+        speculating = true
+        speculative = [:]
+        missing = [:]
+        missingLookupTables = []
+    }
+
+    /// A row the speculative pass needed and the workspace does not hold.
+    func noteMissing(_ table: String, _ key: RowKey, byLookup: Bool) {
+        missing[table, default: []].insert(key)
+        if byLookup { missingLookupTables.insert(table) }
+    }
+
+    /// Ends the speculative pass: the rows it noted, and the tables a lookup needed rows of.
+    func endSpeculation() -> (keys: [String: Set<RowKey>], lookupTables: Set<String>) {
+        defer {
+            speculating = false
+            beforeEvent = [:]
+            speculative = [:]
+            missing = [:]
+            missingLookupTables = []
+        }
+        return (missing, missingLookupTables)
     }
 
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
@@ -115,11 +205,13 @@ final class RowWorkspace {
     /// The chunk failed: forget its writes.
     func discardOverlay() {
         overlay = [:]
+        beforeEvent = [:]
     }
 
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
         overlay = [:]
+        beforeEvent = [:]
         pending = [:]
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
         // never seen is still absent from MySQL.

@@ -135,6 +135,12 @@ public final class LiveProjectionRunner {
                 .invalidRequest, projection: runnable.definition.name,
                 message: "\(runnable.definition.name) declares no partition_key, so its events cannot be split between live partitions; run it in an unpartitioned `reprise live` (with its own --queue)")
         }
+        for runnable in projections {
+            if let reason = runnable.definition.partitionUnsafeLookup {
+                throw EngineError(.invalidRequest, projection: runnable.definition.name,
+                                  message: "\(runnable.definition.name) cannot be split between live partitions: \(reason); run it in an unpartitioned `reprise live` (with its own --queue)")
+            }
+        }
     }
 
     /// The event types any of the projections handles (for queue bindings).

@@ -1,7 +1,7 @@
 import RepriseSupport
 /// Computes `ProjectionDefinition.definitionHash`: 64-bit FNV-1a over a canonical text of the
 /// parsed model, so comments, formatting, quoting and the order of mapping keys do not matter,
-/// while any change to tables, operations or checks does. Name, version and description are
+/// while any change to tables, operations (lookups included) or checks does. Name, version and description are
 /// left out: they label a meaning, they are not part of it.
 ///
 /// Canonical order: tables, columns and indexes sorted (column order in the file does not change
@@ -75,6 +75,10 @@ public enum DefinitionHasher {
             case .forEach(let path, let nested):
                 writer.add("for_each", path.description)
                 add(nested, to: &writer)
+            case .lookup(let lookup):
+                writer.add("lookup", lookup.alias, lookup.table)
+                add(lookup.key, to: &writer)
+                writer.add(lookup.ifMissing.rawValue)
             }
         }
     }

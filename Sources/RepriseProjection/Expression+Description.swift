@@ -21,6 +21,8 @@ extension Expression: CustomStringConvertible {
             return (reference.description, .primary)
         case .column(let name):
             return (name, .primary)
+        case .lookup(let alias, let column):
+            return ("\(alias).\(column)", .primary)
         case .call(let function, let arguments):
             return ("\(function.rawValue)(\(arguments.map(\.description).joined(separator: ", ")))", .primary)
         case .unary(.not, let operand):

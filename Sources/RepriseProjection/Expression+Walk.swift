@@ -4,7 +4,7 @@ extension Expression {
     func visit<Failure: Error>(_ body: (Expression) throws(Failure) -> Void) throws(Failure) {
         try body(self)
         switch self {
-        case .literal, .field, .column:
+        case .literal, .field, .column, .lookup:
             break
         case .unary(_, let operand):
             try operand.visit(body)

@@ -7,4 +7,13 @@ public protocol ExpressionContext {
     func value(of field: FieldReference) throws(ExpressionError) -> ProjectionValue
     /// The current row's value of a column (its default when the row does not exist yet).
     func value(ofColumn name: String) throws(ExpressionError) -> ProjectionValue
+    /// A column of a lookup's row (`ord.customer_id`); null when the row does not exist.
+    func value(ofLookup alias: String, column: String) throws(ExpressionError) -> ProjectionValue
+}
+
+public extension ExpressionContext {
+    /// Contexts without lookups (tests, checks) refuse them.
+    func value(ofLookup alias: String, column: String) throws(ExpressionError) -> ProjectionValue {
+        throw ExpressionError("lookup '\(alias)' is not available here")
+    }
 }

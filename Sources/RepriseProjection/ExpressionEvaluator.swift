@@ -11,6 +11,8 @@ public enum ExpressionEvaluator {
             return try context.value(of: reference)
         case .column(let name):
             return try context.value(ofColumn: name)
+        case .lookup(let alias, let column):
+            return try context.value(ofLookup: alias, column: column)
         case .unary(.negate, let operand):
             return try ValueArithmetic.negate(try evaluate(operand, in: context))
         case .unary(.not, let operand):

@@ -126,10 +126,7 @@ struct ExpressionLexer {
             guard peek() == "." else {
                 throw ExpressionError("'event' needs a field, like event.position", offset: start)
             }
-            index += 1
-            let fieldStart = index
-            while let scalar = peek(), Self.isIdentifierPart(scalar) { index += 1 }
-            let name = text(from: fieldStart)
+            let (fieldStart, name) = readNameAfterDot()
             guard let field = EnvelopeField(rawValue: name) else {
                 let known = EnvelopeField.allCases.map(\.rawValue).joined(separator: ", ")
                 throw ExpressionError("unknown event field '\(name)' (expected one of: \(known))", offset: fieldStart)
@@ -139,8 +136,25 @@ struct ExpressionLexer {
             }
             return .reference(.envelope(field))
         default:
-            return .identifier(word)
+            guard peek() == "." else { return .identifier(word) }
+            // `alias.column`: a lookup's row (which aliases exist is checked by the file's validation).
+            let (columnStart, column) = readNameAfterDot()
+            guard !column.isEmpty else {
+                throw ExpressionError("expected a column name after '\(word).'", offset: columnStart)
+            }
+            if peek() == "." {
+                throw ExpressionError("\(word).\(column) is a column of a lookup: it has no fields", offset: index)
+            }
+            return .lookupColumn(alias: word, column: column)
         }
+    }
+
+    /// Skips the `.` at the current position and reads the name after it (possibly empty).
+    private mutating func readNameAfterDot() -> (start: Int, name: String) {
+        index += 1
+        let start = index
+        while let scalar = peek(), Self.isIdentifierPart(scalar) { index += 1 }
+        return (start, text(from: start))
     }
 
     /// Reads `.seg.seg...` after `payload`, `metadata` or `item`; all-digit segments are array indexes.
@@ -150,10 +164,7 @@ struct ExpressionLexer {
         }
         var segments: [PathSegment] = []
         while peek() == "." {
-            index += 1
-            let segmentStart = index
-            while let scalar = peek(), Self.isIdentifierPart(scalar) { index += 1 }
-            let segment = text(from: segmentStart)
+            let (segmentStart, segment) = readNameAfterDot()
             guard !segment.isEmpty else {
                 throw ExpressionError("expected a field name after '.'", offset: segmentStart)
             }

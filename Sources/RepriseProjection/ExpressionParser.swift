@@ -6,7 +6,7 @@ import Foundation
 /// chain), `+ -`, `* /`, unary `-`. Literals: integers, decimals (`12.50`), `'strings'` (`''`
 /// for a quote), `true`, `false`, `null`. References: `payload.a.b`, `payload.items.0.sku`,
 /// `metadata.x`, `event.position` (and the other envelope fields), `item.x` inside `for_each`,
-/// and bare lowercase names for columns of the current row. Functions: coalesce, date, concat,
+/// bare lowercase names for columns of the current row, and `alias.column` for a lookup's row. Functions: coalesce, date, concat,
 /// lower, upper, greatest, least, abs, if. Keywords and function names are case-insensitive.
 public enum ExpressionParser {
     /// Deeper trees are refused rather than risking the stack on hostile input (evaluation,
@@ -201,6 +201,9 @@ public enum ExpressionParser {
             case .reference(let reference):
                 advance()
                 return Parsed(expression: .field(reference), height: 1)
+            case .lookupColumn(let alias, let column):
+                advance()
+                return Parsed(expression: .lookup(alias: alias, column: column), height: 1)
             case .leftParen:
                 advance()
                 // Parentheses only group: they add no node, but count toward the depth limit.

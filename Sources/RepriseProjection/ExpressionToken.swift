@@ -11,6 +11,8 @@ struct ExpressionToken: Sendable, Equatable {
         case identifier(String)
         /// `payload.a.b`, `metadata.x`, `event.position`, `item.sku`, `item`.
         case reference(FieldReference)
+        /// `alias.column`: a column of a lookup's row.
+        case lookupColumn(alias: String, column: String)
         case leftParen, rightParen, comma
         case plus, minus, star, slash
         case equal, notEqual, less, lessOrEqual, greater, greaterOrEqual
@@ -27,6 +29,7 @@ struct ExpressionToken: Sendable, Equatable {
         case .string(let text): "'\(text.replacingOccurrences(of: "'", with: "''"))'"
         case .identifier(let name): name
         case .reference(let reference): reference.description
+        case .lookupColumn(let alias, let column): "\(alias).\(column)"
         case .leftParen: "("
         case .rightParen: ")"
         case .comma: ","

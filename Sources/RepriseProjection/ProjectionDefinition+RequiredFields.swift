@@ -23,6 +23,8 @@ public extension ProjectionDefinition {
             case .forEach(let path, let nested):
                 insert(path, into: &fields)
                 collect(nested, into: &fields)
+            case .lookup(let lookup):
+                collect(lookup.key.map(\.value), into: &fields)
             }
         }
     }

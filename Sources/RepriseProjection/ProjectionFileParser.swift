@@ -51,6 +51,12 @@ import Yams
 ///         - upsert: { table: product_sales, set: { sku: item.sku, units: units + item.quantity } }
 ///   Registered:
 ///     - insert: { table: customers, set: { customer_id: payload.customerId } }   # fails if the row exists
+///   PaymentReceived:
+///     - lookup: { as: ord, table: order_summary, key: { order_id: payload.orderId }, if_missing: skip }
+///     - update:                # ord.x: the looked-up row's columns, in any later expression (keys too)
+///         table: order_summary
+///         key: { order_id: payload.orderId }
+///         set: { total_cents: ord.total_cents }
 /// checks:                      # optional, run on the rebuilt tables before they go live
 ///   - min_rows: { table: order_summary, rows: 1 }
 ///   - no_rows: { name: no_negative_totals, sql: "SELECT order_id FROM order_summary WHERE total_cents < 0" }
@@ -70,6 +76,10 @@ import Yams
 /// - `delete`: `key` as for update; a missing row is a no-op.
 /// - Every expression in an operation reads the row as it was before the operation, so the order
 ///   of assignments does not matter. `when` is a condition; null counts as false.
+/// - `lookup: { as, table, key, if_missing }` reads the row of `table` with primary key `key` (from
+///   the event and earlier lookups) as it was before any operation of the event; `as.column` reads
+///   it in later expressions of the same list; a missing row reads null (`if_missing: null`, the
+///   default), skips the rest of the list (`skip`) or fails (`error`). See docs/lookups.md.
 /// - `for_each: payload.path` runs `do:` once per element of the array; `item.x` (or `item`
 ///   for an array of scalars) reads the element. for_each may nest; `item` is the innermost element.
 ///

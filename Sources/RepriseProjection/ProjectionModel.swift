@@ -150,6 +150,39 @@ public indirect enum RowOperation: Sendable, Hashable {
     case delete(table: String, key: [ColumnAssignment], when: Expression?)
     /// Runs `operations` once per element of the array at `path`; inside, `item.…` reads the element.
     case forEach(path: FieldReference, operations: [RowOperation])
+    /// Reads one row of a table of this projection into an alias (`ord.customer_id`) for the
+    /// operations after it in the same list (see `Lookup`).
+    case lookup(Lookup)
+}
+
+/// `- lookup: { as: ord, table: orders, key: { order_id: payload.orderId } }`: the row of `table`
+/// whose primary key is `key`, as it was before any operation of the current event ran (after
+/// every earlier event). Its columns are `alias.column` in every later expression of the list,
+/// keys included; a later lookup's key may use them (a chain).
+public struct Lookup: Sendable, Hashable {
+    public var alias: String
+    public var table: String
+    /// Exactly the table's primary key columns; expressions over the event and earlier lookups.
+    public var key: [ColumnAssignment]
+    public var ifMissing: LookupMissingPolicy
+
+    public init(alias: String, table: String, key: [ColumnAssignment], ifMissing: LookupMissingPolicy = .null) {
+        self.alias = alias
+        self.table = table
+        self.key = key
+        self.ifMissing = ifMissing
+    }
+}
+
+/// What a lookup does when its row does not exist (or its key is null).
+public enum LookupMissingPolicy: String, Sendable, Hashable {
+    /// Every column of the alias reads null (the default).
+    case null
+    /// The operations after the lookup in its list are skipped for this event (or this
+    /// `for_each` element).
+    case skip
+    /// The handler fails: the event is reported with its position and the lookup's key.
+    case error
 }
 
 /// A check on the green tables before the swap. A failed check leaves the live tables in place.
@@ -209,6 +242,8 @@ public indirect enum Expression: Sendable, Hashable {
     case field(FieldReference)
     /// A column of the current row (in `update`, `upsert` and `when`).
     case column(String)
+    /// A column of a lookup's row: `ord.customer_id`.
+    case lookup(alias: String, column: String)
     case unary(UnaryOperator, Expression)
     case binary(BinaryOperator, Expression, Expression)
     case call(Function, [Expression])

@@ -1,6 +1,7 @@
 import Foundation
 import RepriseDemo
 import RepriseEngine
+import RepriseLive
 import Testing
 
 /// kill -9 of the real `reprise rebuild` process at chosen points, then a plain rerun: the
@@ -196,7 +197,7 @@ struct SeededKillSeriesTests {
             let seed = killSeriesSeed("sample kill series")
             var random = SeededGenerator(seed: seed)
             let samples = try RebuildEnvironment.samples().map(\.name).sorted()
-            try #require(samples == ["customer_stats", "order_summary", "product_sales_daily"])
+            try #require(samples == ["category_sales_daily", "country_revenue_daily", "customer_stats", "order_summary", "product_sales_daily"])
             func run(_ point: String?, chunkSize: UInt64) throws -> ProcessOutcome {
                 var variables = environment.processVariables
                 if let point { variables["REPRISE_FAULT"] = point }
@@ -221,7 +222,7 @@ struct SeededKillSeriesTests {
                 if outcome.killedBySIGKILL {
                     let kind = String(point.prefix { $0 != ":" })
                     kills[kind, default: 0] += 1
-                    FaultLedger.record(.injected, "kill -9 of the three samples' rebuild at a seeded point (\(kind))")
+                    FaultLedger.record(.injected, "kill -9 of the shipped samples' rebuild at a seeded point (\(kind))")
                 } else {
                     try #require(outcome.status == 0 && outcome.signal == nil, "seed \(seed), \(point), chunk \(chunkSize): \(outcome.standardError)")
                 }
@@ -256,7 +257,7 @@ struct SeededKillSeriesTests {
             }
             try #require(try await environment.mysql.query("SELECT COUNT(*) FROM reprise_builds WHERE state = 'building'").int(0, 0) == 0)
             for (kind, count) in kills {
-                FaultLedger.record(.recovered, "kill -9 of the three samples' rebuild at a seeded point (\(kind))", count: count)
+                FaultLedger.record(.recovered, "kill -9 of the shipped samples' rebuild at a seeded point (\(kind))", count: count)
             }
         }
     }

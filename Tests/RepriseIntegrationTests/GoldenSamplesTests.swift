@@ -126,9 +126,11 @@ enum GoldenRows {
     /// The expected rows of every sample table, by table name, for the store's events now.
     static func tables(_ environment: RebuildEnvironment) async throws -> [String: [[String]]] {
         let events = try await events(environment)
+        let lookupEvents = try await LookupGolden.events(environment)
         return [
             "order_summary": expectedOrderSummary(events), "customer_stats": expectedCustomerStats(events),
             "product_sales_daily": expectedProductSales(events),
+            "category_sales_daily": LookupGolden.categorySales(lookupEvents), "country_revenue_daily": LookupGolden.countryRevenue(lookupEvents),
         ]
     }
 }
@@ -141,7 +143,7 @@ struct GoldenSamplesTests {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 6_000, seed: 77)
             let samples = try RebuildEnvironment.samples()
-            #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily"])
+            #expect(Set(samples.map { $0.name }) == ["order_summary", "customer_stats", "product_sales_daily", "category_sales_daily", "country_revenue_daily"])
             let results = try await environment.engine { $0.chunkSize = 900 }.rebuild(samples.map { .file($0) })
             #expect(results.allSatisfy { $0.swapped })
             let events = try await GoldenRows.events(environment)

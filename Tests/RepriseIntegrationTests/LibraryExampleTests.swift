@@ -72,7 +72,7 @@ struct LibraryExampleTests {
         try out.close()
         try err.close()
         return ProcessOutcome(
-            status: status, killedBySignal: process.terminationReason == .uncaughtSignal,
+            status: status, signal: process.terminationReason == .uncaughtSignal ? status : nil,
             standardOutput: (try? String(contentsOf: outURL, encoding: .utf8)) ?? "",
             standardError: (try? String(contentsOf: errURL, encoding: .utf8)) ?? "")
     }

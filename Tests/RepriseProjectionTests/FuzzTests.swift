@@ -187,6 +187,8 @@ struct FuzzTests {
                 when.map(body)
             case .forEach(_, let nested):
                 visit(nested, body)
+            case .lookup(let lookup):
+                lookup.key.forEach { body($0.value) }
             }
         }
     }
@@ -210,7 +212,7 @@ struct FuzzTests {
     @Test func mutatedYAML() throws {
         var random = SeededRandom(state: 0xF2)
         let corpus = try Self.yamlCorpus()
-        #expect(corpus.count == 5)
+        #expect(corpus.count == 7)
         let tokens = ["payload.x", "item.sku", "'", "''", ": ", "- ", "[", "]", "{", "}", "&a ", "*a", "<<: *a", "~", "!!int ",
                       "null", "-1", "99999999999999999999", "reprise_", "varchar(0)", "decimal(66,2)", "if_missing: error",
                       "when: ", "for_each: payload.items", "do:", "`", ";", "\t", "\u{0}", "#"]

@@ -104,7 +104,7 @@ struct ProjectionFileParserTests {
 
     @Test func sampleProjectionsLoad() throws {
         let definitions = try ProjectionFileParser.loadDirectory(Fixtures.projectionsDirectory)
-        #expect(definitions.map(\.name) == ["customer_stats", "order_summary", "product_sales_daily"])
+        #expect(definitions.map(\.name) == ["category_sales_daily", "country_revenue_daily", "customer_stats", "order_summary", "product_sales_daily"])
         for definition in definitions {
             #expect(definition.version == 1)
             #expect(definition.sourceFile?.hasSuffix("projections/\(definition.name).yml") == true)

@@ -1,0 +1,86 @@
+import RepriseProjection
+
+/// How a chunk reads the rows its events need: batched, one query per table per stage, never
+/// one per event.
+///
+/// Stage 1 reads every row whose key the events give directly (the rows operations write, and
+/// lookups keyed by the event or by rows already in memory). Then the events are applied in
+/// order. An event that needs a row still unknown (a chained lookup, a key computed from a
+/// lookup, a looked-up row written earlier in this chunk that points somewhere new) is undone;
+/// a speculative pass runs the rest of the chunk only to note every row it would need, those
+/// are read in one query per table (the next stage), and applying resumes at that event. Rows
+/// written earlier in the chunk, in earlier chunks (the workspace's cache) and rows the build
+/// never wrote (the written-key filter) cost no query.
+extension ChunkApplier {
+    func applyDeclarative(_ events: [ProjectionEvent], _ declarative: DeclarativeProjection, to build: ActiveBuild,
+                          store: ReadModelStore) async throws {
+        let workspace = build.workspace
+        var keys: [String: Set<RowKey>] = [:]
+        var lookupTables: Set<String> = []
+        timings.measure(.handle) {
+            for event in events { declarative.keysTouched(by: event, workspace: workspace, into: &keys, lookupTables: &lookupTables) }
+        }
+        try await prefetch(keys, lookupTables: lookupTables, for: build, store: store)
+        var start = 0
+        while start < events.count {
+            var stopped: Int?
+            try timings.measure(.handle) {
+                for index in start..<events.count where try !declarative.apply(events[index], to: workspace) {
+                    stopped = index
+                    break
+                }
+            }
+            guard let stop = stopped else { return }
+            workspace.beginSpeculation()
+            timings.measure(.handle) {
+                for event in events[stop...] { declarative.speculate(event, on: workspace) }
+            }
+            let (missing, missingLookupTables) = workspace.endSpeculation()
+            guard !missing.isEmpty else {
+                // The stopped event needs a row, so the speculative pass, which starts from the same state, notes it.
+                throw EngineError(.handlerFailed, projection: build.name, position: events[stop].position, eventType: events[stop].type,
+                                  message: "the event needs a row the engine could not determine (engine bug)")
+            }
+            try await prefetch(missing, lookupTables: missingLookupTables, for: build, store: store)
+            start = stop
+        }
+    }
+
+    /// Code projections: the rows `rowsNeeded(by:)` declares for the chunk's events, read the same way.
+    func prefetchRowsNeeded(by events: [ProjectionEvent], _ projection: any Projection, for build: ActiveBuild, store: ReadModelStore) async throws {
+        var keys: [String: Set<RowKey>] = [:]
+        for event in events {
+            for request in projection.rowsNeeded(by: event) {
+                guard let layout = build.workspace.layouts[request.table] else {
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type,
+                                      message: "rowsNeeded names unknown table \(request.table)")
+                }
+                do {
+                    keys[request.table, default: []].insert(try layout.canonicalKey(request.key))
+                } catch {
+                    throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type,
+                                      message: "rowsNeeded: \(error.message)")
+                }
+            }
+        }
+        try await prefetch(keys, lookupTables: Set(keys.keys), for: build, store: store)
+    }
+
+    /// Reads the keys the workspace does not know, one query per table (split past
+    /// `ReadModelTables.keysPerStatement` keys), and counts the queries.
+    func prefetch(_ keys: [String: Set<RowKey>], lookupTables: Set<String>, for build: ActiveBuild, store: ReadModelStore) async throws {
+        let workspace = build.workspace
+        for (table, tableKeys) in keys.sorted(by: { $0.key < $1.key }) {
+            guard let layout = workspace.layouts[table] else { continue }
+            let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
+            guard !unknown.isEmpty else { continue }
+            let fetched = try await timings.measure(.prefetch) {
+                try await store.tables.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+            }
+            let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
+            build.rowReadQueries += queries
+            if lookupTables.contains(table) { build.lookupQueries += queries }
+            workspace.remember(table, fetched: fetched, requested: unknown)
+        }
+    }
+}
