@@ -39,16 +39,19 @@ struct DeclarativeProjection: Sendable {
     }
 
     /// Applies `event` to the workspace. Throws `EngineError` naming the operation and the position.
-    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace) throws(EngineError) {
+    /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
+    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) {
         guard let operations = definition.handlers[event.type] else { return }
-        try run(operations, path: "handlers.\(event.type)", event: event, item: nil, workspace: workspace)
+        try run(operations, path: "handlers.\(event.type)", event: event, item: nil, workspace: workspace, observer: observer)
     }
 
-    private func run(_ operations: [RowOperation], path: String, event: ProjectionEvent, item: JSONValue?, workspace: RowWorkspace) throws(EngineError) {
+    private func run(
+        _ operations: [RowOperation], path: String, event: ProjectionEvent, item: JSONValue?, workspace: RowWorkspace, observer: OperationObserver?
+    ) throws(EngineError) {
         for (index, operation) in operations.enumerated() {
             let here = "\(path)[\(index)]"
             do {
-                try run(operation, path: here, event: event, item: item, workspace: workspace)
+                try run(operation, path: here, event: event, item: item, workspace: workspace, observer: observer)
             } catch let failure as OperationFailure {
                 throw EngineError(
                     .handlerFailed, projection: definition.name, position: event.position, eventType: event.type,
@@ -63,16 +66,22 @@ struct DeclarativeProjection: Sendable {
 
     struct OperationFailure: Error { let message: String }
 
-    private func run(_ operation: RowOperation, path: String, event: ProjectionEvent, item: JSONValue?, workspace: RowWorkspace) throws {
+    private func run(_ operation: RowOperation, path: String, event: ProjectionEvent, item: JSONValue?, workspace: RowWorkspace, observer: OperationObserver?) throws {
+        func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
+            observer?(OperationStep(path: path, kind: kind, table: table, key: key, outcome: outcome))
+        }
         switch operation {
         case .insert(let table, let values, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(values, layout: layout, event: event, item: item)
             let existing = try current(workspace, layout, key)
-            guard try conditionHolds(when, event: event, item: item, row: existing ?? layout.defaultRow, layout: layout) else { return }
+            guard try conditionHolds(when, event: event, item: item, row: existing ?? layout.defaultRow, layout: layout) else {
+                return report(.insert, table, key, .whenFalse(row: existing))
+            }
             if existing != nil { throw OperationFailure(message: "insert into \(table): a row with key \(key) already exists") }
             let row = try assign(values, to: layout.defaultRow, layout: layout, event: event, item: item)
             workspace.put(table, key, row)
+            report(.insert, table, key, .wrote(before: nil, after: row))
         case .upsert(let table, let values, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(values, layout: layout, event: event, item: item)
@@ -81,28 +90,39 @@ struct DeclarativeProjection: Sendable {
             if existing == nil {
                 for (position, index) in layout.keyIndexes.enumerated() { base[index] = key.values[position] }
             }
-            guard try conditionHolds(when, event: event, item: item, row: base, layout: layout) else { return }
-            workspace.put(table, key, try assign(values, to: base, layout: layout, event: event, item: item))
+            guard try conditionHolds(when, event: event, item: item, row: base, layout: layout) else {
+                return report(.upsert, table, key, .whenFalse(row: existing))
+            }
+            let row = try assign(values, to: base, layout: layout, event: event, item: item)
+            workspace.put(table, key, row)
+            report(.upsert, table, key, .wrote(before: existing, after: row))
         case .update(let table, let keyAssignments, let set, let when, let ifMissing):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item)
             guard let existing = try current(workspace, layout, key) else {
                 if ifMissing == .error { throw OperationFailure(message: "update of \(table): no row with key \(key)") }
-                return
+                return report(.update, table, key, .rowMissing)
             }
-            guard try conditionHolds(when, event: event, item: item, row: existing, layout: layout) else { return }
-            workspace.put(table, key, try assign(set, to: existing, layout: layout, event: event, item: item))
+            guard try conditionHolds(when, event: event, item: item, row: existing, layout: layout) else {
+                return report(.update, table, key, .whenFalse(row: existing))
+            }
+            let row = try assign(set, to: existing, layout: layout, event: event, item: item)
+            workspace.put(table, key, row)
+            report(.update, table, key, .wrote(before: existing, after: row))
         case .delete(let table, let keyAssignments, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item)
-            guard let existing = try current(workspace, layout, key) else { return }
-            guard try conditionHolds(when, event: event, item: item, row: existing, layout: layout) else { return }
+            guard let existing = try current(workspace, layout, key) else { return report(.delete, table, key, .rowMissing) }
+            guard try conditionHolds(when, event: event, item: item, row: existing, layout: layout) else {
+                return report(.delete, table, key, .whenFalse(row: existing))
+            }
             workspace.put(table, key, nil)
+            report(.delete, table, key, .wrote(before: existing, after: nil))
         case .forEach(let field, let nested):
             switch arrayAt(field, event: event, item: item) {
             case .array(let elements)?:
                 for (index, element) in elements.enumerated() {
-                    try run(nested, path: "\(path).for_each[\(index)]", event: event, item: element, workspace: workspace)
+                    try run(nested, path: "\(path).for_each[\(index)]", event: event, item: element, workspace: workspace, observer: observer)
                 }
             case nil, .null?:
                 return  // no array: nothing to do, like an empty one
