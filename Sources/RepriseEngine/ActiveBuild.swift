@@ -10,6 +10,8 @@ final class ActiveBuild {
     var eventsApplied: Int64 = 0
     var rowsWritten: Int64 = 0
     var catchUpRounds = 0
+    /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
+    var repairs: Int64 = 0
 
     init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
         self.record = record

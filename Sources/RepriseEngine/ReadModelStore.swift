@@ -64,6 +64,7 @@ struct ReadModelStore: Sendable {
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
+        try await ensureRepairs()
     }
 
     static let partitionsTable = "reprise_build_partitions"
