@@ -1,5 +1,6 @@
 import Foundation
 @testable import RepriseEngine
+import RepriseEventStore
 import RepriseMySQL
 import RepriseProjection
 import ReprisePostgres
@@ -119,4 +120,104 @@ struct TraceTests {
         let reasons = skipped.events.dropFirst().flatMap(\.operations).map { "\($0.outcome) \($0.reason ?? "")" }
         #expect(!reasons.isEmpty && reasons.allSatisfy { $0 == "skipped row missing" })
     }
+}
+
+extension BrokerSuites {
+@Suite("Operator tools: repair (real servers)")
+struct RepairTests {
+    /// Appends one event of the demo's order shape to an order's stream.
+    func appendToOrder(_ environment: RebuildEnvironment, _ stream: String, type: String, payload: String) async throws {
+        let version = try await environment.postgres.query(
+            "SELECT max(stream_version) FROM \(environment.storeSchema.qualifiedEvents) WHERE stream_id = $1", [.text(stream)]).int64(0, 0) ?? 0
+        _ = try await environment.store.append(
+            [StreamAppend(streamID: stream, expectedVersion: .exact(version), events: [NewEvent(eventID: UUID().uuidString, type: type, payload: payload)])],
+            on: environment.postgres)
+    }
+
+    func row(_ environment: RebuildEnvironment, _ orderID: String) async throws -> [String] {
+        try await environment.mysql.query("SELECT status, paid_cents FROM order_summary WHERE order_id = ?", [.string(orderID)]).rows.first?.map { $0 ?? "NULL" } ?? []
+    }
+
+    @Test func repairFixesADamagedRowWhileTheLiveWorkerAppliesNewEvents() async throws {
+        let environment = try await RebuildEnvironment.make()
+        let harness = LiveHarness(environment: environment)
+        try await environment.seed(events: 800, seed: 93)
+        let definition = try sampleDefinition("order_summary")
+        _ = try await environment.engine().rebuild([.file(definition)])
+        let stream = try await longestStream(environment, prefix: "order-")
+        let orderID = String(stream.dropFirst("order-".count))
+        let schema = environment.storeSchema.schema
+        var variables = environment.processVariables
+        variables["REPRISE_AMQP_URL"] = TestServers.amqpURL
+        let relay = try BackgroundProcess(["relay", "--store-schema", schema, "--exchange", harness.exchange, "--poll-seconds", "0.2"], environment: variables)
+        let live = try BackgroundProcess(
+            ["live", "order_summary", "--store-schema", schema, "--exchange", harness.exchange, "--queue", harness.queue, "--poll-ms", "200", "--chunk-size", "50"],
+            environment: variables)
+
+        // The row is damaged by hand; then the live worker applies an event to it, reading
+        // (and caching) the damaged row.
+        try await environment.mysql.execute("UPDATE order_summary SET paid_cents = paid_cents + 999 WHERE order_id = ?", [.string(orderID)])
+        try await appendToOrder(environment, stream, type: "OrderCancelled",
+                                payload: #"{"orderId":"\#(orderID)","reason":"test","occurredAt":"2026-02-01T10:00:00Z"}"#)
+        try await environment.seed(events: 300, seed: 94)
+        try await waitUntil("the live worker to apply the cancellation") { try await row(environment, orderID).first == "cancelled" }
+
+        let repaired = try runReprise(["repair", "order_summary", "--stream", stream, "--store-schema", schema], environment: variables)
+        #expect(repaired.status == 0, "\(repaired.standardError)")
+        #expect(repaired.standardOutput.contains("order_summary (order_id=\(orderID)): replaced; paid_cents"), "\(repaired.standardOutput)")
+        #expect(repaired.standardOutput.contains("checkpoint unchanged"))
+
+        // More events, one of them on the repaired row: the live worker must not write its cached
+        // damaged row back.
+        try await appendToOrder(environment, stream, type: "PaymentReceived",
+                                payload: #"{"orderId":"\#(orderID)","amountCents":1,"method":"card","occurredAt":"2026-02-01T11:00:00Z"}"#)
+        try await environment.seed(events: 300, seed: 95)
+        let lastHandled = try await environment.postgres.query(
+            "SELECT max(global_position) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
+            [.text(PostgresArrayLiteral.text(definition.eventTypes.sorted()))]).int64(0, 0)
+        try await waitUntil("the live worker to apply every event") {
+            try await environment.mysql.query("SELECT max(last_position) FROM order_summary").int64(0, 0) == lastHandled
+        }
+        live.signal(SIGTERM)
+        relay.signal(SIGTERM)
+        let liveEnd = try await live.finish(), relayEnd = try await relay.finish()
+        #expect(liveEnd.status == 0, "\(liveEnd.standardError)")
+        #expect(relayEnd.status == 0, "\(relayEnd.standardError)")
+
+        let liveRows = try await environment.rows("order_summary")
+        _ = try await environment.engine().rebuild([.file(definition)])
+        #expect(try await environment.rows("order_summary") == liveRows)
+        await harness.cleanUp()
+        await environment.tearDown()
+    }
+
+    @Test func repairMovesNoCheckpointAndIsRefusedWhereOneStreamDoesNotDecideTheRows() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 600, seed: 96)
+        let orders = try sampleDefinition("order_summary"), sales = try sampleDefinition("product_sales_daily")
+        _ = try await environment.engine().rebuild([.file(orders), .file(sales)])
+        let stream = try await longestStream(environment, prefix: "order-")
+        let schema = environment.storeSchema.schema
+        let registry = "SELECT build_id, base_snapshot, target_snapshot, round_position, events_applied FROM reprise_builds ORDER BY build_id"
+        let before = try await environment.mysql.query(registry).rows
+        let salesBefore = try await environment.rows("product_sales_daily")
+
+        let refused = try runReprise(["repair", "product_sales_daily", "--stream", stream, "--store-schema", schema], environment: environment.processVariables)
+        #expect(refused.status == 1)
+        #expect(refused.standardError.contains("repair refused"), "\(refused.standardError)")
+        #expect(refused.standardError.contains("one stream does not decide its rows"))
+        #expect(try await environment.rows("product_sales_daily") == salesBefore)
+
+        // A repair of an intact row changes nothing, and no checkpoint moves.
+        let ordersBefore = try await environment.rows("order_summary")
+        let result = try await StreamRepair.repair(
+            .file(orders), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+        #expect(result.rows.count == 1 && result.rows.allSatisfy { $0.changedColumns.isEmpty })
+        #expect(try await environment.rows("order_summary") == ordersBefore)
+        #expect(try await environment.mysql.query(registry).rows == before)
+        #expect(StreamRepair.refusal(sales) != nil)
+        #expect(StreamRepair.refusal(orders) == nil)
+        await environment.tearDown()
+    }
+}
 }
