@@ -36,11 +36,21 @@ struct MigrateCommand: AsyncParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Build the new version and stop before the swap: print what it would change. Then `migrate` again swaps it in, or `migrate --abandon` drops it.")
+    var review = false
+
+    @Flag(help: "With --review: print the review as JSON.")
+    var json = false
+
+    @Flag(help: "Give up the built, not yet swapped, version (after --review): drop its tables.")
+    var abandon = false
+
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
             let definition = runnable.definition
             let mysqlURL = try mysql.resolvedURL()
+            if abandon { return try await abandonBuilt(definition) }
             let connection = try await MySQLConnection.connect(url: mysqlURL)
             let store = try await PostgresConnection.connect(url: try postgres.resolvedURL())
             let status = try await ProjectionStatusReader.read(mysql: connection, postgres: store, source: try eventSource.eventSource(postgres))
@@ -55,11 +65,13 @@ struct MigrateCommand: AsyncParsableCommand {
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.keepRetiredBuilds = keepRetired
+            options.swap = !review
             let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: mysqlURL, source: try eventSource.eventSource(postgres), options: options)
-            let display = RebuildProgressDisplay(quiet: quiet)
+            let display = RebuildProgressDisplay(quiet: quiet || json)
             let results = try await runningEngine(display) {
                 try await engine.rebuild([runnable]) { display.update($0) }
             }
+            if review { return try await showReview(engine, definition, results) }
             for result in results {
                 let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
                 Terminal.output("\(result.projection): migrated from v\(active.version) (build \(active.buildID)) to v\(result.version) (build \(result.buildID)); \(result.eventsApplied) events applied; rows: \(rows)")

@@ -221,3 +221,66 @@ struct RepairTests {
     }
 }
 }
+
+@Suite("Operator tools: migrate --review (real servers)")
+struct MigrateReviewTests {
+    /// order_summary version 2: `item_count` now means the lines the order was created with;
+    /// lines added later count in a new column.
+    static func versionTwo() throws -> String {
+        let folder = FileManager.default.temporaryDirectory.appendingPathComponent(TestServers.uniqueName("review")).path
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        var text = try String(contentsOfFile: RebuildEnvironment.repositoryRoot() + "/projections/order_summary.yml", encoding: .utf8)
+        text = text.replacingOccurrences(of: "version: 1", with: "version: 2")
+            .replacingOccurrences(of: "          item_count: item_count + 1\n", with: "          lines_added: lines_added + 1\n")
+            .replacingOccurrences(of: "      last_position: bigint not null default 0", with: "      lines_added: int not null default 0\n      last_position: bigint not null default 0")
+        try text.write(toFile: folder + "/order_summary.yml", atomically: true, encoding: .utf8)
+        return folder
+    }
+
+    @Test func reviewReportsExactlyTheRowsWhoseColumnChangedMeaning() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 800, seed: 97)
+        _ = try await environment.engine().rebuild([.file(try sampleDefinition("order_summary"))])
+        let folder = try Self.versionTwo()
+        let schema = environment.storeSchema.schema
+        let common = ["--projections-dir", folder, "--store-schema", schema, "--quiet"]
+        let liveBefore = try await environment.rows("order_summary")
+
+        let reviewed = try runReprise(["migrate", "order_summary", "--review", "--json"] + common, environment: environment.processVariables)
+        #expect(reviewed.status == 0, "\(reviewed.standardError)")
+        let json = try #require(try JSONSerialization.jsonObject(with: Data(reviewed.standardOutput.utf8)) as? [String: Any])
+        let table = try #require((json["tables"] as? [[String: Any]])?.first)
+        // The orders that had lines added after creation, and only those.
+        let orders = try await environment.postgres.query(
+            "SELECT DISTINCT payload->>'orderId' FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = 'OrderItemAdded'")
+        let expected = Set((0..<orders.rowCount).compactMap { orders.string($0, 0) })
+        #expect(!expected.isEmpty)
+        #expect(table["differing"] as? Int == expected.count)
+        #expect(table["onlyInOld"] as? Int == 0 && table["onlyInNew"] as? Int == 0)
+        #expect(table["columnsAdded"] as? [String] == ["lines_added"])
+        #expect(table["columnsRemoved"] as? [String] == [])
+        let samples = try #require(table["sampleDiffering"] as? [[String: Any]])
+        #expect(samples.count == 5)
+        #expect(samples.allSatisfy { ($0["columns"] as? [String: Any]).map { Array($0.keys) } == ["item_count"] })
+        // Every differing row, not just the sample: exactly the expected orders.
+        let newBuild = try #require(json["newBuild"] as? Int)
+        let definition = try #require(try ProjectionFileParser.loadDirectory(folder).first)
+        let all = try await environment.engine().reviewMigration(definition, newBuild: Int64(newBuild), sampleSize: 100_000)
+        #expect(Set(all.tables[0].sampleDiffering.compactMap { $0.key["order_id"]?.description }) == expected)
+        // Nothing was swapped: the live table is version 1 as it was.
+        #expect(try await environment.rows("order_summary") == liveBefore)
+
+        // --abandon drops the built version; a new review builds it again; migrate swaps it in.
+        let abandoned = try runReprise(["migrate", "order_summary", "--abandon"] + common, environment: environment.processVariables)
+        #expect(abandoned.status == 0, "\(abandoned.standardError)")
+        #expect(try await environment.mysql.query("SHOW TABLES LIKE ?", [.string("order_summary__\(newBuild)")]).rowCount == 0)
+        let again = try runReprise(["migrate", "order_summary", "--review"] + common, environment: environment.processVariables)
+        #expect(again.standardOutput.contains("differing \(expected.count)"), "\(again.standardOutput)")
+        let swapped = try runReprise(["migrate", "order_summary"] + common, environment: environment.processVariables)
+        #expect(swapped.status == 0, "\(swapped.standardError)")
+        #expect(swapped.standardOutput.contains("migrated from v1"))
+        #expect(try await environment.mysql.query("SELECT version FROM reprise_builds WHERE projection = 'order_summary' AND state = 'active'").int(0, 0) == 2)
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+}
