@@ -87,7 +87,7 @@ struct TraceCommand: AsyncParsableCommand {
                 Terminal.output("  \(row.table) \(keyText(row.key)): none (deleted)")
                 continue
             }
-            Terminal.output("  \(row.table) \(keyText(row.key)): " + columns.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " "))
+            Terminal.output("  \(row.table) \(keyText(row.key)): " + row.columnNames.map { "\($0)=\(columns[$0]?.description ?? "NULL")" }.joined(separator: " "))
         }
     }
 

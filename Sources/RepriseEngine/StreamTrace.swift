@@ -62,6 +62,8 @@ public struct StreamTrace: Sendable, Encodable {
         public var key: [String: TraceValue]
         /// Nil: the row does not exist at the end (deleted, or never created).
         public var columns: [String: TraceValue]?
+        /// The table's columns in their order (for printing).
+        public var columnNames: [String]
     }
 
     public var projection: String
@@ -228,7 +230,8 @@ public enum StreamTracer {
             for (key, row) in rows {
                 trace.finalRows.append(StreamTrace.Row(
                     table: layout.name, key: keyColumns(key, layout),
-                    columns: row.map { Dictionary(uniqueKeysWithValues: zip(layout.columns.map(\.name), $0.map(TraceValue.init))) }))
+                    columns: row.map { Dictionary(uniqueKeysWithValues: zip(layout.columns.map(\.name), $0.map(TraceValue.init))) },
+                    columnNames: layout.columns.map(\.name)))
             }
         }
         return trace
