@@ -48,3 +48,10 @@ extension MigrateCommand {
 
     private func list(_ names: [String]) -> String { names.isEmpty ? "none" : names.joined(separator: ", ") }
 }
+
+extension MigrateCommand {
+    func validate() throws {
+        if json && !review { throw ValidationError("--json goes with --review") }
+        if abandon && review { throw ValidationError("give --review or --abandon, not both") }
+    }
+}

@@ -77,13 +77,16 @@ struct ReplayCommand: AsyncParsableCommand {
             if let batch = Self.killAfterConfirm() {
                 configuration.afterConfirm = { number in if number == batch { kill(getpid(), SIGKILL) } }
             }
-            var line: ProgressLine?
+            // Counted from where this run starts, so the rate and ETA are this run's.
+            var line: (progress: ProgressLine, start: Int64)?
             let done = try await HistoryReplay(configuration).run { progress in
                 guard !progress.finished else { return }
                 if line == nil {
-                    line = ProgressLine(label: "replay to \(exchange)\(progress.resumed ? " (resumed at \(progress.lastPosition))" : "")", total: Int(progress.total), quiet: quiet)
+                    let label = "replay to \(exchange)" + (progress.resumed ? " (resumed after \(progress.published) events, at position \(progress.lastPosition))" : "")
+                    line = (ProgressLine(label: label, total: Int(progress.total - progress.published), quiet: quiet), progress.published)
                 }
-                line?.update(done: Int(progress.published))
+                let start = line?.start ?? 0
+                line?.progress.update(done: Int(progress.published - start))
             }
             if !quiet && Terminal.standardErrorIsTerminal { Terminal.endStatus() }
             Terminal.output("replayed \(done.published) events to \(exchange) (positions \(from)...\(done.lastPosition)\(done.resumed ? ", resumed" : ""))")
