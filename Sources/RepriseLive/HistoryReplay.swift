@@ -129,19 +129,12 @@ public struct HistoryReplay: Sendable {
                 let limit = configuration.rate.map { max(1, min(configuration.batchSize, Int($0))) } ?? configuration.batchSize
                 let result = try await postgres.query(
                     """
-                    SELECT global_position, event_id::text, stream_id, stream_version, event_type,
-                           to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), payload::text, metadata::text,
-                           \(PartitionSlots.sql(of: "stream_id::text"))
-                    FROM \(events) WHERE global_position > $1 AND global_position <= $2\(typeFilter)
+                    SELECT \(EventMessage.envelopeColumns("e"))
+                    FROM \(events) e WHERE global_position > $1 AND global_position <= $2\(typeFilter)
                     ORDER BY global_position LIMIT \(limit)
                     """, [.int(last), .int(end)] + filterParameters)
                 guard result.rowCount > 0 else { break }
-                let batch = (0..<result.rowCount).map { row in
-                    EventMessage.Envelope(
-                        position: result.int64(row, 0) ?? 0, eventID: result.string(row, 1) ?? "", streamID: result.string(row, 2) ?? "",
-                        streamVersion: result.int64(row, 3) ?? 0, type: result.string(row, 4) ?? "", recordedAt: result.string(row, 5) ?? "",
-                        payload: result.string(row, 6) ?? "null", metadata: result.string(row, 7), slot: result.int(row, 8))
-                }
+                let batch = EventMessage.envelopes(result)
                 let outcome = try await amqp.publishConfirmed(batch.map { EventMessage.message($0, exchange: configuration.exchange) })
                 guard outcome.nacked.isEmpty else {
                     throw ReplayError("the broker nacked \(outcome.nacked.count) messages of the batch after position \(last); run the replay again to resume")
