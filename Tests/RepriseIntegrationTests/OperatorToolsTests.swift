@@ -121,6 +121,23 @@ struct TraceTests {
         #expect(skipped.finalRows.isEmpty)
         let reasons = skipped.events.dropFirst().flatMap(\.operations).map { "\($0.outcome) \($0.reason ?? "")" }
         #expect(!reasons.isEmpty && reasons.allSatisfy { $0 == "skipped row missing" })
+
+        // With `if_missing: error`, the first update fails: the trace stops there and the error
+        // names the projection, the event and the operation, as a rebuild's does.
+        var strict = withoutCreate
+        strict.handlers = strict.handlers.mapValues { operations in
+            operations.map { operation in
+                guard case .update(let table, let key, let set, let when, _) = operation else { return operation }
+                return .update(table: table, key: key, set: set, when: when, ifMissing: .error)
+            }
+        }
+        let failed = try await StreamTracer.trace(
+            .file(strict), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: nil, source: .reprise(environment.storeSchema),
+            fromLive: false, upto: nil)
+        let failing = try #require(failed.events.last)
+        #expect(failed.events.count == 2)
+        let failure = try #require(failed.failure)
+        #expect(failure.contains("order_summary") && failure.contains("position \(failing.position)") && failure.contains("handlers.\(failing.type)[0]"), "\(failure)")
     }
 }
 
