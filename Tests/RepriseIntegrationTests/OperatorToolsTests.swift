@@ -210,6 +210,27 @@ struct RepairTests {
         await environment.tearDown()
     }
 
+    @Test func repairOfAProjectionKeyedByTheStreamIDReplacesDamagedAndDeletedRows() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 500, seed: 99)
+        let counts = try streamCounts()
+        _ = try await environment.engine().rebuild([.file(counts)])
+        let expected = try await environment.rows("stream_counts")
+        let streams = try await environment.mysql.query("SELECT stream_id FROM stream_counts ORDER BY stream_id LIMIT 2").rows.compactMap { $0.first ?? nil }
+        try #require(streams.count == 2)
+        // One row damaged, one deleted by hand.
+        try await environment.mysql.execute("UPDATE stream_counts SET events = events + 7 WHERE stream_id = ?", [.string(streams[0])])
+        try await environment.mysql.execute("DELETE FROM stream_counts WHERE stream_id = ?", [.string(streams[1])])
+        for stream in streams {
+            let result = try await StreamRepair.repair(
+                .file(counts), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: .reprise(environment.storeSchema))
+            #expect(result.decidedBy == "event.stream_id")
+            #expect(result.rows.count == 1 && !result.rows[0].changedColumns.isEmpty)
+        }
+        #expect(try await environment.rows("stream_counts") == expected)
+        await environment.tearDown()
+    }
+
     @Test func repairMovesNoCheckpointAndIsRefusedWhereOneStreamDoesNotDecideTheRows() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 600, seed: 96)
