@@ -54,18 +54,25 @@ extension RebuildEngine {
     /// its tables are dropped and the build is marked abandoned. Nil when there was none.
     public func abandonBuild(of projection: String) async throws -> BuildRecord? {
         let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let lock = Self.rebuildLockName(projection, database: connections.database)
-        guard try await connections.locks.getLock(lock, timeoutSeconds: 0) else {
-            throw EngineError(.locked, projection: projection, message: "a rebuild or migration of \(projection) is running (lock \(lock) is held)")
+        do {
+            // Closing the lock connection releases the lock.
+            let lock = Self.rebuildLockName(projection, database: connections.database)
+            guard try await connections.locks.getLock(lock, timeoutSeconds: 0) else {
+                throw EngineError(.locked, projection: projection, message: "a rebuild or migration of \(projection) is running (lock \(lock) is held)")
+            }
+            let store = connections.store
+            var abandoned: BuildRecord?
+            if let build = try await store.builds(of: projection, states: [.building]).last {
+                try await store.dropTables(try await store.tableNames(of: build.buildID).map(build.physicalName))
+                try await store.setState(build, .abandoned, error: "abandoned after review")
+                abandoned = build
+            }
+            await connections.close()
+            return abandoned
+        } catch {
+            await connections.close()
+            throw error
         }
-        let store = connections.store
-        guard let build = try await store.builds(of: projection, states: [.building]).last else { return nil }
-        let tables = try await store.tableNames(of: build.buildID).map(build.physicalName)
-        try await store.dropTables(tables)
-        try await store.setState(build, .abandoned, error: "abandoned after review")
-        _ = try? await connections.locks.releaseLock(lock)
-        return build
     }
 
     static func review(_ definition: ProjectionDefinition, newBuild: Int64, sampleSize: Int, store: ReadModelStore) async throws -> MigrationReview {

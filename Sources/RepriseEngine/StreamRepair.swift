@@ -103,21 +103,19 @@ public enum StreamRepair {
         let definition = runnable.definition
         let decider = try decider(definition).get()
         let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
-        defer { connections.closeLater() }
-        let (store, locks) = (connections.store, connections.locks)
-        try await store.ensureRepairs()
-        // The lock every live catch-up and every swap takes: nothing writes the live tables or
-        // moves the checkpoint while the repair reads it and writes.
-        let lock = RebuildEngine.projectionLockName(definition.name, database: connections.database)
-        guard try await locks.getLock(lock, timeoutSeconds: lockTimeoutSeconds) else {
-            throw EngineError(.locked, projection: definition.name, message: "could not take \(lock) within \(lockTimeoutSeconds)s")
-        }
         do {
+            // The lock every live catch-up and every swap takes: nothing writes the live tables or
+            // moves the checkpoint while the repair reads it and writes. Closing the lock
+            // connection releases it, whatever happened.
+            let lock = RebuildEngine.projectionLockName(definition.name, database: connections.database)
+            guard try await connections.locks.getLock(lock, timeoutSeconds: lockTimeoutSeconds) else {
+                throw EngineError(.locked, projection: definition.name, message: "could not take \(lock) within \(lockTimeoutSeconds)s")
+            }
             let result = try await repairLocked(runnable, decider: decider, streamID: streamID, connections: connections, source: source)
-            _ = try await locks.releaseLock(lock)
+            await connections.close()
             return result
         } catch {
-            _ = try? await locks.releaseLock(lock)
+            await connections.close()
             throw error
         }
     }
@@ -238,6 +236,16 @@ public enum StreamRepair {
                 .filter { $0.position <= active.roundPosition }
         }
         return events
+    }
+}
+
+extension EngineConnections {
+    /// Closes every connection and waits for it; closing the lock connection releases its named locks.
+    func close() async {
+        await reader.close()
+        await control.close()
+        await writer.close()
+        await locks.close()
     }
 }
 
