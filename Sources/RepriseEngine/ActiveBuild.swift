@@ -1,8 +1,8 @@
 import RepriseProjection
 
 /// One build being written (by a rebuild, or by the live worker), with what the engine keeps about it.
-final class ActiveBuild {
-    var record: BuildRecord
+package final class ActiveBuild {
+    package var record: BuildRecord
     let runnable: RunnableProjection
     let declarative: DeclarativeProjection?
     let workspace: RowWorkspace
@@ -11,9 +11,9 @@ final class ActiveBuild {
     var rowsWritten: Int64 = 0
     var catchUpRounds = 0
     /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
-    var repairs: Int64 = 0
+    package var repairs: Int64 = 0
 
-    init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
+    package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
         self.record = record
         self.runnable = runnable
         if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
@@ -21,14 +21,17 @@ final class ActiveBuild {
         resumed = !fresh
     }
 
-    var definition: ProjectionDefinition { runnable.definition }
+    package var definition: ProjectionDefinition { runnable.definition }
     /// Rebuilds write the build's own tables (`t__N`); the live worker writes the live ones (`t`).
-    var writesLiveTables = false
+    package var writesLiveTables = false
     /// Streams whose events wait (parked after a poison event); their events are not applied.
-    var parkedStreams: Set<String> = []
+    package var parkedStreams: Set<String> = []
     /// Set while this build reads one partition of a partitioned rebuild.
-    var partitionSpec: EventStoreReader.PartitionSpec?
+    package var partitionSpec: EventStoreReader.PartitionSpec?
+
+    /// Forgets the cached rows (a repair replaced live rows behind this build's back).
+    package func dropCachedRows() { workspace.reset() }
 
     func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
-    var name: String { runnable.definition.name }
+    package var name: String { runnable.definition.name }
 }

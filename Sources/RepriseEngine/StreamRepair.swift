@@ -270,7 +270,7 @@ extension ReadModelStore {
             [.int(buildID)])
     }
 
-    func repairCount(_ buildID: Int64) async throws -> Int64 {
+    package func repairCount(_ buildID: Int64) async throws -> Int64 {
         try await connection.query("SELECT repairs FROM \(Self.repairsTable) WHERE build_id = ?", [.int(buildID)]).int64(0, 0) ?? 0
     }
 }

@@ -1,4 +1,5 @@
 import RepriseAMQP
+import RepriseEngine
 import RepriseEventSource
 import RepriseEventStore
 import ReprisePostgres
@@ -67,13 +68,13 @@ public struct OutboxRelay: Sendable {
     public static let notifyChannel = "reprise_outbox"
 
     public var lockKey: PostgresAdvisoryLockKey {
-        PostgresAdvisoryLockKey("reprise.relay.\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable)")
+        LockNames.relay(configuration.storeSchema)
     }
 
     /// The lock of one share (the single relay lock when the outbox is not split).
     public func lockKey(share: Int) -> PostgresAdvisoryLockKey {
         guard configuration.shares > 1 else { return lockKey }
-        return PostgresAdvisoryLockKey("reprise.relay.\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable).share-\(share)-of-\(configuration.shares)")
+        return LockNames.relay(configuration.storeSchema, share: share, of: configuration.shares)
     }
 
     /// Takes the free shares' locks, up to `maxShares`; returns the shares held now.

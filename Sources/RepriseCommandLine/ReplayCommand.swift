@@ -2,10 +2,6 @@ import ArgumentParser
 import Foundation
 import RepriseLive
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "replay",
@@ -74,9 +70,7 @@ struct ReplayCommand: AsyncParsableCommand {
             configuration.batchSize = batchSize
             configuration.rate = rate
             configuration.restart = restart
-            if let batch = Self.killAfterConfirm() {
-                configuration.afterConfirm = { number in if number == batch { kill(getpid(), SIGKILL) } }
-            }
+            if let afterConfirm = CommandLineContext.hooks.replayAfterConfirm { configuration.afterConfirm = afterConfirm }
             // Counted from where this run starts, so the rate and ETA are this run's.
             var line: (progress: ProgressLine, start: Int64)?
             let done = try await HistoryReplay(configuration).run { progress in
@@ -91,12 +85,5 @@ struct ReplayCommand: AsyncParsableCommand {
             if !quiet && Terminal.standardErrorIsTerminal { Terminal.endStatus() }
             Terminal.output("replayed \(done.published) events to \(exchange) (positions \(from)...\(done.lastPosition)\(done.resumed ? ", resumed" : ""))")
         }
-    }
-
-    /// Test-only: `REPRISE_FAULT=kill-after-confirm:N` kills the process after batch N was
-    /// confirmed by the broker and before its position was saved.
-    static func killAfterConfirm() -> Int? {
-        guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), spec.hasPrefix("kill-after-confirm:") else { return nil }
-        return Int(spec.dropFirst("kill-after-confirm:".count))
     }
 }
