@@ -168,34 +168,43 @@ struct RepairTests {
         let schema = environment.storeSchema.schema
         var variables = environment.processVariables
         variables["REPRISE_AMQP_URL"] = TestServers.amqpURL
-        let relay = try BackgroundProcess(["relay", "--store-schema", schema, "--exchange", harness.exchange, "--poll-seconds", "0.2"], environment: variables)
+        let relay = try BackgroundProcess(["relay", "--store-schema", schema, "--exchange", harness.exchange, "--poll-seconds", "0.2", "--metrics-port", "0"], environment: variables)
         let live = try BackgroundProcess(
-            ["live", "order_summary", "--store-schema", schema, "--exchange", harness.exchange, "--queue", harness.queue, "--poll-ms", "200", "--chunk-size", "50"],
+            ["live", "order_summary", "--store-schema", schema, "--exchange", harness.exchange, "--queue", harness.queue, "--poll-ms", "200", "--chunk-size", "50", "--metrics-port", "0"],
             environment: variables)
 
-        // The row is damaged by hand; then the live worker applies an event to it, reading
-        // (and caching) the damaged row.
-        try await environment.mysql.execute("UPDATE order_summary SET paid_cents = paid_cents + 999 WHERE order_id = ?", [.string(orderID)])
-        try await appendToOrder(environment, stream, type: "OrderCancelled",
-                                payload: #"{"orderId":"\#(orderID)","reason":"test","occurredAt":"2026-02-01T10:00:00Z"}"#)
-        try await environment.seed(events: 300, seed: 94)
-        try await waitUntil("the live worker to apply the cancellation") { try await row(environment, orderID).first == "cancelled" }
+        do {
+            // The row is damaged by hand; then the live worker applies an event to it, reading
+            // (and caching) the damaged row.
+            try await environment.mysql.execute("UPDATE order_summary SET paid_cents = paid_cents + 999 WHERE order_id = ?", [.string(orderID)])
+            try await appendToOrder(environment, stream, type: "OrderCancelled",
+                                    payload: #"{"orderId":"\#(orderID)","reason":"test","occurredAt":"2026-02-01T10:00:00Z"}"#)
+            try await environment.seed(events: 300, seed: 94)
+            try await waitUntil("the live worker to apply the cancellation") { try await row(environment, orderID).first == "cancelled" }
 
-        let repaired = try runReprise(["repair", "order_summary", "--stream", stream, "--store-schema", schema], environment: variables)
-        #expect(repaired.status == 0, "\(repaired.standardError)")
-        #expect(repaired.standardOutput.contains("order_summary (order_id=\(orderID)): replaced; paid_cents"), "\(repaired.standardOutput)")
-        #expect(repaired.standardOutput.contains("checkpoint unchanged"))
+            let repaired = try runReprise(["repair", "order_summary", "--stream", stream, "--store-schema", schema], environment: variables)
+            #expect(repaired.status == 0, "\(repaired.standardError)")
+            #expect(repaired.standardOutput.contains("order_summary (order_id=\(orderID)): replaced; paid_cents"), "\(repaired.standardOutput)")
+            #expect(repaired.standardOutput.contains("checkpoint unchanged"))
 
-        // More events, one of them on the repaired row: the live worker must not write its cached
-        // damaged row back.
-        try await appendToOrder(environment, stream, type: "PaymentReceived",
-                                payload: #"{"orderId":"\#(orderID)","amountCents":1,"method":"card","occurredAt":"2026-02-01T11:00:00Z"}"#)
-        try await environment.seed(events: 300, seed: 95)
-        let lastHandled = try await environment.postgres.query(
-            "SELECT max(global_position) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
-            [.text(PostgresArrayLiteral.text(definition.eventTypes.sorted()))]).int64(0, 0)
-        try await waitUntil("the live worker to apply every event") {
-            try await environment.mysql.query("SELECT max(last_position) FROM order_summary").int64(0, 0) == lastHandled
+            // More events, one of them on the repaired row: the live worker must not write its cached
+            // damaged row back.
+            try await appendToOrder(environment, stream, type: "PaymentReceived",
+                                    payload: #"{"orderId":"\#(orderID)","amountCents":1,"method":"card","occurredAt":"2026-02-01T11:00:00Z"}"#)
+            try await environment.seed(events: 300, seed: 95)
+            let lastHandled = try await environment.postgres.query(
+                "SELECT max(global_position) FROM \(environment.storeSchema.qualifiedEvents) WHERE event_type = ANY($1::text[])",
+                [.text(PostgresArrayLiteral.text(definition.eventTypes.sorted()))]).int64(0, 0)
+            try await waitUntil("the live worker to apply every event") {
+                try await environment.mysql.query("SELECT max(last_position) FROM order_summary").int64(0, 0) == lastHandled
+            }
+        } catch {
+            // Never leave the worker and the relay running: stop them and show what they said.
+            live.signal(SIGTERM)
+            relay.signal(SIGTERM)
+            let (liveEnd, relayEnd) = (try await live.finish(), try await relay.finish())
+            Issue.record("live: \(liveEnd.standardError)\nrelay: \(relayEnd.standardError)")
+            throw error
         }
         live.signal(SIGTERM)
         relay.signal(SIGTERM)
