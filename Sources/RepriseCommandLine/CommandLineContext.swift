@@ -9,10 +9,16 @@ package struct CommandLineHooks: Sendable {
     package var rebuild: RebuildHooks
     /// Called by the live worker after the MySQL commit of a batch, before its ack.
     package var liveBeforeAck: (@Sendable (Int) async -> Void)?
+    /// Called by `reprise replay` after the broker confirmed a batch, before its position is saved.
+    package var replayAfterConfirm: (@Sendable (Int) async throws -> Void)?
 
-    package init(rebuild: RebuildHooks = RebuildHooks(), liveBeforeAck: (@Sendable (Int) async -> Void)? = nil) {
+    package init(
+        rebuild: RebuildHooks = RebuildHooks(), liveBeforeAck: (@Sendable (Int) async -> Void)? = nil,
+        replayAfterConfirm: (@Sendable (Int) async throws -> Void)? = nil
+    ) {
         self.rebuild = rebuild
         self.liveBeforeAck = liveBeforeAck
+        self.replayAfterConfirm = replayAfterConfirm
     }
 }
 

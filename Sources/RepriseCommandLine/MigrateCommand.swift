@@ -34,15 +34,26 @@ struct MigrateCommand: AsyncParsableCommand {
     @Flag(help: "No progress output.")
     var quiet = false
 
+    @Flag(help: "Build the new version and stop before the swap: print what it would change. Then `migrate` again swaps it in, or `migrate --abandon` drops it.")
+    var review = false
+
+    @Flag(help: "With --review: print the review as JSON.")
+    var json = false
+
+    @Flag(help: "Give up the built, not yet swapped, version (after --review): drop its tables.")
+    var abandon = false
+
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
+            if abandon { return try await abandonBuilt(runnable.definition) }
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.keepRetiredBuilds = keepRetired
+            options.swap = !review
             let engine = RebuildEngine(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres), options: options)
-            let display = RebuildProgressDisplay(quiet: quiet)
+            let display = RebuildProgressDisplay(quiet: quiet || json)
             let migration: MigrationResult
             do {
                 migration = try await runningEngine(display) {
@@ -51,6 +62,7 @@ struct MigrateCommand: AsyncParsableCommand {
             } catch let refused as MigrationRefused {
                 throw ValidationError(refused.description)
             }
+            if review { return try await showReview(engine, runnable.definition, [migration.rebuild]) }
             let result = migration.rebuild
             let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             Terminal.output("\(result.projection): migrated from v\(migration.fromVersion) (build \(migration.fromBuildID)) to v\(result.version) (build \(result.buildID)); \(result.eventsApplied) events applied; rows: \(rows)")

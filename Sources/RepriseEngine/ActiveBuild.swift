@@ -14,6 +14,8 @@ package final class ActiveBuild {
     var rowReadQueries: Int64 = 0
     /// The part of `rowReadQueries` that read rows for lookups (or rows a code projection declared).
     var lookupQueries: Int64 = 0
+    /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
+    package var repairs: Int64 = 0
 
     package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
         self.record = record
@@ -31,6 +33,9 @@ package final class ActiveBuild {
     package var parkedStreams: Set<String> = []
     /// Set while this build reads one partition of a partitioned rebuild.
     package var partitionSpec: EventStoreReader.PartitionSpec?
+
+    /// Forgets the cached rows (a repair replaced live rows behind this build's back).
+    package func dropCachedRows() { workspace.reset() }
 
     func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
     package var name: String { runnable.definition.name }

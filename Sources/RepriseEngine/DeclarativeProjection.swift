@@ -78,11 +78,12 @@ struct DeclarativeProjection: Sendable {
     /// Applies `event` to the workspace. Throws `EngineError` naming the operation and the position.
     /// Returns false, with the event's writes undone, when it needs a row the workspace does not
     /// hold yet (possible only with lookups): the chunk reads it and applies the event again.
-    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace) throws(EngineError) -> Bool {
+    /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
+    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
         guard let operations = definition.handlers[event.type] else { return true }
         workspace.beginEvent()
         do {
-            try run(operations, path: "handlers.\(event.type)", event: event, item: nil, lookups: LookupRows(), workspace: workspace)
+            try run(operations, path: "handlers.\(event.type)", event: event, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
             return true
         } catch is RowNeeded {
             workspace.rollbackEvent()
@@ -104,7 +105,7 @@ struct DeclarativeProjection: Sendable {
     struct RowNeeded: Error {}
 
     private func run(_ operations: [RowOperation], path: String, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows,
-                     workspace: RowWorkspace) throws {
+                     workspace: RowWorkspace, observer: OperationObserver?) throws {
         var lookups = lookups
         for (index, operation) in operations.enumerated() {
             let here = "\(path)[\(index)]"
@@ -116,7 +117,7 @@ struct DeclarativeProjection: Sendable {
                     lookups.append(lookup.alias, try layoutOf(lookup.table), row)
                     continue
                 }
-                try run(operation, path: here, event: event, item: item, lookups: lookups, workspace: workspace)
+                try run(operation, path: here, event: event, item: item, lookups: lookups, workspace: workspace, observer: observer)
             } catch let needed as RowNeeded {
                 throw needed
             } catch let failure as OperationFailure {
@@ -175,16 +176,22 @@ struct DeclarativeProjection: Sendable {
     }
 
     private func run(_ operation: RowOperation, path: String, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows,
-                     workspace: RowWorkspace) throws {
+                     workspace: RowWorkspace, observer: OperationObserver?) throws {
+        func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
+            observer?(OperationStep(path: path, kind: kind, table: table, key: key, outcome: outcome))
+        }
         switch operation {
         case .insert(let table, let values, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(values, layout: layout, event: event, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing ?? layout.defaultRow, layout: layout) else { return }
+            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing ?? layout.defaultRow, layout: layout) else {
+                return report(.insert, table, key, .whenFalse(row: existing))
+            }
             if existing != nil { throw OperationFailure(message: "insert into \(table): a row with key \(key) already exists") }
             let row = try assign(values, to: layout.defaultRow, layout: layout, event: event, item: item, lookups: lookups)
             workspace.put(table, key, row)
+            report(.insert, table, key, .wrote(before: nil, after: row))
         case .upsert(let table, let values, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(values, layout: layout, event: event, item: item, lookups: lookups)
@@ -193,28 +200,39 @@ struct DeclarativeProjection: Sendable {
             if existing == nil {
                 for (position, index) in layout.keyIndexes.enumerated() { base[index] = key.values[position] }
             }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: base, layout: layout) else { return }
-            workspace.put(table, key, try assign(values, to: base, layout: layout, event: event, item: item, lookups: lookups))
+            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: base, layout: layout) else {
+                return report(.upsert, table, key, .whenFalse(row: existing))
+            }
+            let row = try assign(values, to: base, layout: layout, event: event, item: item, lookups: lookups)
+            workspace.put(table, key, row)
+            report(.upsert, table, key, .wrote(before: existing, after: row))
         case .update(let table, let keyAssignments, let set, let when, let ifMissing):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else {
                 if ifMissing == .error { throw OperationFailure(message: "update of \(table): no row with key \(key)") }
-                return
+                return report(.update, table, key, .rowMissing)
             }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else { return }
-            workspace.put(table, key, try assign(set, to: existing, layout: layout, event: event, item: item, lookups: lookups))
+            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else {
+                return report(.update, table, key, .whenFalse(row: existing))
+            }
+            let row = try assign(set, to: existing, layout: layout, event: event, item: item, lookups: lookups)
+            workspace.put(table, key, row)
+            report(.update, table, key, .wrote(before: existing, after: row))
         case .delete(let table, let keyAssignments, let when):
             let layout = try layoutOf(table)
             let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item, lookups: lookups)
-            guard let existing = try current(workspace, layout, key) else { return }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else { return }
+            guard let existing = try current(workspace, layout, key) else { return report(.delete, table, key, .rowMissing) }
+            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else {
+                return report(.delete, table, key, .whenFalse(row: existing))
+            }
             workspace.put(table, key, nil)
+            report(.delete, table, key, .wrote(before: existing, after: nil))
         case .forEach(let field, let nested):
             switch arrayAt(field, event: event, item: item) {
             case .array(let elements)?:
                 for (index, element) in elements.enumerated() {
-                    try run(nested, path: "\(path).for_each[\(index)]", event: event, item: element, lookups: lookups, workspace: workspace)
+                    try run(nested, path: "\(path).for_each[\(index)]", event: event, item: element, lookups: lookups, workspace: workspace, observer: observer)
                 }
             case nil, .null?:
                 return  // no array: nothing to do, like an empty one

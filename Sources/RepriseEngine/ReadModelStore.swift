@@ -21,5 +21,6 @@ package struct ReadModelStore: Sendable {
     package func ensureRegistry() async throws {
         try await registry.ensureTable()
         try await ledger.ensureTables()
+        try await ensureRepairs()
     }
 }

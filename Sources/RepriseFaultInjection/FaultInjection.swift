@@ -8,12 +8,12 @@ import Glibc
 
 /// Test-only fault injection, read by the `reprise-fault-injection` binary (never by `reprise`):
 /// `REPRISE_FAULT=kill-before-commit:N | kill-after-commit:N | kill-after-round:N |
-/// kill-before-swap | kill-after-rename | kill-before-ack:N` makes the process SIGKILL itself at that point, the way a crash would, so crash-and-resume can be tested on the real binary;
+/// kill-before-swap | kill-after-rename | kill-before-ack:N | kill-after-confirm:N` makes the process SIGKILL itself at that point, the way a crash would, so crash-and-resume can be tested on the real binary;
 /// `stop-before-commit:N | stop-after-commit:N` makes it SIGSTOP itself there.
 enum FaultInjection {
     /// The hooks for the spec in REPRISE_FAULT (none when it is unset).
     static func hooks() -> CommandLineHooks {
-        CommandLineHooks(rebuild: rebuildHooks(), liveBeforeAck: liveBeforeAck())
+        CommandLineHooks(rebuild: rebuildHooks(), liveBeforeAck: liveBeforeAck(), replayAfterConfirm: replayAfterConfirm())
     }
 
     static func rebuildHooks() -> RebuildHooks {
@@ -44,6 +44,14 @@ enum FaultInjection {
     static func liveBeforeAck() -> (@Sendable (Int) async -> Void)? {
         guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), spec.hasPrefix("kill-before-ack:"),
             let number = Int(spec.dropFirst("kill-before-ack:".count))
+        else { return nil }
+        return { batch in if batch == number { die() } }
+    }
+
+    /// `kill-after-confirm:N`: `reprise replay` dies after the broker confirmed batch N, before its position is saved.
+    static func replayAfterConfirm() -> (@Sendable (Int) async throws -> Void)? {
+        guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), spec.hasPrefix("kill-after-confirm:"),
+            let number = Int(spec.dropFirst("kill-after-confirm:".count))
         else { return nil }
         return { batch in if batch == number { die() } }
     }

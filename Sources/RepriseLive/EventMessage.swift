@@ -1,4 +1,6 @@
 import RepriseAMQP
+import RepriseEventSource
+import ReprisePostgres
 
 /// How an event travels through RabbitMQ: the payload as the body, the envelope in headers.
 ///
@@ -27,6 +29,25 @@ public enum EventMessage {
         public var metadata: String?
         /// The stream's slot, computed by the relay in PostgreSQL.
         public var slot: Int? = nil
+    }
+
+    /// The `SELECT` list `envelopes(_:)` decodes, for Reprise's events table under `alias`.
+    static func envelopeColumns(_ alias: String) -> String {
+        """
+        \(alias).global_position, \(alias).event_id::text, \(alias).stream_id, \(alias).stream_version, \(alias).event_type,
+        to_char(\(alias).recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), \(alias).payload::text, \(alias).metadata::text,
+        \(PartitionSlots.sql(of: "\(alias).stream_id::text"))
+        """
+    }
+
+    /// The envelopes of rows selected with `envelopeColumns`.
+    static func envelopes(_ result: PostgresResult) -> [Envelope] {
+        (0..<result.rowCount).map { row in
+            Envelope(
+                position: result.int64(row, 0) ?? 0, eventID: result.string(row, 1) ?? "", streamID: result.string(row, 2) ?? "",
+                streamVersion: result.int64(row, 3) ?? 0, type: result.string(row, 4) ?? "", recordedAt: result.string(row, 5) ?? "",
+                payload: result.string(row, 6) ?? "null", metadata: result.string(row, 7), slot: result.int(row, 8))
+        }
     }
 
     public static func message(_ event: Envelope, exchange: String, persistent: Bool = true, extraHeaders: [String: AMQPFieldValue] = [:]) -> AMQPOutgoingMessage {

@@ -187,8 +187,14 @@ public final class LiveProjectionRunner {
                 cacheLimit: options.rowCacheLimit)
             builds[name] = nil
         }
-        if let known = builds[name], known.record.buildID == active.buildID { return (known, nil) }
+        // A repair (`reprise repair`) replaced live rows this worker's cache may hold.
+        let repairs = try await store.repairCount(active.buildID)
+        if let known = builds[name], known.record.buildID == active.buildID {
+            if known.repairs != repairs { known.dropCachedRows(); known.repairs = repairs }
+            return (known, nil)
+        }
         let build = ActiveBuild(record: active, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        build.repairs = repairs
         build.writesLiveTables = true
         build.parkedStreams = Set(try await parked.list(projection: name, scope: "").map(\.streamID))
         builds[name] = build

@@ -287,18 +287,11 @@ public struct OutboxRelay: Sendable {
         let parameters: [PostgresValue] = [.int(Int64(configuration.batchSize))] + more
         let result = try await connection.query(
             """
-            SELECT o.global_position, e.event_id::text, e.stream_id, e.stream_version, e.event_type,
-                   to_char(e.recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'), e.payload::text, e.metadata::text,
-                   \(PartitionSlots.sql(of: "e.stream_id::text"))
+            SELECT \(EventMessage.envelopeColumns("e"))
             FROM \(schema.qualifiedOutbox) o JOIN \(schema.qualifiedEvents) e USING (global_position)
             WHERE o.published_at IS NULL\(shareFilter) ORDER BY o.global_position LIMIT $1
             """, parameters)
-        return (0..<result.rowCount).map { row in
-            EventMessage.Envelope(
-                position: result.int64(row, 0) ?? 0, eventID: result.string(row, 1) ?? "", streamID: result.string(row, 2) ?? "",
-                streamVersion: result.int64(row, 3) ?? 0, type: result.string(row, 4) ?? "", recordedAt: result.string(row, 5) ?? "",
-                payload: result.string(row, 6) ?? "null", metadata: result.string(row, 7), slot: result.int(row, 8))
-        }
+        return EventMessage.envelopes(result)
     }
 
     func markPublished(_ positions: [Int64], _ connection: PostgresConnection) async throws {
