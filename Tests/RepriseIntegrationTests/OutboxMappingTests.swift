@@ -101,6 +101,13 @@ import Glibc
                     "--postgres-url", TestServers.postgresURL, "--amqp-url", TestServers.amqpURL, "--metrics-port", "0"]
         }
 
+        /// Until the relay announced itself (its session's application_name): writes start under it.
+        func waitForRelay() async throws {
+            try await waitUntil("the relay to start") {
+                try await postgres.query("SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE $1", [.text("reprise relay % \(schema).\(table) %")]).int64(0, 0) == 1
+            }
+        }
+
         func unpublished() async throws -> Int64 {
             try await postgres.query(shape.unpublished(qualified)).int64(0, 0) ?? -1
         }
@@ -115,13 +122,15 @@ import Glibc
                         let connection = try await TestServers.postgres()
                         var written: [Written] = []
                         for number in 0..<transactions {
-                            // Distinct streams within one transaction: each stream gets one row per transaction.
+                            // Distinct streams within one transaction: each stream gets at most one row per transaction.
                             let first = (writer * 7 + number * 3) % streams
                             let count = 1 + (number + writer) % 3
                             let rows: [Written] = try await connection.withTransaction { connection in
                                 var rows: [Written] = []
                                 for offset in 0..<count {
-                                    let stream = "stream-\((first + offset) % streams)"
+                                    // Every transaction writes stream-0 first: while a late one is open, the
+                                    // others' rows of stream-0 (later ids, later transactions) commit before it.
+                                    let stream = offset == 0 ? "stream-0" : "stream-\(1 + (first + offset) % (streams - 1))"
                                     let result = try await connection.query(sql, [.text(stream), .text("order.placed"), .int(Int64(writer * 1000 + number))])
                                     rows.append(Written(id: result.string(0, 0) ?? "", stream: stream, transaction: Int64(result.string(0, 1) ?? "") ?? 0))
                                 }
@@ -191,7 +200,11 @@ import Glibc
     func everyRowArrivesOnceInStreamOrderAndIsMarked(shape: Shape) async throws {
         let world = try await World.make(shape)
         let relay = try BackgroundProcess(try world.relayArguments())
-        let written = try await world.write(writers: 3, transactions: 16, streams: 5)
+        try await world.waitForRelay()
+        // A first row relayed: the writers below run while the relay is publishing.
+        var written = try await world.write(writers: 1, transactions: 1, streams: 5)
+        try await waitUntil("the relay to publish a first row") { try await world.unpublished() == 0 }
+        written += try await world.write(writers: 3, transactions: 16, streams: 5)
         try await waitUntil("the relay to publish and mark every row") { try await world.unpublished() == 0 }
         relay.signal(SIGTERM)
         let outcome = try await relay.finish()
