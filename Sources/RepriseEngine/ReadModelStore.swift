@@ -43,12 +43,15 @@ struct ReadModelStore: Sendable {
                 events_applied BIGINT NOT NULL DEFAULT 0,
                 owner VARCHAR(200) NULL,
                 owner_connection BIGINT NULL,
+                owner_epoch BIGINT NOT NULL DEFAULT 0,
                 heartbeat_at DATETIME(6) NULL,
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
             """)
         // The owner's MySQL connection, to fence a worker whose lease expired (tables made before it existed).
         try await SchemaColumns.add("owner_connection", to: Self.partitionsTable, as: "ADD COLUMN owner_connection BIGINT NULL", on: connection)
+        // Raised by every claim; a chunk commits only under the epoch it claimed (see `claimPartition`).
+        try await SchemaColumns.add("owner_epoch", to: Self.partitionsTable, as: "ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0", on: connection)
         try await connection.execute("""
             CREATE TABLE IF NOT EXISTS \(Self.livePartitionsTable) (
                 build_id BIGINT NOT NULL,
@@ -136,7 +139,7 @@ struct ReadModelStore: Sendable {
         let result = try await connection.query(
             """
             SELECT partition_no, partitions, state, round_position, events_applied, owner,
-                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6, owner_epoch
             FROM \(Self.partitionsTable) WHERE build_id = ? ORDER BY partition_no
             """, [.int(buildID)])
         return (0..<result.rowCount).map { row in
@@ -144,8 +147,41 @@ struct ReadModelStore: Sendable {
                 number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0,
                 state: result.string(row, 2).flatMap(BuildPartition.State.init(rawValue:)) ?? .pending,
                 roundPosition: result.int64(row, 3) ?? 0, eventsApplied: result.int64(row, 4) ?? 0, owner: result.string(row, 5),
-                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init))
+                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init), epoch: result.int64(row, 7) ?? 0)
         }
+    }
+
+    /// Claims a partition not done yet for `owner`: a new epoch, which fences every earlier owner
+    /// (their chunks' checkpoint updates require the epoch they claimed). Returns the partition as
+    /// it stands after the claim (a chunk the old owner committed before it included), or nil
+    /// when it is done. The claim waits for the row lock of an old owner's chunk in flight.
+    func claimPartition(_ buildID: Int64, _ number: Int, owner: String) async throws -> BuildPartition? {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6),
+                   owner_epoch = owner_epoch + 1
+            WHERE build_id = ? AND partition_no = ? AND state <> ?
+            """,
+            [.string(BuildPartition.State.running.rawValue), .string(owner), .int(buildID), .int(Int64(number)), .string(BuildPartition.State.done.rawValue)])
+        guard updated == 1 else { return nil }
+        return try await partitions(of: buildID).first(where: { $0.number == number })
+    }
+
+    /// Marks a partition done, if `partition`'s claim still holds.
+    func finishPartition(_ buildID: Int64, _ partition: BuildPartition, owner: String, projection: String) async throws {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
+            WHERE build_id = ? AND partition_no = ? AND owner_epoch = ?
+            """,
+            [.string(BuildPartition.State.done.rawValue), .string(owner), .int(buildID), .int(Int64(partition.number)), .int(partition.epoch)])
+        guard updated == 1 else { throw Self.partitionTakenOver(buildID, partition, projection: projection) }
+    }
+
+    static func partitionTakenOver(_ buildID: Int64, _ partition: BuildPartition, projection: String) -> EngineError {
+        EngineError(
+            .inconsistentState, projection: projection,
+            message: "partition \(partition.number) of build \(buildID) was taken over by another worker (this worker's claim \(partition.epoch) is fenced off): it commits nothing more")
     }
 
     func createPartitions(of buildID: Int64, count: Int) async throws {
@@ -255,10 +291,14 @@ struct ReadModelStore: Sendable {
             let updated = try await connection.execute(
                 """
                 UPDATE \(Self.partitionsTable) SET round_position = ?, events_applied = events_applied + ?, heartbeat_at = UTC_TIMESTAMP(6)
-                WHERE build_id = ? AND partition_no = ? AND round_position = ?
+                WHERE build_id = ? AND partition_no = ? AND round_position = ? AND owner_epoch = ?
                 """,
-                [.int(position), .int(Int64(events)), .int(build.buildID), .int(Int64(partition.number)), .int(build.roundPosition)])
+                [.int(position), .int(Int64(events)), .int(build.buildID), .int(Int64(partition.number)), .int(build.roundPosition), .int(partition.epoch)])
             guard updated == 1 else {
+                // A fenced owner's chunk rolls back: the partition's new owner goes on undisturbed.
+                if let current = try await partitions(of: build.buildID).first(where: { $0.number == partition.number }), current.epoch != partition.epoch {
+                    throw Self.partitionTakenOver(build.buildID, partition, projection: build.projection)
+                }
                 throw EngineError(
                     .inconsistentState, projection: build.projection,
                     message: "partition \(partition.number) of build \(build.buildID) moved on under us (another worker writing it?)")

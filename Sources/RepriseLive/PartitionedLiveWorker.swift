@@ -10,7 +10,9 @@ import ReprisePostgres
 /// checkpoint per projection (see `LivePartitions`). Each process:
 /// - joins the group (a shared PostgreSQL advisory lock, so members can be counted) and claims
 ///   free partitions (exclusive advisory locks, one per projection and partition) up to its fair
-///   share, `ceil(N / members)`, or `maxPartitions`;
+///   share (`N / members`, one more for the first `N % members` members by session, so the shares
+///   add up to N), or `maxPartitions`; a member below its share whose claims find nothing free
+///   looks less often (up to every eight polls) until the group changes;
 /// - runs one `LiveWorker` per owned partition, each with its own connections;
 /// - gives partitions up when more members join (after the current batch is acknowledged), and
 ///   takes over a dead member's partitions at its next look (its session ended, so its locks went).
@@ -115,6 +117,10 @@ public struct PartitionedLiveWorker: Sendable {
         var stopping: Set<Int> = []
         var lastReported: [Int]? = nil
         var failure: (any Error)?
+        // Claim attempts that found nothing free back off until the group changes.
+        var fruitlessClaims = 0
+        var nextClaim = ContinuousClock.now
+        var lastMembers = 0
         while true {
             // Partitions whose worker ended: give their locks back; a worker error ends the process.
             for (number, error) in await board.takeFinished() {
@@ -137,8 +143,14 @@ public struct PartitionedLiveWorker: Sendable {
             {
                 report(.fencedSilentOwner(partition: silent.partition, owner: silent.owner, silentSeconds: Int(silent.silentSeconds)))
             }
-            let members = try await memberCount(membership, on: leader)
-            let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
+            let (rank, count) = try await leader.advisoryLockHolderRank(membership, shared: true)
+            let members = max(1, count)
+            if members != lastMembers {
+                lastMembers = members
+                fruitlessClaims = 0
+                nextClaim = ContinuousClock.now
+            }
+            let target = LivePartitions.fairShare(partitions: partitions, members: members, rank: rank, maxPartitions: maxPartitions)
             let active = running.keys.filter { !stopping.contains($0) }.sorted()
             if active.count > target {
                 // Newcomers joined: give the highest partitions back after their current batch.
@@ -146,7 +158,7 @@ public struct PartitionedLiveWorker: Sendable {
                     running[number]?.stop()
                     stopping.insert(number)
                 }
-            } else if active.count < target {
+            } else if active.count < target, ContinuousClock.now >= nextClaim {
                 // Members start claiming at different places, so they rarely race for one partition.
                 let offset = Int(UInt(bitPattern: owner.hashValue) % UInt(partitions))
                 let order = (0..<partitions).map { ($0 + offset) % partitions }
@@ -157,6 +169,10 @@ public struct PartitionedLiveWorker: Sendable {
                         owned += 1
                     }
                 }
+                // Nothing free: the surplus is released after its current batch, or a member is
+                // frozen until its lease ends; either way, no need to try every poll.
+                fruitlessClaims = owned == active.count ? min(fruitlessClaims + 1, 3) : 0
+                nextClaim = ContinuousClock.now + configuration.pollInterval * (1 << fruitlessClaims) - configuration.pollInterval
             }
             let nowOwned = running.keys.filter { !stopping.contains($0) }.sorted()
             if nowOwned != lastReported {
@@ -206,10 +222,6 @@ public struct PartitionedLiveWorker: Sendable {
         }
     }
 
-    /// Members of the group: sessions holding its shared lock (a dead member's session is gone).
-    private func memberCount(_ key: PostgresAdvisoryLockKey, on leader: PostgresConnection) async throws -> Int {
-        max(1, try await leader.advisoryLockHolders(key, shared: true))
-    }
 
     static func readModelDatabase(_ mysqlURL: String) async throws -> String {
         let connection = try await MySQLConnection.connect(url: mysqlURL)
