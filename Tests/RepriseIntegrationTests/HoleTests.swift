@@ -48,7 +48,13 @@ struct HoleTests {
         }
         let second = try BackgroundProcess(base + ["--shares", "3"])
         // Before the fix it ran on, publishing share 0 of 3 beside share 0 of 2: it never exited.
-        let refused = try await second.finish(limit: .seconds(30))
+        let refused: ProcessOutcome
+        do {
+            refused = try await second.finish(limit: .seconds(30))
+        } catch {
+            for process in [first, second] { process.signal(SIGKILL) }
+            throw error
+        }
         #expect(refused.status != 0)
         #expect(refused.standardError.contains("split into 2 shares (holding shares 0,1)"), "\(refused.standardError)")
         #expect(refused.standardError.contains("--shares 2"), "\(refused.standardError)")
@@ -117,11 +123,16 @@ struct HoleTests {
         let world = try await PartitionedLiveTests.World.make(events: 300, seed: 1718)
         let consumers = try ["w1", "w2", "w3"].map { try world.consumer($0, partitions: 4) }
         // Before the fix the shares stayed 2, 2, 0: this never held.
-        try await waitUntil("every consumer to own a share of the four partitions", limit: .seconds(60)) {
-            let partitions = try await PartitionedLiveTests.livePartitions(world.environment)
-            guard partitions.count == 8 else { return false }
-            let counts = ["w1", "w2", "w3"].map { name in partitions.filter { $0.owner == name && $0.projection == "order_summary" }.count }
-            return counts.sorted() == [1, 1, 2]
+        do {
+            try await waitUntil("every consumer to own a share of the four partitions", limit: .seconds(60)) {
+                let partitions = try await PartitionedLiveTests.livePartitions(world.environment)
+                guard partitions.count == 8 else { return false }
+                let counts = ["w1", "w2", "w3"].map { name in partitions.filter { $0.owner == name && $0.projection == "order_summary" }.count }
+                return counts.sorted() == [1, 1, 2]
+            }
+        } catch {
+            for consumer in consumers { consumer.signal(SIGKILL) }
+            throw error
         }
         for consumer in consumers { consumer.signal(SIGTERM) }
         for consumer in consumers { #expect(try await consumer.finish().status == 0) }
