@@ -96,6 +96,7 @@ public final class ProjectionRows {
         workspace.put(table, key, row)
     }
 
+    /// Deletes the row with this key; nothing happens when it does not exist.
     public func delete(_ table: String, key: [ProjectionValue]) async throws {
         let layout = try layout(table)
         let rowKey = try canonicalKey(key, layout)

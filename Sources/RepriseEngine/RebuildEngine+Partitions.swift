@@ -63,7 +63,7 @@ extension RebuildEngine {
             }
         }
         // One worker at a time finds or creates the shared build and its partitions.
-        let setupLock = Self.lockName("partitions", definition.name, database)
+        let setupLock = LockNames.partitionSetup(definition.name, database: database)
         guard try await locks.getLock(setupLock, timeoutSeconds: 60) else {
             throw EngineError(.locked, projection: definition.name, message: "could not take \(setupLock) within 60 s")
         }
@@ -86,7 +86,6 @@ extension RebuildEngine {
         }
 
         let keys = Self.partitionKeys(definition, source: source.source)
-        let lockPrefix = "reprise.rebuild.\(database).\(definition.name).\(record.buildID)"
         var applied: [Int] = []
         var eventsApplied: Int64 = 0, rowsWritten: Int64 = 0
         var chunkNumber = 0
@@ -99,7 +98,7 @@ extension RebuildEngine {
             }
             var claimed: BuildPartition?
             for partition in states where partition.state != .done {
-                let key = PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)")
+                let key = LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number)
                 // Held by the cursor's session: ending that one session (lease expiry) frees the
                 // partition and stops the old owner's reads together.
                 if try await connections.reader.tryAdvisoryLock(key) {
@@ -123,7 +122,7 @@ extension RebuildEngine {
             // Claimed in the ledger (a new epoch fences the previous owner off), then read as it
             // stands: the previous owner may have finished it, or committed a chunk, meanwhile.
             guard let current = try await store.claimPartition(record.buildID, partition.number, owner: worker) else {
-                _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+                _ = try await connections.reader.advisoryUnlock(LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number))
                 continue
             }
             partition = current
@@ -140,14 +139,14 @@ extension RebuildEngine {
                 progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
             }
             try await store.finishPartition(record.buildID, partition, owner: worker, projection: definition.name)
-            _ = try await connections.reader.advisoryUnlock(PostgresAdvisoryLockKey("\(lockPrefix).partition-\(partition.number)"))
+            _ = try await connections.reader.advisoryUnlock(LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number))
             applied.append(partition.number)
             eventsApplied += build.eventsApplied
             rowsWritten += build.rowsWritten
         }
 
         // Every partition is done: the first worker here finishes the build, the others leave.
-        let finishKey = PostgresAdvisoryLockKey("\(lockPrefix).finish")
+        let finishKey = LockNames.rebuildFinish(definition.name, database: database, build: record.buildID)
         try await control.advisoryLock(finishKey)
         defer { Task { _ = try? await control.advisoryUnlock(finishKey) } }
         guard let current = try await store.build(record.buildID), current.state == .building else {
@@ -220,7 +219,7 @@ extension RebuildEngine {
     }
 
     /// The partition key of each handled event type, by the stored type names that mean it.
-    static func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
+    package static func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
         var byField: [EventSource.PartitionKeyField: [String]] = [:]
         for (type, reference) in definition.partitionKey ?? [:] {
             let field: EventSource.PartitionKeyField = switch reference {

@@ -34,22 +34,14 @@ public struct RebuildEngine: Sendable {
         self.init(postgresURL: postgresURL, mysqlURL: mysqlURL, source: .reprise(storeSchema), options: options)
     }
 
-    /// The lock a rebuild of `projection` holds for its whole run (MySQL `GET_LOCK`). Named locks
-    /// are server-wide, so the name includes the read-model database.
+    /// The lock a rebuild of `projection` holds for its whole run (`LockNames.rebuild`).
     public static func rebuildLockName(_ projection: String, database: String) -> String {
-        lockName("rebuild", projection, database)
+        LockNames.rebuild(projection, database: database)
     }
 
-    /// The lock that serializes writers of a projection's live tables (swap, live worker chunks).
+    /// The lock that serializes writers of a projection's live tables (`LockNames.projection`).
     public static func projectionLockName(_ projection: String, database: String) -> String {
-        lockName("projection", projection, database)
-    }
-
-    static func lockName(_ kind: String, _ projection: String, _ database: String) -> String {
-        let name = "reprise.\(kind).\(database).\(projection)"
-        guard name.utf8.count > 64 else { return name }
-        // MySQL lock names are at most 64 characters: keep a readable head and a hash of the rest.
-        return String(name.prefix(47)) + "." + String(FNV1a.hash(name), radix: 16)
+        LockNames.projection(projection, database: database)
     }
 
     public func rebuild(
@@ -197,7 +189,7 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Checks the source mapping against the table PostgreSQL has.
-    static func resolve(_ source: EventSource, on connection: PostgresConnection) async throws -> ResolvedEventSource {
+    package static func resolve(_ source: EventSource, on connection: PostgresConnection) async throws -> ResolvedEventSource {
         do {
             return try await ResolvedEventSource.resolve(source, on: connection)
         } catch let error as EventSourceError {
@@ -323,7 +315,7 @@ public struct RebuildEngine: Sendable {
             case .queryReturnsNoRows(let name, let sql):
                 var pointed = sql
                 for table in build.definition.tables {
-                    pointed = Self.replaceIdentifier(table.name, with: MySQLIdentifier.quote(build.record.physicalName(table.name)), in: pointed)
+                    pointed = MySQLIdentifier.replacingTable(table.name, with: MySQLIdentifier.quote(build.record.physicalName(table.name)), in: pointed)
                 }
                 let result = try await store.connection.query(pointed + " LIMIT 1")
                 guard result.rowCount == 0 else {
@@ -332,42 +324,6 @@ public struct RebuildEngine: Sendable {
                 }
             }
         }
-    }
-
-    /// Replaces whole-word occurrences of an identifier outside quotes.
-    static func replaceIdentifier(_ name: String, with replacement: String, in sql: String) -> String {
-        let characters = Array(sql)
-        let target = Array(name)
-        var output = ""
-        var index = 0
-        var quote: Character?
-        func isWord(_ character: Character) -> Bool { character.isLetter || character.isNumber || character == "_" }
-        while index < characters.count {
-            let character = characters[index]
-            if let open = quote {
-                output.append(character)
-                if character == open { quote = nil }
-                index += 1
-                continue
-            }
-            if character == "'" || character == "\"" || character == "`" {
-                quote = character
-                output.append(character)
-                index += 1
-                continue
-            }
-            if index + target.count <= characters.count, Array(characters[index..<index + target.count]) == target,
-                index == 0 || !isWord(characters[index - 1]),
-                index + target.count == characters.count || !isWord(characters[index + target.count])
-            {
-                output += replacement
-                index += target.count
-                continue
-            }
-            output.append(character)
-            index += 1
-        }
-        return output
     }
 
     /// Makes the build's tables live in one `RENAME TABLE`; returns the build that was live before.
@@ -422,16 +378,16 @@ public struct RebuildEngine: Sendable {
 
 /// The connections a rebuild or rollback works with: a cursor reader and a snapshot taker on
 /// PostgreSQL, a writer and a lock holder on MySQL.
-struct EngineConnections: Sendable {
-    let reader: PostgresConnection
-    let control: PostgresConnection
+package struct EngineConnections: Sendable {
+    package let reader: PostgresConnection
+    package let control: PostgresConnection
     let writer: MySQLConnection
-    let locks: MySQLConnection
-    let store: ReadModelStore
+    package let locks: MySQLConnection
+    package let store: ReadModelStore
     /// The read-model database (named locks are server-wide and include it).
-    let database: String
+    package let database: String
 
-    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+    package static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
         let writer = try await MySQLConnection.connect(url: mysqlURL)
         let store = ReadModelStore(connection: writer)
         try await store.ensureRegistry()
@@ -442,7 +398,7 @@ struct EngineConnections: Sendable {
     }
 
     /// Closes every connection; closing the lock connection releases its named locks.
-    func closeLater() {
+    package func closeLater() {
         Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
     }
 }

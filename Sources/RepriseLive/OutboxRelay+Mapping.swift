@@ -116,7 +116,7 @@ extension OutboxRelay {
     /// announces this one (standing by until it holds shares). Serialized by a lock, so two relays
     /// started at once cannot both miss each other.
     func joinRelays(on leader: PostgresConnection) async throws {
-        let key = PostgresAdvisoryLockKey("reprise.relay.\(outboxName).join")
+        let key = LockNames.relayJoin(outbox: outboxName)
         try await leader.advisoryLock(key)
         do {
             if let other = try await Self.announcements(on: leader).first(where: { $0.outbox == outboxName && $0.of != configuration.shares }) {

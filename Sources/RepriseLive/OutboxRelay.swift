@@ -1,4 +1,5 @@
 import RepriseAMQP
+import RepriseEngine
 import RepriseEventSource
 import RepriseEventStore
 import ReprisePostgres
@@ -69,7 +70,7 @@ public struct OutboxRelay: Sendable {
     public static let notifyChannel = "reprise_outbox"
 
     public var lockKey: PostgresAdvisoryLockKey {
-        PostgresAdvisoryLockKey("reprise.relay.\(outboxName)")
+        LockNames.relay(outbox: outboxName)
     }
 
     /// `schema.table` of the outbox this relay publishes.
@@ -81,7 +82,7 @@ public struct OutboxRelay: Sendable {
     /// The lock of one share (the single relay lock when the outbox is not split).
     public func lockKey(share: Int) -> PostgresAdvisoryLockKey {
         guard configuration.shares > 1 else { return lockKey }
-        return PostgresAdvisoryLockKey("reprise.relay.\(outboxName).share-\(share)-of-\(configuration.shares)")
+        return LockNames.relay(outbox: outboxName, share: share, of: configuration.shares)
     }
 
     /// Takes the free shares' locks, up to `maxShares`; returns the shares held now.

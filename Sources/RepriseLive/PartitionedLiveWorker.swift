@@ -69,7 +69,7 @@ public struct PartitionedLiveWorker: Sendable {
             throw EngineError(.invalidRequest, message: "the lease (\(leaseSeconds) s) must be at least five poll intervals: idle owners record their heartbeat once per look")
         }
         let database = try await Self.readModelDatabase(configuration.mysqlURL)
-        let membership = PostgresAdvisoryLockKey("reprise.live.\(database).\(configuration.queue).members-of-\(partitions)")
+        let membership = LockNames.liveMembers(queue: configuration.queue, database: database, partitions: partitions)
         let board = PartitionBoard()
         var outage = 0
         while true {

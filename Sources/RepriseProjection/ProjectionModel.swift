@@ -73,6 +73,7 @@ public struct TableDefinition: Sendable, Hashable {
     public func column(named name: String) -> ColumnDefinition? { columns.first { $0.name == name } }
 }
 
+/// A column of a projection table: its MySQL type, whether it may be NULL, and its default.
 public struct ColumnDefinition: Sendable, Hashable {
     public var name: String
     public var type: ColumnType

@@ -1,6 +1,7 @@
 import Foundation
 import RepriseEngine
 import RepriseEventSource
+import RepriseLive
 import RepriseMySQL
 import RepriseProjection
 import ReprisePostgres

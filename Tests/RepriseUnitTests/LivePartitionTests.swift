@@ -1,5 +1,6 @@
 import RepriseEngine
 import RepriseEventSource
+import RepriseLive
 import Testing
 
 @Suite("Live partitions: slots and shares")

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseEngine
 import ReprisePostgres
 import RepriseSupport
 
@@ -37,9 +38,9 @@ struct RunCommand: AsyncParsableCommand {
         // say so before any connection, in the parser's words.
         var command: any ParsableCommand
         do {
-            command = try Reprise.parseAsRoot(arguments)
+            command = try RepriseCommand.parseAsRoot(arguments)
         } catch {
-            throw ValidationError(ConnectionURL.redact("\(job): a setting is not valid for `reprise \(file.kind.rawValue)`: \(Reprise.message(for: error))"))
+            throw ValidationError(ConnectionURL.redact("\(job): a setting is not valid for `reprise \(file.kind.rawValue)`: \(RepriseCommand.message(for: error))"))
         }
         if dryRun {
             Terminal.output((["reprise"] + arguments.map(ConnectionURL.redact)).joined(separator: " "))
@@ -50,7 +51,7 @@ struct RunCommand: AsyncParsableCommand {
                 throw ValidationError("job \(file.name) has no PostgreSQL URL for its lock")
             }
             let lockConnection = try await PostgresConnection.connect(url: arguments[postgresIndex + 1])
-            let key = PostgresAdvisoryLockKey("reprise.job.\(file.name)")
+            let key = LockNames.job(file.name)
             guard try await lockConnection.tryAdvisoryLock(key) else {
                 await lockConnection.close()
                 Terminal.error("job \(file.name) is still running (another process holds its lock); this run does nothing")

@@ -1,7 +1,5 @@
 import ArgumentParser
 import RepriseEngine
-import RepriseMySQL
-import ReprisePostgres
 
 struct MigrateCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -39,31 +37,23 @@ struct MigrateCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
-            let definition = runnable.definition
-            let mysqlURL = try mysql.resolvedURL()
-            let connection = try await MySQLConnection.connect(url: mysqlURL)
-            let store = try await PostgresConnection.connect(url: try postgres.resolvedURL())
-            let status = try await ProjectionStatusReader.read(mysql: connection, postgres: store, source: try eventSource.eventSource(postgres))
-            await connection.close()
-            await store.close()
-            guard let active = status.first(where: { $0.projection == definition.name })?.active else {
-                throw ValidationError("\(definition.name) has no active version yet: use `reprise rebuild \(definition.name)`")
-            }
-            guard definition.version > active.version else {
-                throw ValidationError("the file says version \(definition.version) and version \(active.version) is active: raise `version` in the file to migrate, or use `reprise rebuild` to rebuild the same version")
-            }
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.keepRetiredBuilds = keepRetired
-            let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: mysqlURL, source: try eventSource.eventSource(postgres), options: options)
+            let engine = RebuildEngine(
+                postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres), options: options)
             let display = RebuildProgressDisplay(quiet: quiet)
-            let results = try await runningEngine(display) {
-                try await engine.rebuild([runnable]) { display.update($0) }
+            let migration: MigrationResult
+            do {
+                migration = try await runningEngine(display) {
+                    try await engine.migrate(runnable, hooks: CommandLineContext.hooks.rebuild) { display.update($0) }
+                }
+            } catch let refused as MigrationRefused {
+                throw ValidationError(refused.description)
             }
-            for result in results {
-                let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
-                Terminal.output("\(result.projection): migrated from v\(active.version) (build \(active.buildID)) to v\(result.version) (build \(result.buildID)); \(result.eventsApplied) events applied; rows: \(rows)")
-            }
+            let result = migration.rebuild
+            let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
+            Terminal.output("\(result.projection): migrated from v\(migration.fromVersion) (build \(migration.fromBuildID)) to v\(result.version) (build \(result.buildID)); \(result.eventsApplied) events applied; rows: \(rows)")
         }
     }
 }

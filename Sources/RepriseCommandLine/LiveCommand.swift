@@ -94,7 +94,7 @@ struct LiveCommand: AsyncParsableCommand {
             configuration.chunkSize = chunkSize
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.pollInterval = .milliseconds(pollMs)
-            if let fault = FaultInjection.liveBeforeAck() { configuration.beforeAck = fault }
+            if let fault = CommandLineContext.hooks.liveBeforeAck { configuration.beforeAck = fault }
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
             let stop = StopSignal()
             Signals.stop(stop)
