@@ -191,15 +191,6 @@ package struct ReadModelStore: Sendable {
             suffix: "")
     }
 
-    func setPartition(_ buildID: Int64, _ number: Int, state: BuildPartition.State, owner: String) async throws {
-        try await connection.execute(
-            """
-            UPDATE \(Self.partitionsTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
-            WHERE build_id = ? AND partition_no = ?
-            """,
-            [.string(state.rawValue), .string(owner), .int(buildID), .int(Int64(number))])
-    }
-
     /// Whether a build of this definition, split into `partitions`, went live at or after `since`.
     func partitionedBuildActivated(_ definition: ProjectionDefinition, partitions: Int, since: String) async throws -> Bool {
         try await connection.query(
