@@ -17,7 +17,7 @@ struct DemoCommand: AsyncParsableCommand {
                 Products, customers, orders with items, payments, shipments and cancellations, with a few \
                 hot customers and products. The same --seed always gives the same events. Events and \
                 their outbox rows are written through the append API, in batches of one transaction each. \
-                Creates the event store tables first when they are missing.
+                Creates the event store tables first when they are missing (and runs no DDL on an existing store).
                 """)
 
         @OptionGroup var postgres: PostgresOptions
@@ -56,7 +56,10 @@ struct DemoCommand: AsyncParsableCommand {
                 for _ in 0..<connections { pool.append(try await PostgresConnection.connect(url: url)) }
                 let connection = pool[0]
                 let store = EventStore(schema: try postgres.eventStoreSchema())
-                try await store.initialize(on: connection)
+                // Creates the tables only when missing; on an existing store no DDL runs (a DDL
+                // statement would queue behind open writers, and every new writer behind it).
+                let report = try await store.initialize(on: connection, addMissingIndexes: false)
+                if !report.deferred.isEmpty { Terminal.output("note: the event store lacks indexes; `reprise init` adds them") }
                 var progress = ProgressLine(label: "seeding", total: events, quiet: quiet)
                 let seeder = DemoSeeder(store: store, batchSize: batchSize, writeOutbox: !noOutbox)
                 let written: Int

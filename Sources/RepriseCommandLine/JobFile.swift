@@ -13,6 +13,8 @@ import Yams
 /// settings: { chunk_size: 5000, keep_retired: 2 }
 /// connections: { postgres: REPRISE_POSTGRES_URL, mysql: REPRISE_MYSQL_URL }
 /// ```
+/// A relay job names its outbox with `outbox: outbox_events` (a preset), `settings.outbox` (a
+/// preset or mapping file), or an inline mapping under `outbox:`.
 struct JobFile {
     enum Kind: String, CaseIterable {
         case rebuild, live, relay, migrate
@@ -25,13 +27,15 @@ struct JobFile {
     var connections: [String: String]
     /// An inline source mapping (`source:` as a mapping), checked at load, passed on as YAML.
     var inlineSource: String?
+    /// An inline outbox mapping (`outbox:` as a mapping, relay jobs), checked at load, passed on as YAML.
+    var inlineOutbox: String?
 
     /// The settings each kind accepts: the command's own options, in snake_case.
     static let allowedSettings: [Kind: Set<String>] = [
         .rebuild: ["partitions", "join", "lease_seconds", "row_cache_limit", "chunk_size", "fetch_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "restart", "no_swap", "source"],
         .migrate: ["chunk_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "source"],
         .live: ["source", "partitions", "max_partitions", "worker", "lease_seconds", "chunk_size", "batch_window_ms", "poll_ms", "on_poison", "queue", "exchange", "projections_dir", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
-        .relay: ["shares", "max_shares", "transient_messages", "batch_size", "poll_seconds", "retention_hours", "exchange", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
+        .relay: ["outbox", "shares", "max_shares", "transient_messages", "batch_size", "poll_seconds", "retention_hours", "exchange", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
     ]
     static let flagSettings: Set<String> = ["restart", "no_swap", "transient_messages"]
 
@@ -50,7 +54,7 @@ struct JobFile {
             throw Problem(description: "\(path): not valid YAML: \(error)")
         }
         guard let root = document as? [String: Any] else { throw Problem(description: "\(path): a job file is a mapping (job, run, projections, settings, connections)") }
-        let known: Set<String> = ["job", "run", "projections", "settings", "connections", "description", "source"]
+        let known: Set<String> = ["job", "run", "projections", "settings", "connections", "description", "source", "outbox"]
         if let unknown = root.keys.first(where: { !known.contains($0) }) {
             throw Problem(description: "\(path): unknown key '\(unknown)' (known: \(known.sorted().joined(separator: ", ")))")
         }
@@ -110,7 +114,26 @@ struct JobFile {
                 throw Problem(description: error.description)
             }
         }
-        return JobFile(name: name, kind: kind, projections: projections, settings: settings, connections: connections, inlineSource: inlineSource)
+        var inlineOutbox: String?
+        if let raw = root["outbox"] {
+            guard kind == .relay else { throw Problem(description: "\(path): outbox: only a relay job publishes an outbox") }
+            if let preset = raw as? String {
+                if settings.contains(where: { $0.0 == "outbox" }) { throw Problem(description: "\(path): outbox: give settings.outbox or outbox:, not both") }
+                settings.append(("outbox", preset))
+            } else {
+                guard let map = raw as? [String: Any] else { throw Problem(description: "\(path): outbox: a preset name or an inline outbox mapping") }
+                if settings.contains(where: { $0.0 == "outbox" }) { throw Problem(description: "\(path): outbox: give settings.outbox or outbox:, not both") }
+                do {
+                    _ = try OutboxMappingFile.parse(map, path: "\(path): outbox")
+                    inlineOutbox = try Yams.dump(object: map)
+                } catch let error as EventSourceError {
+                    throw Problem(description: error.description)
+                }
+            }
+        }
+        return JobFile(
+            name: name, kind: kind, projections: projections, settings: settings, connections: connections, inlineSource: inlineSource,
+            inlineOutbox: inlineOutbox)
     }
 
     /// The command line this job stands for, with URLs read from the environment.
@@ -130,6 +153,7 @@ struct JobFile {
             }
         }
         if let inlineSource { arguments += ["--source-yaml", inlineSource] }
+        if let inlineOutbox { arguments += ["--outbox-yaml", inlineOutbox] }
         let needed: [String] = switch kind {
         case .rebuild, .migrate: ["postgres", "mysql"]
         case .live: ["postgres", "mysql", "amqp"]

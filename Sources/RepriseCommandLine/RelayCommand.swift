@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseEventSource
 import RepriseLive
 
 struct RelayCommand: AsyncParsableCommand {
@@ -14,11 +15,22 @@ struct RelayCommand: AsyncParsableCommand {
             NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it \
             retries with backoff; rows are marked published only after the broker confirmed them, so a \
             crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit. \
-            Logs are JSON lines on standard error.
+            With --outbox the relay publishes an application's own outbox table instead (presets \
+            outbox_events, outbox_delete, debezium, or a mapping file): the body is the payload column, \
+            the routing key the event type column, the message id the row's id (delivery is at least \
+            once: consumers deduplicate by message id). Logs are JSON lines on standard error.
             """)
 
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var amqp: AMQPOptions
+
+    @Option(help: ArgumentHelp(
+        "The outbox table to publish: a preset (reprise, outbox_events, outbox_delete, debezium) or a mapping file (see docs/outbox-mappings.md). Default: Reprise's own outbox.",
+        valueName: "preset|file"))
+    var outbox: String?
+
+    @Option(name: .customLong("outbox-yaml"), help: .hidden)
+    var outboxYAML: String?
 
     @Option(help: "Topic exchange to publish to (routing key: the event type).")
     var exchange = "reprise.events"
@@ -46,12 +58,26 @@ struct RelayCommand: AsyncParsableCommand {
     func validate() throws {
         guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
         guard (1...1024).contains(shares), (maxShares ?? 1) >= 1 else { throw ValidationError("--shares is 1 to 1024 and --max-shares at least 1") }
+        if outbox != nil && outboxYAML != nil { throw ValidationError("give --outbox or a job's outbox:, not both") }
+        _ = try outboxMapping()
+    }
+
+    /// The mapping of --outbox (nil: Reprise's own outbox, under --store-schema and --outbox-table).
+    func outboxMapping() throws -> OutboxMapping? {
+        do {
+            if let outboxYAML { return try OutboxMappingFile.parse(outboxYAML, path: "job outbox") }
+            guard let outbox, outbox != "reprise" else { return nil }
+            return try OutboxMappingFile.resolve(outbox, schema: postgres.schema)
+        } catch {
+            throw ValidationError(error.description)
+        }
     }
 
     func run() async throws {
         try await reportingFailures {
             var configuration = OutboxRelay.Configuration(postgresURL: try postgres.resolvedURL(), amqpURL: try amqp.resolvedURL())
             configuration.storeSchema = try postgres.eventStoreSchema()
+            configuration.outbox = try outboxMapping()
             configuration.exchange = exchange
             configuration.batchSize = batchSize
             configuration.shares = shares
@@ -65,7 +91,7 @@ struct RelayCommand: AsyncParsableCommand {
             let metrics = MetricsRegistry()
             let server = try status.start(metrics, defaultPort: 9465)
             let relay = OutboxRelay(configuration)
-            LogLine.emit("relay.starting", [("exchange", exchange), ("lock", relay.lockKey.description)])
+            LogLine.emit("relay.starting", [("exchange", exchange), ("outbox", relay.outboxName), ("mapping", configuration.outbox?.name ?? "reprise"), ("lock", relay.lockKey.description)])
             try await relay.run(stop: stop, metrics: metrics) { event in
                 switch event {
                 case .standingBy: LogLine.emit("relay.standby", [("reason", "another relay holds the lock")])

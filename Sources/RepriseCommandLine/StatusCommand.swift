@@ -69,7 +69,7 @@ struct StatusCommand: AsyncParsableCommand {
                 Terminal.output("relays:")
                 var rows = [["OWNER", "OUTBOX", "SHARES", "SESSION AGE (S)"]]
                 for relay in relays {
-                    rows.append([relay.owner, relay.outbox, relay.shares.map(String.init).joined(separator: ",") + " of \(relay.of)", String(Int(relay.sessionSeconds))])
+                    rows.append([relay.owner, relay.outbox, (relay.shares.isEmpty ? "standing by" : relay.shares.map(String.init).joined(separator: ",")) + " of \(relay.of)", String(Int(relay.sessionSeconds))])
                 }
                 Terminal.table(rows, indent: "  ")
             }

@@ -62,6 +62,8 @@ public struct BuildPartition: Sendable, Equatable {
     /// The worker that claimed it last, and seconds since its last chunk.
     public var owner: String?
     public var secondsSinceHeartbeat: Double?
+    /// Raised by every claim: the claim a worker's chunks commit under.
+    public var epoch: Int64 = 0
 }
 
 /// One live partition of an active build: the events whose partition key falls in its slots

@@ -47,7 +47,8 @@ package enum CheckpointTarget: Sendable, Equatable {
         let id = MySQLValue.int(record.buildID), target = MySQLValue.string(record.targetSnapshot)
         return switch self {
         case .build: ("build_id = ? AND target_snapshot = ?", [id, target])
-        case .partition(_, let number): ("build_id = ? AND partition_no = ?", [id, .int(Int64(number))])
+        // A fenced owner's claim (epoch) no longer matches: its chunk finds no row and rolls back.
+        case .partition(let record, let number): ("build_id = ? AND partition_no = ? AND owner_epoch = ?", [id, .int(Int64(number)), .int(record.partition?.epoch ?? 0)])
         case .livePartition(_, let live): ("build_id = ? AND partition_no = ? AND target_snapshot = ?", [id, .int(Int64(live.number)), target])
         }
     }

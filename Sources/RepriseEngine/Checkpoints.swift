@@ -44,6 +44,15 @@ package struct Checkpoints: Sendable {
         let updated = try await connection.execute(
             "UPDATE \(target.table) SET \(assignments), \(target.stamp) WHERE \(row.condition) AND round_position = ?",
             values + row.parameters + [.int(position)])
-        guard updated == 1 else { throw target.movedOn }
+        guard updated == 1 else {
+            // A rebuild partition taken over by a newer claim: this worker stops, the new owner goes on.
+            if case .partition(let record, let number) = target, let claimed = record.partition,
+                let current = try await PartitionLedger(connection: connection).partitions(of: record.buildID).first(where: { $0.number == number }),
+                current.epoch != claimed.epoch
+            {
+                throw PartitionLedger.partitionTakenOver(record.buildID, claimed, projection: record.projection)
+            }
+            throw target.movedOn
+        }
     }
 }

@@ -64,9 +64,20 @@ public enum LockNames {
 
     /// The one relay of an outbox; with `shares` > 1, the relay of one share of it.
     public static func relay(_ schema: EventStoreSchema, share: Int? = nil, of shares: Int = 1) -> PostgresAdvisoryLockKey {
-        let base = "reprise.relay.\(schema.schema).\(schema.outboxTable)"
+        relay(outbox: "\(schema.schema).\(schema.outboxTable)", share: share, of: shares)
+    }
+
+    /// The same for any outbox table, named `schema.table` (a mapped outbox: `relay --outbox`).
+    public static func relay(outbox: String, share: Int? = nil, of shares: Int = 1) -> PostgresAdvisoryLockKey {
+        let base = "reprise.relay.\(outbox)"
         guard let share, shares > 1 else { return PostgresAdvisoryLockKey(base) }
         return PostgresAdvisoryLockKey("\(base).share-\(share)-of-\(shares)")
+    }
+
+    /// Taken briefly by a starting relay of `outbox` while it checks the running relays' shares
+    /// and announces itself.
+    public static func relayJoin(outbox: String) -> PostgresAdvisoryLockKey {
+        PostgresAdvisoryLockKey("reprise.relay.\(outbox).join")
     }
 
     /// Held by one run of job `name` (`reprise run`).

@@ -14,6 +14,8 @@ package struct PartitionLedger: Sendable {
         try await createLedger(Self.rebuildTable, columns: ["state VARCHAR(16) NOT NULL"])
         // The owner's MySQL connection, to fence a worker whose lease expired (tables made before it existed).
         try await SchemaColumns.add("owner_connection", to: Self.rebuildTable, as: "ADD COLUMN owner_connection BIGINT NULL", on: connection)
+        // Raised by every claim; a chunk commits only under the epoch it claimed (see `claimPartition`).
+        try await SchemaColumns.add("owner_epoch", to: Self.rebuildTable, as: "ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0", on: connection)
         try await createLedger(Self.liveTable, columns: ["base_snapshot TEXT NULL", "target_snapshot TEXT NOT NULL"])
     }
 
@@ -42,7 +44,7 @@ package struct PartitionLedger: Sendable {
         let result = try await connection.query(
             """
             SELECT partition_no, partitions, state, round_position, events_applied, owner,
-                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6
+                   TIMESTAMPDIFF(MICROSECOND, heartbeat_at, UTC_TIMESTAMP(6)) / 1e6, owner_epoch
             FROM \(Self.rebuildTable) WHERE build_id = ? ORDER BY partition_no
             """, [.int(buildID)])
         return (0..<result.rowCount).map { row in
@@ -50,7 +52,7 @@ package struct PartitionLedger: Sendable {
                 number: result.int(row, 0) ?? 0, count: result.int(row, 1) ?? 0,
                 state: result.string(row, 2).flatMap(BuildPartition.State.init(rawValue:)) ?? .pending,
                 roundPosition: result.int64(row, 3) ?? 0, eventsApplied: result.int64(row, 4) ?? 0, owner: result.string(row, 5),
-                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init))
+                secondsSinceHeartbeat: result.string(row, 6).flatMap(Double.init), epoch: result.int64(row, 7) ?? 0)
         }
     }
 
@@ -61,13 +63,38 @@ package struct PartitionLedger: Sendable {
             suffix: "")
     }
 
-    package func setPartition(_ buildID: Int64, _ number: Int, state: BuildPartition.State, owner: String) async throws {
-        try await connection.execute(
+    /// Claims a partition not done yet for `owner`: a new epoch, which fences every earlier owner
+    /// (their chunks' checkpoint updates require the epoch they claimed). Returns the partition as
+    /// it stands after the claim (a chunk the old owner committed before it included), or nil
+    /// when it is done. The claim waits for the row lock of an old owner's chunk in flight.
+    package func claimPartition(_ buildID: Int64, _ number: Int, owner: String) async throws -> BuildPartition? {
+        let updated = try await connection.execute(
+            """
+            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6),
+                   owner_epoch = owner_epoch + 1
+            WHERE build_id = ? AND partition_no = ? AND state <> ?
+            """,
+            [.string(BuildPartition.State.running.rawValue), .string(owner), .int(buildID), .int(Int64(number)), .string(BuildPartition.State.done.rawValue)])
+        guard updated == 1 else { return nil }
+        return try await partitions(of: buildID).first(where: { $0.number == number })
+    }
+
+    /// Marks a partition done, if `partition`'s claim still holds.
+    package func finishPartition(_ buildID: Int64, _ partition: BuildPartition, owner: String, projection: String) async throws {
+        let updated = try await connection.execute(
             """
             UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
-            WHERE build_id = ? AND partition_no = ?
+            WHERE build_id = ? AND partition_no = ? AND owner_epoch = ?
             """,
-            [.string(state.rawValue), .string(owner), .int(buildID), .int(Int64(number))])
+            [.string(BuildPartition.State.done.rawValue), .string(owner), .int(buildID), .int(Int64(partition.number)), .int(partition.epoch)])
+        guard updated == 1 else { throw Self.partitionTakenOver(buildID, partition, projection: projection) }
+    }
+
+    /// A worker whose claim was fenced off by a newer one.
+    static func partitionTakenOver(_ buildID: Int64, _ partition: BuildPartition, projection: String) -> EngineError {
+        EngineError(
+            .inconsistentState, projection: projection,
+            message: "partition \(partition.number) of build \(buildID) was taken over by another worker (this worker's claim \(partition.epoch) is fenced off): it commits nothing more")
     }
 
     /// Whether a build of this definition, split into `partitions`, went live at or after `since`.

@@ -126,12 +126,13 @@ extension RebuildEngine {
                 continue
             }
             // Re-read under the lock: the previous owner may have finished it meanwhile.
-            guard let current = try await store.ledger.partitions(of: record.buildID).first(where: { $0.number == partition.number }), current.state != .done else {
+            // Claimed in the ledger (a new epoch fences the previous owner off), then read as it
+            // stands: the previous owner may have finished it, or committed a chunk, meanwhile.
+            guard let current = try await store.ledger.claimPartition(record.buildID, partition.number, owner: worker) else {
                 _ = try await connections.reader.advisoryUnlock(LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number))
                 continue
             }
             partition = current
-            try await store.ledger.setPartition(record.buildID, partition.number, state: .running, owner: worker)
             var partitionRecord = record
             partitionRecord.partition = partition
             partitionRecord.roundPosition = partition.roundPosition
@@ -144,7 +145,7 @@ extension RebuildEngine {
             ) { done, total in
                 progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
             }
-            try await store.ledger.setPartition(record.buildID, partition.number, state: .done, owner: worker)
+            try await store.ledger.finishPartition(record.buildID, partition, owner: worker, projection: definition.name)
             _ = try await connections.reader.advisoryUnlock(LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number))
             applied.append(partition.number)
             eventsApplied += build.eventsApplied

@@ -42,6 +42,11 @@ public struct AppendResult: Sendable, Equatable {
 public struct EventStoreInitReport: Sendable, Equatable {
     public var createdTables: [String]
     public var existingTables: [String]
+    /// Indexes added to tables that already existed (built without blocking writers).
+    public var createdIndexes: [String] = []
+    /// Statements not run: a lock was not free within the lock timeout (the store is in use), or
+    /// index creation was not asked for. `reprise init` prints them.
+    public var deferred: [String] = []
 }
 
 /// The default PostgreSQL event store and outbox of Reprise.
@@ -63,17 +68,42 @@ public struct EventStore: Sendable {
         self.schema = schema
     }
 
-    /// Creates the events and outbox tables when missing; leaves them alone when they exist with
-    /// the expected shape; refuses (`incompatibleTable`) when a table of that name has another shape.
+    /// Creates what is missing of the events and outbox tables, and nothing else: the catalog is
+    /// read first, so on a complete store no DDL runs at all. Leaves tables with the expected shape
+    /// alone; refuses (`incompatibleTable`) when a table of that name has another shape.
+    ///
+    /// Never blocks writers: every statement runs under `lock_timeout`, so one that would wait
+    /// behind an open transaction (and make every later writer queue behind it) gives up at once
+    /// and is reported in `deferred`. An index missing from an existing table is built
+    /// `CONCURRENTLY` (writers go on while it builds), only when `addMissingIndexes`.
     @discardableResult
-    public func initialize(on connection: PostgresConnection) async throws(EventStoreError) -> EventStoreInitReport {
-        var created: [String] = [], existing: [String] = []
-        var missing: [String] = []
-        for (table, columns) in [(schema.eventsTable, EventStoreSchema.eventColumns), (schema.outboxTable, EventStoreSchema.outboxColumns)] {
-            let found = try await columnsOf(table, on: connection)
-            let name = "\(schema.schema).\(table)"
+    public func initialize(
+        on connection: PostgresConnection, addMissingIndexes: Bool = true, lockTimeoutMilliseconds: Int = 200
+    ) async throws(EventStoreError) -> EventStoreInitReport {
+        var report = EventStoreInitReport(createdTables: [], existingTables: [])
+        var plan: [(sql: String, creates: String?, index: String?)] = []
+        let namespace = try await catalog("SELECT count(*)::text FROM pg_namespace WHERE nspname = $1", [.text(schema.schema)], on: connection)
+        if namespace.first == "0" { plan.append((schema.createSchemaStatement, nil, nil)) }
+        // Indexes by name: "t" valid, "f" left invalid by a CREATE INDEX CONCURRENTLY that gave up.
+        var indexes: [String: Bool] = [:]
+        for row in try await catalog(
+            """
+            SELECT c.relname || ':' || i.indisvalid::text FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid
+            JOIN pg_namespace n ON n.oid = c.relnamespace WHERE n.nspname = $1
+            """, [.text(schema.schema)], on: connection)
+        {
+            guard let colon = row.lastIndex(of: ":") else { continue }
+            indexes[String(row[..<colon])] = row[row.index(after: colon)...] == "true"
+        }
+        for (table, columns) in [(schema.tables[0], EventStoreSchema.eventColumns), (schema.tables[1], EventStoreSchema.outboxColumns)] {
+            let found = try await columnsOf(table.name, on: connection)
+            let name = "\(schema.schema).\(table.name)"
             if found.isEmpty {
-                missing.append(name)
+                // A new table: nobody writes it yet, so its indexes are built the plain way.
+                plan.append((table.create, name, nil))
+                for index in table.indexes {
+                    plan.append(("CREATE INDEX IF NOT EXISTS \(PostgresIdentifier.quote(index.name)) ON \(index.definition)", nil, nil))
+                }
                 continue
             }
             var problems: [String] = []
@@ -85,15 +115,49 @@ public struct EventStore: Sendable {
                 }
             }
             guard problems.isEmpty else { throw .incompatibleTable(table: name, problems: problems) }
-            existing.append(name)
+            report.existingTables.append(name)
+            for index in table.indexes where indexes[index.name] != true {
+                let quoted = "\(PostgresIdentifier.quote(schema.schema)).\(PostgresIdentifier.quote(index.name))"
+                var statements: [String] = []
+                if indexes[index.name] == false { statements.append("DROP INDEX CONCURRENTLY IF EXISTS \(quoted)") }
+                statements.append("CREATE INDEX CONCURRENTLY IF NOT EXISTS \(PostgresIdentifier.quote(index.name)) ON \(index.definition)")
+                guard addMissingIndexes else {
+                    report.deferred += statements
+                    continue
+                }
+                plan += statements.map { ($0, nil, $0.hasPrefix("CREATE") ? "\(schema.schema).\(index.name)" : nil) }
+            }
         }
+        guard !plan.isEmpty else { return report }
         do {
-            for statement in schema.createStatements { try await connection.execute(statement) }
+            try await connection.execute("SELECT set_config('lock_timeout', $1, false)", [.text("\(max(1, lockTimeoutMilliseconds))ms")])
+            for (number, step) in plan.enumerated() {
+                do {
+                    try await connection.execute(step.sql)
+                } catch let error where error.sqlState?.rawValue == "55P03" {
+                    // lock_not_available: a writer holds the table. Waiting would queue every
+                    // later writer behind this statement; the rest is reported instead.
+                    report.deferred += plan[number...].map(\.sql)
+                    break
+                }
+                if let table = step.creates { report.createdTables.append(table) }
+                if let index = step.index { report.createdIndexes.append(index) }
+            }
+            try await connection.execute("RESET lock_timeout")
         } catch {
             throw .database(error)
         }
-        created = missing
-        return EventStoreInitReport(createdTables: created, existingTables: existing)
+        return report
+    }
+
+    /// The first column of every row of a catalog query, as text.
+    private func catalog(_ sql: String, _ parameters: [PostgresValue], on connection: PostgresConnection) async throws(EventStoreError) -> [String] {
+        do {
+            let result = try await connection.query(sql, parameters)
+            return (0..<result.rowCount).compactMap { result.string($0, 0) }
+        } catch {
+            throw .database(error)
+        }
     }
 
     private func columnsOf(_ table: String, on connection: PostgresConnection) async throws(EventStoreError) -> [String: String] {

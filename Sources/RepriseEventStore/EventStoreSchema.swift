@@ -49,42 +49,54 @@ public struct EventStoreSchema: Sendable, Equatable {
         ("published_at", "timestamp with time zone"), ("publish_attempts", "integer"),
     ]
 
-    /// The DDL `reprise init` runs. Every statement is idempotent.
-    var createStatements: [String] {
+    /// One table `reprise init` creates, with the indexes it needs.
+    struct TableDDL {
+        var name: String
+        var create: String
+        /// Index name and what follows `CREATE INDEX [CONCURRENTLY] name ON`.
+        var indexes: [(name: String, definition: String)]
+    }
+
+    var createSchemaStatement: String { "CREATE SCHEMA IF NOT EXISTS \(PostgresIdentifier.quote(schema))" }
+
+    /// The tables `reprise init` creates, in order.
+    var tables: [TableDDL] {
         let events = qualifiedEvents, outbox = qualifiedOutbox
-        let prefix = eventsTable, outboxPrefix = outboxTable
         return [
-            "CREATE SCHEMA IF NOT EXISTS \(PostgresIdentifier.quote(schema))",
-            """
-            CREATE TABLE IF NOT EXISTS \(events) (
-                global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-                event_id uuid NOT NULL,
-                stream_id text NOT NULL,
-                stream_version bigint NOT NULL CHECK (stream_version > 0),
-                event_type text NOT NULL,
-                payload jsonb NOT NULL,
-                metadata jsonb,
-                recorded_at timestamptz NOT NULL DEFAULT now(),
-                transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
-                CONSTRAINT \(PostgresIdentifier.quote(prefix + "_stream_version_key")) UNIQUE (stream_id, stream_version),
-                CONSTRAINT \(PostgresIdentifier.quote(prefix + "_event_id_key")) UNIQUE (event_id)
-            )
-            """,
-            // Readers order and checkpoint by (transaction id, position): see DESIGN.md, guarantee 3.
-            // No index on event_type: a rebuild reads the whole table in order, where a filter on
-            // the scan is cheaper than an index, and every index slows every append.
-            "CREATE INDEX IF NOT EXISTS \(PostgresIdentifier.quote(prefix + "_transaction_position_idx")) ON \(events) (transaction_id, global_position)",
+            TableDDL(
+                name: eventsTable,
+                create: """
+                    CREATE TABLE IF NOT EXISTS \(events) (
+                        global_position bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+                        event_id uuid NOT NULL,
+                        stream_id text NOT NULL,
+                        stream_version bigint NOT NULL CHECK (stream_version > 0),
+                        event_type text NOT NULL,
+                        payload jsonb NOT NULL,
+                        metadata jsonb,
+                        recorded_at timestamptz NOT NULL DEFAULT now(),
+                        transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                        CONSTRAINT \(PostgresIdentifier.quote(eventsTable + "_stream_version_key")) UNIQUE (stream_id, stream_version),
+                        CONSTRAINT \(PostgresIdentifier.quote(eventsTable + "_event_id_key")) UNIQUE (event_id)
+                    )
+                    """,
+                // Readers order and checkpoint by (transaction id, position): see DESIGN.md, guarantee 3.
+                // No index on event_type: a rebuild reads the whole table in order, where a filter on
+                // the scan is cheaper than an index, and every index slows every append.
+                indexes: [(eventsTable + "_transaction_position_idx", "\(events) (transaction_id, global_position)")]),
             // The outbox holds one narrow row per event; the relay joins the event for its content.
-            """
-            CREATE TABLE IF NOT EXISTS \(outbox) (
-                global_position bigint PRIMARY KEY,
-                transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
-                created_at timestamptz NOT NULL DEFAULT now(),
-                published_at timestamptz,
-                publish_attempts integer NOT NULL DEFAULT 0
-            )
-            """,
-            "CREATE INDEX IF NOT EXISTS \(PostgresIdentifier.quote(outboxPrefix + "_unpublished_idx")) ON \(outbox) (global_position) WHERE published_at IS NULL",
+            TableDDL(
+                name: outboxTable,
+                create: """
+                    CREATE TABLE IF NOT EXISTS \(outbox) (
+                        global_position bigint PRIMARY KEY,
+                        transaction_id xid8 NOT NULL DEFAULT pg_current_xact_id(),
+                        created_at timestamptz NOT NULL DEFAULT now(),
+                        published_at timestamptz,
+                        publish_attempts integer NOT NULL DEFAULT 0
+                    )
+                    """,
+                indexes: [(outboxTable + "_unpublished_idx", "\(outbox) (global_position) WHERE published_at IS NULL")]),
         ]
     }
 }

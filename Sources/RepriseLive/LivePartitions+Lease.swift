@@ -60,4 +60,14 @@ extension LivePartitions {
         let share = (partitions + max(members, 1) - 1) / max(members, 1)
         return min(share, maxPartitions ?? share)
     }
+
+    /// How many partitions the member at `rank` (0-based, of `members`) takes: the first
+    /// `partitions % members` members take one more than the rest, so the shares add up to
+    /// `partitions` (4 partitions, 3 members: 2, 1, 1) and nobody idles while another holds a
+    /// surplus. At most `maxPartitions`.
+    public static func fairShare(partitions: Int, members: Int, rank: Int, maxPartitions: Int?) -> Int {
+        let members = max(members, 1)
+        let share = partitions / members + (min(max(rank, 0), members - 1) < partitions % members ? 1 : 0)
+        return min(share, maxPartitions ?? share)
+    }
 }

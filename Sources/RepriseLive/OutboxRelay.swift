@@ -21,6 +21,8 @@ public struct OutboxRelay: Sendable {
         public var postgresURL: String
         public var amqpURL: String
         public var storeSchema: EventStoreSchema = .standard
+        /// Another outbox table than Reprise's own (nil): an application's, by preset or mapping.
+        public var outbox: OutboxMapping?
         public var exchange = "reprise.events"
         public var batchSize = 500
         /// Persistent messages survive a broker restart (for other consumers of the exchange).
@@ -68,13 +70,19 @@ public struct OutboxRelay: Sendable {
     public static let notifyChannel = "reprise_outbox"
 
     public var lockKey: PostgresAdvisoryLockKey {
-        LockNames.relay(configuration.storeSchema)
+        LockNames.relay(outbox: outboxName)
+    }
+
+    /// `schema.table` of the outbox this relay publishes.
+    public var outboxName: String {
+        if let outbox = configuration.outbox, !outbox.isReprise { return "\(outbox.schema).\(outbox.table)" }
+        return "\(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable)"
     }
 
     /// The lock of one share (the single relay lock when the outbox is not split).
     public func lockKey(share: Int) -> PostgresAdvisoryLockKey {
         guard configuration.shares > 1 else { return lockKey }
-        return LockNames.relay(configuration.storeSchema, share: share, of: configuration.shares)
+        return LockNames.relay(outbox: outboxName, share: share, of: configuration.shares)
     }
 
     /// Takes the free shares' locks, up to `maxShares`; returns the shares held now.
@@ -121,6 +129,10 @@ public struct OutboxRelay: Sendable {
         // is the ordered partial index, stopping at the batch size, whatever the statistics say.
         try await work.execute("SET enable_bitmapscan = off")
         try await work.execute("SET enable_sort = off")
+        // A mapping is checked against the catalog before any row is read.
+        let source = try await Source.prepare(configuration, on: work)
+        // Relays of one outbox split into different share counts would publish rows twice.
+        try await joinRelays(on: leader)
 
         var announcedStandby = false
         var owned: [Int] = []
@@ -144,7 +156,7 @@ public struct OutboxRelay: Sendable {
         var batchNumber = 0
         var lastBacklogCount = ContinuousClock.now - .seconds(1)
         while !stop.isStopped {
-            if ContinuousClock.now - lastCleanup >= configuration.cleanupInterval {
+            if source.cleansUp, ContinuousClock.now - lastCleanup >= configuration.cleanupInterval {
                 let removed = try await cleanUp(work)
                 if removed > 0 { report(.cleanedUp(rows: removed)) }
                 lastCleanup = ContinuousClock.now
@@ -162,14 +174,14 @@ public struct OutboxRelay: Sendable {
                     try await announce(owned, on: leader)
                 }
             }
-            let batch = try await unpublished(work, shares: owned)
+            let batch = try await source.next(self, work, shares: owned)
             if let metrics {
                 // A short batch is the whole backlog; behind a full one, count (at most once a second).
                 if batch.count < configuration.batchSize {
                     metrics.set("reprise_relay_backlog", Double(batch.count), help: Self.backlogHelp)
                 } else if ContinuousClock.now - lastBacklogCount >= .seconds(1) {
                     lastBacklogCount = ContinuousClock.now
-                    metrics.set("reprise_relay_backlog", Double(try await backlog(work, shares: owned)), help: Self.backlogHelp)
+                    metrics.set("reprise_relay_backlog", Double(try await source.backlog(self, work, shares: owned)), help: Self.backlogHelp)
                 }
             }
             if batch.isEmpty {
@@ -183,15 +195,15 @@ public struct OutboxRelay: Sendable {
                     try await connection.declareExchange(configuration.exchange, type: .topic)
                     amqp = connection
                 }
-                let outcome = try await connection.publishConfirmed(batch.map { EventMessage.message($0, exchange: configuration.exchange, persistent: configuration.persistentMessages) })
+                let outcome = try await connection.publishConfirmed(batch.messages)
                 guard outcome.nacked.isEmpty else {
                     throw AMQPError(code: .publishRejected, message: "the broker nacked \(outcome.nacked.count) messages")
                 }
                 batchNumber += 1
                 try await configuration.afterPublish(batchNumber)
-                try await markPublished(batch.map(\.position), work)
+                try await source.markPublished(batch, self, work)
                 backoff = .milliseconds(200)
-                report(.published(count: batch.count, lastPosition: batch.last?.position ?? 0, returned: outcome.returnedMessageIDs.count))
+                report(.published(count: batch.count, lastPosition: batch.lastPosition, returned: outcome.returnedMessageIDs.count))
             } catch let error as AMQPError {
                 await amqp?.close()
                 amqp = nil
@@ -220,8 +232,8 @@ public struct OutboxRelay: Sendable {
 
     /// Puts who publishes which shares into the session's `application_name`, which every role can
     /// read in `pg_stat_activity`: no table, no extra grant.
-    private func announce(_ shares: [Int], on leader: PostgresConnection) async throws {
-        let tail = " \(configuration.storeSchema.schema).\(configuration.storeSchema.outboxTable) "
+    func announce(_ shares: [Int], on leader: PostgresConnection) async throws {
+        let tail = " \(outboxName) "
             + shares.map(String.init).joined(separator: ",") + "/\(configuration.shares)"
         // PostgreSQL keeps 63 bytes of it: the owner (a long host name) is what gets shortened.
         let room = max(1, 63 - Self.announcementPrefix.utf8.count - tail.utf8.count)

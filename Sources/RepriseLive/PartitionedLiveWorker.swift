@@ -10,7 +10,9 @@ import ReprisePostgres
 /// checkpoint per projection (see `LivePartitions`). Each process:
 /// - joins the group (a shared PostgreSQL advisory lock, so members can be counted) and claims
 ///   free partitions (exclusive advisory locks, one per projection and partition) up to its fair
-///   share, `ceil(N / members)`, or `maxPartitions`;
+///   share (`N / members`, one more for the first `N % members` members by session, so the shares
+///   add up to N), or `maxPartitions`; a member below its share whose claims find nothing free
+///   looks less often (up to every eight polls) until the group changes;
 /// - runs one `LiveWorker` per owned partition, each with its own connections, as child tasks of
 ///   one task group: none outlives `run`;
 /// - gives partitions up when more members join (after the current batch is acknowledged), and
@@ -120,6 +122,7 @@ public struct PartitionedLiveWorker: Sendable {
             var failure: (any Error)?
             var finished: [(Int, (any Error)?)] = []
             var tickPending = false
+            var pacing = ClaimPacing()
             do {
                 while true {
                     // Partitions whose worker ended: give their locks back; a worker error ends the process.
@@ -137,7 +140,7 @@ public struct PartitionedLiveWorker: Sendable {
                     } else {
                         try await look(
                             leader: leader, fence: fence, database: database, membership: membership, running: &running, stopping: &stopping,
-                            lastReported: &lastReported, start: { number in
+                            lastReported: &lastReported, pacing: &pacing, start: { number in
                                 let signal = StopSignal()
                                 let live = worker(number)
                                 group.addTask {
@@ -181,7 +184,7 @@ public struct PartitionedLiveWorker: Sendable {
     /// One look: fences silent owners off, and claims or hands back partitions to reach the fair share.
     private func look(
         leader: PostgresConnection, fence: MySQLConnection, database: String, membership: PostgresAdvisoryLockKey,
-        running: inout [Int: StopSignal], stopping: inout Set<Int>, lastReported: inout [Int]?, start: (Int) -> StopSignal,
+        running: inout [Int: StopSignal], stopping: inout Set<Int>, lastReported: inout [Int]?, pacing: inout ClaimPacing, start: (Int) -> StopSignal,
         metrics: MetricsRegistry?, report: @escaping @Sendable (Event) -> Void
     ) async throws {
         metrics?.heartbeat()
@@ -192,8 +195,12 @@ public struct PartitionedLiveWorker: Sendable {
         {
             report(.fencedSilentOwner(partition: silent.partition, owner: silent.owner, silentSeconds: Int(silent.silentSeconds)))
         }
-        let members = try await memberCount(membership, on: leader)
-        let target = LivePartitions.fairShare(partitions: partitions, members: members, maxPartitions: maxPartitions)
+        let (rank, count) = try await leader.advisoryLockHolderRank(membership, shared: true)
+        let members = max(1, count)
+        if members != pacing.lastMembers {
+            pacing = ClaimPacing(lastMembers: members)
+        }
+        let target = LivePartitions.fairShare(partitions: partitions, members: members, rank: rank, maxPartitions: maxPartitions)
         let active = running.keys.filter { !stopping.contains($0) }.sorted()
         if active.count > target {
             // Newcomers joined: give the highest partitions back after their current batch.
@@ -201,7 +208,7 @@ public struct PartitionedLiveWorker: Sendable {
                 running[number]?.stop()
                 stopping.insert(number)
             }
-        } else if active.count < target {
+        } else if active.count < target, ContinuousClock.now >= pacing.nextClaim {
             // Members start claiming at different places, so they rarely race for one partition.
             let offset = Int(UInt(bitPattern: owner.hashValue) % UInt(partitions))
             let order = (0..<partitions).map { ($0 + offset) % partitions }
@@ -212,6 +219,10 @@ public struct PartitionedLiveWorker: Sendable {
                     owned += 1
                 }
             }
+            // Nothing free: the surplus is released after its current batch, or a member is
+            // frozen until its lease ends; either way, no need to try every poll.
+            pacing.fruitlessClaims = owned == active.count ? min(pacing.fruitlessClaims + 1, 3) : 0
+            pacing.nextClaim = ContinuousClock.now + configuration.pollInterval * (1 << pacing.fruitlessClaims) - configuration.pollInterval
         }
         let nowOwned = running.keys.filter { !stopping.contains($0) }.sorted()
         if nowOwned != lastReported {
@@ -219,6 +230,14 @@ public struct PartitionedLiveWorker: Sendable {
             metrics?.set("reprise_live_partitions_owned", Double(nowOwned.count), help: "Live partitions this process applies.")
             report(.partitionsOwned(nowOwned, members: members))
         }
+    }
+
+    /// How often a member below its share tries to claim: claim attempts that found nothing free
+    /// back off until the group changes.
+    struct ClaimPacing {
+        var lastMembers = 0
+        var fruitlessClaims = 0
+        var nextClaim = ContinuousClock.now
     }
 
     /// The worker of partition `number`.
@@ -248,10 +267,6 @@ public struct PartitionedLiveWorker: Sendable {
         }
     }
 
-    /// Members of the group: sessions holding its shared lock (a dead member's session is gone).
-    private func memberCount(_ key: PostgresAdvisoryLockKey, on leader: PostgresConnection) async throws -> Int {
-        max(1, try await leader.advisoryLockHolders(key, shared: true))
-    }
 
     static func readModelDatabase(_ mysqlURL: String) async throws -> String {
         let connection = try await MySQLConnection.connect(url: mysqlURL)

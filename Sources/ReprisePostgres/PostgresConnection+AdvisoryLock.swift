@@ -46,6 +46,15 @@ extension PostgresConnection {
             .int(0, 0) ?? 0
     }
 
+    /// This session's place among the sessions holding `key` (by backend pid), and how many hold
+    /// it: members of a group agree on who is first without talking to each other.
+    public func advisoryLockHolderRank(_ key: PostgresAdvisoryLockKey, shared: Bool) async throws(PostgresError) -> (rank: Int, count: Int) {
+        let result = try await query(
+            "SELECT count(*) FILTER (WHERE pid < pg_backend_pid()), count(*) FROM pg_locks WHERE \(Self.holders) AND mode = $3",
+            [.int(key.classID), .int(key.objectID), .text(shared ? "ShareLock" : "ExclusiveLock")])
+        return (result.int(0, 0) ?? 0, result.int(0, 1) ?? 0)
+    }
+
     /// Ends the sessions holding an advisory lock (a frozen owner whose lease expired); returns
     /// how many. Needs the right to signal them (the same role, or `pg_signal_backend`).
     @discardableResult

@@ -66,7 +66,7 @@ struct TraceTests {
         let layout = TableLayout(try #require(definition.table(named: "order_summary")))
         let orderID = String(stream.dropFirst("order-".count))
         let key = RowKey([.string(orderID)])
-        let live = try #require(try await ReadModelStore(connection: environment.mysql).loadRows(layout, physical: "order_summary", keys: [key])[key])
+        let live = try #require(try await ReadModelStore(connection: environment.mysql).tables.loadRows(layout, physical: "order_summary", keys: [key])[key])
         let expected = Dictionary(uniqueKeysWithValues: zip(layout.columns.map(\.name), live.map { TraceValue($0).description }))
 
         let eventCount = try await environment.postgres.query(
@@ -390,7 +390,7 @@ struct ReplayTests {
         var faulty = variables
         faulty["REPRISE_FAULT"] = "kill-after-confirm:3"
         let killed = try runReprise(arguments + ["--restart"], environment: faulty)
-        #expect(killed.killedBySignal, "\(killed.standardError)")
+        try #require(killed.killedBySIGKILL, "\(killed.standardError)")
         let resumed = try runReprise(arguments, environment: variables)
         #expect(resumed.status == 0, "\(resumed.standardError)")
         #expect(resumed.standardOutput.contains("resumed"), "\(resumed.standardOutput)")
