@@ -7,6 +7,6 @@ import RepriseCommandLine
 struct RepriseBench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "reprise-bench",
-        abstract: "Reprise benchmarks: the hand-written per-event baseline and the live latency benchmark.",
-        subcommands: [BenchNaiveCommand.self, BenchLiveCommand.self])
+        abstract: "Reprise benchmarks: the hand-written per-event baseline, the live latency benchmark, new rows by upsert vs bulk load.",
+        subcommands: [BenchNaiveCommand.self, BenchLiveCommand.self, BenchLoadCommand.self])
 }

@@ -45,6 +45,8 @@ public actor MySQLConnection {
     /// Sends `KILL QUERY` for a statement whose task was cancelled.
     private let killQuery: MySQLKillQuery
     private let interrupter: StatementInterrupter
+    /// Names the in-memory "files" of bulk loads, so the local-infile callbacks serve only the current one.
+    var nextLoadNumber = 0
     /// How many times this connection was reopened with `reopen()` (for tests and metrics).
     public private(set) var reopenCount = 0
     /// The URL with the password hidden, for messages.
@@ -114,7 +116,11 @@ public actor MySQLConnection {
         if let write = options.writeTimeout { _ = reprise_mysql_set_uint_option(mysql, MYSQL_OPT_WRITE_TIMEOUT, UInt32(write)) }
         _ = reprise_mysql_set_string_option(mysql, MYSQL_SET_CHARSET_NAME, "utf8mb4")
         _ = reprise_mysql_set_bool_option(mysql, MYSQL_OPT_RECONNECT, false)  // a lost session is the caller's to reopen
-        _ = reprise_mysql_set_bool_option(mysql, MYSQL_OPT_LOCAL_INFILE, false)
+        // LOCAL INFILE must be announced at the handshake for `loadRows`. The option takes an
+        // unsigned int; the callbacks installed here refuse every request until a load supplies
+        // its buffer, so the server can never read a file of this machine.
+        _ = reprise_mysql_set_uint_option(mysql, MYSQL_OPT_LOCAL_INFILE, 1)
+        LocalInfileCallbacks.install(on: mysql, source: nil)
         if options.sslMode != .disabled {
             if let ca = options.sslCA { _ = reprise_mysql_set_string_option(mysql, MYSQL_OPT_SSL_CA, ca) }
             if let cert = options.sslCert { _ = reprise_mysql_set_string_option(mysql, MYSQL_OPT_SSL_CERT, cert) }
@@ -243,6 +249,22 @@ public actor MySQLConnection {
 
     // MARK: - Internals
 
+    /// Runs one statement with `source` as the only "file" the server may read (see `loadRows`)
+    /// and returns the statement's counts from `mysql_info`.
+    func withLocalInfileSource(
+        _ source: LocalInfileSource, _ statement: () throws(MySQLError) -> MySQLResult
+    ) throws(MySQLError) -> (records: Int, deleted: Int, skipped: Int, warnings: Int) {
+        let handle = try liveHandle()
+        LocalInfileCallbacks.install(on: handle, source: source)
+        defer {
+            withExtendedLifetime(source) {}
+            if let current = self.handle { LocalInfileCallbacks.install(on: current, source: nil) }
+        }
+        let result = try statement()
+        let info = mysql_info(handle).map { String(cString: $0) }
+        return Self.parseLoadInfo(info) ?? (result.affectedRows, 0, 0, Int(mysql_warning_count(handle)))
+    }
+
     /// Renders placeholders as escaped literals.
     func render(_ sql: String, _ parameters: [MySQLValue]) throws(MySQLError) -> String {
         let offsets = PlaceholderScanner.placeholderOffsets(in: sql)
@@ -271,20 +293,8 @@ public actor MySQLConnection {
         switch value {
         case .null:
             output.append(contentsOf: "NULL".utf8)
-        case .int(let number):
-            output.append(contentsOf: String(number).utf8)
-        case .bool(let flag):
-            output.append(flag ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-        case .double(let number):
-            guard number.isFinite else {
-                throw MySQLError(code: .invalidValue, message: "MySQL cannot store \(number)", query: sql, server: server)
-            }
-            output.append(contentsOf: "\(number)".utf8)
-        case .decimal(let text):
-            guard Self.isDecimalLiteral(text) else {
-                throw MySQLError(code: .invalidValue, message: "'\(text.prefix(40))' is not a decimal number", query: sql, server: server)
-            }
-            output.append(contentsOf: text.utf8)
+        case .int, .bool, .double, .decimal:
+            try Self.appendNumber(value, to: &output, query: sql, server: server)
         case .bytes(let data):
             output.append(contentsOf: "X'".utf8)
             let digits = Array("0123456789ABCDEF".utf8)
@@ -295,6 +305,28 @@ public actor MySQLConnection {
             output.append(UInt8(ascii: "'"))
         case .string(let text):
             try appendEscapedString(text, to: &output)
+        }
+    }
+
+    /// A number as SQL (and LOAD DATA) writes it; refuses what MySQL cannot store. Other values are not numbers: nothing is appended.
+    static func appendNumber(_ value: MySQLValue, to output: inout [UInt8], query: String?, server: String) throws(MySQLError) {
+        switch value {
+        case .int(let number):
+            output.append(contentsOf: String(number).utf8)
+        case .bool(let flag):
+            output.append(flag ? UInt8(ascii: "1") : UInt8(ascii: "0"))
+        case .double(let number):
+            guard number.isFinite else {
+                throw MySQLError(code: .invalidValue, message: "MySQL cannot store \(number)", query: query, server: server)
+            }
+            output.append(contentsOf: "\(number)".utf8)
+        case .decimal(let text):
+            guard isDecimalLiteral(text) else {
+                throw MySQLError(code: .invalidValue, message: "'\(text.prefix(40))' is not a decimal number", query: query, server: server)
+            }
+            output.append(contentsOf: text.utf8)
+        case .null, .string, .bytes:
+            break
         }
     }
 

@@ -8,7 +8,7 @@ public struct MySQLError: Error, Sendable, CustomStringConvertible, ConnectionLo
     public struct Code: Hashable, Sendable, CustomStringConvertible {
         enum Base: String, Sendable {
             case invalidURL, connectionFailed, connectionTimedOut, connectionLost, connectionClosed, cancelled, server
-            case parameterMismatch, invalidValue, notInTransaction
+            case parameterMismatch, invalidValue, notInTransaction, bulkLoadRejected
         }
         let base: Base
         public static let invalidURL = Code(base: .invalidURL)
@@ -31,6 +31,9 @@ public struct MySQLError: Error, Sendable, CustomStringConvertible, ConnectionLo
         /// A value cannot be sent (a non-finite double).
         public static let invalidValue = Code(base: .invalidValue)
         public static let notInTransaction = Code(base: .notInTransaction)
+        /// A bulk load read fewer rows than it was given, skipped some, or raised warnings
+        /// (duplicate keys, values that do not fit): `LOAD DATA LOCAL` reports those as warnings.
+        public static let bulkLoadRejected = Code(base: .bulkLoadRejected)
         public var description: String { base.rawValue }
     }
 
