@@ -21,6 +21,10 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries, found through pkg-config. Each has a shim header with `static inline`
@@ -38,6 +42,12 @@ let package = Package(
         // Pure Swift helpers shared by the wrappers: connection URLs, secret redaction,
         // the serial executor that keeps blocking C calls off the cooperative pool.
         .target(name: "RepriseSupport", swiftSettings: strictSwift),
+        // swift-log handlers the executable bootstraps (text on a terminal, JSON lines elsewhere),
+        // both passing every message and metadata value through the secret redactor.
+        .target(
+            name: "RepriseLogging",
+            dependencies: ["RepriseSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift),
 
         // Safe wrappers: the only modules that touch C pointers.
         .target(name: "ReprisePostgres", dependencies: ["CLibPQ", "RepriseSupport"], swiftSettings: strictSwift),
@@ -64,7 +74,23 @@ let package = Package(
         // The live half: outbox relay and live projection worker (RabbitMQ on top of the engine).
         .target(
             name: "RepriseLive",
-            dependencies: ["RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore", "RepriseEventSource"],
+            dependencies: [
+                "RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore", "RepriseEventSource",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift),
+        // The HTTP endpoint (Hummingbird): /metrics (Prometheus), /health, /status, the dashboard.
+        // The only module that brings SwiftNIO in; the wrappers, the engine and RepriseLive stay free of it.
+        .target(
+            name: "RepriseHTTP",
+            dependencies: [
+                "RepriseEngine", "RepriseLive", "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseEventSource",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+            ],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
         .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "RepriseSupport"], swiftSettings: strictSwift),
@@ -74,19 +100,32 @@ let package = Package(
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
                 "RepriseEventStore", "RepriseEventSource", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
+                "RepriseHTTP", "RepriseLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
 
         .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection", "RepriseSupport"], swiftSettings: strictSwift),
-        .testTarget(name: "RepriseUnitTests", dependencies: ["RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource"], swiftSettings: strictSwift),
+        .testTarget(
+            name: "RepriseUnitTests",
+            dependencies: [
+                "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseLogging",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseEventSource", "RepriseDemo",
-                "RepriseProjection", "RepriseEngine", "RepriseLive",
+                "RepriseProjection", "RepriseEngine", "RepriseLive", "RepriseHTTP",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift),
     ]

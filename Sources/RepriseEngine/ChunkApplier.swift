@@ -32,7 +32,7 @@ struct ChunkApplier: Sendable {
     /// position) and applies it chunk by chunk. Returns the number of events read.
     func readRound(
         _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
-        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil
+        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil, shouldStop: @Sendable () -> Bool = { false }
     ) async throws -> Int64 {
         let record = group[0].record
         let spec = EventStoreReader.Round(
@@ -63,6 +63,8 @@ struct ChunkApplier: Sendable {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
                 pending.append(contentsOf: events)
                 while pending.count >= chunkSize {
+                    // Asked to stop: the chunk in flight still commits (`finish` below); no new one starts.
+                    if shouldStop() { throw StopRequested() }
                     let chunk = Array(pending.prefix(chunkSize))
                     pending.removeFirst(chunk.count)
                     number += 1
@@ -72,6 +74,7 @@ struct ChunkApplier: Sendable {
                 }
             }
             if !pending.isEmpty {
+                if shouldStop() { throw StopRequested() }
                 number += 1
                 try await pipeline.submit(pending, number: number)
                 done += Int64(pending.count)

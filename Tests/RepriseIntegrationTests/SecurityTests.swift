@@ -1,5 +1,7 @@
 import Foundation
 import RepriseEngine
+import Prometheus
+import RepriseHTTP
 import RepriseLive
 import RepriseMySQL
 import ReprisePostgres
@@ -99,26 +101,28 @@ struct EndpointSecurityTests {
         try httpRequest(port: port, "\(method) \(path) HTTP/1.0\r\n\r\n")
     }
 
-    @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() throws {
-        let metrics = MetricsRegistry()
+    @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        let metrics = MetricsRegistry(factory: PrometheusMetricsFactory(registry: prometheus))
         metrics.add("reprise_test_total", 1, help: "a counter")
-        let server = try StatusServer(port: 0, metrics: metrics)
-        defer { server.stop() }
-        for method in ["POST", "PUT", "DELETE", "PATCH"] {
-            for path in ["/metrics", "/health", "/"] {
-                #expect(try Self.request(method, path, port: server.port).hasPrefix("HTTP/1.0 405"), "\(method) \(path)")
+        try await withStatusEndpoint(StatusEndpoint(port: 0, prometheus: prometheus, metrics: metrics)) { port in
+            for method in ["POST", "PUT", "DELETE", "PATCH"] {
+                for path in ["/metrics", "/health", "/", "/status"] {
+                    #expect(try Self.request(method, path, port: port).contains(" 405 "), "\(method) \(path)")
+                }
             }
+            #expect(try Self.request("GET", "/admin", port: port).contains(" 404 "))
+            #expect(try Self.request("GET", "/metrics", port: port).contains("reprise_test_total 1"))
         }
-        #expect(try Self.request("GET", "/admin", port: server.port).hasPrefix("HTTP/1.0 404"))
-        #expect(try Self.request("GET", "/metrics", port: server.port).contains("reprise_test_total 1"))
         // Nothing above changed a value.
-        #expect(metrics.prometheusText().contains("reprise_test_total 1"))
+        #expect(metrics.value("reprise_test_total") == 1)
+        #expect(prometheus.emitToString().contains("reprise_test_total 1"))
         FaultLedger.record(.security, "status endpoints refuse every method but GET")
 
         for command in ["live", "relay"] {
             let help = try runReprise([command, "--help"])
             let flat = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-            #expect(flat.contains("--metrics-host <metrics-host> Address the metrics endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
+            #expect(flat.contains("--metrics-host <metrics-host> Address the HTTP endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
         }
         FaultLedger.record(.security, "status endpoints bind 127.0.0.1 by default")
     }
