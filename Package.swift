@@ -1,10 +1,16 @@
-// swift-tools-version: 6.1
+// swift-tools-version: 6.2
 import PackageDescription
 
 // Reprise: projection rebuild and replay engine.
 // Layering (lowest first): C system libraries -> one safe wrapper module per server ->
-// event store / demo domain -> engine -> `reprise` executable. Only the wrapper modules
-// (ReprisePostgres, RepriseMySQL, RepriseAMQP) import the C modules.
+// event store / demo domain -> engine -> live half -> command line library -> `reprise` executable.
+// Only the wrapper modules (ReprisePostgres, RepriseMySQL, RepriseAMQP) import the C modules.
+// Every module a target imports is listed in its dependencies.
+//
+// Tools version 6.2: the wrappers use `isolated deinit` (SE-0371, Swift 6.2).
+// Platforms: Linux only (Glibc, /proc, libpq/libmysqlclient/librabbitmq through pkg-config); it
+// is built and tested nowhere else, so no Apple platform is declared and RepriseSupport stops a
+// build on another system with a message (Platform.swift).
 let strictSwift: [SwiftSetting] = [
     .swiftLanguageMode(.v6),
     .enableUpcomingFeature("ExistentialAny"),
@@ -12,13 +18,20 @@ let strictSwift: [SwiftSetting] = [
 
 let package = Package(
     name: "Reprise",
-    platforms: [.macOS(.v14)],
     products: [
         .executable(name: "reprise", targets: ["RepriseCLI"]),
+        // The whole command line as a library: a team's own package builds its own `reprise`
+        // with its Swift projections registered (`Reprise.main(projections: [...])`, docs/library.md).
+        .library(name: "Reprise", targets: ["RepriseCommandLine"]),
         .library(name: "RepriseEventStore", targets: ["RepriseEventStore"]),
+        // Benchmarks (`bench-naive`, `bench-live`), kept out of the production binary.
+        .executable(name: "reprise-bench", targets: ["RepriseBench"]),
+        // Test-only: the `reprise` command line with the REPRISE_FAULT hooks installed.
+        .executable(name: "reprise-fault-injection", targets: ["RepriseFaultInjection"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        // Logs, metrics, service lifecycle and the HTTP endpoint of the long-running commands (docs/observability.md).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
@@ -75,7 +88,8 @@ let package = Package(
         .target(
             name: "RepriseLive",
             dependencies: [
-                "RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseEventStore", "RepriseEventSource",
+                "RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseEventSource",
+                "RepriseProjection", "RepriseSupport",
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -86,17 +100,20 @@ let package = Package(
         .target(
             name: "RepriseHTTP",
             dependencies: [
-                "RepriseEngine", "RepriseLive", "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseEventSource",
+                "RepriseEngine", "RepriseLive", "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseEventSource", "RepriseProjection",
                 .product(name: "Hummingbird", package: "hummingbird"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
-        .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "RepriseSupport"], swiftSettings: strictSwift),
+        .target(name: "RepriseDemo", dependencies: ["RepriseEventStore", "ReprisePostgres", "RepriseSupport"], swiftSettings: strictSwift),
 
-        .executableTarget(
-            name: "RepriseCLI",
+        // Every `reprise` command, as a library: `Reprise.main(projections:)` is the entry point of
+        // the `reprise` executable and of a team's own (docs/library.md).
+        .target(
+            name: "RepriseCommandLine",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
                 "RepriseEventStore", "RepriseEventSource", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
@@ -109,12 +126,24 @@ let package = Package(
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
+        .executableTarget(name: "RepriseCLI", dependencies: ["RepriseCommandLine"], swiftSettings: strictSwift),
+        .executableTarget(
+            name: "RepriseBench",
+            dependencies: [
+                "RepriseCommandLine", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseProjection",
+                "RepriseEngine", "RepriseLive",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ],
+            swiftSettings: strictSwift),
+        .executableTarget(
+            name: "RepriseFaultInjection", dependencies: ["RepriseCommandLine", "RepriseEngine"], swiftSettings: strictSwift),
 
         .testTarget(name: "RepriseProjectionTests", dependencies: ["RepriseProjection", "RepriseSupport"], swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseUnitTests",
             dependencies: [
-                "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseLogging",
+                "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseEventStore",
+                "ReprisePostgres", "RepriseMySQL", "RepriseLive", "RepriseLogging",
                 .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
@@ -123,6 +152,8 @@ let package = Package(
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseEventSource", "RepriseDemo",
                 "RepriseProjection", "RepriseEngine", "RepriseLive", "RepriseHTTP",
+                // Crash tests run this binary (RebuildEnvironment.repriseBinary()): built with the tests.
+                "RepriseFaultInjection",
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),

@@ -1,8 +1,8 @@
 import RepriseProjection
 
 /// One build being written (by a rebuild, or by the live worker), with what the engine keeps about it.
-final class ActiveBuild {
-    var record: BuildRecord
+package final class ActiveBuild {
+    package var record: BuildRecord
     let runnable: RunnableProjection
     let declarative: DeclarativeProjection?
     let workspace: RowWorkspace
@@ -11,7 +11,7 @@ final class ActiveBuild {
     var rowsWritten: Int64 = 0
     var catchUpRounds = 0
 
-    init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
+    package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
         self.record = record
         self.runnable = runnable
         if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
@@ -19,14 +19,14 @@ final class ActiveBuild {
         resumed = !fresh
     }
 
-    var definition: ProjectionDefinition { runnable.definition }
+    package var definition: ProjectionDefinition { runnable.definition }
     /// Rebuilds write the build's own tables (`t__N`); the live worker writes the live ones (`t`).
-    var writesLiveTables = false
+    package var writesLiveTables = false
     /// Streams whose events wait (parked after a poison event); their events are not applied.
-    var parkedStreams: Set<String> = []
+    package var parkedStreams: Set<String> = []
     /// Set while this build reads one partition of a partitioned rebuild.
-    var partitionSpec: EventStoreReader.PartitionSpec?
+    package var partitionSpec: EventStoreReader.PartitionSpec?
 
     func tableName(_ table: String) -> String { writesLiveTables ? table : record.physicalName(table) }
-    var name: String { runnable.definition.name }
+    package var name: String { runnable.definition.name }
 }

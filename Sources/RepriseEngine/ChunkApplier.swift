@@ -3,15 +3,15 @@ import RepriseProjection
 
 /// Applies events to builds in chunks: the one place that decides transactions and checkpoints,
 /// shared by rebuilds and the live worker.
-struct ChunkApplier: Sendable {
+package struct ChunkApplier: Sendable {
     let store: ReadModelStore
     let hooks: RebuildHooks
     var timings = EngineTimings()
 
-    typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
+    package typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
 
     /// The decoders for a group of builds: only the fields their handlers read (code projections read everything).
-    static func decoders(for group: [ActiveBuild]) -> Decoders {
+    package static func decoders(for group: [ActiveBuild]) -> Decoders {
         var payloadPaths: [[PathSegment]] = [], metadataPaths: [[PathSegment]] = []
         var readsEverything = false
         for build in group {
@@ -30,7 +30,7 @@ struct ChunkApplier: Sendable {
 
     /// Reads the group's current round (visible in its target, not in its base, after its
     /// position) and applies it chunk by chunk. Returns the number of events read.
-    func readRound(
+    package func readRound(
         _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
         chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil, shouldStop: @Sendable () -> Bool = { false }
     ) async throws -> Int64 {
@@ -92,7 +92,7 @@ struct ChunkApplier: Sendable {
 
     /// Closes the group's round: everything visible in its target is applied; `nextSnapshot`
     /// becomes the next target.
-    func closeRound(_ group: [ActiveBuild], nextSnapshot: String) async throws {
+    package func closeRound(_ group: [ActiveBuild], nextSnapshot: String) async throws {
         try await store.connection.withTransaction { _ in
             for build in group { try await store.closeRound(build.record, nextSnapshot: nextSnapshot) }
         }
@@ -270,7 +270,7 @@ struct ChunkApplier: Sendable {
 
     /// Applies events outside the round order (a parked stream released by an operator) and
     /// runs `alsoInTransaction` in the same MySQL transaction; the checkpoint does not move.
-    func applyOutOfRound(_ events: [ProjectionEvent], to build: ActiveBuild, alsoInTransaction: @escaping @Sendable () async throws -> Void) async throws {
+    package func applyOutOfRound(_ events: [ProjectionEvent], to build: ActiveBuild, alsoInTransaction: @escaping @Sendable () async throws -> Void) async throws {
         do {
             try await apply(events, to: build, store: store)
             try await store.connection.withTransaction { _ in

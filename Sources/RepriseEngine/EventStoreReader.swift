@@ -8,13 +8,13 @@ import ReprisePostgres
 /// order. With a transaction id column, visibility is decided by `pg_visible_in_snapshot`, so the
 /// answer is the same on every run, whatever committed since; with a settle window, bounds are
 /// settled positions (see `SafeHeadTracker`).
-struct EventStoreReader: Sendable {
-    let connection: PostgresConnection
-    let source: ResolvedEventSource
+package struct EventStoreReader: Sendable {
+    package let connection: PostgresConnection
+    package let source: ResolvedEventSource
     /// Set for settle-window sources: remembers head observations across calls.
     let settle: SafeHeadTracker?
 
-    init(connection: PostgresConnection, source: ResolvedEventSource) {
+    package init(connection: PostgresConnection, source: ResolvedEventSource) {
         self.connection = connection
         self.source = source
         if case .settleWindow(let milliseconds) = source.source.safeHead {
@@ -25,7 +25,7 @@ struct EventStoreReader: Sendable {
     }
 
     /// The current bound: a snapshot (`xmin:xmax:xip,...`) taken in its own statement, or the settled head.
-    func currentSnapshot() async throws -> String {
+    package func currentSnapshot() async throws -> String {
         guard let text = try await connection.query(source.currentBoundQuery).string(0, 0) else {
             throw EngineError(.database, message: "the event source's current bound query returned nothing")
         }
@@ -46,7 +46,7 @@ struct EventStoreReader: Sendable {
 
     /// The events of one partition: whose key hashes into `hashes` (modulo `modulus`); the key
     /// field per stored type names.
-    struct PartitionSpec: Sendable {
+    package struct PartitionSpec: Sendable {
         var keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)]
         var number: Int
         var count: Int
@@ -59,7 +59,7 @@ struct EventStoreReader: Sendable {
         }
 
         /// Live partition `number` of `count`: a range of the relay's slots.
-        static func live(keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], number: Int, count: Int) -> PartitionSpec {
+        package static func live(keys: [(storedTypes: [String], field: EventSource.PartitionKeyField)], number: Int, count: Int) -> PartitionSpec {
             PartitionSpec(keys: keys, number: number, count: count, modulus: PartitionSlots.count, hashes: PartitionSlots.range(partition: number, of: count))
         }
 
@@ -117,7 +117,7 @@ struct EventStoreReader: Sendable {
 
     /// One stream's events from `position` on, visible in `bound`, decoded whole.
     /// With `partition`, only the stream's events of that partition.
-    func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String, partition: PartitionSpec? = nil) async throws -> [ProjectionEvent] {
+    package func streamEvents(_ streamID: String, from position: Int64, visibleIn bound: String, partition: PartitionSpec? = nil) async throws -> [ProjectionEvent] {
         var (clause, parameters) = try Self.mapped { () throws(EventSourceError) in try source.streamFilter(streamID: streamID, fromPosition: position, visibleIn: bound) }
         if let partition {
             let (filter, more) = partition.filter(source, firstParameter: parameters.count + 1)
@@ -130,12 +130,12 @@ struct EventStoreReader: Sendable {
     }
 
     /// The stream of the event at a position.
-    func streamID(at position: Int64) async throws -> String? {
+    package func streamID(at position: Int64) async throws -> String? {
         try await connection.query(source.streamAtPositionQuery, [.int(position)]).string(0, 0)
     }
 
     /// The event at a position with its payload as JSON text (for a parked message).
-    func event(at position: Int64) async throws -> (event: ProjectionEvent, payload: String)? {
+    package func event(at position: Int64) async throws -> (event: ProjectionEvent, payload: String)? {
         let result = try await connection.query(source.eventAtPositionQuery, [.int(position)])
         guard result.rowCount == 1, let event = try decode(result, decoder: JSONFieldDecoder(paths: []), metadataDecoder: JSONFieldDecoder(paths: [])).first else {
             return nil
@@ -150,7 +150,7 @@ struct EventStoreReader: Sendable {
 
     /// Events committed after `base` (all types) and the age of the oldest, in seconds.
     /// With `partition`, only that partition's events count.
-    func lag(since base: String, partition: PartitionSpec? = nil) async throws -> (events: Int64, seconds: Double) {
+    package func lag(since base: String, partition: PartitionSpec? = nil) async throws -> (events: Int64, seconds: Double) {
         var (sql, parameters) = try Self.mapped { () throws(EventSourceError) in try source.lagQuery(base: base) }
         if let partition {
             // The lag query ends with its WHERE condition.

@@ -96,7 +96,7 @@ public enum LivePartitions {
     }
 
     /// The record a live partition's consumer works on: the build, with the partition's round.
-    static func record(_ build: BuildRecord, partition: LivePartition) -> BuildRecord {
+    package static func record(_ build: BuildRecord, partition: LivePartition) -> BuildRecord {
         var record = build
         record.livePartition = partition
         record.baseSnapshot = partition.baseSnapshot
@@ -109,7 +109,7 @@ public enum LivePartitions {
     /// Merges the live partitions of `build` back into one checkpoint (see the type's notes).
     /// With `checkOwners`, refuses while a consumer owns any partition. Returns the merged build
     /// record, or `build` unchanged when it was not split.
-    static func merge(
+    package static func merge(
         _ build: BuildRecord, runnable: RunnableProjection, checkOwners: Bool, writesLiveTables: Bool, parkedStreams: Set<String>,
         store: ReadModelStore, reader: EventStoreReader, snapshots: EventStoreReader, database: String,
         chunkSize: Int, fetchSize: Int, cacheLimit: Int

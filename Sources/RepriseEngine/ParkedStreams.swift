@@ -24,6 +24,21 @@ public struct ParkedStream: Sendable, Equatable {
     /// p of N only (the other partitions apply their share of its events).
     public var livePartition: String = ""
 
+    package init(
+        projection: String, streamID: String, buildID: Int64, position: Int64, eventType: String, error: String, action: Action,
+        parkedAt: String, livePartition: String = ""
+    ) {
+        self.projection = projection
+        self.streamID = streamID
+        self.buildID = buildID
+        self.position = position
+        self.eventType = eventType
+        self.error = error
+        self.action = action
+        self.parkedAt = parkedAt
+        self.livePartition = livePartition
+    }
+
     /// The scope of live partition `number` of `count`.
     public static func scope(partition number: Int, of count: Int) -> String { "\(number)/\(count)" }
 }
@@ -71,7 +86,7 @@ public struct ParkedStreamStore: Sendable {
 
     /// When a build is split into live partitions, a stream parked in the whole projection
     /// waits in every partition; each releases its own share of the stream's events.
-    func scopeToPartitions(projection: String, count: Int) async throws {
+    package func scopeToPartitions(projection: String, count: Int) async throws {
         for number in 0..<count {
             try await connection.execute(
                 """
@@ -97,7 +112,7 @@ public struct ParkedStreamStore: Sendable {
         }
     }
 
-    func park(_ stream: ParkedStream) async throws {
+    package func park(_ stream: ParkedStream) async throws {
         try await connection.execute(
             """
             INSERT INTO \(Self.table) (projection, stream_id, build_id, position, event_type, error, action, parked_at, live_partition)
@@ -117,12 +132,12 @@ public struct ParkedStreamStore: Sendable {
             [.string(action.rawValue), .string(projection), .string(streamID)]) >= 1
     }
 
-    func remove(projection: String, streamID: String, scope: String) async throws {
+    package func remove(projection: String, streamID: String, scope: String) async throws {
         try await connection.execute(
             "DELETE FROM \(Self.table) WHERE projection = ? AND stream_id = ? AND live_partition = ?", [.string(projection), .string(streamID), .string(scope)])
     }
 
-    func setWaiting(projection: String, streamID: String, scope: String, error: String) async throws {
+    package func setWaiting(projection: String, streamID: String, scope: String, error: String) async throws {
         try await connection.execute(
             "UPDATE \(Self.table) SET action = 'wait', error = ? WHERE projection = ? AND stream_id = ? AND live_partition = ?",
             [.string(String(error.prefix(4_000))), .string(projection), .string(streamID), .string(scope)])

@@ -3,8 +3,8 @@ import RepriseProjection
 
 /// The MySQL side of the engine: the registry of builds, the DDL of build tables, row reads and
 /// writes, and the atomic swap. The engine is the only caller; it decides transactions.
-struct ReadModelStore: Sendable {
-    let connection: MySQLConnection
+package struct ReadModelStore: Sendable {
+    package let connection: MySQLConnection
     static let registryTable = "reprise_builds"
     /// Keys per `IN (…)` list: well under MySQL's limits, big enough to be few round trips.
     static let keysPerStatement = 1_000
@@ -71,7 +71,7 @@ struct ReadModelStore: Sendable {
 
     // MARK: - Live partitions
 
-    func livePartitions(of buildID: Int64) async throws -> [LivePartition] {
+    package func livePartitions(of buildID: Int64) async throws -> [LivePartition] {
         let result = try await connection.query(
             """
             SELECT partition_no, partitions, base_snapshot, target_snapshot, round_position, events_applied, owner,
@@ -88,7 +88,7 @@ struct ReadModelStore: Sendable {
 
     /// Splits an active build between rounds into `count` live partitions, each starting from
     /// the build's round (the caller holds the projection lock).
-    func splitLive(_ build: BuildRecord, count: Int) async throws {
+    package func splitLive(_ build: BuildRecord, count: Int) async throws {
         guard build.roundPosition == 0 else {
             throw EngineError(.inconsistentState, projection: build.projection, message: "build \(build.buildID) is inside a round; it can only be split between rounds")
         }
@@ -102,7 +102,7 @@ struct ReadModelStore: Sendable {
     }
 
     /// Records that `owner` looks after a live partition now.
-    func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
+    package func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
         try await connection.execute(
             "UPDATE \(Self.livePartitionsTable) SET owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
             [.string(owner), .int(buildID), .int(Int64(number))])
@@ -205,7 +205,7 @@ struct ReadModelStore: Sendable {
             eventsApplied: result.int64(row, 8) ?? 0, rounds: result.int(row, 9) ?? 0)
     }
 
-    func builds(of projection: String, states: [BuildRecord.State]) async throws -> [BuildRecord] {
+    package func builds(of projection: String, states: [BuildRecord.State]) async throws -> [BuildRecord] {
         let placeholders = states.map { _ in "?" }.joined(separator: ", ")
         let result = try await connection.query(
             "SELECT \(Self.buildColumns) FROM \(Self.registryTable) WHERE projection = ? AND state IN (\(placeholders)) ORDER BY build_id",
@@ -213,7 +213,7 @@ struct ReadModelStore: Sendable {
         return try (0..<result.rowCount).map { try record(result, $0) }
     }
 
-    func build(_ id: Int64) async throws -> BuildRecord? {
+    package func build(_ id: Int64) async throws -> BuildRecord? {
         let result = try await connection.query("SELECT \(Self.buildColumns) FROM \(Self.registryTable) WHERE build_id = ?", [.int(id)])
         return result.rowCount == 0 ? nil : try record(result, 0)
     }
@@ -322,7 +322,7 @@ struct ReadModelStore: Sendable {
 
     /// Points a round that has not applied anything yet at a newer snapshot (the live worker's
     /// rounds always read up to now).
-    func retarget(_ build: BuildRecord, snapshot: String) async throws {
+    package func retarget(_ build: BuildRecord, snapshot: String) async throws {
         if let live = build.livePartition {
             let updated = try await connection.execute(
                 """

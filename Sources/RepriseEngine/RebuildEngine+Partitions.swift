@@ -220,7 +220,7 @@ extension RebuildEngine {
     }
 
     /// The partition key of each handled event type, by the stored type names that mean it.
-    static func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
+    package static func partitionKeys(_ definition: ProjectionDefinition, source: EventSource) -> [(storedTypes: [String], field: EventSource.PartitionKeyField)] {
         var byField: [EventSource.PartitionKeyField: [String]] = [:]
         for (type, reference) in definition.partitionKey ?? [:] {
             let field: EventSource.PartitionKeyField = switch reference {

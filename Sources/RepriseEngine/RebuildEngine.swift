@@ -197,7 +197,7 @@ public struct RebuildEngine: Sendable {
     }
 
     /// Checks the source mapping against the table PostgreSQL has.
-    static func resolve(_ source: EventSource, on connection: PostgresConnection) async throws -> ResolvedEventSource {
+    package static func resolve(_ source: EventSource, on connection: PostgresConnection) async throws -> ResolvedEventSource {
         do {
             return try await ResolvedEventSource.resolve(source, on: connection)
         } catch let error as EventSourceError {
@@ -422,16 +422,16 @@ public struct RebuildEngine: Sendable {
 
 /// The connections a rebuild or rollback works with: a cursor reader and a snapshot taker on
 /// PostgreSQL, a writer and a lock holder on MySQL.
-struct EngineConnections: Sendable {
-    let reader: PostgresConnection
-    let control: PostgresConnection
+package struct EngineConnections: Sendable {
+    package let reader: PostgresConnection
+    package let control: PostgresConnection
     let writer: MySQLConnection
-    let locks: MySQLConnection
-    let store: ReadModelStore
+    package let locks: MySQLConnection
+    package let store: ReadModelStore
     /// The read-model database (named locks are server-wide and include it).
-    let database: String
+    package let database: String
 
-    static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+    package static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
         let writer = try await MySQLConnection.connect(url: mysqlURL)
         let store = ReadModelStore(connection: writer)
         try await store.ensureRegistry()
@@ -442,7 +442,7 @@ struct EngineConnections: Sendable {
     }
 
     /// Closes every connection; closing the lock connection releases its named locks.
-    func closeLater() {
+    package func closeLater() {
         Task { await reader.close(); await control.close(); await writer.close(); await locks.close() }
     }
 }

@@ -13,7 +13,7 @@ struct ProcessOutcome {
 }
 
 func runReprise(_ arguments: [String], environment extra: [String: String] = [:]) throws -> ProcessOutcome {
-    try runProcess(RebuildEnvironment.repriseBinary(), arguments, environment: extra)
+    try runProcess(RebuildEnvironment.repriseBinary(environment: extra), arguments, environment: extra)
 }
 
 /// Runs `scripts/services ARGS` (for example `rabbitmqctl stop_app`) against the local servers.
@@ -53,7 +53,7 @@ final class BackgroundProcess: @unchecked Sendable {
     private let collected = CollectedOutput()
 
     init(_ arguments: [String], environment extra: [String: String] = [:]) throws {
-        process.executableURL = URL(fileURLWithPath: RebuildEnvironment.repriseBinary())
+        process.executableURL = URL(fileURLWithPath: RebuildEnvironment.repriseBinary(environment: extra))
         process.arguments = arguments
         var environment = ProcessInfo.processInfo.environment
         for (key, value) in extra { environment[key] = value }

@@ -1,3 +1,4 @@
+import Foundation
 import RepriseDemo
 import RepriseEngine
 import RepriseEventStore
@@ -96,14 +97,16 @@ struct RebuildEnvironment {
         return path.joined(separator: "/")
     }
 
-    /// The `reprise` executable built next to the test binary.
-    static func repriseBinary() -> String {
+    /// The `reprise` executable built next to the test binary; `reprise-fault-injection` (the
+    /// same command line with the REPRISE_FAULT crash points) when the child's environment sets REPRISE_FAULT.
+    static func repriseBinary(environment: [String: String] = [:]) -> String {
         var buffer = [CChar](repeating: 0, count: 4096)
         let length = readlink("/proc/self/exe", &buffer, buffer.count - 1)
         let executable = length > 0 ? String(decoding: buffer[0..<length].map { UInt8(bitPattern: $0) }, as: UTF8.self) : ""
         var parts = executable.split(separator: "/", omittingEmptySubsequences: false).map(String.init)
         // …/debug/RepriseIntegrationTestsPackageTests.xctest or …/debug/<runner>: the binary sits in debug/.
         while let last = parts.last, last != "debug" && last != "release" && !parts.isEmpty { parts.removeLast() }
-        return parts.joined(separator: "/") + "/reprise"
+        let faults = environment["REPRISE_FAULT"] ?? ProcessInfo.processInfo.environment["REPRISE_FAULT"]
+        return parts.joined(separator: "/") + (faults == nil ? "/reprise" : "/reprise-fault-injection")
     }
 }

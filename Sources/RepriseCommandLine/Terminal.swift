@@ -5,14 +5,14 @@ import Darwin
 #endif
 
 /// Writing to the terminal: progress lines on standard error, results on standard output.
-enum Terminal {
+package enum Terminal {
     static var standardErrorIsTerminal: Bool { isatty(STDERR_FILENO) == 1 }
 
-    static func error(_ text: String) {
+    package static func error(_ text: String) {
         write(text + "\n", to: STDERR_FILENO)
     }
 
-    static func output(_ text: String) {
+    package static func output(_ text: String) {
         write(text + "\n", to: STDOUT_FILENO)
     }
 

@@ -116,10 +116,10 @@ struct RebuildCommand: AsyncParsableCommand {
                 results = try await runningEngine(display) {
                 if let partitions {
                     return try await engine.rebuildPartitioned(
-                        selected, partitions: partitions, worker: worker ?? Self.defaultWorkerName(), hooks: FaultInjection.rebuildHooks()
+                        selected, partitions: partitions, worker: worker ?? Self.defaultWorkerName(), hooks: CommandLineContext.hooks.rebuild
                     ) { progress in display.update(progress) }
                 }
-                return try await engine.rebuild(selected, hooks: FaultInjection.rebuildHooks()) { progress in
+                return try await engine.rebuild(selected, hooks: CommandLineContext.hooks.rebuild) { progress in
                     display.update(progress)
                 }
                 }
@@ -161,13 +161,35 @@ struct ProjectionSelection: ParsableArguments {
 }
 
 /// The projections a command can run: the files of the projections folder, plus code projections
-/// compiled into this binary.
+/// compiled into this binary (`Reprise.main(projections:)`).
 struct ProjectionCatalog {
     var all: [RunnableProjection]
 
     static func load(directory: String) throws -> ProjectionCatalog {
-        let definitions = try ProjectionFileParser.loadDirectory(directory)
-        return ProjectionCatalog(all: definitions.map { .file($0) })
+        try load(directory: directory, code: CommandLineContext.codeProjections)
+    }
+
+    /// Files and code projections side by side, sorted by name; one name, one projection.
+    static func load(directory: String, code: [any Projection]) throws -> ProjectionCatalog {
+        // A binary with only Swift projections needs no projections folder.
+        let definitions = code.isEmpty || directoryExists(directory) ? try ProjectionFileParser.loadDirectory(directory) : []
+        var all = definitions.map { RunnableProjection.file($0) }
+        for projection in code {
+            let name = projection.definition.name
+            if let file = definitions.first(where: { $0.name == name }) {
+                throw ValidationError("projection \(name) is defined twice: by the file \(file.sourceFile ?? directory) and by the Swift type \(type(of: projection)); rename one")
+            }
+            if all.contains(where: { $0.definition.name == name }) {
+                throw ValidationError("two Swift projections are named \(name); names must be unique")
+            }
+            all.append(.code(projection))
+        }
+        return ProjectionCatalog(all: all.sorted { $0.definition.name < $1.definition.name })
+    }
+
+    private static func directoryExists(_ path: String) -> Bool {
+        var status = stat()
+        return stat(path, &status) == 0 && (status.st_mode & S_IFMT) == S_IFDIR
     }
 
     func projection(named name: String) throws -> RunnableProjection {
@@ -176,56 +198,5 @@ struct ProjectionCatalog {
             throw ValidationError("no projection named '\(name)' (known: \(known.isEmpty ? "none" : known))")
         }
         return found
-    }
-}
-
-/// Test-only fault injection: `REPRISE_FAULT=kill-before-commit:N | kill-after-commit:N |
-/// kill-after-round:N | kill-before-swap | kill-before-ack:N` makes the process SIGKILL itself at
-/// that point, the way a crash would, so crash-and-resume can be tested on the real binary;
-/// `stop-before-commit:N | stop-after-commit:N` makes it SIGSTOP itself there.
-enum FaultInjection {
-    static func rebuildHooks() -> RebuildHooks {
-        var hooks = RebuildHooks()
-        guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), !spec.isEmpty else { return hooks }
-        let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
-        let number = parts.count > 1 ? Int(parts[1]) ?? 0 : 0
-        switch parts[0] {
-        case "kill-before-commit": hooks.beforeChunkCommit = { chunk in if chunk == number { die() } }
-        case "kill-after-commit": hooks.afterChunkCommit = { chunk in if chunk == number { die() } }
-        case "kill-after-round": hooks.afterRound = { round in if round == number { die() } }
-        case "kill-before-swap": hooks.beforeSwap = { die() }
-        // SIGSTOP: the test does something to a server meanwhile (restart, terminate a backend), then SIGCONT.
-        // Once: a chunk that is retried after the fault passes the same point again.
-        case "stop-before-commit":
-            let once = Once()
-            hooks.beforeChunkCommit = { chunk in if chunk == number && once.first() { pause() } }
-        case "stop-after-commit":
-            let once = Once()
-            hooks.afterChunkCommit = { chunk in if chunk == number && once.first() { pause() } }
-        default: Terminal.error("warning: unknown REPRISE_FAULT '\(spec)' ignored")
-        }
-        return hooks
-    }
-
-    /// `kill-before-ack:N`: the live worker dies after the MySQL commit of batch N, before its ack.
-    static func liveBeforeAck() -> (@Sendable (Int) async -> Void)? {
-        guard let spec = getenv("REPRISE_FAULT").map({ String(cString: $0) }), spec.hasPrefix("kill-before-ack:"),
-            let number = Int(spec.dropFirst("kill-before-ack:".count))
-        else { return nil }
-        return { batch in if batch == number { die() } }
-    }
-
-    private static func die() {
-        kill(getpid(), SIGKILL)
-    }
-
-    private static func pause() {
-        kill(getpid(), SIGSTOP)
-    }
-
-    /// True the first time only.
-    final class Once: Sendable {
-        private let fired = Mutex(false)
-        func first() -> Bool { fired.withLock { fired in defer { fired = true }; return !fired } }
     }
 }

@@ -5,7 +5,7 @@ import RepriseMySQL
 import ReprisePostgres
 
 /// Runs a command body and turns any error into one clear line on standard error and an exit code.
-func reportingFailures(_ body: () async throws -> Void) async throws {
+package func reportingFailures(_ body: () async throws -> Void) async throws {
     do {
         try await body()
     } catch let error as ValidationError {

@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseCommandLine
 import Foundation
 import RepriseMySQL
 import ReprisePostgres
@@ -9,8 +10,7 @@ import ReprisePostgres
 struct BenchNaiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-naive",
-        abstract: "Benchmark baseline: a hand-written per-event projector for the three samples.",
-        shouldDisplay: false)
+        abstract: "Benchmark baseline: a hand-written per-event projector for the three samples.")
 
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var mysql: MySQLOptions

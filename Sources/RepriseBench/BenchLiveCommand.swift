@@ -1,4 +1,5 @@
 import ArgumentParser
+import RepriseCommandLine
 import Foundation
 import RepriseAMQP
 import RepriseEngine
@@ -14,8 +15,7 @@ import ReprisePostgres
 struct BenchLiveCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench-live",
-        abstract: "Benchmark: live latency at offered rates and backlog drain rate (uses its own store schema and database).",
-        shouldDisplay: false)
+        abstract: "Benchmark: live latency at offered rates and backlog drain rate (uses its own store schema and database).")
 
     @OptionGroup var postgres: PostgresOptions
     @OptionGroup var mysql: MySQLOptions

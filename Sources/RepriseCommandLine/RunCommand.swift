@@ -39,9 +39,9 @@ struct RunCommand: AsyncParsableCommand {
         // say so before any connection, in the parser's words.
         var command: any ParsableCommand
         do {
-            command = try Reprise.parseAsRoot(arguments)
+            command = try RepriseCommand.parseAsRoot(arguments)
         } catch {
-            throw ValidationError(ConnectionURL.redact("\(job): a setting is not valid for `reprise \(file.kind.rawValue)`: \(Reprise.message(for: error))"))
+            throw ValidationError(ConnectionURL.redact("\(job): a setting is not valid for `reprise \(file.kind.rawValue)`: \(RepriseCommand.message(for: error))"))
         }
         if dryRun {
             Terminal.output((["reprise"] + arguments.map(ConnectionURL.redact)).joined(separator: " "))

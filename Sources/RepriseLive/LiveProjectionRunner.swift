@@ -1,3 +1,4 @@
+import RepriseEngine
 import RepriseEventSource
 import RepriseEventStore
 import RepriseMySQL
@@ -251,7 +252,7 @@ public final class LiveProjectionRunner {
             let whole = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
             whole.writesLiveTables = true
             whole.parkedStreams = parkedStreams
-            let applier = ChunkApplier(store: store, hooks: RebuildHooks())
+            let applier = ChunkApplier(store: store)
             var chunkNumber = 0
             _ = try await applier.readRound(
                 [whole], reader: reader, eventTypes: Array(runnable.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [whole]),
@@ -316,7 +317,7 @@ public final class LiveProjectionRunner {
                 build.record.targetSnapshot = now
             }
         }
-        let applier = ChunkApplier(store: store, hooks: RebuildHooks())
+        let applier = ChunkApplier(store: store)
         var chunkNumber = 0
         let applied: Int64
         do {
@@ -368,7 +369,7 @@ public final class LiveProjectionRunner {
             build.parkedStreams.remove(entry.streamID)
             let parkedStore = parked, projection = build.name, stream = entry.streamID, scope = parkScope
             do {
-                try await ChunkApplier(store: store, hooks: RebuildHooks()).applyOutOfRound(events, to: build) {
+                try await ChunkApplier(store: store).applyOutOfRound(events, to: build) {
                     try await parkedStore.remove(projection: projection, streamID: stream, scope: scope)
                 }
                 released.append(entry.streamID)

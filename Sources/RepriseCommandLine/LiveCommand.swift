@@ -99,7 +99,7 @@ struct LiveCommand: AsyncParsableCommand {
             configuration.chunkSize = chunkSize
             configuration.batchWindow = .milliseconds(batchWindowMs)
             configuration.pollInterval = .milliseconds(pollMs)
-            if let fault = FaultInjection.liveBeforeAck() { configuration.beforeAck = fault }
+            if let fault = CommandLineContext.hooks.liveBeforeAck { configuration.beforeAck = fault }
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
             let logger = logging.bootstrap("reprise.live", hidingPasswordsOf: [configuration.postgresURL, configuration.mysqlURL, configuration.amqpURL])
             let metrics = Observability.workerMetrics()

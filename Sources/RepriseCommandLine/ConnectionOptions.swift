@@ -10,7 +10,9 @@ import Darwin
 #endif
 
 /// Server URLs, from flags or the environment. Never printed unredacted.
-struct PostgresOptions: ParsableArguments {
+package struct PostgresOptions: ParsableArguments {
+    package init() {}
+
     @Option(name: .customLong("postgres-url"), help: ArgumentHelp("Event store URL (default: $REPRISE_POSTGRES_URL).", valueName: "url"))
     var url: String?
 
@@ -23,11 +25,11 @@ struct PostgresOptions: ParsableArguments {
     @Option(name: .customLong("outbox-table"), help: "Name of the outbox table.")
     var outboxTable = "outbox"
 
-    func resolvedURL() throws -> String {
+    package func resolvedURL() throws -> String {
         try url ?? environment("REPRISE_POSTGRES_URL", flag: "--postgres-url")
     }
 
-    func eventStoreSchema() throws -> EventStoreSchema {
+    package func eventStoreSchema() throws -> EventStoreSchema {
         do {
             return try EventStoreSchema(schema: schema, eventsTable: eventsTable, outboxTable: outboxTable)
         } catch {
@@ -35,25 +37,29 @@ struct PostgresOptions: ParsableArguments {
         }
     }
 
-    func validate() throws {
+    package func validate() throws {
         _ = try eventStoreSchema()
     }
 }
 
-struct MySQLOptions: ParsableArguments {
+package struct MySQLOptions: ParsableArguments {
+    package init() {}
+
     @Option(name: .customLong("mysql-url"), help: ArgumentHelp("Read model URL (default: $REPRISE_MYSQL_URL).", valueName: "url"))
     var url: String?
 
-    func resolvedURL() throws -> String {
+    package func resolvedURL() throws -> String {
         try url ?? environment("REPRISE_MYSQL_URL", flag: "--mysql-url")
     }
 }
 
-struct AMQPOptions: ParsableArguments {
+package struct AMQPOptions: ParsableArguments {
+    package init() {}
+
     @Option(name: .customLong("amqp-url"), help: ArgumentHelp("RabbitMQ URL (default: $REPRISE_AMQP_URL).", valueName: "url"))
     var url: String?
 
-    func resolvedURL() throws -> String {
+    package func resolvedURL() throws -> String {
         try url ?? environment("REPRISE_AMQP_URL", flag: "--amqp-url")
     }
 }

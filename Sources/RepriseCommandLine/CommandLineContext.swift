@@ -1,0 +1,32 @@
+import RepriseEngine
+import Synchronization
+
+/// Hooks into the commands that only executables of this package install: the
+/// `reprise-fault-injection` test binary makes a rebuild or live worker crash at a chosen point.
+/// The production `reprise` installs none, and reads no fault settings from the environment.
+package struct CommandLineHooks: Sendable {
+    /// The hooks of each rebuild (`reprise rebuild`).
+    package var rebuild: RebuildHooks
+    /// Called by the live worker after the MySQL commit of a batch, before its ack.
+    package var liveBeforeAck: (@Sendable (Int) async -> Void)?
+
+    package init(rebuild: RebuildHooks = RebuildHooks(), liveBeforeAck: (@Sendable (Int) async -> Void)? = nil) {
+        self.rebuild = rebuild
+        self.liveBeforeAck = liveBeforeAck
+    }
+}
+
+/// What `Reprise.main` was given, for the commands the argument parser creates: the Swift
+/// projections registered beside the projection files, and the hooks.
+enum CommandLineContext {
+    private static let state = Mutex<(projections: [any Projection], hooks: CommandLineHooks)>(([], CommandLineHooks()))
+
+    static func install(projections: [any Projection], hooks: CommandLineHooks) {
+        state.withLock { $0 = (projections, hooks) }
+    }
+
+    /// The Swift projections registered with `Reprise.main(projections:)`.
+    static var codeProjections: [any Projection] { state.withLock { $0.projections } }
+
+    static var hooks: CommandLineHooks { state.withLock { $0.hooks } }
+}

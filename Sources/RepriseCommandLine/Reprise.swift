@@ -1,0 +1,59 @@
+import ArgumentParser
+import RepriseEngine
+import RepriseSupport
+
+/// The whole `reprise` command line, as a library: the `reprise` executable is one call to
+/// `Reprise.main()`, and a team's own executable adds its Swift projections beside the files of
+/// the projections folder (docs/library.md):
+///
+/// ```swift
+/// import RepriseCommandLine
+///
+/// @main enum Main {
+///     static func main() async { await Reprise.main(projections: [StockPerWarehouse()]) }
+/// }
+/// ```
+///
+/// Every command that takes projection names (`rebuild`, `live`, `migrate`, `rollback`,
+/// `status`, jobs) finds a registered projection by its `definition.name` as if it were a file
+/// of the projections folder; a file and a Swift projection of the same name are refused.
+public enum Reprise {
+    /// Parses the process's arguments, runs the command and exits with its code.
+    public static func main(projections: [any Projection] = []) async {
+        await main(projections: projections, hooks: CommandLineHooks())
+    }
+
+    /// The same, with hooks only this package's executables install (fault injection in tests).
+    package static func main(projections: [any Projection], hooks: CommandLineHooks) async {
+        let arguments = Array(CommandLine.arguments.dropFirst())
+        // Passwords in URL flags stay out of `ps`: the parser works on the copy above.
+        ProcessTitle.hidePasswords()
+        CommandLineContext.install(projections: projections, hooks: hooks)
+        await RepriseCommand.main(arguments)
+    }
+}
+
+/// The `reprise` command line.
+struct RepriseCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "reprise",
+        abstract: "Projection rebuild and replay engine: events in PostgreSQL, read models in MySQL, live updates through RabbitMQ.",
+        discussion: """
+            Connections come from flags, else from the environment:
+              REPRISE_POSTGRES_URL  postgresql://user:password@host:port/db (event store)
+              REPRISE_MYSQL_URL     mysql://user:password@host:port/db      (read models)
+              REPRISE_AMQP_URL      amqp://user:password@host:port/vhost    (RabbitMQ)
+            For the local servers of this repository: eval "$(scripts/services env)".
+
+            Exit codes: 0 success, 1 failure (the message says what and where), 64 bad usage, \
+            3 a server could not be reached or refused the login.
+            """,
+        subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, DashboardCommand.self, MigrateCommand.self, RollbackCommand.self, RunCommand.self, CheckCommand.self]
+    )
+}
+
+/// Exit codes shared by every subcommand.
+enum RepriseExitCode {
+    static let failure: Int32 = 1
+    static let unreachable: Int32 = 3
+}
