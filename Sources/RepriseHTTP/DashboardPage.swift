@@ -156,7 +156,7 @@ public enum DashboardPage {
         let rows = relays.map { relay in
             row([
                 cell(relay.owner, class: "owner"), cell(relay.outbox), cell(relay.shares.map(String.init).joined(separator: ",") + " of \(relay.of)"),
-                cell(ago(relay.sessionSeconds).replacing(" ago", with: ""), class: "num"),
+                cell(duration(relay.sessionSeconds), class: "num"),
             ])
         }
         return section("Relays", id: "relays", table(["Owner", "Outbox", "Shares", "Session age"], rows))
@@ -172,7 +172,7 @@ public enum DashboardPage {
         var eta: Double?
 
         init(build: ProjectionStatus.Build, storeEvents: Int64?, now: Double) {
-            let elapsed = (parseTimestamp(build.updatedAt) ?? now) - (parseTimestamp(build.startedAt) ?? now)
+            let elapsed = (DashboardPage.parseTimestamp(build.updatedAt) ?? now) - (DashboardPage.parseTimestamp(build.startedAt) ?? now)
             let applied = build.partitions.isEmpty ? build.eventsApplied : build.partitions.reduce(Int64(0)) { $0 + $1.eventsApplied }
             rate = elapsed > 0 && applied > 0 ? Double(applied) / elapsed : nil
             if !build.partitions.isEmpty {

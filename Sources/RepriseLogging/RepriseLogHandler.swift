@@ -85,7 +85,7 @@ public struct RepriseLogHandler: LogHandler {
         while offset < bytes.count {
             let written = bytes.withUnsafeMutableBytes { buffer -> Int in
                 guard let base = buffer.baseAddress else { return -1 }
-                return systemWrite(STDERR_FILENO, base + offset, buffer.count - offset)
+                return RepriseLogHandler.systemWrite(STDERR_FILENO, base + offset, buffer.count - offset)
             }
             if written <= 0 { return }
             offset += written

@@ -19,7 +19,7 @@ struct LiveShutdownTests {
         let before = try await appliedByActiveBuild(environment)
         let folder = try streamCountsFolder()
         let logPath = folder + "/live.log"
-        FileManager.default.createFile(atPath: logPath, contents: nil)
+        guard FileManager.default.createFile(atPath: logPath, contents: nil) else { throw TestSetupError("cannot create \(logPath)") }
         let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
 
         let process = Process()

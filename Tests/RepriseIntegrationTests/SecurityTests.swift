@@ -108,11 +108,14 @@ struct EndpointSecurityTests {
         try await withStatusEndpoint(StatusEndpoint(port: 0, prometheus: prometheus, metrics: metrics)) { port in
             for method in ["POST", "PUT", "DELETE", "PATCH"] {
                 for path in ["/metrics", "/health", "/", "/status"] {
-                    #expect(try Self.request(method, path, port: port).contains(" 405 "), "\(method) \(path)")
+                    let answer = try Self.request(method, path, port: port)
+                    #expect(answer.contains(" 405 "), "\(method) \(path)")
                 }
             }
-            #expect(try Self.request("GET", "/admin", port: port).contains(" 404 "))
-            #expect(try Self.request("GET", "/metrics", port: port).contains("reprise_test_total 1"))
+            let unknown = try Self.request("GET", "/admin", port: port)
+            let page = try Self.request("GET", "/metrics", port: port)
+            #expect(unknown.contains(" 404 "))
+            #expect(page.contains("reprise_test_total 1"))
         }
         // Nothing above changed a value.
         #expect(metrics.value("reprise_test_total") == 1)
