@@ -107,12 +107,12 @@ struct LiveTests {
                 && workerMetrics.value("reprise_live_lag_events") != nil
         }
         try await withStatusEndpoint(StatusEndpoint(port: 0, prometheus: prometheus, metrics: workerMetrics)) { port in
-            let metricsPage = try httpRequest(port: port, "GET /metrics HTTP/1.0\r\n\r\n")
+            let metricsPage = try httpRequest(port: port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             #expect(metricsPage.hasPrefix("HTTP/1.1 200 OK") || metricsPage.hasPrefix("HTTP/1.0 200 OK"))
             #expect(metricsPage.contains("reprise_live_catch_up_events_total"))
             #expect(metricsPage.contains("reprise_live_lag_events"))
-            let health = try httpRequest(port: port, "GET /health HTTP/1.0\r\n\r\n")
-            let post = try httpRequest(port: port, "POST /metrics HTTP/1.0\r\n\r\n")
+            let health = try httpRequest(port: port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+            let post = try httpRequest(port: port, "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
             #expect(health.contains("\"status\":\"ok\""))
             #expect(post.contains(" 405 "))
         }

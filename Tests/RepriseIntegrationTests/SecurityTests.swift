@@ -96,9 +96,9 @@ struct LeastPrivilegeTests {
 
 @Suite("Security: endpoints and process titles")
 struct EndpointSecurityTests {
-    /// One HTTP/1.0 exchange with the status server.
+    /// One HTTP/1.1 exchange with the status endpoint (the server closes the connection after it).
     static func request(_ method: String, _ path: String, port: UInt16) throws -> String {
-        try httpRequest(port: port, "\(method) \(path) HTTP/1.0\r\n\r\n")
+        try httpRequest(port: port, "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     }
 
     @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() async throws {
