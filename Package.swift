@@ -31,9 +31,13 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
-        // Adopted by branch server-parts (structured logs of the long-running workers).
+        // Logs, metrics, service lifecycle and the HTTP endpoint of the long-running commands (docs/observability.md).
         .package(url: "https://github.com/apple/swift-log", from: "1.16.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/apple/swift-metrics", from: "2.13.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.13.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
     ],
     targets: [
         // C libraries, found through pkg-config. Each has a shim header with `static inline`
@@ -51,6 +55,12 @@ let package = Package(
         // Pure Swift helpers shared by the wrappers: connection URLs, secret redaction,
         // the serial executor that keeps blocking C calls off the cooperative pool.
         .target(name: "RepriseSupport", swiftSettings: strictSwift),
+        // swift-log handlers the executable bootstraps (text on a terminal, JSON lines elsewhere),
+        // both passing every message and metadata value through the secret redactor.
+        .target(
+            name: "RepriseLogging",
+            dependencies: ["RepriseSupport", .product(name: "Logging", package: "swift-log")],
+            swiftSettings: strictSwift),
 
         // Safe wrappers: the only modules that touch C pointers.
         .target(name: "ReprisePostgres", dependencies: ["CLibPQ", "RepriseSupport"], swiftSettings: strictSwift),
@@ -79,7 +89,22 @@ let package = Package(
             name: "RepriseLive",
             dependencies: [
                 "RepriseEngine", "RepriseAMQP", "ReprisePostgres", "RepriseMySQL", "RepriseEventStore", "RepriseEventSource",
-                "RepriseProjection",
+                "RepriseProjection", "RepriseSupport",
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
+            ],
+            swiftSettings: strictSwift),
+        // The HTTP endpoint (Hummingbird): /metrics (Prometheus), /health, /status, the dashboard.
+        // The only module that brings SwiftNIO in; the wrappers, the engine and RepriseLive stay free of it.
+        .target(
+            name: "RepriseHTTP",
+            dependencies: [
+                "RepriseEngine", "RepriseLive", "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseEventSource", "RepriseProjection",
+                .product(name: "Hummingbird", package: "hummingbird"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift),
         // The e-commerce demo domain: commands, events and a deterministic history generator.
@@ -92,7 +117,12 @@ let package = Package(
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
                 "RepriseEventStore", "RepriseEventSource", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
+                "RepriseHTTP", "RepriseLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "Metrics", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
                 .product(name: "Yams", package: "Yams"),
             ],
             swiftSettings: strictSwift),
@@ -113,16 +143,20 @@ let package = Package(
             name: "RepriseUnitTests",
             dependencies: [
                 "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseEventStore",
-                "ReprisePostgres", "RepriseMySQL", "RepriseLive", "RepriseCommandLine",
+                "ReprisePostgres", "RepriseMySQL", "RepriseLive", "RepriseCommandLine", "RepriseLogging",
+                .product(name: "Logging", package: "swift-log"),
             ],
             swiftSettings: strictSwift),
         .testTarget(
             name: "RepriseIntegrationTests",
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseEventSource", "RepriseDemo",
-                "RepriseProjection", "RepriseEngine", "RepriseLive",
+                "RepriseProjection", "RepriseEngine", "RepriseLive", "RepriseHTTP",
                 // Crash tests run this binary (RebuildEnvironment.repriseBinary()): built with the tests.
                 "RepriseFaultInjection",
+                .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ],
             swiftSettings: strictSwift),
     ]

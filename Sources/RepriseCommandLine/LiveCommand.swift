@@ -1,5 +1,7 @@
 import ArgumentParser
+import Logging
 import RepriseEngine
+import RepriseHTTP
 import RepriseLive
 
 struct LiveCommand: AsyncParsableCommand {
@@ -13,8 +15,10 @@ struct LiveCommand: AsyncParsableCommand {
             parked queue for poison events). Messages are acknowledged after the MySQL commit. \
             Duplicates and redeliveries change nothing; gaps are read from the event store. After a \
             rebuild swaps new tables in, the worker continues on the new build without a restart. \
-            SIGTERM/SIGINT finish the batch, commit, acknowledge and exit. Logs are JSON lines on \
-            standard error.
+            SIGTERM/SIGINT finish the batch, commit, acknowledge and exit 0 (the HTTP endpoint stops \
+            last). Logs go to standard error: text on a terminal, JSON lines otherwise (--log-format). \
+            The endpoint (--metrics-port, default 9464, 127.0.0.1) serves /metrics, /health, /status \
+            and the status page at /.
 
             With --partitions N, any number of `reprise live` processes (same N, same --queue) share \
             the work: the events of each projection are split into N live partitions by the hash of \
@@ -66,6 +70,7 @@ struct LiveCommand: AsyncParsableCommand {
     var onPoison: String = LiveWorker.PoisonPolicy.parkStream.rawValue
 
     @OptionGroup var status: StatusEndpointOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard LiveWorker.PoisonPolicy(rawValue: onPoison) != nil else { throw ValidationError("--on-poison must be park-stream or stop") }
@@ -96,11 +101,14 @@ struct LiveCommand: AsyncParsableCommand {
             configuration.pollInterval = .milliseconds(pollMs)
             if let fault = CommandLineContext.hooks.liveBeforeAck { configuration.beforeAck = fault }
             configuration.poisonPolicy = LiveWorker.PoisonPolicy(rawValue: onPoison) ?? .parkStream
-            let stop = StopSignal()
-            Signals.stop(stop)
-            let metrics = MetricsRegistry()
-            let server = try status.start(metrics, defaultPort: 9464)
-            LogLine.emit("live.starting", [("projections", selected.map(\.definition.name).joined(separator: ",")), ("queue", queue)])
+            let logger = logging.bootstrap("reprise.live", hidingPasswordsOf: [configuration.postgresURL, configuration.mysqlURL, configuration.amqpURL])
+            let metrics = Observability.workerMetrics()
+            let definitions = Dictionary(selected.map { ($0.definition.name, $0.definition) }, uniquingKeysWith: { $1 })
+            let statusSource = StatusSnapshot.Source(
+                postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
+                eventSource: configuration.source ?? .reprise(configuration.storeSchema), definitions: definitions)
+            let endpoint = status.service(defaultPort: 9464, metrics: metrics, status: statusSource, logger: logger)
+            logger.info("live.starting", metadata: ["projections": "\(selected.map(\.definition.name).joined(separator: ","))", "queue": "\(queue)"])
             let directory = selection.projectionsDir
             // After a migration swaps in another version, the worker reloads the projection files to find it.
             let resolve: @Sendable (String, Int, String) throws -> RunnableProjection? = { name, version, hash in
@@ -108,44 +116,21 @@ struct LiveCommand: AsyncParsableCommand {
                     $0.definition.name == name && $0.definition.version == version && $0.definition.definitionHash == hash
                 }
             }
+            let service: WorkerService
             if let partitions {
                 let group = PartitionedLiveWorker(
                     configuration, partitions: partitions, maxPartitions: maxPartitions, owner: worker ?? RebuildCommand.defaultWorkerName(),
                     leaseSeconds: leaseSeconds, projections: selected, resolve: resolve)
-                try await group.run(stop: stop, metrics: metrics) { event in
-                    switch event {
-                    case .partitionsOwned(let owned, let members):
-                        LogLine.emit("live.partitions", [("owned", owned.map(String.init).joined(separator: ",")), ("of", partitions), ("members", members)])
-                    case .partition(let number, let event): Self.log(event, partition: number)
-                    case .leaderUnavailable(let error, let attempt):
-                        LogLine.emit("live.partitions_lost", [("error", error), ("attempt", String(attempt))], level: "warn")
-                    case .fencedSilentOwner(let partition, let owner, let seconds):
-                        LogLine.emit("live.lease_expired", [("partition", partition), ("owner", owner), ("silent_seconds", seconds)], level: "warn")
-                    }
+                service = WorkerService(name: "live", logger: logger) { stop in
+                    try await group.run(stop: stop, metrics: metrics) { $0.log(to: logger, partitions: partitions) }
                 }
             } else {
-                try await LiveWorker(configuration, projections: selected, resolve: resolve).run(stop: stop, metrics: metrics) { Self.log($0) }
+                let live = LiveWorker(configuration, projections: selected, resolve: resolve)
+                service = WorkerService(name: "live", logger: logger) { stop in
+                    try await live.run(stop: stop, metrics: metrics) { $0.log(to: logger) }
+                }
             }
-            server?.stop()
-            LogLine.emit("live.stopped")
+            try await Observability.run("live", worker: service, endpoint: endpoint, logger: logger)
         }
-    }
-
-    /// One JSON log line per worker event; a partition's worker adds its partition number.
-    static func log(_ event: LiveWorker.Event, partition: Int? = nil) {
-        let (name, fields, level): (String, [(String, Any)], String) = switch event {
-        case .caughtUp(let events): ("live.caught_up", [("events", events)], "info")
-        case .applied(let projection, let events, let messages, let redelivered, let seconds):
-            ("live.applied", [("projection", projection), ("events", events), ("messages", messages), ("redelivered", redelivered), ("seconds", seconds)], "info")
-        case .followedNewBuild(let projection, let from, let to):
-            ("live.followed_new_build", [("projection", projection), ("from_build", from), ("to_build", to)], "info")
-        case .parked(let projection, let stream, let position, let error):
-            ("live.parked", [("projection", projection), ("stream", stream), ("position", position), ("error", error)], "error")
-        case .released(let projection, let stream): ("live.released", [("projection", projection), ("stream", stream)], "info")
-        case .retrying(let error, let attempt): ("live.retrying", [("error", error), ("attempt", attempt)], "warn")
-        case .brokerUnavailable(let error): ("live.broker_unavailable", [("error", error)], "warn")
-        case .storeUnavailable(let error, let attempt): ("live.store_unavailable", [("error", error), ("attempt", String(attempt))], "warn")
-        }
-        LogLine.emit(name, (partition.map { [("partition", $0 as Any)] } ?? []) + fields, level: level)
     }
 }

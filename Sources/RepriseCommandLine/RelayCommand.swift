@@ -1,4 +1,5 @@
 import ArgumentParser
+import Logging
 import RepriseEventSource
 import RepriseLive
 
@@ -14,11 +15,13 @@ struct RelayCommand: AsyncParsableCommand {
             takes over the shares of a relay that died. Wakes on \
             NOTIFY reprise_outbox (sent by appends) with a polling fallback. While RabbitMQ is down it \
             retries with backoff; rows are marked published only after the broker confirmed them, so a \
-            crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit. \
-            With --outbox the relay publishes an application's own outbox table instead (presets \
-            outbox_events, outbox_delete, debezium, or a mapping file): the body is the payload column, \
-            the routing key the event type column, the message id the row's id (delivery is at least \
-            once: consumers deduplicate by message id). Logs are JSON lines on standard error.
+            crash republishes (the live worker ignores duplicates). SIGTERM/SIGINT finish the batch and exit 0 \
+            (the HTTP endpoint stops last). With --outbox the relay publishes an application's own outbox \
+            table instead (presets outbox_events, outbox_delete, debezium, or a mapping file): the body is \
+            the payload column, the routing key the event type column, the message id the row's id \
+            (delivery is at least once: consumers deduplicate by message id). Logs go to standard error: \
+            text on a terminal, JSON lines otherwise (--log-format). The endpoint (--metrics-port, default \
+            9465, 127.0.0.1) serves /metrics and /health.
             """)
 
     @OptionGroup var postgres: PostgresOptions
@@ -54,6 +57,7 @@ struct RelayCommand: AsyncParsableCommand {
     var retentionHours = 168.0
 
     @OptionGroup var status: StatusEndpointOptions
+    @OptionGroup var logging: LoggingOptions
 
     func validate() throws {
         guard batchSize > 0, pollSeconds > 0, retentionHours >= 0 else { throw ValidationError("--batch-size, --poll-seconds must be positive") }
@@ -86,26 +90,19 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.owner = RebuildCommand.defaultWorkerName()
             configuration.pollInterval = .milliseconds(Int64(pollSeconds * 1000))
             configuration.retention = .seconds(Int64(retentionHours * 3600))
-            let stop = StopSignal()
-            Signals.stop(stop)
-            let metrics = MetricsRegistry()
-            let server = try status.start(metrics, defaultPort: 9465)
+            let logger = logging.bootstrap("reprise.relay", hidingPasswordsOf: [configuration.postgresURL, configuration.amqpURL])
+            let metrics = Observability.workerMetrics()
+            let endpoint = status.service(defaultPort: 9465, metrics: metrics, logger: logger)
             let relay = OutboxRelay(configuration)
-            LogLine.emit("relay.starting", [("exchange", exchange), ("outbox", relay.outboxName), ("mapping", configuration.outbox?.name ?? "reprise"), ("lock", relay.lockKey.description)])
-            try await relay.run(stop: stop, metrics: metrics) { event in
-                switch event {
-                case .standingBy: LogLine.emit("relay.standby", [("reason", "another relay holds the lock")])
-                case .active: LogLine.emit("relay.active")
-                case .sharesOwned(let owned): LogLine.emit("relay.shares", [("owned", owned.map(String.init).joined(separator: ",")), ("of", shares)])
-                case .published(let count, let last, let returned):
-                    LogLine.emit("relay.published", [("count", count), ("last_position", last), ("unroutable", returned)])
-                case .brokerUnavailable(let message, let retry):
-                    LogLine.emit("relay.broker_unavailable", [("error", message), ("retry_ms", Int(retry.components.seconds * 1000 + retry.components.attoseconds / 1_000_000_000_000_000))], level: "warn")
-                case .cleanedUp(let rows): LogLine.emit("relay.cleanup", [("deleted", rows)])
-                }
+            logger.info("relay.starting", metadata: [
+                "exchange": "\(exchange)", "outbox": "\(relay.outboxName)", "mapping": "\(configuration.outbox?.name ?? "reprise")",
+                "lock": "\(relay.lockKey.description)",
+            ])
+            let shares = self.shares
+            let worker = WorkerService(name: "relay", logger: logger) { stop in
+                try await relay.run(stop: stop, metrics: metrics) { $0.log(to: logger, shares: shares) }
             }
-            server?.stop()
-            LogLine.emit("relay.stopped")
+            try await Observability.run("relay", worker: worker, endpoint: endpoint, logger: logger)
         }
     }
 }

@@ -48,7 +48,7 @@ struct RepriseCommand: AsyncParsableCommand {
             Exit codes: 0 success, 1 failure (the message says what and where), 64 bad usage, \
             3 a server could not be reached or refused the login.
             """,
-        subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, MigrateCommand.self, RollbackCommand.self, RunCommand.self, CheckCommand.self, TraceCommand.self, RepairCommand.self, ReplayCommand.self]
+        subcommands: [InitCommand.self, DemoCommand.self, RebuildCommand.self, RelayCommand.self, LiveCommand.self, ParkedCommand.self, StatusCommand.self, DashboardCommand.self, MigrateCommand.self, RollbackCommand.self, RunCommand.self, CheckCommand.self, TraceCommand.self, RepairCommand.self, ReplayCommand.self]
     )
 }
 

@@ -1,6 +1,8 @@
 import ArgumentParser
+import Logging
 import RepriseEngine
 import ReprisePostgres
+import RepriseLogging
 import RepriseSupport
 
 #if canImport(Glibc)
@@ -57,13 +59,17 @@ struct RunCommand: AsyncParsableCommand {
                 Terminal.error("job \(file.name) is still running (another process holds its lock); this run does nothing")
                 throw ExitCode(6)
             }
-            LogLine.emit("job.started", [("job", file.name), ("run", file.kind.rawValue)])
+            // The job's own command may choose another --log-format or --log-level when it starts.
+            RepriseLog.bootstrap()
+            RepriseLog.addSecrets(fromURLs: arguments)
+            let logger = Logger(label: "reprise.run")
+            logger.info("job.started", metadata: ["job": "\(file.name)", "run": "\(file.kind.rawValue)"])
             if var asyncCommand = command as? any AsyncParsableCommand {
                 try await asyncCommand.run()
             } else {
                 try command.run()
             }
-            LogLine.emit("job.finished", [("job", file.name)])
+            logger.info("job.finished", metadata: ["job": "\(file.name)"])
             _ = try? await lockConnection.advisoryUnlock(key)
             await lockConnection.close()
         }

@@ -38,7 +38,7 @@ struct StatusCommand: AsyncParsableCommand {
             await my.close()
             await pg.close()
             if json {
-                Terminal.output("[" + statuses.map(Self.json).joined(separator: ",") + "]")
+                Terminal.output(ProjectionStatus.jsonText(statuses))
                 return
             }
             guard !statuses.isEmpty else {
@@ -102,27 +102,6 @@ struct StatusCommand: AsyncParsableCommand {
                 }
             }
         }
-    }
-
-    static func json(_ status: ProjectionStatus) -> String {
-        let quote = JSONText.quoted
-        func build(_ build: ProjectionStatus.Build) -> String {
-            "{\"build\":\(build.buildID),\"version\":\(build.version),\"state\":\(quote(build.state)),\"events_applied\":\(build.eventsApplied),"
-                + "\"rounds\":\(build.rounds),\"started_at\":\(quote(build.startedAt)),\"updated_at\":\(quote(build.updatedAt)),"
-                + "\"last_error\":\(build.lastError.map(quote) ?? "null"),\"partitions\":[" + build.partitions.map { partition in
-                    "{\"partition\":\(partition.number),\"state\":\(quote(partition.state.rawValue)),\"owner\":\(partition.owner.map(quote) ?? "null"),"
-                        + "\"events_applied\":\(partition.eventsApplied),\"position\":\(partition.roundPosition),"
-                        + "\"seconds_since_heartbeat\":\(partition.secondsSinceHeartbeat.map { String(format: "%.1f", $0) } ?? "null")}"
-                }.joined(separator: ",") + "]}"
-        }
-        return "{\"projection\":\(quote(status.projection)),\"active\":\(status.active.map(build) ?? "null"),"
-            + "\"building\":[\(status.building.map(build).joined(separator: ","))],\"retired\":[\(status.retired.map(build).joined(separator: ","))],"
-            + "\"lag_events\":\(status.lagEvents.map(String.init) ?? "null"),\"lag_seconds\":\(status.lagSeconds.map { String($0) } ?? "null"),"
-            + "\"parked_streams\":\(status.parkedStreams),\"live_partitions\":[" + status.livePartitions.map { partition, lag in
-                "{\"partition\":\(partition.number),\"of\":\(partition.count),\"owner\":\(partition.owner.map(quote) ?? "null"),"
-                    + "\"events_applied\":\(partition.eventsApplied),\"position\":\(partition.roundPosition),\"lag_events\":\(lag.map(String.init) ?? "null"),"
-                    + "\"seconds_since_heartbeat\":\(partition.secondsSinceHeartbeat.map { String(format: "%.1f", $0) } ?? "null")}"
-            }.joined(separator: ",") + "]}"
     }
 }
 

@@ -38,7 +38,7 @@ package struct ChunkApplier: Sendable {
     /// position) and applies it chunk by chunk. Returns the number of events read.
     package func readRound(
         _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
-        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil
+        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil, shouldStop: @Sendable () -> Bool = { false }
     ) async throws -> Int64 {
         let record = group[0].record
         let spec = EventStoreReader.Round(
@@ -76,11 +76,14 @@ package struct ChunkApplier: Sendable {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
                 pending.append(contentsOf: events)
                 while pending.count >= chunkSize {
+                    // Asked to stop: the chunk in flight still commits (`finish` below); no new one starts.
+                    if shouldStop() { throw StopRequested() }
                     let events = Array(pending.prefix(chunkSize))
                     pending.removeFirst(events.count)
                     try await submit(events)
                 }
             }
+            if !pending.isEmpty, shouldStop() { throw StopRequested() }
             try await submit(pending)
             try await pipeline.finish()
         } catch {

@@ -17,6 +17,9 @@ public final class LiveProjectionRunner {
         public var fetchSize = 1_000
         public var rowCacheLimit = 100_000
         public var lockTimeoutSeconds = 60
+        /// Checked between chunks of a catch-up: true ends it after the chunk in flight commits
+        /// (the round stays open and continues from its checkpoint next time).
+        public var shouldStop: @Sendable () -> Bool = { false }
         public init() {}
     }
 
@@ -286,7 +289,7 @@ public final class LiveProjectionRunner {
     /// handler error, after committing everything before the failing chunk.
     public func catchUp() async throws -> [Outcome] {
         var outcomes: [Outcome] = []
-        for name in projections.map(\.definition.name) {
+        for name in projections.map(\.definition.name) where !options.shouldStop() {
             guard let runnable = projections.first(where: { $0.definition.name == name }) else { continue }
             if let outcome = try await catchUpLocked(runnable) {
                 outcomes.append(outcome)
@@ -338,7 +341,10 @@ public final class LiveProjectionRunner {
         do {
             applied = try await applier.readRound(
                 [build], reader: reader, eventTypes: Array(build.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [build]),
-                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber)
+                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber, shouldStop: options.shouldStop)
+        } catch is StopRequested {
+            // Stopped between chunks: what committed stays; the round is not closed.
+            return Outcome(projection: build.name, buildID: build.record.buildID, eventsApplied: 0, switchedFromBuild: switchedFrom, releasedStreams: released)
         } catch let error as EngineError where error.kind == .handlerFailed || error.kind == .badPayload {
             throw Failure(error: error, streamID: try await streamOf(error.position))
         }

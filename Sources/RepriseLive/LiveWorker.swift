@@ -145,6 +145,8 @@ public struct LiveWorker: Sendable {
         var runnerOptions = LiveProjectionRunner.Options()
         runnerOptions.chunkSize = configuration.chunkSize
         runnerOptions.fetchSize = configuration.chunkSize
+        // SIGTERM during a long catch-up: stop after the chunk in flight commits.
+        runnerOptions.shouldStop = { stop.isStopped }
         var amqp: AMQPConnection?
         var outage = 0
         // A lost PostgreSQL or MySQL (restart, failover, terminated session) is waited out: the

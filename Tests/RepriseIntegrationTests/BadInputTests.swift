@@ -6,6 +6,7 @@ import RepriseMySQL
 import RepriseProjection
 import ReprisePostgres
 import Testing
+import RepriseLive
 
 /// Bad input gets a precise error (naming the projection, the position and the cause) or is
 /// parked by policy: never a crash, a silent skip or a corrupted row. Payloads are written to a

@@ -1,6 +1,8 @@
 import RepriseAMQP
 import RepriseEngine
 import RepriseEventStore
+import Prometheus
+import RepriseHTTP
 import RepriseLive
 import RepriseMySQL
 import RepriseProjection
@@ -68,8 +70,8 @@ struct LiveTests {
             _ = try await environment.engine().rebuild([.file(try streamCounts())])
 
             let stop = StopSignal()
-            let relayMetrics = MetricsRegistry(), workerMetrics = MetricsRegistry()
-            let server = try StatusServer(port: 0, metrics: workerMetrics)
+            let prometheus = PrometheusCollectorRegistry()
+            let relayMetrics = MetricsRegistry(), workerMetrics = MetricsRegistry(factory: PrometheusMetricsFactory(registry: prometheus))
             let relay = Task { try await OutboxRelay(harness.relayConfiguration()).run(stop: stop, metrics: relayMetrics) }
             let worker = Task { try await harness.worker(.file(try streamCounts())).run(stop: stop, metrics: workerMetrics) }
             // Events appended while both run reach MySQL through RabbitMQ.
@@ -88,14 +90,17 @@ struct LiveTests {
                     + (workerMetrics.value("reprise_live_catch_up_events_total") ?? 0) >= 1_500
                     && workerMetrics.value("reprise_live_lag_events") != nil
             }
-            let metricsPage = try httpRequest(port: server.port, "GET /metrics HTTP/1.0\r\n\r\n")
-            #expect(metricsPage.hasPrefix("HTTP/1.0 200 OK"))
-            #expect(metricsPage.contains("reprise_live_catch_up_events_total"))
-            #expect(metricsPage.contains("reprise_live_lag_events"))
-            #expect(try httpRequest(port: server.port, "GET /health HTTP/1.0\r\n\r\n").contains("\"status\":\"ok\""))
-            #expect(try httpRequest(port: server.port, "POST /metrics HTTP/1.0\r\n\r\n").hasPrefix("HTTP/1.0 405"))
+            try await withStatusEndpoint(StatusEndpoint(port: 0, prometheus: prometheus, metrics: workerMetrics)) { port in
+                let metricsPage = try httpRequest(port: port, "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                #expect(metricsPage.hasPrefix("HTTP/1.1 200 OK") || metricsPage.hasPrefix("HTTP/1.0 200 OK"))
+                #expect(metricsPage.contains("reprise_live_catch_up_events_total"))
+                #expect(metricsPage.contains("reprise_live_lag_events"))
+                let health = try httpRequest(port: port, "GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                let post = try httpRequest(port: port, "POST /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
+                #expect(health.contains("\"status\":\"ok\""))
+                #expect(post.contains(" 405 "))
+            }
             #expect((relayMetrics.value("reprise_relay_published_total") ?? 0) >= 1_500)
-            server.stop()
             stop.stop()
             try await relay.value
             try await worker.value

@@ -1,5 +1,7 @@
 import Foundation
 import RepriseEngine
+import Prometheus
+import RepriseHTTP
 import RepriseLive
 import RepriseMySQL
 import ReprisePostgres
@@ -98,25 +100,30 @@ struct LeastPrivilegeTests {
 
 @Suite("Security: endpoints and process titles")
 struct EndpointSecurityTests {
-    /// One HTTP/1.0 exchange with the status server.
+    /// One HTTP/1.1 exchange with the status endpoint (the server closes the connection after it).
     static func request(_ method: String, _ path: String, port: UInt16) throws -> String {
-        try httpRequest(port: port, "\(method) \(path) HTTP/1.0\r\n\r\n")
+        try httpRequest(port: port, "\(method) \(path) HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Length: 0\r\nConnection: close\r\n\r\n")
     }
 
-    @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() throws {
-        let metrics = MetricsRegistry()
+    @Test func theStatusEndpointsAreReadOnlyAndLocalByDefault() async throws {
+        let prometheus = PrometheusCollectorRegistry()
+        let metrics = MetricsRegistry(factory: PrometheusMetricsFactory(registry: prometheus))
         metrics.add("reprise_test_total", 1, help: "a counter")
-        let server = try StatusServer(port: 0, metrics: metrics)
-        defer { server.stop() }
-        for method in ["POST", "PUT", "DELETE", "PATCH"] {
-            for path in ["/metrics", "/health", "/"] {
-                #expect(try Self.request(method, path, port: server.port).hasPrefix("HTTP/1.0 405"), "\(method) \(path)")
+        try await withStatusEndpoint(StatusEndpoint(port: 0, prometheus: prometheus, metrics: metrics)) { port in
+            for method in ["POST", "PUT", "DELETE", "PATCH"] {
+                for path in ["/metrics", "/health", "/", "/status"] {
+                    let answer = try Self.request(method, path, port: port)
+                    #expect(answer.contains(" 405 "), "\(method) \(path)")
+                }
             }
+            let unknown = try Self.request("GET", "/admin", port: port)
+            let page = try Self.request("GET", "/metrics", port: port)
+            #expect(unknown.contains(" 404 "))
+            #expect(page.contains("reprise_test_total 1"))
         }
-        #expect(try Self.request("GET", "/admin", port: server.port).hasPrefix("HTTP/1.0 404"))
-        #expect(try Self.request("GET", "/metrics", port: server.port).contains("reprise_test_total 1"))
         // Nothing above changed a value.
-        #expect(metrics.prometheusText().contains("reprise_test_total 1"))
+        #expect(metrics.value("reprise_test_total") == 1)
+        #expect(prometheus.emitToString().contains("reprise_test_total 1"))
         FaultLedger.record(.security, "status endpoints refuse every method but GET")
 
     }
@@ -126,7 +133,7 @@ struct EndpointSecurityTests {
         for command in ["live", "relay"] {
             let help = try runReprise([command, "--help"])
             let flat = help.standardOutput.split(whereSeparator: \.isWhitespace).joined(separator: " ")
-            #expect(flat.contains("--metrics-host <metrics-host> Address the metrics endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
+            #expect(flat.contains("--metrics-host <metrics-host> Address the HTTP endpoint binds to. (default: 127.0.0.1)"), "\(command) --help: \(flat)")
         }
     }
 

@@ -5,6 +5,7 @@ import RepriseLive
 import RepriseProjection
 import ReprisePostgres
 import Testing
+import RepriseLive
 
 /// Rebuilds from event tables written by other libraries, each created as that library's own
 /// migration creates it and filled in its stored format (see the schema notes in the README).
