@@ -10,6 +10,7 @@ import Testing
 /// The status page in a real browser: Debian's `chromium`, headless, against a page served by
 /// the real endpoint over the real servers, with a live worker running, a poison event parked and
 /// a rebuild held in the middle. `scripts/services start` installs chromium.
+extension BrokerSuites {
 @Suite("Dashboard in headless Chromium (real servers)", .serialized)
 struct DashboardBrowserTests {
     static let ordersYAML = """
@@ -118,6 +119,7 @@ struct DashboardBrowserTests {
         guard outcome.status == 0 else { throw TestSetupError("chromium exited \(outcome.status): \(outcome.standardError)") }
         return outcome.standardOutput
     }
+}
 }
 
 /// Holds whoever waits until `open()`; waiting after `open()` returns at once.

@@ -11,15 +11,17 @@ import Glibc
 @Suite struct InitNonBlockingTests {
     struct Store {
         let schema: EventStoreSchema
+        /// The database the store lives in.
+        let url: String
         let admin: PostgresConnection
         let holder: PostgresConnection
         var holderPID: Int64 = 0
 
-        static func make() async throws -> Store {
-            let admin = try await TestServers.postgres()
+        static func make(url: String = TestServers.postgresURL) async throws -> Store {
+            let admin = try await PostgresConnection.connect(url: url)
             let schema = try EventStoreSchema(schema: TestServers.uniqueName("init"))
             try await EventStore(schema: schema).initialize(on: admin)
-            var store = Store(schema: schema, admin: admin, holder: try await TestServers.postgres())
+            var store = Store(schema: schema, url: url, admin: admin, holder: try await PostgresConnection.connect(url: url))
             store.holderPID = try await store.holder.query("SELECT pg_backend_pid()").int64(0, 0) ?? 0
             return store
         }
@@ -39,7 +41,7 @@ import Glibc
         /// Runs `arguments` (the real binary) while watching for sessions that wait on a lock of
         /// the store's tables, or behind the held transaction; returns the outcome and what waited.
         func runWatching(_ arguments: [String]) async throws -> (ProcessOutcome, [String]) {
-            let process = try BackgroundProcess(arguments + ["--store-schema", schema.schema, "--postgres-url", TestServers.postgresURL])
+            let process = try BackgroundProcess(arguments + ["--store-schema", schema.schema, "--postgres-url", url])
             var waiters: [String] = []
             while process.process.isRunning {
                 let result = try await admin.query(
@@ -89,7 +91,24 @@ import Glibc
     /// A missing index on a table in use: init gives up at once, says what it would have run, and
     /// builds it on the next run once the table is quiet.
     @Test func initDefersAMissingIndexWhileTheTableIsInUse() async throws {
-        let store = try await Store.make()
+        // CREATE INDEX CONCURRENTLY waits for every older transaction of its database: a database
+        // of its own keeps the suite's other tests (run in parallel) out of what it waits for.
+        let server = try await TestServers.postgres()
+        let database = TestServers.uniqueName("init_db")
+        try await server.execute("CREATE DATABASE \(database)")
+        do {
+            try await initDefersAMissingIndex(url: TestServers.postgresURL(database: database))
+        } catch {
+            _ = try? await server.execute("DROP DATABASE \(database) WITH (FORCE)")
+            await server.close()
+            throw error
+        }
+        try await server.execute("DROP DATABASE \(database) WITH (FORCE)")
+        await server.close()
+    }
+
+    private func initDefersAMissingIndex(url: String) async throws {
+        let store = try await Store.make(url: url)
         let index = "\(store.schema.schema).\(store.schema.eventsTable)_transaction_position_idx"
         try await store.admin.execute("DROP INDEX \(index)")
         try await store.holdWriteTransaction()
@@ -105,9 +124,9 @@ import Glibc
         try await store.insert(on: store.holder, stream: "held-2")
         try await store.holder.execute("COMMIT")
 
-        // CONCURRENTLY also waits for transactions elsewhere in the database (other tests share
-        // the server): a longer lock timeout lets it, and writers go on meanwhile.
-        let quiet = try runReprise(["init", "--lock-timeout-ms", "60000", "--store-schema", store.schema.schema, "--postgres-url", TestServers.postgresURL])
+        // CONCURRENTLY also waits for transactions elsewhere in the database: a longer lock
+        // timeout lets it, and writers go on meanwhile.
+        let quiet = try runReprise(["init", "--lock-timeout-ms", "60000", "--store-schema", store.schema.schema, "--postgres-url", url])
         #expect(quiet.status == 0, "\(quiet.standardError)")
         #expect(quiet.standardOutput.contains("created index \(index)"), "\(quiet.standardOutput)")
         #expect(!quiet.standardOutput.contains("not done"), "\(quiet.standardOutput)")

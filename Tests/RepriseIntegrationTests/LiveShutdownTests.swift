@@ -7,6 +7,7 @@ import Testing
 /// flight, commits, stops its services in order and exits 0; a worker started afterwards
 /// continues from the checkpoint, and the tables equal those of a rebuild (nothing lost, nothing
 /// applied twice).
+extension BrokerSuites {
 @Suite("SIGTERM to reprise live (real process, real servers)", .serialized)
 struct LiveShutdownTests {
     @Test func sigtermDuringABacklogDrainExitsZeroWithNothingLostOrAppliedTwice() async throws {
@@ -72,4 +73,5 @@ struct LiveShutdownTests {
         try await environment.mysql.query(
             "SELECT events_applied FROM reprise_builds WHERE projection = 'stream_counts' AND state = 'active'").int64(0, 0) ?? 0
     }
+}
 }

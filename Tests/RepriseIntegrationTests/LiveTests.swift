@@ -506,6 +506,10 @@ func httpRequest(port: UInt16, _ request: String) throws -> String {
         $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { connect(descriptor, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
     }
     guard connected == 0 else { throw TestSetupError("cannot connect to 127.0.0.1:\(port)") }
+    // A server that keeps the connection open after answering (HTTP keep-alive) must not hang
+    // the test: reads give up after 30 s of silence.
+    var timeout = timeval(tv_sec: 30, tv_usec: 0)
+    setsockopt(descriptor, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size))
     var bytes = Array(request.utf8)
     _ = bytes.withUnsafeMutableBytes { send(descriptor, $0.baseAddress, $0.count, 0) }
     var response: [UInt8] = []

@@ -10,6 +10,7 @@ import Glibc
 
 /// `reprise relay --outbox`: applications' own outbox tables, relayed by the real binary to a
 /// consumer written with a plain AMQP client (Python `pika`).
+extension BrokerSuites {
 @Suite(.serialized) struct OutboxMappingTests {
     /// One outbox shape: its table, how a writer inserts a row, and what "published" looks like.
     struct Shape: CustomStringConvertible, Sendable {
@@ -294,4 +295,5 @@ import Glibc
         #expect(outcome.standardError.contains("published.flag: column is_published not found"), "\(outcome.standardError)")
         await world.close()
     }
+}
 }

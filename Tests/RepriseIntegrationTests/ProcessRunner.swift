@@ -91,6 +91,13 @@ final class BackgroundProcess: @unchecked Sendable {
 
     var pid: Int32 { process.processIdentifier }
 
+    /// A test that failed before it ended its process must not leave it running, or stopped
+    /// (SIGSTOP) and holding its sessions, cursors and locks: the cleanup of the test's
+    /// environment (DROP SCHEMA, DROP DATABASE) would wait for them forever.
+    deinit {
+        if process.isRunning { kill(process.processIdentifier, SIGKILL) }
+    }
+
     /// True when the process stopped itself (SIGSTOP), as `/proc/PID/stat` says (state `T`).
     var isStopped: Bool {
         guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8), let close = stat.lastIndex(of: ")") else { return false }

@@ -28,6 +28,14 @@ enum TestServers {
         do { return try await AMQPConnection.connect(url: amqpURL) } catch { throw TestSetupError("RabbitMQ: \(error) — \(hint)") }
     }
 
+    /// The PostgreSQL test URL pointed at another database of the same server.
+    static func postgresURL(database: String) -> String {
+        let url = postgresURL
+        guard let at = url.lastIndex(of: "@"), let slash = url[at...].firstIndex(of: "/") else { return url }
+        let end = url[slash...].firstIndex(of: "?") ?? url.endIndex
+        return String(url[...slash]) + database + String(url[end...])
+    }
+
     /// A name no other test (or earlier run) uses.
     static func uniqueName(_ prefix: String) -> String {
         "\(prefix)_\(getpid())_\(UInt32.random(in: 0...UInt32.max))"
