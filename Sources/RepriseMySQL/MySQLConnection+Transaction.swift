@@ -43,13 +43,24 @@ extension MySQLConnection {
     /// transaction: a lost session loses them (`reopen()` lists them). Cancelling the task ends
     /// the wait (`.cancelled`). Prefer `withNamedLock`, which releases the lock it took.
     public func getLock(_ name: String, timeoutSeconds: Int = 0) async throws(MySQLError) -> Bool {
-        let answer = try await query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(timeoutSeconds))]).int(0, 0)
-        // A wait ended by KILL QUERY answers NULL, not an error.
-        if answer == nil, Task.isCancelled {
-            throw MySQLError(code: .cancelled, message: "the task was cancelled while waiting for the lock \(name)", server: server)
+        // The wait runs in slices shorter than the client's read timeout: a long wait is never
+        // taken for a dead server (which would drop the session and its other locks), and a
+        // cancelled task stops at the next slice even if its KILL QUERY did not reach the server.
+        var remaining = max(0, timeoutSeconds)
+        while true {
+            let slice = min(remaining, lockWaitSliceSeconds)
+            let answer = try await query("SELECT GET_LOCK(?, ?)", [.string(name), .int(Int64(slice))]).int(0, 0)
+            if answer == 1 {
+                noteLock(name, held: true)
+                return true
+            }
+            // A wait ended by KILL QUERY answers NULL, not an error.
+            if Task.isCancelled {
+                throw MySQLError(code: .cancelled, message: "the task was cancelled while waiting for the lock \(name)", server: server)
+            }
+            remaining -= slice
+            if answer == nil || remaining <= 0 { return false }
         }
-        if answer == 1 { noteLock(name, held: true) }
-        return answer == 1
     }
 
     /// Releases a named lock; returns false when this session did not hold it. Runs in a

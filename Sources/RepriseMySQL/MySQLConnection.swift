@@ -34,6 +34,9 @@ public actor MySQLConnection {
     private var handle: UnsafeMutablePointer<MYSQL>?
     private let url: ConnectionURL
     private let options: MySQLConnectOptions
+    /// The longest single `GET_LOCK` wait: half the read timeout (the client library gives up
+    /// on a silent server after about three read timeouts), at least one second.
+    var lockWaitSliceSeconds: Int { max(1, (options.readTimeout ?? options.connectTimeout) / 2) }
     private let redactor: SecretRedactor
     private var transactionOpen = false
     /// Set when the session dropped: every statement fails until `reopen()`.
