@@ -258,6 +258,16 @@ struct PartitionedLiveTests {
             let consumers = ["a", "b"].map { owner in
                 Task { try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables).run(stop: stop) }
             }
+            // The poison arrives once both projections are split and owned: it is parked by a
+            // partition's consumer. (A split that finishes an open round applies events outside
+            // the poison policy: a known gap, see the closing note of 2026-11-30.)
+            try await waitUntil("both projections to be split and every partition owned") {
+                try await environment.mysql.query(
+                    """
+                    SELECT COUNT(*) FROM reprise_live_partitions p JOIN reprise_builds b USING (build_id)
+                    WHERE b.state = 'active' AND p.owner IS NOT NULL
+                    """).int(0, 0) == 4
+            }
             // An order whose total no handler can add up.
             let poison = #"{"orderId":"O-poison","customerId":"C-poison","itemCount":1,"totalCents":"lots","occurredAt":"2026-01-01T00:00:00Z"}"#
             _ = try await environment.store.append(
