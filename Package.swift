@@ -29,6 +29,13 @@ let package = Package(
         // Test-only: the `reprise` command line with the REPRISE_FAULT hooks installed.
         .executable(name: "reprise-fault-injection", targets: ["RepriseFaultInjection"]),
     ],
+    // The HTTP endpoints (/metrics, /health, /status, `reprise dashboard`) bring in Hummingbird and
+    // SwiftNIO, about two thirds of a cold release build. They are on by default; scripts/demo and
+    // library users who do not serve HTTP build without them (`--disable-default-traits`).
+    traits: [
+        .trait(name: "HTTP", description: "HTTP endpoints of the workers and `reprise dashboard` (Hummingbird, SwiftNIO)"),
+        .default(enabledTraits: ["HTTP"]),
+    ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         // Logs, metrics, service lifecycle and the HTTP endpoint of the long-running commands (docs/observability.md).
@@ -117,7 +124,7 @@ let package = Package(
             dependencies: [
                 "RepriseSupport", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP",
                 "RepriseEventStore", "RepriseEventSource", "RepriseDemo", "RepriseProjection", "RepriseEngine", "RepriseLive",
-                "RepriseHTTP", "RepriseLogging",
+                .target(name: "RepriseHTTP", condition: .when(traits: ["HTTP"])), "RepriseLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Metrics", package: "swift-metrics"),

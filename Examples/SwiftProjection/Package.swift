@@ -7,7 +7,9 @@ let package = Package(
     name: "SwiftProjection",
     dependencies: [
         // A team writes .package(url: "https://github.com/<org>/reprise", from: "<version>").
-        .package(name: "Reprise", path: "../.."),
+        // Without the HTTP trait: this team serves no /metrics or dashboard from it, so SwiftNIO
+        // is not built (traits: ["HTTP"] or leaving the argument out keeps them).
+        .package(name: "Reprise", path: "../..", traits: []),
     ],
     targets: [
         .executableTarget(

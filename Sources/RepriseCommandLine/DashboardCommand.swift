@@ -1,7 +1,9 @@
 import ArgumentParser
 import Logging
 import RepriseEngine
+#if HTTP
 import RepriseHTTP
+#endif
 import RepriseLive
 import ServiceLifecycle
 
@@ -43,6 +45,7 @@ struct DashboardCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
+        #if HTTP
         try await reportingFailures {
             let postgresURL = try postgres.resolvedURL(), mysqlURL = try mysql.resolvedURL()
             let logger = logging.bootstrap("reprise.dashboard", hidingPasswordsOf: [postgresURL, mysqlURL])
@@ -61,5 +64,8 @@ struct DashboardCommand: AsyncParsableCommand {
             try await group.run()
             logger.info("dashboard.stopped", metadata: ["exit_code": "0"])
         }
+        #else
+        try await reportingFailures { throw HTTPNotBuilt(what: "reprise dashboard") }
+        #endif
     }
 }

@@ -1,7 +1,6 @@
 import ArgumentParser
 import Logging
 import RepriseEngine
-import RepriseHTTP
 import RepriseLive
 
 struct LiveCommand: AsyncParsableCommand {
@@ -104,10 +103,10 @@ struct LiveCommand: AsyncParsableCommand {
             let logger = logging.bootstrap("reprise.live", hidingPasswordsOf: [configuration.postgresURL, configuration.mysqlURL, configuration.amqpURL])
             let metrics = Observability.workerMetrics()
             let definitions = Dictionary(selected.map { ($0.definition.name, $0.definition) }, uniquingKeysWith: { $1 })
-            let statusSource = StatusSnapshot.Source(
+            let statusSource = StatusPageSource(
                 postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
                 eventSource: configuration.source ?? .reprise(configuration.storeSchema), definitions: definitions)
-            let endpoint = status.service(defaultPort: 9464, metrics: metrics, status: statusSource, logger: logger)
+            let endpoint = try status.service(defaultPort: 9464, metrics: metrics, status: statusSource, logger: logger)
             logger.info("live.starting", metadata: ["projections": "\(selected.map(\.definition.name).joined(separator: ","))", "queue": "\(queue)"])
             let directory = selection.projectionsDir
             // After a migration swaps in another version, the worker reloads the projection files to find it.

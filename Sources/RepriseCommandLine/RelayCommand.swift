@@ -92,7 +92,7 @@ struct RelayCommand: AsyncParsableCommand {
             configuration.retention = .seconds(Int64(retentionHours * 3600))
             let logger = logging.bootstrap("reprise.relay", hidingPasswordsOf: [configuration.postgresURL, configuration.amqpURL])
             let metrics = Observability.workerMetrics()
-            let endpoint = status.service(defaultPort: 9465, metrics: metrics, logger: logger)
+            let endpoint = try status.service(defaultPort: 9465, metrics: metrics, logger: logger)
             let relay = OutboxRelay(configuration)
             logger.info("relay.starting", metadata: [
                 "exchange": "\(exchange)", "outbox": "\(relay.outboxName)", "mapping": "\(configuration.outbox?.name ?? "reprise")",

@@ -2,7 +2,12 @@ import ArgumentParser
 import Logging
 import Metrics
 import Prometheus
+#if HTTP
 import RepriseHTTP
+#endif
+import RepriseEngine
+import RepriseEventSource
+import RepriseProjection
 import RepriseLive
 import ServiceLifecycle
 import Synchronization
@@ -19,17 +24,45 @@ struct StatusEndpointOptions: ParsableArguments {
         if let metricsPort, !(0...65_535).contains(metricsPort) { throw ValidationError("--metrics-port must be between 0 and 65535") }
     }
 
-    /// The endpoint as a service, nil when turned off (`--metrics-port 0`).
+    /// The endpoint as a service, nil when turned off (`--metrics-port 0`). `status` is what the
+    /// live worker's /status and dashboard read.
     func service(
-        defaultPort: Int, metrics: MetricsRegistry, status: StatusSnapshot.Source? = nil, logger: Logger
-    ) -> (any Service)? {
+        defaultPort: Int, metrics: MetricsRegistry, status: StatusPageSource? = nil, logger: Logger
+    ) throws -> (any Service)? {
         let port = metricsPort ?? defaultPort
         guard port != 0 else { return nil }
-        let endpoint = StatusEndpoint(host: metricsHost, port: port, prometheus: Observability.prometheus, metrics: metrics, status: status)
+        #if HTTP
+        let source = status.map {
+            StatusSnapshot.Source(postgresURL: $0.postgresURL, mysqlURL: $0.mysqlURL, eventSource: $0.eventSource, definitions: $0.definitions)
+        }
+        let endpoint = StatusEndpoint(host: metricsHost, port: port, prometheus: Observability.prometheus, metrics: metrics, status: source)
         let host = metricsHost
         return endpoint.service(logger: logger) { bound in
             logger.info("http.listening", metadata: ["address": "\(host):\(bound)"])
         }
+        #else
+        // Asked for explicitly: an error. By default the worker runs without it and says so.
+        if metricsPort != nil { throw HTTPNotBuilt(what: "--metrics-port") }
+        logger.notice("http.not_built", metadata: ["reason": "built without the HTTP trait; no /metrics, /health or /status"])
+        return nil
+        #endif
+    }
+}
+
+/// What the live worker's /status page reads (the servers, the event source, the definitions).
+struct StatusPageSource {
+    var postgresURL: String
+    var mysqlURL: String
+    var eventSource: EventSource
+    var definitions: [String: ProjectionDefinition]
+}
+
+/// A feature of the HTTP trait asked of a `reprise` built without it (scripts/demo builds so).
+struct HTTPNotBuilt: Error, CustomStringConvertible {
+    var what: String
+    var description: String {
+        "\(what) needs the HTTP endpoints, and this binary was built without them (the package's HTTP trait "
+            + "is off, as in the lean build of scripts/demo); build with the trait on, the default: `swift build -c release --product reprise`"
     }
 }
 

@@ -38,6 +38,11 @@ struct LibraryExampleTests {
                 binary, ["status", "--projections-dir", root + "/projections", "--store-schema", environment.storeSchema.schema],
                 environment: environment.processVariables)
             #expect(status.status == 0 && status.standardOutput.contains("customer_stats_swift"), "\(status.standardError)")
+            // The example depends on Reprise without the HTTP trait: no SwiftNIO in it, and what
+            // needs the endpoints says so instead of failing obscurely.
+            let dashboard = try await runToEnd(binary, ["dashboard"], environment: environment.processVariables)
+            #expect(dashboard.status == 1)
+            #expect(dashboard.standardError.contains("reprise dashboard needs the HTTP endpoints"), "\(dashboard.standardError)")
         } catch {
             await environment.tearDown()
             throw error
