@@ -71,7 +71,7 @@ struct TraceCommand: AsyncParsableCommand {
             case "live": "rows this stream did not write come from the live table, as they are now (not as of the event)"
             case "no live table": "there is no live table of \(lookup.table) (never swapped in, or no --mysql-url): rows this stream did not write read as missing"
             case "from live": "rows come from the live table (--from-live), as they are now"
-            default: "the stream writes \(lookup.table): the lookup sees the rows it wrote; others read as missing"
+            default: "this stream writes that table too, so the lookup sees the rows the stream wrote (others read as missing: rows start empty)"
             }
             Terminal.output("lookup \(lookup.alias) (\(lookup.path)) reads \(lookup.table): \(rows)")
         }

@@ -199,6 +199,15 @@ struct TraceTests {
         let paidAfter = (upsert["columns"] as? [[String: Any]])?.first { $0["name"] as? String == "paid_cents" }?["after"]
         #expect(paidAfter.map { "\($0)" } == amount)
 
+        // --from-live: an upsert keyed by a looked-up value reads its live row once the lookup resolved.
+        let fromLive = try await StreamTracer.trace(
+            .file(definition), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL,
+            source: .reprise(environment.storeSchema), fromLive: true, upto: nil)
+        #expect(fromLive.failure == nil)
+        let liveUpsert = try #require(fromLive.events.first { $0.type == "PaymentReceived" }?.operations.first { $0.table == "country_revenue_daily" })
+        #expect(liveUpsert.key["country"] == .text(country))
+        #expect(liveUpsert.columns.first { $0.name == "paid_cents" }?.before != nil)
+
         #expect(text.status == 0, "\(text.standardError)")
         #expect(text.standardOutput.contains(
             "lookup cust (handlers.PaymentReceived[1]) reads revenue_customers: rows this stream did not write come from the live table, as they are now (not as of the event)"),
