@@ -12,8 +12,11 @@ struct TraceCommand: AsyncParsableCommand {
             that ran or were skipped (and why: `when` false, row missing) and each touched row's \
             columns before and after (changed ones marked *). Rows start empty, so for a projection \
             whose rows the stream decides the trace ends with the row a rebuild gives; --from-live \
-            starts from the live rows instead. Writes nothing anywhere: no rows, no checkpoint, no \
-            registry, no lock. A handler error stops the trace; it names the event and the operation \
+            starts from the live rows instead. A lookup into a table only other streams write (a \
+            customer's country for an order's payment) reads the live table (the active version's), \
+            as it is now, not as of the event; the trace names those lookups and the rows they read, \
+            or says that a row read as missing because there is no live table. Writes nothing \
+            anywhere: no rows, no checkpoint, no registry, no lock. A handler error stops the trace; it names the event and the operation \
             and the command exits with 1.
             """)
 
@@ -23,7 +26,7 @@ struct TraceCommand: AsyncParsableCommand {
     @Option(help: "The stream to trace.")
     var stream: String
 
-    @Flag(help: "Start from the rows in the live tables instead of empty rows (reads MySQL).")
+    @Flag(help: "Start from the rows in the live tables instead of empty rows (reads MySQL; without it, only lookups of rows other streams write do).")
     var fromLive = false
 
     @Option(help: ArgumentHelp("Stop after the event at this global position.", valueName: "position"))
@@ -43,7 +46,7 @@ struct TraceCommand: AsyncParsableCommand {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
             let trace = try await StreamTracer.trace(
-                runnable, streamID: stream, postgresURL: try postgres.resolvedURL(), mysqlURL: fromLive ? try mysql.resolvedURL() : nil,
+                runnable, streamID: stream, postgresURL: try postgres.resolvedURL(), mysqlURL: fromLive ? try mysql.resolvedURL() : try? mysql.resolvedURL(),
                 source: try eventSource.eventSource(postgres), fromLive: fromLive, upto: upto)
             if json {
                 let encoder = JSONEncoder()
@@ -63,9 +66,23 @@ struct TraceCommand: AsyncParsableCommand {
         let start = trace.fromLive ? "rows start from the live tables" : "rows start empty"
         let limit = trace.upto.map { ", up to position \($0)" } ?? ""
         Terminal.output("trace of \(trace.projection) v\(trace.version), stream \(trace.streamID) (\(start)\(limit); nothing is written)")
+        for lookup in trace.lookups {
+            let rows = switch lookup.rows {
+            case "live": "rows this stream did not write come from the live table, as they are now (not as of the event)"
+            case "no live table": "there is no live table of \(lookup.table) (never swapped in, or no --mysql-url): rows this stream did not write read as missing"
+            case "from live": "rows come from the live table (--from-live), as they are now"
+            default: "this stream writes that table too, so the lookup sees the rows the stream wrote (others read as missing: rows start empty)"
+            }
+            Terminal.output("lookup \(lookup.alias) (\(lookup.path)) reads \(lookup.table): \(rows)")
+        }
         for event in trace.events {
             Terminal.output("")
             Terminal.output("#\(event.position)  \(event.type)  (stream version \(event.streamVersion))\(event.handled ? "" : ": no handler")")
+            for read in event.lookupReads {
+                let row = read.columns.map { columns in read.columnNames.map { "\($0)=\(columns[$0]?.description ?? "NULL")" }.joined(separator: " ") }
+                let what = read.source == "live" ? "live row as of now" : "missing: no live table"
+                Terminal.output("  lookup read \(read.table) \(keyText(read.key)) (\(what)): \(row ?? "no such row")")
+            }
             if event.handled && event.operations.isEmpty { Terminal.output("  no operation touched a row") }
             for operation in event.operations {
                 let reason = operation.reason.map { " (\($0))" } ?? ""

@@ -139,6 +139,82 @@ struct TraceTests {
         let failure = try #require(failed.failure)
         #expect(failure.contains("order_summary") && failure.contains("position \(failing.position)") && failure.contains("handlers.\(failing.type)[0]"), "\(failure)")
     }
+
+    /// A payment's country comes from a customer row another stream wrote: without a live table
+    /// the trace says the lookup read a missing row; after a rebuild it reads the live row, names
+    /// the lookup, and shows the right country and amount, writing nothing.
+    @Test func traceOfAPaymentReadsTheCustomerFromTheLiveTableAndSaysSo() async throws {
+        let environment = try await RebuildEnvironment.make()
+        defer { Task { await environment.tearDown() } }
+        try await environment.seed(events: 2_000, seed: 93)
+        let events = environment.storeSchema.qualifiedEvents
+        // The first paid order whose customer registered, with the facts an operator would look up.
+        let paid = try await environment.postgres.query("""
+            SELECT p.stream_id, p.payload->>'amountCents', left(p.payload->>'occurredAt', 10), c.payload->>'customerId', r.payload->>'country'
+            FROM \(events) p
+            JOIN \(events) c ON c.stream_id = p.stream_id AND c.event_type = 'OrderCreated'
+            JOIN \(events) r ON r.event_type = 'CustomerRegistered' AND r.payload->>'customerId' = c.payload->>'customerId'
+            WHERE p.event_type = 'PaymentReceived' AND r.payload->>'country' IS NOT NULL
+            ORDER BY p.global_position LIMIT 1
+            """)
+        let stream = try #require(paid.string(0, 0)), amount = try #require(paid.string(0, 1)), day = try #require(paid.string(0, 2))
+        let customer = try #require(paid.string(0, 3)), country = try #require(paid.string(0, 4))
+        let definition = try sampleDefinition("country_revenue_daily")
+
+        // Before any rebuild there is no live table: the lookup reads a missing row, and says why.
+        let unbuilt = try await StreamTracer.trace(
+            .file(definition), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL,
+            source: .reprise(environment.storeSchema), fromLive: false, upto: nil)
+        #expect(unbuilt.failure == nil)
+        #expect(unbuilt.lookups.contains { $0.alias == "cust" && $0.table == "revenue_customers" && $0.rows == "no live table" })
+        #expect(unbuilt.lookups.contains { $0.alias == "ord" && $0.table == "revenue_orders" && $0.rows == "stream" })
+        let unbuiltPayment = try #require(unbuilt.events.first { $0.type == "PaymentReceived" })
+        #expect(unbuiltPayment.lookupReads.map { "\($0.table) \($0.key["customer_id"]?.description ?? "") \($0.source) \($0.columns == nil)" }
+            == ["revenue_customers \(customer) no live table true"])
+        #expect(unbuiltPayment.operations.first { $0.table == "country_revenue_daily" }?.key["country"] == .text("unknown"))
+
+        _ = try await environment.engine().rebuild([.file(definition)])
+        let before = try await serverFingerprint(environment)
+        let outcome = try runReprise(
+            ["trace", "country_revenue_daily", "--stream", stream, "--json", "--store-schema", environment.storeSchema.schema],
+            environment: environment.processVariables)
+        #expect(outcome.status == 0, "\(outcome.standardError)")
+        let text = try runReprise(
+            ["trace", "country_revenue_daily", "--stream", stream, "--store-schema", environment.storeSchema.schema],
+            environment: environment.processVariables)
+        #expect(try await serverFingerprint(environment) == before)
+
+        let trace = try #require(try JSONSerialization.jsonObject(with: Data(outcome.standardOutput.utf8)) as? [String: Any])
+        let lookups = try #require(trace["lookups"] as? [[String: Any]])
+        #expect(lookups.contains { $0["alias"] as? String == "cust" && $0["path"] as? String == "handlers.PaymentReceived[1]" && $0["rows"] as? String == "live" })
+        let traced = try #require(trace["events"] as? [[String: Any]])
+        let payment = try #require(traced.first { $0["type"] as? String == "PaymentReceived" })
+        let read = try #require((payment["lookupReads"] as? [[String: Any]])?.first)
+        #expect(read["table"] as? String == "revenue_customers" && read["source"] as? String == "live")
+        #expect((read["key"] as? [String: Any])?["customer_id"] as? String == customer)
+        #expect((read["columns"] as? [String: Any])?["country"] as? String == country)
+        let upsert = try #require((payment["operations"] as? [[String: Any]])?.first { $0["table"] as? String == "country_revenue_daily" })
+        #expect((upsert["key"] as? [String: Any])?["country"] as? String == country)
+        #expect((upsert["key"] as? [String: Any])?["day"] as? String == day)
+        let paidAfter = (upsert["columns"] as? [[String: Any]])?.first { $0["name"] as? String == "paid_cents" }?["after"]
+        #expect(paidAfter.map { "\($0)" } == amount)
+
+        // --from-live: an upsert keyed by a looked-up value reads its live row once the lookup resolved.
+        let fromLive = try await StreamTracer.trace(
+            .file(definition), streamID: stream, postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL,
+            source: .reprise(environment.storeSchema), fromLive: true, upto: nil)
+        #expect(fromLive.failure == nil)
+        let liveUpsert = try #require(fromLive.events.first { $0.type == "PaymentReceived" }?.operations.first { $0.table == "country_revenue_daily" })
+        #expect(liveUpsert.key["country"] == .text(country))
+        #expect(liveUpsert.columns.first { $0.name == "paid_cents" }?.before != nil)
+
+        #expect(text.status == 0, "\(text.standardError)")
+        #expect(text.standardOutput.contains(
+            "lookup cust (handlers.PaymentReceived[1]) reads revenue_customers: rows this stream did not write come from the live table, as they are now (not as of the event)"),
+            "\(text.standardOutput)")
+        #expect(text.standardOutput.contains("lookup read revenue_customers (customer_id=\(customer)) (live row as of now): customer_id=\(customer) country=\(country)"),
+                "\(text.standardOutput)")
+    }
 }
 
 extension BrokerSuites {
