@@ -127,6 +127,7 @@ let package = Package(
                 .target(name: "RepriseHTTP", condition: .when(traits: ["HTTP"])), "RepriseLogging",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
                 .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
@@ -152,6 +153,9 @@ let package = Package(
                 "RepriseSupport", "RepriseDemo", "RepriseEngine", "RepriseProjection", "RepriseEventSource", "RepriseEventStore",
                 "ReprisePostgres", "RepriseMySQL", "RepriseLive", "RepriseCommandLine", "RepriseLogging",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "CoreMetrics", package: "swift-metrics"),
+                .product(name: "MetricsTestKit", package: "swift-metrics"),
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ],
             swiftSettings: strictSwift),
         .testTarget(

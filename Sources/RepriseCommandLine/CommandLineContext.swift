@@ -1,3 +1,4 @@
+import CoreMetrics
 import RepriseEngine
 import Synchronization
 
@@ -25,11 +26,15 @@ package struct CommandLineHooks: Sendable {
 /// What `Reprise.main` was given, for the commands the argument parser creates: the Swift
 /// projections registered beside the projection files, and the hooks.
 enum CommandLineContext {
-    private static let state = Mutex<(projections: [any Projection], hooks: CommandLineHooks)>(([], CommandLineHooks()))
+    private static let state = Mutex<(projections: [any Projection], hooks: CommandLineHooks, metricsFactories: [any MetricsFactory])>(
+        ([], CommandLineHooks(), []))
 
-    static func install(projections: [any Projection], hooks: CommandLineHooks) {
-        state.withLock { $0 = (projections, hooks) }
+    static func install(projections: [any Projection], hooks: CommandLineHooks, metricsFactories: [any MetricsFactory] = []) {
+        state.withLock { $0 = (projections, hooks, metricsFactories) }
     }
+
+    /// Metrics backends of a team's own executable, fed beside the Prometheus registry.
+    static var metricsFactories: [any MetricsFactory] { state.withLock { $0.metricsFactories } }
 
     /// The Swift projections registered with `Reprise.main(projections:)`.
     static var codeProjections: [any Projection] { state.withLock { $0.projections } }

@@ -1,4 +1,5 @@
 import ArgumentParser
+import CoreMetrics
 import RepriseEngine
 import RepriseSupport
 
@@ -19,16 +20,21 @@ import RepriseSupport
 /// of the projections folder; a file and a Swift projection of the same name are refused.
 public enum Reprise {
     /// Parses the process's arguments, runs the command and exits with its code.
-    public static func main(projections: [any Projection] = []) async {
-        await main(projections: projections, hooks: CommandLineHooks())
+    ///
+    /// `metricsFactories`: the team's own swift-metrics backends. The command line bootstraps
+    /// swift-metrics itself (with the Prometheus registry `/metrics` serves), so a team does not
+    /// call `MetricsSystem.bootstrap` (a second bootstrap stops the process); the workers' metrics
+    /// reach these backends too, beside Prometheus.
+    public static func main(projections: [any Projection] = [], metricsFactories: [any MetricsFactory] = []) async {
+        await main(projections: projections, hooks: CommandLineHooks(), metricsFactories: metricsFactories)
     }
 
     /// The same, with hooks only this package's executables install (fault injection in tests).
-    package static func main(projections: [any Projection], hooks: CommandLineHooks) async {
+    package static func main(projections: [any Projection], hooks: CommandLineHooks, metricsFactories: [any MetricsFactory] = []) async {
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Passwords in URL flags stay out of `ps`: the parser works on the copy above.
         ProcessTitle.hidePasswords()
-        CommandLineContext.install(projections: projections, hooks: hooks)
+        CommandLineContext.install(projections: projections, hooks: hooks, metricsFactories: metricsFactories)
         await RepriseCommand.main(arguments)
     }
 }

@@ -74,15 +74,18 @@ enum Observability {
         registry.withLock { existing in
             if let existing { return existing }
             let made = PrometheusCollectorRegistry()
-            MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: made))
+            let prometheus = PrometheusMetricsFactory(registry: made)
+            let own = CommandLineContext.metricsFactories
+            MetricsSystem.bootstrap(own.isEmpty ? prometheus : MultiplexMetricsHandler(factories: [prometheus] + own))
             existing = made
             return made
         }
     }
 
-    /// A worker's metrics, recorded into `prometheus`.
+    /// A worker's metrics: into `prometheus`, and the team's own backends given to `Reprise.main`.
     static func workerMetrics() -> MetricsRegistry {
-        MetricsRegistry(factory: PrometheusMetricsFactory(registry: prometheus))
+        _ = prometheus
+        return MetricsRegistry(factory: MetricsSystem.factory)
     }
 
     private static let registry = Mutex<PrometheusCollectorRegistry?>(nil)
