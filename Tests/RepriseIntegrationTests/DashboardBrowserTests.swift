@@ -61,9 +61,12 @@ struct DashboardBrowserTests {
 
         let source = StatusSnapshot.Source(
             postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, eventSource: .reprise(environment.storeSchema))
-        let docs = RebuildEnvironment.repositoryRoot() + "/docs"
-        try FileManager.default.createDirectory(atPath: docs, withIntermediateDirectories: true)
-        let screenshot = docs + "/dashboard.png"
+        // The README's picture is refreshed on request only (REPRISE_UPDATE_DOCS=1), so a test run
+        // leaves the work tree clean; otherwise the screenshot goes to the temporary folder.
+        let folder = ProcessInfo.processInfo.environment["REPRISE_UPDATE_DOCS"] == "1"
+            ? RebuildEnvironment.repositoryRoot() + "/docs" : FileManager.default.temporaryDirectory.path + "/reprise-dashboard-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+        let screenshot = folder + "/dashboard.png"
         let dom = try await withStatusEndpoint(StatusEndpoint(port: 0, status: source)) { port in
             let url = "http://127.0.0.1:\(port)/"
             let dom = try await Self.run(browser, ["--dump-dom", url])
