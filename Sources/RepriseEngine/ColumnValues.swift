@@ -48,7 +48,8 @@ enum ColumnValues {
             }
         case .varchar(let length):
             let text = string(value)
-            guard text.count <= length else {
+            // Characters never outnumber UTF-8 bytes: counting them is needed only past the byte count.
+            guard text.utf8.count <= length || text.count <= length else {
                 throw ConversionError(message: "text of \(text.count) characters does not fit \(column.type.sql) column \(column.name)")
             }
             return .string(text)
@@ -62,11 +63,13 @@ enum ColumnValues {
             default: throw ConversionError(message: "\(value) is not a boolean for column \(column.name)")
             }
         case .date:
+            if case .string(let text) = value, text.utf8.count == 10, isoDate(text) != nil { return value }  // already YYYY-MM-DD
             guard case .string(let text) = value, let date = isoDate(text) else {
                 throw ConversionError(message: "\(value) is not a date (YYYY-MM-DD…) for column \(column.name)")
             }
             return .string(date)
         case .datetime:
+            if case .string(let text) = value, isCanonicalTimestamp(text) { return value }
             guard case .string(let text) = value, let timestamp = isoTimestamp(text) else {
                 throw ConversionError(message: "\(value) is not a UTC timestamp (YYYY-MM-DDTHH:MM:SS[.ffffff][Z]) for column \(column.name)")
             }
@@ -161,11 +164,39 @@ enum ColumnValues {
 
     /// "2026-01-05…" -> "2026-01-05".
     static func isoDate(_ text: String) -> String? {
-        let bytes = Array(text.utf8.prefix(10))
-        guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-            bytes.enumerated().allSatisfy({ $0.offset == 4 || $0.offset == 7 || ($0.element >= 48 && $0.element <= 57) })
-        else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        var count = 0
+        for byte in text.utf8.prefix(10) {
+            guard count == 4 || count == 7 ? byte == UInt8(ascii: "-") : (byte >= 48 && byte <= 57) else { return nil }
+            count += 1
+        }
+        guard count == 10 else { return nil }
+        return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
+    }
+
+    /// Whether `text` is already what `isoTimestamp` makes of it: `YYYY-MM-DDTHH:MM:SSZ` or with
+    /// 1-6 fraction digits, the last not 0. Checked without building anything.
+    static func isCanonicalTimestamp(_ text: String) -> Bool {
+        let utf8 = text.utf8
+        let count = utf8.count
+        guard count == 20 || (count >= 22 && count <= 27) else { return false }
+        var index = 0
+        var previous: UInt8 = 0
+        for byte in utf8 {
+            let isDigit = byte >= 48 && byte <= 57
+            let fits: Bool
+            switch index {
+            case 4, 7: fits = byte == UInt8(ascii: "-")
+            case 10: fits = byte == UInt8(ascii: "T")
+            case 13, 16: fits = byte == UInt8(ascii: ":")
+            case 19: fits = count == 20 ? byte == UInt8(ascii: "Z") : byte == UInt8(ascii: ".")
+            case count - 1 where count > 20: fits = byte == UInt8(ascii: "Z") && previous != UInt8(ascii: "0")
+            default: fits = isDigit
+            }
+            guard fits else { return false }
+            previous = byte
+            index += 1
+        }
+        return true
     }
 
     /// Normalizes "2026-01-05T10:00:00Z", "2026-01-05 10:00:00.000000", "…+00:00" to
@@ -199,11 +230,13 @@ enum ColumnValues {
 
     /// "2026-01-05T10:00:00.5Z" -> "2026-01-05 10:00:00.5".
     static func mysqlDatetime(_ iso: String) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(iso.utf8.count)
-        for byte in iso.utf8 where byte != UInt8(ascii: "Z") {
-            bytes.append(byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte)
+        String(unsafeUninitializedCapacity: iso.utf8.count) { buffer in
+            var count = 0
+            for byte in iso.utf8 where byte != UInt8(ascii: "Z") {
+                buffer[count] = byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte
+                count += 1
+            }
+            return count
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -3,24 +3,25 @@ import Foundation
 /// The built-in functions. Arguments are evaluated lazily where the function allows
 /// (`coalesce` stops at the first non-null, `if` evaluates one branch).
 extension ExpressionEvaluator {
-    static func call(_ function: Function, _ arguments: [Expression],
-                     in context: some ExpressionContext) throws(ExpressionError) -> ProjectionValue {
+    /// `argument(i)` evaluates the i-th of `count` arguments, only when the function needs it.
+    static func call(_ function: Function, count: Int,
+                     _ argument: (Int) throws(ExpressionError) -> ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch function {
         case .coalesce:
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 if value != .null { return value }
             }
             return .null
         case .if:
-            guard arguments.count == 3 else { throw arityError(function, arguments) }
+            guard count == 3 else { throw arityError(function, count) }
             // Null chooses the else branch, like `when`.
-            let chosen = try isTrue(try evaluate(arguments[0], in: context))
-            return try evaluate(chosen ? arguments[1] : arguments[2], in: context)
+            let chosen = try isTrue(try argument(0))
+            return try argument(chosen ? 1 : 2)
         case .concat:
             var text = ""
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 switch value {
                 case .null: continue
                 case .string(let part): text += part
@@ -30,8 +31,8 @@ extension ExpressionEvaluator {
             return .string(text)
         case .greatest, .least:
             var best: ProjectionValue = .null
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 if value == .null { continue }
                 if best == .null {
                     best = value
@@ -42,8 +43,8 @@ extension ExpressionEvaluator {
             }
             return best
         case .date, .lower, .upper, .abs, .number:
-            guard arguments.count == 1 else { throw arityError(function, arguments) }
-            let value = try evaluate(arguments[0], in: context)
+            guard count == 1 else { throw arityError(function, count) }
+            let value = try argument(0)
             return try unary(function, value)
         }
     }
@@ -101,7 +102,7 @@ extension ExpressionEvaluator {
         return String(decoding: text.utf8.prefix(10), as: UTF8.self)
     }
 
-    private static func arityError(_ function: Function, _ arguments: [Expression]) -> ExpressionError {
-        ExpressionError("\(function.rawValue) got \(arguments.count) arguments")
+    private static func arityError(_ function: Function, _ count: Int) -> ExpressionError {
+        ExpressionError("\(function.rawValue) got \(count) arguments")
     }
 }
