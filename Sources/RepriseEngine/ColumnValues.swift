@@ -164,39 +164,42 @@ enum ColumnValues {
 
     /// "2026-01-05…" -> "2026-01-05".
     static func isoDate(_ text: String) -> String? {
-        var count = 0
-        for byte in text.utf8.prefix(10) {
-            guard count == 4 || count == 7 ? byte == UInt8(ascii: "-") : (byte >= 48 && byte <= 57) else { return nil }
-            count += 1
-        }
-        guard count == 10 else { return nil }
+        guard bytesOf(text, { startsWithDate($0) }) else { return nil }
         return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
+    }
+
+    /// `body` over the text's UTF-8 bytes, without copying them when the string is native.
+    static func bytesOf<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer(body)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
+
+    /// `YYYY-MM-DD` at the start (digits and dashes only, as `isoDate` checks).
+    private static func startsWithDate(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= 10 else { return false }
+        for index in 0..<10 {
+            let fits = index == 4 || index == 7 ? bytes[index] == UInt8(ascii: "-") : isDigit(bytes[index])
+            if !fits { return false }
+        }
+        return true
     }
 
     /// Whether `text` is already what `isoTimestamp` makes of it: `YYYY-MM-DDTHH:MM:SSZ` or with
     /// 1-6 fraction digits, the last not 0. Checked without building anything.
     static func isCanonicalTimestamp(_ text: String) -> Bool {
-        let utf8 = text.utf8
-        let count = utf8.count
-        guard count == 20 || (count >= 22 && count <= 27) else { return false }
-        var index = 0
-        var previous: UInt8 = 0
-        for byte in utf8 {
-            let isDigit = byte >= 48 && byte <= 57
-            let fits: Bool
-            switch index {
-            case 4, 7: fits = byte == UInt8(ascii: "-")
-            case 10: fits = byte == UInt8(ascii: "T")
-            case 13, 16: fits = byte == UInt8(ascii: ":")
-            case 19: fits = count == 20 ? byte == UInt8(ascii: "Z") : byte == UInt8(ascii: ".")
-            case count - 1 where count > 20: fits = byte == UInt8(ascii: "Z") && previous != UInt8(ascii: "0")
-            default: fits = isDigit
-            }
-            guard fits else { return false }
-            previous = byte
-            index += 1
+        bytesOf(text) { bytes in
+            let count = bytes.count
+            guard count == 20 || (count >= 22 && count <= 27), startsWithDate(bytes), bytes[10] == UInt8(ascii: "T"),
+                isDigit(bytes[11]), isDigit(bytes[12]), bytes[13] == UInt8(ascii: ":"), isDigit(bytes[14]), isDigit(bytes[15]),
+                bytes[16] == UInt8(ascii: ":"), isDigit(bytes[17]), isDigit(bytes[18]), bytes[count - 1] == UInt8(ascii: "Z")
+            else { return false }
+            if count == 20 { return true }
+            guard bytes[19] == UInt8(ascii: "."), bytes[count - 2] != UInt8(ascii: "0") else { return false }
+            for index in 20..<(count - 1) where !isDigit(bytes[index]) { return false }
+            return true
         }
-        return true
     }
 
     /// Normalizes "2026-01-05T10:00:00Z", "2026-01-05 10:00:00.000000", "…+00:00" to

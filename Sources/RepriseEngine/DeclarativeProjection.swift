@@ -356,14 +356,22 @@ extension DeclarativeProjection {
         let steps: [Step]
     }
 
+    // Classes, not structs: the per-event loops then retain one reference per column instead
+    // of copying every field of it.
+
     /// An expression with the text it came from (for messages).
-    struct Compiled: Sendable {
+    final class Compiled: Sendable {
         let source: Expression
         let compiled: CompiledExpression
+
+        init(source: Expression, compiled: CompiledExpression) {
+            self.source = source
+            self.compiled = compiled
+        }
     }
 
     /// A column an operation writes or keys on.
-    struct Slot: Sendable {
+    final class Slot: Sendable {
         /// The column name as the operation gives it.
         let name: String
         /// Its slot in the row; nil when the table has no such column (an error when it runs).
@@ -371,15 +379,29 @@ extension DeclarativeProjection {
         let column: ColumnDefinition
         /// Nil for a key column the operation gives no value (an error when it runs).
         let expression: Compiled?
+
+        init(name: String, index: Int?, column: ColumnDefinition, expression: Compiled?) {
+            self.name = name
+            self.index = index
+            self.column = column
+            self.expression = expression
+        }
     }
 
     /// The table of an operation, its key columns in key order and its assignments in order.
-    struct Target: Sendable {
+    final class Target: Sendable {
         let table: String
         /// Nil when the projection has no such table (an error when it runs).
         let layout: TableLayout?
         let key: [Slot]
         let set: [Slot]
+
+        init(table: String, layout: TableLayout?, key: [Slot], set: [Slot]) {
+            self.table = table
+            self.layout = layout
+            self.key = key
+            self.set = set
+        }
     }
 
     indirect enum Step: Sendable {

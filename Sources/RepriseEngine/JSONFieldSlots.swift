@@ -57,7 +57,7 @@ enum DecodedField: Sendable {
 /// The slots of a decoder: one per node of its path trie (node 0 is the document). A node is
 /// either kept whole (the end of a path) or an object whose named members lead to kept nodes.
 final class FieldSlotLayout: Sendable {
-    struct Node: Sendable {
+    final class Node: Sendable {
         /// Kept whole: the end of a path.
         let keepAll: Bool
         /// Child member names with their nodes (a handful: a linear scan beats hashing).
@@ -68,6 +68,15 @@ final class FieldSlotLayout: Sendable {
         let children: [Int]
         /// This node and every node below it: `first..<end`.
         let end: Int
+
+        init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int) {
+            self.keepAll = keepAll
+            self.names = names
+            self.nameStrings = nameStrings
+            self.namesAreASCII = namesAreASCII
+            self.children = children
+            self.end = end
+        }
     }
 
     /// How a path reads from the slots: its node, and what remains below it when the path runs
@@ -246,10 +255,15 @@ extension JSONFieldDecoder.Parser {
         if end < bytes.count, bytes[end] == UInt8(ascii: "\""), ascii, node.namesAreASCII {
             offset = end + 1
             let length = end - start
-            for (position, name) in node.names.enumerated() where name.count == length {
-                if name.withUnsafeBytes({ $0.elementsEqual(UnsafeRawBufferPointer(rebasing: bytes[start..<end])) }) {
-                    return node.children[position]
+            let bytes = bytes
+            for position in node.names.indices {
+                let matches = node.names[position].withUnsafeBufferPointer { name in
+                    guard name.count == length else { return false }
+                    var index = 0
+                    while index < length, name[index] == bytes[start + index] { index += 1 }
+                    return index == length
                 }
+                if matches { return node.children[position] }
             }
             return nil
         }

@@ -83,23 +83,27 @@ extension ExpressionEvaluator {
 
     /// `YYYY-MM-DD` when the text starts with a plausible date (month 01-12, day 01-31).
     static func datePart(of text: String) -> String? {
-        var month = 0
-        var day = 0
-        var count = 0
-        for byte in text.utf8.prefix(10) {
-            if count == 4 || count == 7 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-            } else {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                let digit = Int(byte - UInt8(ascii: "0"))
-                if count == 5 || count == 6 { month = month * 10 + digit }
-                if count == 8 || count == 9 { day = day * 10 + digit }
+        func plausible(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard bytes.count >= 10 else { return false }
+            var month = 0
+            var day = 0
+            for count in 0..<10 {
+                let byte = bytes[count]
+                if count == 4 || count == 7 {
+                    guard byte == UInt8(ascii: "-") else { return false }
+                } else {
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return false }
+                    let digit = Int(byte - UInt8(ascii: "0"))
+                    if count == 5 || count == 6 { month = month * 10 + digit }
+                    if count == 8 || count == 9 { day = day * 10 + digit }
+                }
             }
-            count += 1
+            return (1...12).contains(month) && (1...31).contains(day)
         }
-        guard count == 10, (1...12).contains(month), (1...31).contains(day) else { return nil }
+        let ok = text.utf8.withContiguousStorageIfAvailable(plausible) ?? Array(text.utf8).withUnsafeBufferPointer(plausible)
+        guard ok else { return nil }
         // Byte-wise, so a combining mark after the day cannot join the tenth character.
-        return String(decoding: text.utf8.prefix(10), as: UTF8.self)
+        return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
     }
 
     private static func arityError(_ function: Function, _ count: Int) -> ExpressionError {
