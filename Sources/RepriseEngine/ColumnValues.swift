@@ -233,13 +233,15 @@ enum ColumnValues {
 
     /// "2026-01-05T10:00:00.5Z" -> "2026-01-05 10:00:00.5".
     static func mysqlDatetime(_ iso: String) -> String {
-        String(unsafeUninitializedCapacity: iso.utf8.count) { buffer in
-            var count = 0
-            for byte in iso.utf8 where byte != UInt8(ascii: "Z") {
-                buffer[count] = byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte
-                count += 1
+        bytesOf(iso) { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                var count = 0
+                for byte in bytes where byte != UInt8(ascii: "Z") {
+                    buffer[count] = byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte
+                    count += 1
+                }
+                return count
             }
-            return count
         }
     }
 }

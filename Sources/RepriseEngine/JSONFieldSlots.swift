@@ -62,6 +62,9 @@ final class FieldSlotLayout: Sendable {
         let keepAll: Bool
         /// Child member names with their nodes (a handful: a linear scan beats hashing).
         let names: [[UInt8]]
+        /// Each name's length and first byte, checked before its bytes.
+        let lengths: [Int]
+        let firstBytes: [UInt8]
         let nameStrings: [String]
         /// Whether every name is ASCII (bytes compare exactly as Swift compares the strings).
         let namesAreASCII: Bool
@@ -72,6 +75,8 @@ final class FieldSlotLayout: Sendable {
         init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int) {
             self.keepAll = keepAll
             self.names = names
+            lengths = names.map(\.count)
+            firstBytes = names.map { $0.first ?? 0 }
             self.nameStrings = nameStrings
             self.namesAreASCII = namesAreASCII
             self.children = children
@@ -256,12 +261,12 @@ extension JSONFieldDecoder.Parser {
             offset = end + 1
             let length = end - start
             let bytes = bytes
-            for position in node.names.indices {
+            let first = length > 0 ? bytes[start] : 0
+            for position in node.names.indices where node.lengths[position] == length && (length == 0 || node.firstBytes[position] == first) {
                 let matches = node.names[position].withUnsafeBufferPointer { name in
-                    guard name.count == length else { return false }
-                    var index = 0
+                    var index = 1
                     while index < length, name[index] == bytes[start + index] { index += 1 }
-                    return index == length
+                    return index >= length
                 }
                 if matches { return node.children[position] }
             }
