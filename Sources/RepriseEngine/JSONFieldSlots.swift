@@ -319,22 +319,9 @@ extension JSONFieldDecoder.Parser {
     /// `-?(0|[1-9][0-9]{0,17})`: an integer whose text is exactly `String(Int64)` of its value
     /// (other numbers keep their text, converted when read, as before).
     static func plainInteger(_ text: UnsafeRawBufferPointer) -> Int64? {
-        var index = 0
-        let negative = text.first == UInt8(ascii: "-")
-        if negative { index = 1 }
-        let digits = text.count - index
-        guard digits >= 1, digits <= 18 else { return nil }
-        if text[index] == UInt8(ascii: "0") {
-            // "0" alone; "-0" and "01" are not written that way by String(Int64).
-            return digits == 1 && !negative ? 0 : nil
-        }
-        var value: Int64 = 0
-        while index < text.count {
-            let byte = text[index]
-            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
-            index += 1
-        }
-        return negative ? -value : value
+        // "0" alone; "-0" and leading zeros are not written that way by String(Int64).
+        let digits = text.first == UInt8(ascii: "-") ? text.dropFirst() : text[...]
+        if digits.first == UInt8(ascii: "0"), digits.count > 1 || text.count > 1 { return nil }
+        return JSONValue.plainInteger(digits: text)
     }
 }
