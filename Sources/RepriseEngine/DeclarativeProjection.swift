@@ -61,9 +61,7 @@ struct DeclarativeProjection: Sendable {
         for step in steps {
             switch step {
             case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
-                if let layout = target.layout, let key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups),
-                    case .unknown = workspace.lookup(layout.name, key)
-                {
+                if let layout = target.layout, let key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups) {
                     keys[layout.name, default: []].insert(key)
                 }
             case .forEach(let field, let nested):
