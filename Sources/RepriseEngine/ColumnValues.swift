@@ -48,7 +48,8 @@ enum ColumnValues {
             }
         case .varchar(let length):
             let text = string(value)
-            guard text.count <= length else {
+            // Characters never outnumber UTF-8 bytes: counting them is needed only past the byte count.
+            guard text.utf8.count <= length || text.count <= length else {
                 throw ConversionError(message: "text of \(text.count) characters does not fit \(column.type.sql) column \(column.name)")
             }
             return .string(text)
@@ -62,11 +63,13 @@ enum ColumnValues {
             default: throw ConversionError(message: "\(value) is not a boolean for column \(column.name)")
             }
         case .date:
+            if case .string(let text) = value, text.utf8.count == 10, isoDate(text) != nil { return value }  // already YYYY-MM-DD
             guard case .string(let text) = value, let date = isoDate(text) else {
                 throw ConversionError(message: "\(value) is not a date (YYYY-MM-DD…) for column \(column.name)")
             }
             return .string(date)
         case .datetime:
+            if case .string(let text) = value, isCanonicalTimestamp(text) { return value }
             guard case .string(let text) = value, let timestamp = isoTimestamp(text) else {
                 throw ConversionError(message: "\(value) is not a UTC timestamp (YYYY-MM-DDTHH:MM:SS[.ffffff][Z]) for column \(column.name)")
             }
@@ -161,11 +164,42 @@ enum ColumnValues {
 
     /// "2026-01-05…" -> "2026-01-05".
     static func isoDate(_ text: String) -> String? {
-        let bytes = Array(text.utf8.prefix(10))
-        guard bytes.count == 10, bytes[4] == UInt8(ascii: "-"), bytes[7] == UInt8(ascii: "-"),
-            bytes.enumerated().allSatisfy({ $0.offset == 4 || $0.offset == 7 || ($0.element >= 48 && $0.element <= 57) })
-        else { return nil }
-        return String(decoding: bytes, as: UTF8.self)
+        guard bytesOf(text, { startsWithDate($0) }) else { return nil }
+        return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
+    }
+
+    /// `body` over the text's UTF-8 bytes, without copying them when the string is native.
+    static func bytesOf<R>(_ text: String, _ body: (UnsafeBufferPointer<UInt8>) -> R) -> R {
+        if let result = text.utf8.withContiguousStorageIfAvailable(body) { return result }
+        return Array(text.utf8).withUnsafeBufferPointer(body)
+    }
+
+    private static func isDigit(_ byte: UInt8) -> Bool { byte >= 48 && byte <= 57 }
+
+    /// `YYYY-MM-DD` at the start (digits and dashes only, as `isoDate` checks).
+    private static func startsWithDate(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+        guard bytes.count >= 10 else { return false }
+        for index in 0..<10 {
+            let fits = index == 4 || index == 7 ? bytes[index] == UInt8(ascii: "-") : isDigit(bytes[index])
+            if !fits { return false }
+        }
+        return true
+    }
+
+    /// Whether `text` is already what `isoTimestamp` makes of it: `YYYY-MM-DDTHH:MM:SSZ` or with
+    /// 1-6 fraction digits, the last not 0. Checked without building anything.
+    static func isCanonicalTimestamp(_ text: String) -> Bool {
+        bytesOf(text) { bytes in
+            let count = bytes.count
+            guard count == 20 || (count >= 22 && count <= 27), startsWithDate(bytes), bytes[10] == UInt8(ascii: "T"),
+                isDigit(bytes[11]), isDigit(bytes[12]), bytes[13] == UInt8(ascii: ":"), isDigit(bytes[14]), isDigit(bytes[15]),
+                bytes[16] == UInt8(ascii: ":"), isDigit(bytes[17]), isDigit(bytes[18]), bytes[count - 1] == UInt8(ascii: "Z")
+            else { return false }
+            if count == 20 { return true }
+            guard bytes[19] == UInt8(ascii: "."), bytes[count - 2] != UInt8(ascii: "0") else { return false }
+            for index in 20..<(count - 1) where !isDigit(bytes[index]) { return false }
+            return true
+        }
     }
 
     /// Normalizes "2026-01-05T10:00:00Z", "2026-01-05 10:00:00.000000", "…+00:00" to
@@ -199,11 +233,15 @@ enum ColumnValues {
 
     /// "2026-01-05T10:00:00.5Z" -> "2026-01-05 10:00:00.5".
     static func mysqlDatetime(_ iso: String) -> String {
-        var bytes: [UInt8] = []
-        bytes.reserveCapacity(iso.utf8.count)
-        for byte in iso.utf8 where byte != UInt8(ascii: "Z") {
-            bytes.append(byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte)
+        bytesOf(iso) { bytes in
+            String(unsafeUninitializedCapacity: bytes.count) { buffer in
+                var count = 0
+                for byte in bytes where byte != UInt8(ascii: "Z") {
+                    buffer[count] = byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte
+                    count += 1
+                }
+                return count
+            }
         }
-        return String(decoding: bytes, as: UTF8.self)
     }
 }

@@ -1,12 +1,18 @@
 import RepriseProjection
 
 /// Runs a projection file's row operations on a `RowWorkspace`: the interpreter of the
-/// projection language. Synchronous and allocation-light, since it runs once per event.
+/// projection language. Synchronous and allocation-light, since it runs once per event: the
+/// handlers are compiled once (tables to layouts, columns to row slots, key columns to their
+/// assignments, expressions to `CompiledExpression`s), so applying an event hashes no names.
 struct DeclarativeProjection: Sendable {
     let definition: ProjectionDefinition
     let layouts: [String: TableLayout]
     /// Whether any handler has a lookup (its events may need rows only known once others are read).
     let hasLookups: Bool
+    /// Per event type, its operations compiled (a handful: comparing short type names beats hashing them).
+    private let handlers: [(type: String, handler: Handler)]
+    /// The event fields the compiled expressions read, by index.
+    let fields: EventFields
 
     init(_ definition: ProjectionDefinition) {
         self.definition = definition
@@ -14,6 +20,18 @@ struct DeclarativeProjection: Sendable {
         for table in definition.tables { layouts[table.name] = TableLayout(table) }
         self.layouts = layouts
         hasLookups = definition.handlers.values.contains { Self.containsLookup($0) }
+        var compiler = Compiler(layouts: layouts)
+        var handlers: [(type: String, handler: Handler)] = []
+        for (type, operations) in definition.handlers.sorted(by: { $0.key < $1.key }) {
+            handlers.append((type, Handler(path: "handlers.\(type)", steps: compiler.compile(operations))))
+        }
+        self.handlers = handlers
+        fields = EventFields(compiler.fields)
+    }
+
+    private func compiledHandler(_ type: String) -> Handler? {
+        for entry in handlers where entry.type == type { return entry.handler }
+        return nil
     }
 
     private static func containsLookup(_ operations: [RowOperation]) -> Bool {
@@ -29,35 +47,33 @@ struct DeclarativeProjection: Sendable {
     /// The rows `event` will read or write, as far as the event and the rows in memory tell, so
     /// the chunk can fetch unknown ones in one query per table. Keys that depend on a lookup whose
     /// row is not in memory yet are found by a later stage (`ChunkApplier.applyDeclarative`).
-    /// `lookupTables` receives the tables a lookup reads from.
+    /// `lookupTables` receives the tables a lookup reads from. Keys of rows the workspace already
+    /// knows (present or absent) are left out: there is nothing to fetch for them.
     func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
-        guard let operations = definition.handlers[event.type] else { return }
-        collectKeys(operations, event: event, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables)
+        guard let handler = compiledHandler(event.type) else { return }
+        let frame = EventFrame(event, fields)
+        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables)
     }
 
-    private func collectKeys(_ operations: [RowOperation], event: ProjectionEvent, item: JSONValue?, lookups: LookupRows, workspace: RowWorkspace,
+    private func collectKeys(_ steps: [Step], frame: EventFrame, item: JSONValue?, lookups: LookupRows, workspace: RowWorkspace,
                              into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
         var lookups = lookups
-        for operation in operations {
-            switch operation {
-            case .insert(let table, let values, _), .upsert(let table, let values, _):
-                if let layout = layouts[table], let key = try? keyFromAssignments(values, layout: layout, event: event, item: item, lookups: lookups) {
-                    keys[table, default: []].insert(key)
+        for step in steps {
+            switch step {
+            case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
+                if let layout = target.layout, let key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups) {
+                    keys[layout.name, default: []].insert(key)
                 }
-            case .update(let table, let key, _, _, _), .delete(let table, let key, _):
-                if let layout = layouts[table], let rowKey = try? keyFromAssignments(key, layout: layout, event: event, item: item, lookups: lookups) {
-                    keys[table, default: []].insert(rowKey)
-                }
-            case .forEach(let path, let nested):
-                if case .array(let elements)? = arrayAt(path, event: event, item: item) {
+            case .forEach(let field, let nested):
+                if case .array(let elements)? = frame.json(field, item: item) {
                     for element in elements {
-                        collectKeys(nested, event: event, item: element, lookups: lookups, workspace: workspace, into: &keys, lookupTables: &lookupTables)
+                        collectKeys(nested, frame: frame, item: element, lookups: lookups, workspace: workspace, into: &keys, lookupTables: &lookupTables)
                     }
                 }
-            case .lookup(let lookup):
-                guard let layout = layouts[lookup.table] else { continue }
+            case .lookup(let lookup, let target):
+                guard let layout = target.layout else { continue }
                 var row = LookupRows.Row.unresolved
-                switch Result(catching: { try lookupKey(lookup, layout: layout, event: event, item: item, lookups: lookups) }) {
+                switch Result(catching: { try lookupKey(lookup, target, layout: layout, frame: frame, item: item, lookups: lookups) }) {
                 case .success(let key?):
                     keys[lookup.table, default: []].insert(key)
                     lookupTables.insert(lookup.table)
@@ -80,10 +96,11 @@ struct DeclarativeProjection: Sendable {
     /// hold yet (possible only with lookups): the chunk reads it and applies the event again.
     /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
     func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
-        guard let operations = definition.handlers[event.type] else { return true }
+        guard let handler = compiledHandler(event.type) else { return true }
         workspace.beginEvent()
+        let frame = EventFrame(event, fields)
         do {
-            try run(operations, path: "handlers.\(event.type)", event: event, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
+            try run(handler.steps, path: { handler.path }, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
             return true
         } catch is RowNeeded {
             workspace.rollbackEvent()
@@ -104,30 +121,33 @@ struct DeclarativeProjection: Sendable {
     /// Thrown when an event needs a row that is not in memory; never leaves `apply`.
     struct RowNeeded: Error {}
 
-    private func run(_ operations: [RowOperation], path: String, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows,
+    /// `path` gives the operation path for messages and the observer (`handlers.T[0].for_each[2][1]`);
+    /// it is built only when one of them needs it.
+    private func run(_ steps: [Step], path: () -> String, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
         var lookups = lookups
-        for (index, operation) in operations.enumerated() {
-            let here = "\(path)[\(index)]"
+        for (index, step) in steps.enumerated() {
+            func here() -> String { "\(path())[\(index)]" }
             do {
-                if case .lookup(let lookup) = operation {
-                    guard let row = try resolve(lookup, event: event, item: item, lookups: lookups, workspace: workspace) else {
+                if case .lookup(let lookup, let target) = step {
+                    guard let row = try resolve(lookup, target, frame: frame, item: item, lookups: lookups, workspace: workspace) else {
                         return  // if_missing: skip
                     }
-                    lookups.append(lookup.alias, try layoutOf(lookup.table), row)
+                    lookups.append(lookup.alias, try layoutOf(target), row)
                     continue
                 }
-                try run(operation, path: here, event: event, item: item, lookups: lookups, workspace: workspace, observer: observer)
+                try run(step, path: here, frame: frame, item: item, lookups: lookups, workspace: workspace, observer: observer)
             } catch let needed as RowNeeded {
                 throw needed
             } catch let failure as OperationFailure {
                 throw EngineError(
-                    .handlerFailed, projection: definition.name, position: event.position, eventType: event.type,
-                    message: "\(here): \(failure.message)")
+                    .handlerFailed, projection: definition.name, position: frame.event.position, eventType: frame.event.type,
+                    message: "\(here()): \(failure.message)")
             } catch let error as EngineError {
                 throw error
             } catch {
-                throw EngineError(.handlerFailed, projection: definition.name, position: event.position, eventType: event.type, message: "\(here): \(error)")
+                throw EngineError(.handlerFailed, projection: definition.name, position: frame.event.position, eventType: frame.event.type,
+                                  message: "\(here()): \(error)")
             }
         }
     }
@@ -136,11 +156,11 @@ struct DeclarativeProjection: Sendable {
 
     /// A lookup's row as it was before the event's operations; nil when the row is missing and
     /// the policy is skip.
-    private func resolve(_ lookup: Lookup, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows,
+    private func resolve(_ lookup: Lookup, _ target: Target, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
                          workspace: RowWorkspace) throws -> LookupRows.Row? {
-        let layout = try layoutOf(lookup.table)
+        let layout = try layoutOf(target)
         var found: [ProjectionValue]?
-        let key = try lookupKey(lookup, layout: layout, event: event, item: item, lookups: lookups)
+        let key = try lookupKey(lookup, target, layout: layout, frame: frame, item: item, lookups: lookups)
         if let key {
             switch workspace.lookupBeforeEvent(lookup.table, key) {
             case .present(let row): found = row
@@ -160,92 +180,95 @@ struct DeclarativeProjection: Sendable {
     }
 
     /// A lookup's key; nil when a key column's value is null (no row can have it).
-    private func lookupKey(_ lookup: Lookup, layout: TableLayout, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows) throws -> RowKey? {
-        let context = EvaluationContext(event: event, item: item, row: layout.defaultRow, layout: layout, lookups: lookups)
+    private func lookupKey(_ lookup: Lookup, _ target: Target, layout: TableLayout, frame: EventFrame, item: JSONValue?,
+                           lookups: LookupRows) throws -> RowKey? {
+        let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
         var values: [ProjectionValue] = []
-        for index in layout.keyIndexes {
-            let column = layout.columns[index]
-            guard let assignment = lookup.key.first(where: { $0.column == column.name }) else {
-                throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(column.name)")
+        values.reserveCapacity(target.key.count)
+        for slot in target.key {
+            guard let expression = slot.expression else {
+                throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(slot.name)")
             }
-            let value = try evaluate(assignment.value, context, what: "lookup \(lookup.alias) key column \(column.name)")
+            let value = try evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
             if value == .null { return nil }
-            values.append(try canonical(value, column))
+            values.append(try canonical(value, slot))
         }
         return RowKey(values)
     }
 
-    private func run(_ operation: RowOperation, path: String, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows,
+    private func run(_ step: Step, path: () -> String, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
         func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
-            observer?(OperationStep(path: path, kind: kind, table: table, key: key, outcome: outcome))
+            guard let observer else { return }
+            observer(OperationStep(path: path(), kind: kind, table: table, key: key, outcome: outcome))
         }
-        switch operation {
-        case .insert(let table, let values, let when):
-            let layout = try layoutOf(table)
-            let key = try keyFromAssignments(values, layout: layout, event: event, item: item, lookups: lookups)
+        switch step {
+        case .insert(let target, let when):
+            let layout = try layoutOf(target)
+            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing ?? layout.defaultRow, layout: layout) else {
-                return report(.insert, table, key, .whenFalse(row: existing))
+            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing ?? layout.defaultRow) else {
+                return report(.insert, layout.name, key, .whenFalse(row: existing))
             }
-            if existing != nil { throw OperationFailure(message: "insert into \(table): a row with key \(key) already exists") }
-            let row = try assign(values, to: layout.defaultRow, layout: layout, event: event, item: item, lookups: lookups)
-            workspace.put(table, key, row)
-            report(.insert, table, key, .wrote(before: nil, after: row))
-        case .upsert(let table, let values, let when):
-            let layout = try layoutOf(table)
-            let key = try keyFromAssignments(values, layout: layout, event: event, item: item, lookups: lookups)
+            if existing != nil { throw OperationFailure(message: "insert into \(layout.name): a row with key \(key) already exists") }
+            let row = try assign(target, to: layout.defaultRow, frame: frame, item: item, lookups: lookups)
+            workspace.put(layout.name, key, row)
+            report(.insert, layout.name, key, .wrote(before: nil, after: row))
+        case .upsert(let target, let when):
+            let layout = try layoutOf(target)
+            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
             var base = existing ?? layout.defaultRow
             if existing == nil {
                 for (position, index) in layout.keyIndexes.enumerated() { base[index] = key.values[position] }
             }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: base, layout: layout) else {
-                return report(.upsert, table, key, .whenFalse(row: existing))
+            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: base) else {
+                return report(.upsert, layout.name, key, .whenFalse(row: existing))
             }
-            let row = try assign(values, to: base, layout: layout, event: event, item: item, lookups: lookups)
-            workspace.put(table, key, row)
-            report(.upsert, table, key, .wrote(before: existing, after: row))
-        case .update(let table, let keyAssignments, let set, let when, let ifMissing):
-            let layout = try layoutOf(table)
-            let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item, lookups: lookups)
+            let row = try assign(target, to: base, frame: frame, item: item, lookups: lookups)
+            workspace.put(layout.name, key, row)
+            report(.upsert, layout.name, key, .wrote(before: existing, after: row))
+        case .update(let target, let when, let ifMissing):
+            let layout = try layoutOf(target)
+            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else {
-                if ifMissing == .error { throw OperationFailure(message: "update of \(table): no row with key \(key)") }
-                return report(.update, table, key, .rowMissing)
+                if ifMissing == .error { throw OperationFailure(message: "update of \(layout.name): no row with key \(key)") }
+                return report(.update, layout.name, key, .rowMissing)
             }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else {
-                return report(.update, table, key, .whenFalse(row: existing))
+            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
+                return report(.update, layout.name, key, .whenFalse(row: existing))
             }
-            let row = try assign(set, to: existing, layout: layout, event: event, item: item, lookups: lookups)
-            workspace.put(table, key, row)
-            report(.update, table, key, .wrote(before: existing, after: row))
-        case .delete(let table, let keyAssignments, let when):
-            let layout = try layoutOf(table)
-            let key = try keyFromAssignments(keyAssignments, layout: layout, event: event, item: item, lookups: lookups)
-            guard let existing = try current(workspace, layout, key) else { return report(.delete, table, key, .rowMissing) }
-            guard try conditionHolds(when, event: event, item: item, lookups: lookups, row: existing, layout: layout) else {
-                return report(.delete, table, key, .whenFalse(row: existing))
+            let row = try assign(target, to: existing, frame: frame, item: item, lookups: lookups)
+            workspace.put(layout.name, key, row)
+            report(.update, layout.name, key, .wrote(before: existing, after: row))
+        case .delete(let target, let when):
+            let layout = try layoutOf(target)
+            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            guard let existing = try current(workspace, layout, key) else { return report(.delete, layout.name, key, .rowMissing) }
+            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
+                return report(.delete, layout.name, key, .whenFalse(row: existing))
             }
-            workspace.put(table, key, nil)
-            report(.delete, table, key, .wrote(before: existing, after: nil))
+            workspace.put(layout.name, key, nil)
+            report(.delete, layout.name, key, .wrote(before: existing, after: nil))
         case .forEach(let field, let nested):
-            switch arrayAt(field, event: event, item: item) {
+            switch frame.json(field, item: item) {
             case .array(let elements)?:
                 for (index, element) in elements.enumerated() {
-                    try run(nested, path: "\(path).for_each[\(index)]", event: event, item: element, lookups: lookups, workspace: workspace, observer: observer)
+                    func elementPath() -> String { "\(path()).for_each[\(index)]" }
+                    try run(nested, path: elementPath, frame: frame, item: element, lookups: lookups, workspace: workspace, observer: observer)
                 }
             case nil, .null?:
                 return  // no array: nothing to do, like an empty one
             default:
-                throw OperationFailure(message: "for_each: \(field) is not an array")
+                throw OperationFailure(message: "for_each: \(frame.fields.references[field]) is not an array")
             }
         case .lookup:
             return  // resolved by the list that holds it
         }
     }
 
-    private func layoutOf(_ table: String) throws -> TableLayout {
-        guard let layout = layouts[table] else { throw OperationFailure(message: "unknown table \(table)") }
+    private func layoutOf(_ target: Target) throws -> TableLayout {
+        guard let layout = target.layout else { throw OperationFailure(message: "unknown table \(target.table)") }
         return layout
     }
 
@@ -266,89 +289,279 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
-    private func arrayAt(_ field: FieldReference, event: ProjectionEvent, item: JSONValue?) -> JSONValue? {
-        switch field {
-        case .payload(let path): event.payload.value(at: path[...])
-        case .metadata(let path): event.metadata.value(at: path[...])
-        case .item(let path): item?.value(at: path[...])
-        case .envelope: nil
-        }
-    }
-
-    /// The key a set of assignments names: the key columns' values, canonical for their types.
-    func keyFromAssignments(_ assignments: [ColumnAssignment], layout: TableLayout, event: ProjectionEvent, item: JSONValue?,
-                            lookups: LookupRows) throws -> RowKey {
+    /// The key an operation names: its key columns' values, canonical for their types.
+    private func keyOf(_ target: Target, layout: TableLayout, frame: EventFrame, item: JSONValue?, lookups: LookupRows) throws -> RowKey {
         var values: [ProjectionValue] = []
-        values.reserveCapacity(layout.keyIndexes.count)
-        let context = EvaluationContext(event: event, item: item, row: layout.defaultRow, layout: layout, lookups: lookups)
-        for index in layout.keyIndexes {
-            let column = layout.columns[index]
-            guard let assignment = assignments.first(where: { $0.column == column.name }) else {
-                throw OperationFailure(message: "no value for key column \(column.name)")
-            }
-            let value = try evaluate(assignment.value, context, what: "key column \(column.name)")
-            guard value != .null else { throw OperationFailure(message: "key column \(column.name) is null (\(assignment.value))") }
-            values.append(try canonical(value, column))
+        values.reserveCapacity(target.key.count)
+        let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
+        for slot in target.key {
+            guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
+            let value = try evaluate(expression, context, what: { "key column \(slot.name)" })
+            guard value != .null else { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
+            values.append(try canonical(value, slot))
         }
         return RowKey(values)
     }
 
     /// Evaluates every assignment against `row` (all read the row as it was), then stores them.
-    private func assign(_ assignments: [ColumnAssignment], to row: [ProjectionValue], layout: TableLayout, event: ProjectionEvent, item: JSONValue?,
+    private func assign(_ target: Target, to row: [ProjectionValue], frame: EventFrame, item: JSONValue?,
                         lookups: LookupRows) throws -> [ProjectionValue] {
-        let context = EvaluationContext(event: event, item: item, row: row, layout: layout, lookups: lookups)
+        let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
         var result = row
-        for assignment in assignments {
-            guard let index = layout.columnIndex[assignment.column] else { throw OperationFailure(message: "unknown column \(assignment.column)") }
-            let value = try evaluate(assignment.value, context, what: "column \(assignment.column)")
-            result[index] = try canonical(value, layout.columns[index])
+        for slot in target.set {
+            guard let index = slot.index, let expression = slot.expression else { throw OperationFailure(message: "unknown column \(slot.name)") }
+            let value = try evaluate(expression, context, what: { "column \(slot.name)" })
+            result[index] = try canonical(value, slot)
         }
         return result
     }
 
-    private func conditionHolds(_ condition: Expression?, event: ProjectionEvent, item: JSONValue?, lookups: LookupRows, row: [ProjectionValue],
-                                layout: TableLayout) throws -> Bool {
+    private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
+                                row: [ProjectionValue]) throws -> Bool {
         guard let condition else { return true }
-        let value = try evaluate(condition, EvaluationContext(event: event, item: item, row: row, layout: layout, lookups: lookups), what: "when")
+        let value = try evaluate(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups), what: { "when" })
         do {
             return try ExpressionEvaluator.isTrue(value)  // null is false; a non-boolean is an error
         } catch {
-            throw OperationFailure(message: "when = \(condition): \(error)")
+            throw OperationFailure(message: "when = \(condition.source): \(error)")
         }
     }
 
-    private func evaluate(_ expression: Expression, _ context: EvaluationContext, what: String) throws -> ProjectionValue {
+    private func evaluate(_ expression: Compiled, _ context: SlotContext, what: () -> String) throws -> ProjectionValue {
         do {
-            return try ExpressionEvaluator.evaluate(expression, in: context)
+            return try ExpressionEvaluator.evaluate(expression.compiled, in: context)
         } catch {
-            throw OperationFailure(message: "\(what) = \(expression): \(error)")
+            throw OperationFailure(message: "\(what()) = \(expression.source): \(error)")
         }
     }
 
-    private func canonical(_ value: ProjectionValue, _ column: ColumnDefinition) throws -> ProjectionValue {
+    private func canonical(_ value: ProjectionValue, _ slot: Slot) throws -> ProjectionValue {
         do {
-            return try ColumnValues.canonical(value, for: column)
+            return try ColumnValues.canonical(value, for: slot.column)
         } catch {
             throw OperationFailure(message: error.message)
         }
     }
 }
 
-/// What expressions read: the event (and `for_each` item) and the row being written.
-struct EvaluationContext: ExpressionContext {
-    let event: ProjectionEvent
-    let item: JSONValue?
-    let row: [ProjectionValue]
-    let layout: TableLayout
-    let lookups: LookupRows
+// MARK: - The compiled form
 
-    func value(of field: FieldReference) throws(ExpressionError) -> ProjectionValue {
-        event.value(of: field, item: item)
+extension DeclarativeProjection {
+    /// One event type's operations.
+    struct Handler: Sendable {
+        /// `handlers.<type>`, the start of every operation path.
+        let path: String
+        let steps: [Step]
     }
 
-    func value(ofColumn name: String) throws(ExpressionError) -> ProjectionValue {
-        guard let index = layout.columnIndex[name] else { return .null }
-        return row[index]
+    // Classes, not structs: the per-event loops then retain one reference per column instead
+    // of copying every field of it.
+
+    /// An expression with the text it came from (for messages).
+    final class Compiled: Sendable {
+        let source: Expression
+        let compiled: CompiledExpression
+
+        init(source: Expression, compiled: CompiledExpression) {
+            self.source = source
+            self.compiled = compiled
+        }
+    }
+
+    /// A column an operation writes or keys on.
+    final class Slot: Sendable {
+        /// The column name as the operation gives it.
+        let name: String
+        /// Its slot in the row; nil when the table has no such column (an error when it runs).
+        let index: Int?
+        let column: ColumnDefinition
+        /// Nil for a key column the operation gives no value (an error when it runs).
+        let expression: Compiled?
+
+        init(name: String, index: Int?, column: ColumnDefinition, expression: Compiled?) {
+            self.name = name
+            self.index = index
+            self.column = column
+            self.expression = expression
+        }
+    }
+
+    /// The table of an operation, its key columns in key order and its assignments in order.
+    final class Target: Sendable {
+        let table: String
+        /// Nil when the projection has no such table (an error when it runs).
+        let layout: TableLayout?
+        let key: [Slot]
+        let set: [Slot]
+
+        init(table: String, layout: TableLayout?, key: [Slot], set: [Slot]) {
+            self.table = table
+            self.layout = layout
+            self.key = key
+            self.set = set
+        }
+    }
+
+    indirect enum Step: Sendable {
+        case insert(Target, when: Compiled?)
+        case upsert(Target, when: Compiled?)
+        case update(Target, when: Compiled?, ifMissing: MissingRowPolicy)
+        case delete(Target, when: Compiled?)
+        /// The array's index in the field table, and the operations per element.
+        case forEach(Int, [Step])
+        case lookup(Lookup, Target)
+    }
+
+    /// Resolves operations against the layouts and numbers the fields they read.
+    struct Compiler {
+        let layouts: [String: TableLayout]
+        var fields: [FieldReference] = []
+        var fieldIndex: [FieldReference: Int] = [:]
+
+        init(layouts: [String: TableLayout]) { self.layouts = layouts }
+
+        mutating func field(_ reference: FieldReference) -> Int {
+            if let index = fieldIndex[reference] { return index }
+            fields.append(reference)
+            fieldIndex[reference] = fields.count - 1
+            return fields.count - 1
+        }
+
+        mutating func expression(_ expression: Expression, _ layout: TableLayout?) -> Compiled {
+            var compiler = self
+            let compiled = CompiledExpression(expression, field: { compiler.field($0) }, column: { layout?.columnIndex[$0] })
+            self = compiler
+            return Compiled(source: expression, compiled: compiled)
+        }
+
+        /// `keyFrom`: the assignments that give the key columns (for insert and upsert, `set` itself).
+        mutating func target(_ table: String, keyFrom: [ColumnAssignment], set: [ColumnAssignment]) -> Target {
+            guard let layout = layouts[table] else { return Target(table: table, layout: nil, key: [], set: []) }
+            var key: [Slot] = []
+            for index in layout.keyIndexes {
+                let column = layout.columns[index]
+                let assignment = keyFrom.first { $0.column == column.name }
+                key.append(Slot(name: column.name, index: index, column: column, expression: assignment.map { expression($0.value, layout) }))
+            }
+            var slots: [Slot] = []
+            for assignment in set {
+                let index = layout.columnIndex[assignment.column]
+                // An unknown column fails before its expression would be evaluated.
+                slots.append(Slot(
+                    name: assignment.column, index: index, column: index.map { layout.columns[$0] } ?? layout.columns[0],
+                    expression: index == nil ? nil : expression(assignment.value, layout)))
+            }
+            return Target(table: table, layout: layout, key: key, set: slots)
+        }
+
+        mutating func condition(_ when: Expression?, _ table: String) -> Compiled? {
+            when.map { expression($0, layouts[table]) }
+        }
+
+        mutating func compile(_ operations: [RowOperation]) -> [Step] {
+            operations.map { operation in
+                switch operation {
+                case .insert(let table, let values, let when):
+                    return .insert(target(table, keyFrom: values, set: values), when: condition(when, table))
+                case .upsert(let table, let values, let when):
+                    return .upsert(target(table, keyFrom: values, set: values), when: condition(when, table))
+                case .update(let table, let key, let set, let when, let ifMissing):
+                    return .update(target(table, keyFrom: key, set: set), when: condition(when, table), ifMissing: ifMissing)
+                case .delete(let table, let key, let when):
+                    return .delete(target(table, keyFrom: key, set: []), when: condition(when, table))
+                case .forEach(let path, let nested):
+                    return .forEach(field(path), compile(nested))
+                case .lookup(let lookup):
+                    return .lookup(lookup, target(lookup.table, keyFrom: lookup.key, set: []))
+                }
+            }
+        }
+    }
+}
+
+/// The fields a projection's compiled expressions read, by index.
+struct EventFields: Sendable {
+    enum Kind: Sendable {
+        /// A payload or metadata path with its `FieldPathIDs` number (to find its slot).
+        case payload(id: Int, path: [PathSegment])
+        case metadata(id: Int, path: [PathSegment])
+        case item([PathSegment])
+        case envelope(EnvelopeField)
+    }
+
+    let references: [FieldReference]
+    let kinds: [Kind]
+
+    init(_ references: [FieldReference]) {
+        self.references = references
+        kinds = references.map { reference in
+            switch reference {
+            case .payload(let path): .payload(id: FieldPathIDs.id(path), path: path)
+            case .metadata(let path): .metadata(id: FieldPathIDs.id(path), path: path)
+            case .item(let path): .item(path)
+            case .envelope(let field): .envelope(field)
+            }
+        }
+    }
+}
+
+/// One event as its operations read it: built once per event and shared by them.
+final class EventFrame {
+    let event: ProjectionEvent
+    let fields: EventFields
+
+    init(_ event: ProjectionEvent, _ fields: EventFields) {
+        self.event = event
+        self.fields = fields
+    }
+
+    /// The value of field `index`; `item` is the current `for_each` element. Payload and
+    /// metadata fields come from the decoded slots when the event has them.
+    func value(_ index: Int, item: JSONValue?) -> ProjectionValue {
+        switch fields.kinds[index] {
+        case .payload(let id, let path):
+            if let decoded = event.payloadFields, let value = decoded.value(id) { return value }
+            return event.payload.value(at: path[...])?.projectionValue ?? .null
+        case .metadata(let id, let path):
+            if let decoded = event.metadataFields, let value = decoded.value(id) { return value }
+            return event.metadata.value(at: path[...])?.projectionValue ?? .null
+        case .item(let path):
+            return item?.value(at: path[...])?.projectionValue ?? .null
+        case .envelope:
+            return event.value(of: fields.references[index], item: item)
+        }
+    }
+
+    /// The JSON at field `index` (a `for_each` array); nil when missing.
+    func json(_ index: Int, item: JSONValue?) -> JSONValue? {
+        switch fields.kinds[index] {
+        case .payload(let id, let path):
+            if let decoded = event.payloadFields, let json = decoded.json(id) { return json }
+            return event.payload.value(at: path[...])
+        case .metadata(let id, let path):
+            if let decoded = event.metadataFields, let json = decoded.json(id) { return json }
+            return event.metadata.value(at: path[...])
+        case .item(let path):
+            return item?.value(at: path[...])
+        case .envelope:
+            return nil
+        }
+    }
+}
+
+/// What compiled expressions read: the event (and `for_each` item) and the row being written.
+struct SlotContext: CompiledExpressionContext {
+    let frame: EventFrame
+    let item: JSONValue?
+    let row: [ProjectionValue]
+    let lookups: LookupRows
+
+    func value(ofField index: Int) throws(ExpressionError) -> ProjectionValue {
+        frame.value(index, item: item)
+    }
+
+    func value(ofColumn slot: Int) -> ProjectionValue {
+        row[slot]
     }
 
     func value(ofLookup alias: String, column: String) throws(ExpressionError) -> ProjectionValue {

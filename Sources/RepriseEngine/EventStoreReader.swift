@@ -185,16 +185,22 @@ package struct EventStoreReader: Sendable {
         return events
     }
 
+    /// A document decoded into the decoder's slots when it has them (only the fields handlers
+    /// read, no tree), else into a tree.
     private func decodeJSON(
         _ batch: PostgresResult, _ row: Int, _ column: Int, decoder: JSONFieldDecoder, encoding: EventSource.Encoding,
         column name: String, position: Int64, type: String
-    ) throws -> JSONValue {
+    ) throws -> ProjectionEvent.DecodedPart {
+        func decode(_ bytes: UnsafeRawBufferPointer) throws(JSONDecodingError) -> ProjectionEvent.DecodedPart {
+            guard let layout = decoder.slotLayout else { return .tree(try decoder.decode(bytes)) }
+            return .fields(try decoder.decodeFields(bytes, layout: layout))
+        }
         do {
-            return try batch.withValueBytes(row, column) { bytes throws -> JSONValue in
-                guard let bytes else { return JSONValue.null }
-                guard encoding == .bytea else { return try decoder.decode(bytes) }
+            return try batch.withValueBytes(row, column) { bytes throws -> ProjectionEvent.DecodedPart in
+                guard let bytes else { return .tree(JSONValue.null) }
+                guard encoding == .bytea else { return try decode(bytes) }
                 let utf8 = try jsonBytes(bytes, encoding: encoding, position: position, column: name)
-                return try utf8.withUnsafeBytes { try decoder.decode($0) }
+                return try utf8.withUnsafeBytes { try decode($0) }
             }
         } catch let error as EngineError {
             throw error

@@ -15,6 +15,16 @@ public struct JSONFieldDecoder: Sendable {
 
     private let root: PathNode
     public let isEmpty: Bool
+    /// Set when every path is a chain of member names: `decodeFields` then fills one slot per
+    /// path instead of building a tree (the rebuild's hot path).
+    let slotLayout: FieldSlotLayout?
+
+    /// A node that keeps everything below it.
+    static let keepEverything: PathNode = {
+        let node = PathNode()
+        node.keepAll = true
+        return node
+    }()
 
     /// `paths` are payload (or metadata) paths; a path ending at an array or object keeps all of it.
     public init(paths: [[PathSegment]]) {
@@ -33,6 +43,18 @@ public struct JSONFieldDecoder: Sendable {
             node.children = [:]
         }
         isEmpty = paths.isEmpty
+        slotLayout = FieldSlotLayout(paths: paths)
+    }
+
+    /// Decodes `bytes` into the slots of `slotLayout` (which must be set); the same errors as `decode`.
+    func decodeFields(_ bytes: UnsafeRawBufferPointer, layout: FieldSlotLayout) throws(JSONDecodingError) -> DecodedFields {
+        var parser = Parser(bytes: bytes)
+        var values = ContiguousArray<DecodedField>(repeating: .missing, count: layout.nodes.count)
+        parser.skipWhitespace()
+        try parser.parseSlots(0, layout, into: &values)
+        parser.skipWhitespace()
+        guard parser.offset == bytes.count else { throw parser.error("unexpected text after the JSON value") }
+        return DecodedFields(layout: layout, values: values)
     }
 
     /// Decodes `bytes`; throws `JSONDecodingError` with the byte offset of the problem.

@@ -33,7 +33,7 @@ public indirect enum JSONValue: Sendable, Hashable {
         switch self {
         case .null: .null
         case .bool(let flag): .bool(flag)
-        case .number(let text): ProjectionValue(jsonNumberText: text) ?? .string(text)
+        case .number(let text): JSONValue.plainInteger(text).map { .int($0) } ?? ProjectionValue(jsonNumberText: text) ?? .string(text)
         case .string(let text): .string(text)
         case .array, .object: .string(jsonText)
         }
@@ -53,4 +53,26 @@ public indirect enum JSONValue: Sendable, Hashable {
     }
 
     static func quote(_ text: String) -> String { JSONText.quoted(text) }
+
+    /// `-?[0-9]{1,18}` read straight from the bytes: the value `Int64(text)` gives (the common
+    /// case, spared the generic parse); nil for anything else, which takes the general path.
+    static func plainInteger(_ text: String) -> Int64? {
+        text.utf8.withContiguousStorageIfAvailable { plainInteger(digits: $0) } ?? nil
+    }
+
+    /// `-?[0-9]{1,18}` as an Int64 (18 digits cannot overflow); nil for anything else.
+    static func plainInteger<Bytes: RandomAccessCollection<UInt8>>(digits bytes: Bytes) -> Int64? where Bytes.Index == Int {
+        var index = bytes.startIndex
+        let negative = bytes.first == UInt8(ascii: "-")
+        if negative { index += 1 }
+        guard bytes.endIndex - index >= 1, bytes.endIndex - index <= 18 else { return nil }
+        var value: Int64 = 0
+        while index < bytes.endIndex {
+            let byte = bytes[index]
+            guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
+            value = value * 10 + Int64(byte - UInt8(ascii: "0"))
+            index += 1
+        }
+        return negative ? -value : value
+    }
 }

@@ -1,9 +1,38 @@
 import RepriseProjection
 
 /// The primary key of a read model row: its key column values in key order.
+///
+/// A key is hashed once, when it is made: a row's key is looked up in several dictionaries per
+/// operation (the chunk's writes, the rows committing, the cache generations, the written-key
+/// filter), and each of those then hashes one integer instead of the key's strings.
 public struct RowKey: Hashable, Sendable, CustomStringConvertible {
-    public var values: [ProjectionValue]
-    public init(_ values: [ProjectionValue]) { self.values = values }
+    public var values: [ProjectionValue] {
+        get { storedValues }
+        set {
+            storedValues = newValue
+            hash = Self.hash(newValue)
+        }
+    }
+    private var storedValues: [ProjectionValue]
+    private var hash: Int
+
+    public init(_ values: [ProjectionValue]) {
+        storedValues = values
+        hash = Self.hash(values)
+    }
+
+    private static func hash(_ values: [ProjectionValue]) -> Int {
+        var hasher = Hasher()
+        hasher.combine(values)
+        return hasher.finalize()
+    }
+
+    public static func == (lhs: RowKey, rhs: RowKey) -> Bool {
+        lhs.hash == rhs.hash && lhs.storedValues == rhs.storedValues
+    }
+
+    public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
+
     public var description: String { "(" + values.map(\.description).joined(separator: ", ") + ")" }
 }
 

@@ -335,6 +335,18 @@ public actor MySQLConnection {
 
     private func appendEscapedString(_ text: String, to output: inout [UInt8]) throws(MySQLError) {
         let handle = try liveHandle()
+        // The library changes only NUL, LF, CR, backslash, both quotes and Ctrl-Z, and the first byte
+        // of an invalid multi-byte sequence; a Swift string is valid UTF-8 and the connection's
+        // charset is utf8mb4, so text without those seven bytes is its own escaped form.
+        func needsEscaping(_ bytes: some Sequence<UInt8>) -> Bool {
+            bytes.contains { $0 == 0 || $0 == 0x0A || $0 == 0x0D || $0 == 0x5C || $0 == 0x27 || $0 == 0x22 || $0 == 0x1A }
+        }
+        if !(text.utf8.withContiguousStorageIfAvailable(needsEscaping) ?? needsEscaping(text.utf8)) {
+            output.append(UInt8(ascii: "'"))
+            output.append(contentsOf: text.utf8)
+            output.append(UInt8(ascii: "'"))
+            return
+        }
         let length = text.utf8.count
         // utf8CString keeps interior NUL bytes; the explicit length makes the library escape them.
         let escaped: [UInt8]? = text.utf8CString.withUnsafeBufferPointer { source in

@@ -3,24 +3,25 @@ import Foundation
 /// The built-in functions. Arguments are evaluated lazily where the function allows
 /// (`coalesce` stops at the first non-null, `if` evaluates one branch).
 extension ExpressionEvaluator {
-    static func call(_ function: Function, _ arguments: [Expression],
-                     in context: some ExpressionContext) throws(ExpressionError) -> ProjectionValue {
+    /// `argument(i)` evaluates the i-th of `count` arguments, only when the function needs it.
+    static func call(_ function: Function, count: Int,
+                     _ argument: (Int) throws(ExpressionError) -> ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch function {
         case .coalesce:
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 if value != .null { return value }
             }
             return .null
         case .if:
-            guard arguments.count == 3 else { throw arityError(function, arguments) }
+            guard count == 3 else { throw arityError(function, count) }
             // Null chooses the else branch, like `when`.
-            let chosen = try isTrue(try evaluate(arguments[0], in: context))
-            return try evaluate(chosen ? arguments[1] : arguments[2], in: context)
+            let chosen = try isTrue(try argument(0))
+            return try argument(chosen ? 1 : 2)
         case .concat:
             var text = ""
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 switch value {
                 case .null: continue
                 case .string(let part): text += part
@@ -30,8 +31,8 @@ extension ExpressionEvaluator {
             return .string(text)
         case .greatest, .least:
             var best: ProjectionValue = .null
-            for argument in arguments {
-                let value = try evaluate(argument, in: context)
+            for index in 0..<count {
+                let value = try argument(index)
                 if value == .null { continue }
                 if best == .null {
                     best = value
@@ -42,8 +43,8 @@ extension ExpressionEvaluator {
             }
             return best
         case .date, .lower, .upper, .abs, .number:
-            guard arguments.count == 1 else { throw arityError(function, arguments) }
-            let value = try evaluate(arguments[0], in: context)
+            guard count == 1 else { throw arityError(function, count) }
+            let value = try argument(0)
             return try unary(function, value)
         }
     }
@@ -82,26 +83,30 @@ extension ExpressionEvaluator {
 
     /// `YYYY-MM-DD` when the text starts with a plausible date (month 01-12, day 01-31).
     static func datePart(of text: String) -> String? {
-        var month = 0
-        var day = 0
-        var count = 0
-        for byte in text.utf8.prefix(10) {
-            if count == 4 || count == 7 {
-                guard byte == UInt8(ascii: "-") else { return nil }
-            } else {
-                guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return nil }
-                let digit = Int(byte - UInt8(ascii: "0"))
-                if count == 5 || count == 6 { month = month * 10 + digit }
-                if count == 8 || count == 9 { day = day * 10 + digit }
+        func plausible(_ bytes: UnsafeBufferPointer<UInt8>) -> Bool {
+            guard bytes.count >= 10 else { return false }
+            var month = 0
+            var day = 0
+            for count in 0..<10 {
+                let byte = bytes[count]
+                if count == 4 || count == 7 {
+                    guard byte == UInt8(ascii: "-") else { return false }
+                } else {
+                    guard byte >= UInt8(ascii: "0"), byte <= UInt8(ascii: "9") else { return false }
+                    let digit = Int(byte - UInt8(ascii: "0"))
+                    if count == 5 || count == 6 { month = month * 10 + digit }
+                    if count == 8 || count == 9 { day = day * 10 + digit }
+                }
             }
-            count += 1
+            return (1...12).contains(month) && (1...31).contains(day)
         }
-        guard count == 10, (1...12).contains(month), (1...31).contains(day) else { return nil }
+        let ok = text.utf8.withContiguousStorageIfAvailable(plausible) ?? Array(text.utf8).withUnsafeBufferPointer(plausible)
+        guard ok else { return nil }
         // Byte-wise, so a combining mark after the day cannot join the tenth character.
-        return String(decoding: text.utf8.prefix(10), as: UTF8.self)
+        return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
     }
 
-    private static func arityError(_ function: Function, _ arguments: [Expression]) -> ExpressionError {
-        ExpressionError("\(function.rawValue) got \(arguments.count) arguments")
+    private static func arityError(_ function: Function, _ count: Int) -> ExpressionError {
+        ExpressionError("\(function.rawValue) got \(count) arguments")
     }
 }

@@ -16,15 +16,11 @@ public enum ExpressionEvaluator {
         case .unary(.negate, let operand):
             return try ValueArithmetic.negate(try evaluate(operand, in: context))
         case .unary(.not, let operand):
-            switch try evaluate(operand, in: context) {
-            case .null: return .null
-            case .bool(let flag): return .bool(!flag)
-            case let other: throw ExpressionError("cannot apply 'not' to \(other.kindName)")
-            }
+            return try not(try evaluate(operand, in: context))
         case .binary(.and, let left, let right):
-            return try logical(isAnd: true, left, right, in: context)
+            return try logical(isAnd: true, try evaluate(left, in: context)) { () throws(ExpressionError) in try evaluate(right, in: context) }
         case .binary(.or, let left, let right):
-            return try logical(isAnd: false, left, right, in: context)
+            return try logical(isAnd: false, try evaluate(left, in: context)) { () throws(ExpressionError) in try evaluate(right, in: context) }
         case .binary(let op, let left, let right):
             let lhs = try evaluate(left, in: context)
             let rhs = try evaluate(right, in: context)
@@ -35,7 +31,7 @@ public enum ExpressionEvaluator {
                 return try ValueComparison.compare(op, lhs, rhs)
             }
         case .call(let function, let arguments):
-            return try call(function, arguments, in: context)
+            return try call(function, count: arguments.count) { (index) throws(ExpressionError) in try evaluate(arguments[index], in: context) }
         }
     }
 
@@ -54,14 +50,22 @@ public enum ExpressionEvaluator {
         }
     }
 
-    /// Three-valued `and`/`or`, short-circuiting when the left side decides.
-    private static func logical(isAnd: Bool, _ left: Expression, _ right: Expression,
-                                in context: some ExpressionContext) throws(ExpressionError) -> ProjectionValue {
+    /// `not`: null stays null.
+    static func not(_ value: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
+        switch value {
+        case .null: return .null
+        case .bool(let flag): return .bool(!flag)
+        case let other: throw ExpressionError("cannot apply 'not' to \(other.kindName)")
+        }
+    }
+
+    /// Three-valued `and`/`or`, short-circuiting when the left side decides (`right` is not evaluated).
+    static func logical(isAnd: Bool, _ lhs: ProjectionValue,
+                        _ right: () throws(ExpressionError) -> ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         let name = isAnd ? "and" : "or"
-        let lhs = try evaluate(left, in: context)
         // false and x = false; true or x = true.
         if case .bool(let flag) = lhs, flag != isAnd { return lhs }
-        let rhs = try evaluate(right, in: context)
+        let rhs = try right()
         switch (lhs, rhs) {
         case (.bool, .bool), (.null, .null):
             return rhs

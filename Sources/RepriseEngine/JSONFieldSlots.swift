@@ -1,0 +1,327 @@
+import RepriseProjection
+import Synchronization
+
+/// Process-wide numbers for field paths, so a projection compiled on its own and a decoder built
+/// for a group of projections agree on a path without hashing it per event.
+enum FieldPathIDs {
+    private static let ids = Mutex<[[PathSegment]: Int]>([:])
+
+    static func id(_ path: [PathSegment]) -> Int {
+        ids.withLock { ids in
+            if let id = ids[path] { return id }
+            let id = ids.count
+            ids[path] = id
+            return id
+        }
+    }
+}
+
+/// One decoded field of a payload (or metadata) document, as `JSONFieldDecoder` fills its slots.
+enum DecodedField: Sendable {
+    /// Not in the document.
+    case missing
+    /// A string, bool, null or a plain integer (written exactly as `String(Int64)` writes it).
+    case scalar(ProjectionValue)
+    /// An array or object kept whole, or a number kept as its JSON text.
+    case tree(JSONValue)
+    /// An object on the way to kept fields: its members are the child slots.
+    case object
+
+    /// The value as an expression reads it (what `JSONValue.projectionValue` gives for it).
+    var projectionValue: ProjectionValue {
+        switch self {
+        case .missing: .null
+        case .scalar(let value): value
+        case .tree(let json): json.projectionValue
+        case .object: .null  // never a kept field itself: kept fields are whole values
+        }
+    }
+
+    /// The value as JSON (nil: missing); `.object` is rebuilt by the caller.
+    var json: JSONValue? {
+        switch self {
+        case .missing, .object: nil
+        case .tree(let json): json
+        case .scalar(let value):
+            switch value {
+            case .null: .null
+            case .bool(let flag): .bool(flag)
+            case .int(let number): .number(String(number))
+            case .string(let text): .string(text)
+            case .decimal, .double: .number(value.description)  // never stored as a scalar
+            }
+        }
+    }
+}
+
+/// The slots of a decoder: one per node of its path trie (node 0 is the document). A node is
+/// either kept whole (the end of a path) or an object whose named members lead to kept nodes.
+final class FieldSlotLayout: Sendable {
+    final class Node: Sendable {
+        /// Kept whole: the end of a path.
+        let keepAll: Bool
+        /// Child member names with their nodes (a handful: a linear scan beats hashing).
+        let names: [[UInt8]]
+        /// Each name's length and first byte, checked before its bytes.
+        let lengths: [Int]
+        let firstBytes: [UInt8]
+        let nameStrings: [String]
+        /// Whether every name is ASCII (bytes compare exactly as Swift compares the strings).
+        let namesAreASCII: Bool
+        let children: [Int]
+        /// This node and every node below it: `first..<end`.
+        let end: Int
+
+        init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int) {
+            self.keepAll = keepAll
+            self.names = names
+            lengths = names.map(\.count)
+            firstBytes = names.map { $0.first ?? 0 }
+            self.nameStrings = nameStrings
+            self.namesAreASCII = namesAreASCII
+            self.children = children
+            self.end = end
+        }
+    }
+
+    /// How a path reads from the slots: its node, and what remains below it when the path runs
+    /// past the end of another, shorter one (`items` kept whole and `items.sku` read from it).
+    struct Access: Sendable {
+        let slot: Int
+        let rest: [PathSegment]
+    }
+
+    let nodes: [Node]
+    /// By `FieldPathIDs` number; nil for paths this decoder does not keep.
+    let access: [Access?]
+
+    /// Nil when the paths cannot all be served from slots: a path of the whole document, an
+    /// array index, or a member name that reads as a number (their meaning on arrays differs).
+    init?(paths: [[PathSegment]]) {
+        guard !paths.isEmpty else { return nil }
+        for path in paths {
+            guard !path.isEmpty else { return nil }
+            for segment in path {
+                guard case .key(let name) = segment, Int(name) == nil else { return nil }
+            }
+        }
+        // The trie, as JSONFieldDecoder.PathNode builds it: the end of a path keeps all below it.
+        final class Building {
+            var children: [(String, Building)] = []
+            var keepAll = false
+        }
+        let root = Building()
+        for path in paths {
+            var node = root
+            for segment in path {
+                if node.keepAll { break }
+                let name = segment.description
+                if let child = node.children.first(where: { $0.0 == name })?.1 {
+                    node = child
+                } else {
+                    let child = Building()
+                    node.children.append((name, child))
+                    node = child
+                }
+            }
+            node.keepAll = true
+            node.children = []
+        }
+        // Flattened depth first, so a node's subtree is one range of slots.
+        var nodes: [Node?] = []
+        func flatten(_ node: Building) -> Int {
+            let slot = nodes.count
+            nodes.append(nil)
+            let children = node.children.map { flatten($0.1) }
+            let names = node.children.map(\.0)
+            nodes[slot] = Node(
+                keepAll: node.keepAll, names: names.map { Array($0.utf8) }, nameStrings: names,
+                namesAreASCII: names.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }, children: children, end: nodes.count)
+            return slot
+        }
+        _ = flatten(root)
+        let flat = nodes.map { $0! }
+        self.nodes = flat
+        var access: [Access?] = []
+        for path in paths {
+            var slot = 0
+            var depth = 0
+            while depth < path.count, !flat[slot].keepAll {
+                let name = path[depth].description
+                guard let position = flat[slot].nameStrings.firstIndex(of: name) else { break }
+                slot = flat[slot].children[position]
+                depth += 1
+            }
+            let id = FieldPathIDs.id(path)
+            if access.count <= id { access += Array(repeating: nil, count: id + 1 - access.count) }
+            access[id] = Access(slot: slot, rest: Array(path[depth...]))
+        }
+        self.access = access
+    }
+}
+
+/// A document decoded into slots (`FieldSlotLayout`): the fields handlers read, no tree.
+final class DecodedFields: Sendable {
+    let layout: FieldSlotLayout
+    let values: ContiguousArray<DecodedField>
+
+    init(layout: FieldSlotLayout, values: ContiguousArray<DecodedField>) {
+        self.layout = layout
+        self.values = values
+    }
+
+    /// The value of the path numbered `id`; nil when this decoder does not keep that path.
+    func value(_ id: Int) -> ProjectionValue? {
+        guard id < layout.access.count, let access = layout.access[id] else { return nil }
+        let field = values[access.slot]
+        guard !access.rest.isEmpty else { return field.projectionValue }
+        guard case .tree(let json) = field else { return .null }
+        return json.value(at: access.rest[...])?.projectionValue ?? .null
+    }
+
+    /// The JSON at the path numbered `id` (a `for_each` array); `.some(nil)` when missing,
+    /// nil when this decoder does not keep that path.
+    func json(_ id: Int) -> JSONValue?? {
+        guard id < layout.access.count, let access = layout.access[id] else { return nil }
+        let field = values[access.slot]
+        let json: JSONValue? = if case .object = field { tree(access.slot) } else { field.json }
+        guard !access.rest.isEmpty else { return .some(json) }
+        return .some(json?.value(at: access.rest[...]))
+    }
+
+    /// The document as `JSONFieldDecoder.decode` would have returned it (the kept members only).
+    var tree: JSONValue { tree(0) ?? .null }
+
+    private func tree(_ slot: Int) -> JSONValue? {
+        let field = values[slot]
+        guard case .object = field else { return field.json }
+        let node = layout.nodes[slot]
+        var members: [String: JSONValue] = [:]
+        for (name, child) in zip(node.nameStrings, node.children) {
+            if let value = tree(child) { members[name] = value }
+        }
+        return .object(members)
+    }
+}
+
+extension JSONFieldDecoder.Parser {
+    /// Parses the value at `slot` of `layout` into `values` (whose slots below it are `.missing`).
+    mutating func parseSlots(_ slot: Int, _ layout: FieldSlotLayout, into values: inout ContiguousArray<DecodedField>) throws(JSONDecodingError) {
+        guard offset < bytes.count else { throw error("unexpected end of JSON") }
+        let node = layout.nodes[slot]
+        let byte = bytes[offset]
+        if node.keepAll || byte != UInt8(ascii: "{") {
+            values[slot] = try parseLeaf(wholeArrays: node.keepAll)
+            return
+        }
+        values[slot] = .object
+        offset += 1
+        skipWhitespace()
+        if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") {
+            offset += 1
+            return
+        }
+        while true {
+            skipWhitespace()
+            guard offset < bytes.count, bytes[offset] == UInt8(ascii: "\"") else { throw error("expected a member name") }
+            let child = try memberChild(node)
+            skipWhitespace()
+            guard offset < bytes.count, bytes[offset] == UInt8(ascii: ":") else { throw error("expected ':'") }
+            offset += 1
+            skipWhitespace()
+            if let child {
+                // A repeated member replaces the earlier one whole, as in a decoded object.
+                for below in child..<layout.nodes[child].end { values[below] = .missing }
+                try parseSlots(child, layout, into: &values)
+            } else {
+                _ = try parseValue(keep: nil)
+            }
+            skipWhitespace()
+            guard offset < bytes.count else { throw error("unterminated object") }
+            if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
+            if bytes[offset] == UInt8(ascii: "}") { offset += 1; break }
+            throw error("expected ',' or '}'")
+        }
+    }
+
+    /// Reads a member name (at its opening quote) and returns the child node it names, if any.
+    /// Names compare as Swift strings compare (canonical equivalence); plain ASCII on both sides
+    /// compares byte for byte, which is the same.
+    private mutating func memberChild(_ node: FieldSlotLayout.Node) throws(JSONDecodingError) -> Int? {
+        let start = offset + 1
+        var end = start
+        var ascii = true
+        while end < bytes.count {
+            let byte = bytes[end]
+            if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 { break }
+            if byte >= 0x80 { ascii = false }
+            end += 1
+        }
+        if end < bytes.count, bytes[end] == UInt8(ascii: "\""), ascii, node.namesAreASCII {
+            offset = end + 1
+            let length = end - start
+            let bytes = bytes
+            let first = length > 0 ? bytes[start] : 0
+            for position in node.names.indices where node.lengths[position] == length && (length == 0 || node.firstBytes[position] == first) {
+                let matches = node.names[position].withUnsafeBufferPointer { name in
+                    var index = 1
+                    while index < length, name[index] == bytes[start + index] { index += 1 }
+                    return index >= length
+                }
+                if matches { return node.children[position] }
+            }
+            return nil
+        }
+        let name = try parseString()
+        return node.nameStrings.firstIndex(of: name).map { node.children[$0] }
+    }
+
+    /// A value that is not an object on the way to kept fields. With `wholeArrays` false (an
+    /// object member expected on the path), an array keeps only its length, as the tree decoder
+    /// keeps elements not on a kept path as null.
+    private mutating func parseLeaf(wholeArrays: Bool) throws(JSONDecodingError) -> DecodedField {
+        switch bytes[offset] {
+        case UInt8(ascii: "\""):
+            return .scalar(.string(try parseString()))
+        case UInt8(ascii: "t"): try expectLiteral("true"); return .scalar(.bool(true))
+        case UInt8(ascii: "f"): try expectLiteral("false"); return .scalar(.bool(false))
+        case UInt8(ascii: "n"): try expectLiteral("null"); return .scalar(.null)
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"):
+            let start = offset
+            try skipNumber()
+            if let integer = Self.plainInteger(UnsafeRawBufferPointer(rebasing: bytes[start..<offset])) { return .scalar(.int(integer)) }
+            return .tree(.number(String(decoding: UnsafeRawBufferPointer(rebasing: bytes[start..<offset]), as: UTF8.self)))
+        case UInt8(ascii: "["):
+            if wholeArrays { return .tree(try parseValue(keep: JSONFieldDecoder.keepEverything) ?? .null) }
+            offset += 1
+            var count = 0
+            skipWhitespace()
+            if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") {
+                offset += 1
+                return .tree(.array([]))
+            }
+            while true {
+                skipWhitespace()
+                _ = try parseValue(keep: nil)
+                count += 1
+                skipWhitespace()
+                guard offset < bytes.count else { throw error("unterminated array") }
+                if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
+                if bytes[offset] == UInt8(ascii: "]") { offset += 1; break }
+                throw error("expected ',' or ']'")
+            }
+            return .tree(.array(Array(repeating: .null, count: count)))
+        default:
+            return .tree(try parseValue(keep: JSONFieldDecoder.keepEverything) ?? .null)
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]{0,17})`: an integer whose text is exactly `String(Int64)` of its value
+    /// (other numbers keep their text, converted when read, as before).
+    static func plainInteger(_ text: UnsafeRawBufferPointer) -> Int64? {
+        // "0" alone; "-0" and leading zeros are not written that way by String(Int64).
+        let digits = text.first == UInt8(ascii: "-") ? text.dropFirst() : text[...]
+        if digits.first == UInt8(ascii: "0"), digits.count > 1 || text.count > 1 { return nil }
+        return JSONValue.plainInteger(digits: text)
+    }
+}
