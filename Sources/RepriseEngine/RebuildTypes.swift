@@ -16,8 +16,17 @@ public enum RunnableProjection: Sendable {
 
 /// Settings of a rebuild. The defaults were measured on the 2-core benchmark machine (README).
 public struct RebuildOptions: Sendable {
-    /// Events per chunk: per MySQL transaction and per checkpoint.
-    public var chunkSize = 5_000
+    /// Most events per chunk (one MySQL transaction and checkpoint each). nil: no count; a chunk
+    /// ends when its changed rows reach `flushBytes`, after `flushInterval`, at the end of a
+    /// round or at a stop. A row changed by many events of a chunk is written once.
+    public var chunkSize: Int?
+    /// Changed rows held in memory (estimated bytes, summed over the projections read together)
+    /// that end a chunk.
+    public var flushBytes = RebuildOptions.defaultFlushBytes
+    /// Longest a chunk gathers events: bounds what a crash makes the next run redo.
+    public var flushInterval: Duration = .seconds(5)
+    /// Events handled per step inside a chunk (one batched row read per table, one pass of the handlers).
+    public var stepSize = 5_000
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
     /// Rows kept in memory between chunks (per projection); past it the cache is emptied.
@@ -43,6 +52,33 @@ public struct RebuildOptions: Sendable {
 
 
     public init() {}
+
+    /// Measured on the 2-core benchmark machine (docs/throughput-io.md).
+    public static let defaultFlushBytes = 64 << 20
+    /// Events handled per step (never more than a chunk): one batched row read per table, one
+    /// pass of the handlers; also the catch-up round small enough to end a rebuild.
+    var step: Int { max(1, min(chunkSize ?? stepSize, stepSize)) }
+
+    /// A catch-up round with fewer events than this leaves little for the live worker: the rebuild swaps.
+    var smallRound: Int { step }
+
+    var chunkBounds: ChunkBounds {
+        ChunkBounds(stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval)
+    }
+}
+
+/// When a chunk (one MySQL transaction and checkpoint) ends. Events are handled in steps of
+/// `stepEvents`; the chunk ends after the step that reaches a bound.
+package struct ChunkBounds: Sendable {
+    var stepEvents: Int
+    var maxEvents: Int
+    var maxBytes: Int
+    var maxAge: Duration?
+
+    /// Chunks of `events` events, one step each (the live worker's small chunks).
+    package static func fixed(_ events: Int) -> ChunkBounds {
+        ChunkBounds(stepEvents: events, maxEvents: events, maxBytes: .max, maxAge: nil)
+    }
 }
 
 /// What a rebuild is doing, for progress bars.

@@ -2,10 +2,12 @@ import RepriseProjection
 
 /// The rows one projection reads and writes while a chunk is applied.
 ///
-/// Writes go to an overlay; reads see the overlay, then rows known from earlier chunks (the
-/// cache), then rows prefetched from MySQL for this chunk. After the chunk's transaction commits,
-/// the overlay becomes part of the cache; if it fails, the overlay is dropped, so memory always
-/// matches what MySQL holds. The cache is bounded: past its limit it is emptied, never grown.
+/// Writes go to an overlay (the chunk being gathered: each changed row once, however many events
+/// of the chunk change it); reads see the overlay, then the chunk committing, then rows known
+/// from earlier chunks (the cache), then rows prefetched from MySQL. After the chunk's
+/// transaction commits, its rows become part of the cache; if it fails, they are dropped, so the
+/// cache always matches what MySQL holds. The cache holds only such clean rows and is bounded:
+/// past its limit old rows are dropped (they live on in MySQL), never dirty ones.
 final class RowWorkspace {
     let layouts: [String: TableLayout]
     /// Known rows from committed chunks: a row, or nil for a row known not to exist. Two
@@ -17,13 +19,15 @@ final class RowWorkspace {
     private var youngRows = 0
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
+    /// Estimated memory of the overlay's rows (what ends a chunk of a rebuild).
+    private(set) var overlayBytes = 0
     /// Rows of the previous chunk while its transaction commits (the pipeline's second stage).
     private(set) var pending: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: Set<String>
     private let cacheLimit: Int
-    /// For tables this build created empty: every key ever written. A key the filter has never
-    /// seen does not exist in MySQL either, so most misses need no query. Fixed size.
+    /// For tables this build created empty: every key ever staged for MySQL. A key the filter has
+    /// never seen does not exist in MySQL either, so most misses need no query.
     private var written: [String: KeyFilter]
     /// Set for projections with lookups: an event whose operations need a row not in memory is
     /// undone and applied again once the chunk has read it, and lookups read the rows as they
@@ -112,8 +116,23 @@ final class RowWorkspace {
             speculative[table, default: [:]][key] = .some(row)
             return
         }
-        overlay[table, default: [:]][key] = .some(row)
-        if row != nil { written[table]?.insert(key) }
+        if overlay[table, default: [:]].updateValue(row, forKey: key) == nil {
+            overlayBytes += Self.estimatedBytes(key, row)
+        }
+    }
+
+    /// Memory a row takes in a workspace dictionary, roughly: the key and value arrays, the
+    /// dictionary slot, and string bytes past the inline size.
+    static func estimatedBytes(_ key: RowKey, _ row: [ProjectionValue]?) -> Int {
+        var bytes = 96 + (key.values.count + (row?.count ?? 0)) * MemoryLayout<ProjectionValue>.stride
+        for value in key.values { bytes += heapBytes(value) }
+        for value in row ?? [] { bytes += heapBytes(value) }
+        return bytes
+    }
+
+    private static func heapBytes(_ value: ProjectionValue) -> Int {
+        if case .string(let text) = value, text.utf8.count > 15 { return 32 + text.utf8.count }
+        return 0
     }
 
     /// An event starts: lookups now read the rows as they are.
@@ -164,8 +183,22 @@ final class RowWorkspace {
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
     func stageOverlay() {
         precondition(pending.isEmpty, "a chunk is already committing")
+        noteWritten(overlay)
         pending = overlay
         overlay = [:]
+        overlayBytes = 0
+    }
+
+    /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
+    private func noteWritten(_ rows: [String: [RowKey: [ProjectionValue]?]]) {
+        for (table, tableRows) in rows where written[table] != nil {
+            for (key, row) in tableRows where row != nil { written[table]?.insert(key) }
+        }
+    }
+
+    /// A step of events was applied: the rows prefetched for it may now be dropped from the cache.
+    func endStep() {
+        turnGenerationIfFull()
     }
 
     /// The staged chunk committed: its writes are now what MySQL holds.
@@ -179,10 +212,12 @@ final class RowWorkspace {
 
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
+        noteWritten(overlay)
         for (table, rows) in overlay {
             for (key, row) in rows { store(table, key, row) }
         }
         overlay = [:]
+        overlayBytes = 0
         turnGenerationIfFull()
     }
 
@@ -205,12 +240,14 @@ final class RowWorkspace {
     /// The chunk failed: forget its writes.
     func discardOverlay() {
         overlay = [:]
+        overlayBytes = 0
         beforeEvent = [:]
     }
 
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
         overlay = [:]
+        overlayBytes = 0
         beforeEvent = [:]
         pending = [:]
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
