@@ -47,6 +47,9 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Longest a chunk gathers events before it commits (what a crash makes the next run redo).", valueName: "seconds"))
     var flushSeconds = 5.0
 
+    @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
+    var noBulkLoad = false
+
     @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
     var fetchSize = 5_000
 
@@ -113,6 +116,7 @@ struct RebuildCommand: AsyncParsableCommand {
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.flushBytes = flushMib << 20
+            options.bulkLoad = !noBulkLoad
             options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired

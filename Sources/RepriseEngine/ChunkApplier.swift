@@ -149,10 +149,11 @@ package struct ChunkApplier: Sendable {
     struct StagedWrite: Sendable {
         /// The checkpoint the transaction advances (nil: rows only, outside the round order).
         var checkpoint: CheckpointTarget?
-        var tables: [(layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?])]
+        /// Per table: rows MySQL does not hold yet (bulk-loaded), and the others (upserted or deleted).
+        var tables: [(layout: TableLayout, physical: String, new: [[ProjectionValue]], rows: [RowKey: [ProjectionValue]?])]
         var events: Int
 
-        var rowCount: Int { tables.reduce(0) { $0 + $1.rows.count } }
+        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count } }
     }
 
     /// A chunk ready to commit: per build it advances, the rows and the checkpoint.
@@ -190,20 +191,29 @@ package struct ChunkApplier: Sendable {
     }
 
     /// Moves the gathered chunk's rows to the commit stage, for every build it advances.
-    func stage(_ chunk: OpenChunk, number: Int, group: [ActiveBuild]) -> StagedChunk {
+    func stage(_ chunk: OpenChunk, number: Int, group: [ActiveBuild], bulkLoadNewRows: Bool = false) -> StagedChunk {
         var builds: [ActiveBuild] = [], writes: [StagedWrite] = []
         for (build, count) in zip(group, chunk.counts) where chunk.lastPosition > build.record.roundPosition {
             builds.append(build)
-            writes.append(stageRows(of: build, advancing: build.record.checkpoint, events: count))
+            writes.append(stageRows(of: build, advancing: build.record.checkpoint, events: count, bulkLoadNewRows: bulkLoadNewRows))
         }
         return StagedChunk(number: number, lastPosition: chunk.lastPosition, builds: builds, writes: writes)
     }
 
-    /// One build's overlay, moved to the commit stage.
-    private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int) -> StagedWrite {
-        build.workspace.stageOverlay()
-        let tables = build.workspace.pending.compactMap { table, rows in
-            build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
+    /// One build's overlay, moved to the commit stage. With `bulkLoadNewRows` (a build's own
+    /// tables only: live tables have other writers' rows), rows MySQL does not hold yet are
+    /// set apart for a bulk load.
+    private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int, bulkLoadNewRows: Bool = false) -> StagedWrite {
+        let workspace = build.workspace
+        if bulkLoadNewRows && !build.writesLiveTables {
+            let tables = workspace.stageOverlaySeparatingNewRows().compactMap { table, split in
+                workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: split.new, rows: split.others) }
+            }
+            return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
+        }
+        workspace.stageOverlay()
+        let tables = workspace.pending.compactMap { table, rows in
+            workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: [[ProjectionValue]](), rows: rows) }
         }
         return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
     }
@@ -230,6 +240,7 @@ package struct ChunkApplier: Sendable {
     private static func writeRows(_ write: StagedWrite, to store: ReadModelStore) async throws -> Int {
         var rows = 0
         for table in write.tables {
+            rows += try await store.tables.loadNewRows(table.layout, physical: table.physical, rows: table.new)
             rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows)
         }
         return rows
@@ -241,6 +252,7 @@ package struct ChunkApplier: Sendable {
             build.workspace.commitPending()
             advanceInMemory(build, to: staged.lastPosition, events: write.events)
             build.rowsWritten += Int64(rows)
+            build.rowsLoaded += Int64(write.tables.reduce(0) { $0 + $1.new.count })
         }
     }
 

@@ -60,7 +60,7 @@ final class ChunkPipeline {
         open = nil
         try await settle()
         chunkNumber += 1
-        let staged = applier.stage(chunk, number: chunkNumber, group: group)
+        let staged = applier.stage(chunk, number: chunkNumber, group: group, bulkLoadNewRows: bounds.bulkLoadNewRows)
         let applier = applier, writes = staged.writes, lastPosition = staged.lastPosition, number = staged.number
         inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number) })
     }

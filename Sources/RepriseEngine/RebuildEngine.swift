@@ -102,7 +102,7 @@ public struct RebuildEngine: Sendable {
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries))
+                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded))
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -201,7 +201,7 @@ public struct RebuildEngine: Sendable {
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
             swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries)
+            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded)
     }
 
     /// Checks the source mapping against the table PostgreSQL has.

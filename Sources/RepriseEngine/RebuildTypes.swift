@@ -27,6 +27,9 @@ public struct RebuildOptions: Sendable {
     public var flushInterval: Duration = .seconds(5)
     /// Events handled per step inside a chunk (one batched row read per table, one pass of the handlers).
     public var stepSize = 5_000
+    /// Rows new to a build's tables are written with one bulk load per table and chunk
+    /// (`LOAD DATA LOCAL INFILE` from memory) instead of multi-row upserts.
+    public var bulkLoad = true
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
     /// Rows kept in memory between chunks (per projection); past it the cache is emptied.
@@ -63,7 +66,7 @@ public struct RebuildOptions: Sendable {
     var smallRound: Int { step }
 
     var chunkBounds: ChunkBounds {
-        ChunkBounds(stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval)
+        ChunkBounds(stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval, bulkLoadNewRows: bulkLoad)
     }
 }
 
@@ -74,8 +77,10 @@ package struct ChunkBounds: Sendable {
     var maxEvents: Int
     var maxBytes: Int
     var maxAge: Duration?
+    /// Rows new to a build's own tables go by bulk load.
+    var bulkLoadNewRows = false
 
-    /// Chunks of `events` events, one step each (the live worker's small chunks).
+    /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.
     package static func fixed(_ events: Int) -> ChunkBounds {
         ChunkBounds(stepEvents: events, maxEvents: events, maxBytes: .max, maxAge: nil)
     }
@@ -110,7 +115,7 @@ public struct RebuildResult: Sendable {
     public var resumed: Bool
     /// Events applied by this run.
     public var eventsApplied: Int64
-    /// Row writes (upserts and deletes) issued by this run.
+    /// Row writes (bulk-loaded rows, upserts and deletes) issued by this run.
     public var rowsWritten: Int64
     /// Catch-up rounds after the bulk read.
     public var catchUpRounds: Int
@@ -128,6 +133,8 @@ public struct RebuildResult: Sendable {
     public var rowReadQueries: Int64 = 0
     /// The part of `rowReadQueries` that read rows for lookups.
     public var lookupQueries: Int64 = 0
+    /// The part of `rowsWritten` bulk-loaded as rows new to the build's tables.
+    public var rowsLoaded: Int64 = 0
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

@@ -189,6 +189,34 @@ final class RowWorkspace {
         overlayBytes = 0
     }
 
+    /// Like `stageOverlay`, and splits the staged rows per table: rows MySQL certainly does not
+    /// hold yet (known absent, a complete table, or a key never staged before), which can be
+    /// bulk-loaded, and the others (upserts and deletes).
+    func stageOverlaySeparatingNewRows() -> [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] {
+        precondition(pending.isEmpty, "a chunk is already committing")
+        var split: [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] = [:]
+        for (table, rows) in overlay {
+            var new: [[ProjectionValue]] = [], others: [RowKey: [ProjectionValue]?] = [:]
+            for (key, row) in rows {
+                if let row, isAbsentBetweenChunks(table, key) { new.append(row) } else { others[key] = .some(row) }
+            }
+            // Nothing new: the staged rows as they are, uncopied.
+            split[table] = new.isEmpty ? ([], rows) : (new, others)
+        }
+        stageOverlay()
+        return split
+    }
+
+    /// Whether MySQL holds no row with this key, as far as the cache and the filter know; only
+    /// between chunks (nothing committing) and before the key is staged.
+    private func isAbsentBetweenChunks(_ table: String, _ key: RowKey) -> Bool {
+        if let known = young[table]?[key] { return known == nil }
+        if let known = old[table]?[key] { return known == nil }
+        if complete.contains(table) { return true }
+        if let filter = written[table] { return !filter.mightContain(key) }
+        return false
+    }
+
     /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
     private func noteWritten(_ rows: [String: [RowKey: [ProjectionValue]?]]) {
         for (table, tableRows) in rows where written[table] != nil {
