@@ -45,7 +45,7 @@ struct RebuildCommand: AsyncParsableCommand {
     var flushMib = RebuildOptions.defaultFlushBytes >> 20
 
     @Option(help: ArgumentHelp("Longest a chunk gathers events before it commits (what a crash makes the next run redo).", valueName: "seconds"))
-    var flushSeconds = 5.0
+    var flushSeconds = 10.0
 
     @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
     var noBulkLoad = false

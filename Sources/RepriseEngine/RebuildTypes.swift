@@ -24,7 +24,7 @@ public struct RebuildOptions: Sendable {
     /// that end a chunk.
     public var flushBytes = RebuildOptions.defaultFlushBytes
     /// Longest a chunk gathers events: bounds what a crash makes the next run redo.
-    public var flushInterval: Duration = .seconds(5)
+    public var flushInterval: Duration = .seconds(10)
     /// Events handled per step inside a chunk (one batched row read per table, one pass of the handlers).
     public var stepSize = 5_000
     /// Rows new to a build's tables are written with one bulk load per table and chunk

@@ -37,12 +37,47 @@ struct ChunkFlushTests {
             // Twenty steps, one chunk: every row written exactly once.
             #expect(commits.load(ordering: .relaxed) == 1)
             #expect(gathered[0].rowsWritten == Int64(expected.count))
+            // A fresh build: every row is new to its table and goes by bulk load.
+            #expect(gathered[0].rowsLoaded == Int64(expected.count))
             #expect(gathered[0].tableRows["stream_counts"] == Int64(expected.count))
 
             // The same events in chunks of one step each write a stream's row once per chunk it appears in.
             let perStep = try await environment.engine { Self.gathering(&$0); $0.chunkSize = 100 }.rebuild([.file(try streamCounts())])
             #expect(try await environment.rows("stream_counts") == expected)
             #expect(perStep[0].rowsWritten > gathered[0].rowsWritten)
+            // Each row is bulk-loaded by the chunk that first writes it, upserted by the later ones.
+            #expect(perStep[0].rowsLoaded == Int64(expected.count))
+        }
+    }
+
+    /// The shipped samples built with every row upserted and with new rows bulk-loaded end in
+    /// the same tables, value for value.
+    @Test func bulkLoadedRowsEqualUpsertedRows() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 3_000, seed: 64)
+            let samples = try RebuildEnvironment.samples()
+            let tables = samples.flatMap(\.tables).map(\.name).sorted()
+            let upserted = try await environment.engine { Self.smallChunks(&$0); $0.bulkLoad = false }.rebuild(samples.map { .file($0) })
+            #expect(upserted.allSatisfy { $0.rowsLoaded == 0 })
+            var expected: [String: [[String]]] = [:]
+            for table in tables { expected[table] = try await environment.rows(table) }
+            let loaded = try await environment.engine(Self.smallChunks).rebuild(samples.map { .file($0) })
+            #expect(loaded.allSatisfy { $0.rowsLoaded > 0 })
+            for table in tables {
+                #expect(try await environment.rows(table) == expected[table], "\(table)")
+            }
+        }
+    }
+
+    /// A row cache of ten rows: rows evicted between steps are read back in one query per table
+    /// per step (never one per row), and keys never written cost no query.
+    @Test func aSmallRowCacheReadsEvictedRowsBackPerStepNotPerRow() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 65)
+            let results = try await environment.engine { Self.smallChunks(&$0); $0.rowCacheLimit = 10 }.rebuild([.file(try streamCounts())])
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            #expect(results[0].rowReadQueries > 0, "evicted rows were read back")
+            #expect(results[0].rowReadQueries <= 20, "at most one query per step of 100 events: \(results[0].rowReadQueries)")
         }
     }
 
