@@ -25,8 +25,8 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
-    @Option(help: "Events per chunk.")
-    var chunkSize = 5_000
+    @Option(help: "Most events per chunk (default: no count; a chunk ends by the changed rows it holds or its age, as in `rebuild`).")
+    var chunkSize: Int?
 
     @Option(help: "Swapped-out builds kept for rollback.")
     var keepRetired = 1

@@ -36,8 +36,19 @@ struct RebuildCommand: AsyncParsableCommand {
     @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
-    @Option(help: "Events per chunk (one MySQL transaction and checkpoint each).")
-    var chunkSize = 5_000
+    @Option(help: ArgumentHelp(
+        "Most events per chunk (one MySQL transaction and checkpoint each). Default: no count; a chunk ends at --flush-mib of changed rows or after --flush-seconds, and writes each row it changed once.",
+        valueName: "events"))
+    var chunkSize: Int?
+
+    @Option(help: ArgumentHelp("Changed rows held in memory (MiB, estimated, all projections together) that end a chunk.", valueName: "MiB"))
+    var flushMib = RebuildOptions.defaultFlushBytes >> 20
+
+    @Option(help: ArgumentHelp("Longest a chunk gathers events before it commits (what a crash makes the next run redo).", valueName: "seconds"))
+    var flushSeconds = 10.0
+
+    @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
+    var noBulkLoad = false
 
     @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
     var fetchSize = 5_000
@@ -79,7 +90,8 @@ struct RebuildCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard chunkSize > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
+        guard chunkSize ?? 1 > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
+        guard flushMib > 0, flushSeconds > 0 else { throw ValidationError("--flush-mib and --flush-seconds must be positive") }
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
         guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
@@ -103,6 +115,9 @@ struct RebuildCommand: AsyncParsableCommand {
             let selected = try selection.selected()
             var options = RebuildOptions()
             options.chunkSize = chunkSize
+            options.flushBytes = flushMib << 20
+            options.bulkLoad = !noBulkLoad
+            options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
             options.rowCacheLimit = rowCacheLimit

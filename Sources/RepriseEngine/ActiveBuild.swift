@@ -9,6 +9,8 @@ package final class ActiveBuild {
     let resumed: Bool
     var eventsApplied: Int64 = 0
     var rowsWritten: Int64 = 0
+    /// The part of `rowsWritten` that was bulk-loaded (rows new to the build's tables).
+    var rowsLoaded: Int64 = 0
     var catchUpRounds = 0
     /// Queries that read rows from MySQL for chunks (prefetches and code projections' reads).
     var rowReadQueries: Int64 = 0

@@ -34,10 +34,22 @@ package struct ChunkApplier: Sendable {
         return (JSONFieldDecoder(paths: payloadPaths), JSONFieldDecoder(paths: metadataPaths), !metadataPaths.isEmpty)
     }
 
-    /// Reads the group's current round (visible in its target, not in its base, after its
-    /// position) and applies it chunk by chunk. Returns the number of events read.
+    /// Reads the group's current round in chunks of `chunkSize` events, one step each (the live
+    /// worker's chunks). Returns the number of events read.
     package func readRound(
         _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunkSize: Int,
+        chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil, shouldStop: @Sendable () -> Bool = { false }
+    ) async throws -> Int64 {
+        try await readRound(
+            group, reader: reader, eventTypes: eventTypes, decoders: decoders, fetchSize: fetchSize, chunks: .fixed(chunkSize),
+            chunkNumber: &chunkNumber, progress: progress, shouldStop: shouldStop)
+    }
+
+    /// Reads the group's current round (visible in its target, not in its base, after its
+    /// position) and applies it step by step, committing a chunk whenever `chunks` says. Returns
+    /// the number of events read.
+    package func readRound(
+        _ group: [ActiveBuild], reader: EventStoreReader, eventTypes: [String], decoders: Decoders, fetchSize: Int, chunks: ChunkBounds,
         chunkNumber: inout Int, progress: ((_ done: Int64, _ total: Int64) -> Void)? = nil, shouldStop: @Sendable () -> Bool = { false }
     ) async throws -> Int64 {
         let record = group[0].record
@@ -62,23 +74,21 @@ package struct ChunkApplier: Sendable {
         let progress = progress ?? { _, _ in }
         var done: Int64 = 0
         var pending: [ProjectionEvent] = []
-        pending.reserveCapacity(chunkSize)
-        var number = chunkNumber
-        let pipeline = ChunkPipeline(applier: self, group: group)
+        let step = chunks.stepEvents
+        pending.reserveCapacity(step)
+        let pipeline = ChunkPipeline(applier: self, group: group, bounds: chunks, chunkNumber: chunkNumber)
         func submit(_ events: [ProjectionEvent]) async throws {
-            guard let chunk = Chunk(events, number: number + 1) else { return }
-            number += 1
-            try await pipeline.submit(chunk)
+            guard !events.isEmpty else { return }
+            try await pipeline.submit(events)
             done += Int64(events.count)
             progress(done, max(total, done))
         }
         do {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
                 pending.append(contentsOf: events)
-                while pending.count >= chunkSize {
-                    // Asked to stop: the chunk in flight still commits (`finish` below); no new one starts.
+                while pending.count >= step {
                     if shouldStop() { throw StopRequested() }
-                    let events = Array(pending.prefix(chunkSize))
+                    let events = Array(pending.prefix(step))
                     pending.removeFirst(events.count)
                     try await submit(events)
                 }
@@ -86,12 +96,18 @@ package struct ChunkApplier: Sendable {
             if !pending.isEmpty, shouldStop() { throw StopRequested() }
             try await submit(pending)
             try await pipeline.finish()
-        } catch {
-            // Whatever failed, the chunk in flight is either committed and recorded, or forgotten.
+        } catch let stop as StopRequested {
+            // Asked to stop: the events handled so far and the chunk in flight commit (a chunk
+            // boundary); nothing new starts.
             try? await pipeline.finish()
+            throw stop
+        } catch {
+            // The chunk in flight is either committed and recorded, or forgotten; the chunk
+            // being gathered is dropped (the next run applies it again from the checkpoint).
+            await pipeline.abandon()
             throw error
         }
-        chunkNumber = number
+        chunkNumber = pipeline.chunkNumber
         return done
     }
 
@@ -112,17 +128,20 @@ package struct ChunkApplier: Sendable {
 
     // MARK: - One chunk: stage -> commit -> record
 
-    /// Events `number` of a run, in position order (never empty).
-    struct Chunk: Sendable {
-        let events: [ProjectionEvent]
-        let number: Int
-        let lastPosition: Int64
+    /// The chunk being gathered: steps handled since the last chunk was staged.
+    struct OpenChunk {
+        let opened = ContinuousClock.now
+        var events = 0
+        var lastPosition: Int64 = 0
+        /// Per build of the group, events applied.
+        var counts: [Int]
 
-        init?(_ events: [ProjectionEvent], number: Int) {
-            guard let last = events.last else { return nil }
-            self.events = events
-            self.number = number
-            self.lastPosition = last.position
+        init(builds: Int) { counts = Array(repeating: 0, count: builds) }
+
+        mutating func add(_ step: [ProjectionEvent], counts applied: [Int]) {
+            events += step.count
+            lastPosition = step.last?.position ?? lastPosition
+            for (index, count) in applied.enumerated() { counts[index] += count }
         }
     }
 
@@ -130,18 +149,22 @@ package struct ChunkApplier: Sendable {
     struct StagedWrite: Sendable {
         /// The checkpoint the transaction advances (nil: rows only, outside the round order).
         var checkpoint: CheckpointTarget?
-        var tables: [(layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?])]
+        /// Per table: rows MySQL does not hold yet (bulk-loaded), and the others (upserted or deleted).
+        var tables: [(layout: TableLayout, physical: String, new: [[ProjectionValue]], rows: [RowKey: [ProjectionValue]?])]
         var events: Int
+
+        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count } }
     }
 
     /// A chunk ready to commit: per build it advances, the rows and the checkpoint.
     struct StagedChunk {
-        let chunk: Chunk
+        let number: Int
+        let lastPosition: Int64
         let builds: [ActiveBuild]
         let writes: [StagedWrite]
     }
 
-    /// The events of a chunk that one build applies: past its checkpoint, handled by it, and not
+    /// The events of a step that one build applies: past its checkpoint, handled by it, and not
     /// of a parked stream.
     static func events(_ events: [ProjectionEvent], appliedBy build: ActiveBuild) -> [ProjectionEvent] {
         events.filter {
@@ -149,14 +172,14 @@ package struct ChunkApplier: Sendable {
         }
     }
 
-    /// Runs every build's handlers on the chunk; the rows wait in the builds' overlays (seeing the
-    /// rows of a chunk still committing). Returns per build the number of events applied. On a
-    /// failure no build keeps anything of the chunk.
-    func handle(_ chunk: Chunk, group: [ActiveBuild]) async throws -> [Int] {
+    /// Runs every build's handlers on a step of events; the rows wait in the builds' overlays
+    /// (seeing the rows of a chunk still committing). Returns per build the number of events
+    /// applied. On a failure no build keeps anything of the chunk being gathered.
+    func handle(_ events: [ProjectionEvent], group: [ActiveBuild]) async throws -> [Int] {
         var counts: [Int] = []
         do {
             for build in group {
-                let relevant = Self.events(chunk.events, appliedBy: build)
+                let relevant = Self.events(events, appliedBy: build)
                 try await apply(relevant, to: build)
                 counts.append(relevant.count)
             }
@@ -167,21 +190,30 @@ package struct ChunkApplier: Sendable {
         return counts
     }
 
-    /// Moves the handled chunk's rows to the commit stage, for every build it advances.
-    func stage(_ chunk: Chunk, counts: [Int], group: [ActiveBuild]) -> StagedChunk {
+    /// Moves the gathered chunk's rows to the commit stage, for every build it advances.
+    func stage(_ chunk: OpenChunk, number: Int, group: [ActiveBuild], bulkLoadNewRows: Bool = false) -> StagedChunk {
         var builds: [ActiveBuild] = [], writes: [StagedWrite] = []
-        for (build, count) in zip(group, counts) where chunk.lastPosition > build.record.roundPosition {
+        for (build, count) in zip(group, chunk.counts) where chunk.lastPosition > build.record.roundPosition {
             builds.append(build)
-            writes.append(stageRows(of: build, advancing: build.record.checkpoint, events: count))
+            writes.append(stageRows(of: build, advancing: build.record.checkpoint, events: count, bulkLoadNewRows: bulkLoadNewRows))
         }
-        return StagedChunk(chunk: chunk, builds: builds, writes: writes)
+        return StagedChunk(number: number, lastPosition: chunk.lastPosition, builds: builds, writes: writes)
     }
 
-    /// One build's overlay, moved to the commit stage.
-    private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int) -> StagedWrite {
-        build.workspace.stageOverlay()
-        let tables = build.workspace.pending.compactMap { table, rows in
-            build.workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), rows: rows) }
+    /// One build's overlay, moved to the commit stage. With `bulkLoadNewRows` (a build's own
+    /// tables only: live tables have other writers' rows), rows MySQL does not hold yet are
+    /// set apart for a bulk load.
+    private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int, bulkLoadNewRows: Bool = false) -> StagedWrite {
+        let workspace = build.workspace
+        if bulkLoadNewRows && !build.writesLiveTables {
+            let tables = workspace.stageOverlaySeparatingNewRows().compactMap { table, split in
+                workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: split.new, rows: split.others) }
+            }
+            return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
+        }
+        workspace.stageOverlay()
+        let tables = workspace.pending.compactMap { table, rows in
+            workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: [[ProjectionValue]](), rows: rows) }
         }
         return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
     }
@@ -208,6 +240,7 @@ package struct ChunkApplier: Sendable {
     private static func writeRows(_ write: StagedWrite, to store: ReadModelStore) async throws -> Int {
         var rows = 0
         for table in write.tables {
+            rows += try await store.tables.loadNewRows(table.layout, physical: table.physical, rows: table.new)
             rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows)
         }
         return rows
@@ -217,8 +250,9 @@ package struct ChunkApplier: Sendable {
     func record(_ staged: StagedChunk, written: [Int]) {
         for (build, (write, rows)) in zip(staged.builds, zip(staged.writes, written)) {
             build.workspace.commitPending()
-            advanceInMemory(build, to: staged.chunk.lastPosition, events: write.events)
+            advanceInMemory(build, to: staged.lastPosition, events: write.events)
             build.rowsWritten += Int64(rows)
+            build.rowsLoaded += Int64(write.tables.reduce(0) { $0 + $1.new.count })
         }
     }
 
@@ -230,18 +264,14 @@ package struct ChunkApplier: Sendable {
 
     /// Whether a chunk whose attempt failed committed all the same (the server committed; its
     /// answer was lost): every build's checkpoint then already stands at the chunk's last
-    /// position, and the chunk is recorded as done instead of applied again (which would find the
-    /// checkpoint moved and stop). Row caches were reset, so later chunks read the committed rows
-    /// from MySQL.
-    func recordIfCommitted(_ chunk: Chunk, group: [ActiveBuild]) async throws -> Bool {
-        let pending = group.filter { chunk.lastPosition > $0.record.roundPosition }
-        guard !pending.isEmpty else { return false }
-        for build in pending {
-            guard try await store.checkpoints.position(build.record.checkpoint) == chunk.lastPosition else { return false }
+    /// position, and the chunk is recorded as done instead of written again (which would find
+    /// the checkpoint moved and stop).
+    func recordIfCommitted(_ staged: StagedChunk) async throws -> Bool {
+        guard !staged.builds.isEmpty else { return false }
+        for build in staged.builds {
+            guard try await store.checkpoints.position(build.record.checkpoint) == staged.lastPosition else { return false }
         }
-        for build in pending {
-            advanceInMemory(build, to: chunk.lastPosition, events: Self.events(chunk.events, appliedBy: build).count)
-        }
+        record(staged, written: staged.writes.map(\.rowCount))
         return true
     }
 

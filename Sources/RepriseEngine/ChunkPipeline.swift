@@ -1,92 +1,121 @@
-/// Runs a group's chunks through `ChunkApplier`'s stage -> commit -> record path, two deep:
-/// while chunk N's rows and checkpoint commit in MySQL (on the MySQL connection's own thread),
-/// the handlers already run on chunk N+1 against a workspace that sees chunk N's rows. Chunk N+1
-/// is staged only after N is recorded, so checkpoints stay in order.
+/// Runs a group's events through `ChunkApplier`'s stage -> commit -> record path, two deep:
+/// events are handled in steps into the chunk being gathered (its rows stay in the builds'
+/// overlays, each row once however many events change it); when `ChunkBounds` ends the chunk,
+/// its rows and checkpoint commit in one MySQL transaction (on the MySQL connection's own
+/// thread) while the handlers already gather the next chunk against a workspace that sees the
+/// committing rows. A chunk is staged only after the one before it is recorded, so checkpoints
+/// stay in order.
 ///
-/// When N's commit fails, every build forgets what it holds in memory (MySQL's outcome is
-/// unknown) and `ChunkRetryPolicy` decides: N runs again alone (recognized as done if its COMMIT
-/// reached the server), then N+1, whose handlers had read N's rows; or the failure is recorded
-/// and thrown.
+/// When a chunk's commit fails, `ChunkRetryPolicy` decides: the same staged rows are written
+/// again (recognized as done if the COMMIT reached the server; the rows are final values, so a
+/// second attempt writes what the first would have), or every build forgets what it holds in
+/// memory and the failure is recorded and thrown. The chunk being gathered builds on the staged
+/// one and stays valid while it is retried.
 final class ChunkPipeline {
     let applier: ChunkApplier
     let group: [ActiveBuild]
     let policy: ChunkRetryPolicy
+    let bounds: ChunkBounds
+    /// The number of the last chunk staged in this run.
+    private(set) var chunkNumber: Int
+    private var open: ChunkApplier.OpenChunk?
     private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>)?
 
-    init(applier: ChunkApplier, group: [ActiveBuild]) {
+    init(applier: ChunkApplier, group: [ActiveBuild], bounds: ChunkBounds, chunkNumber: Int) {
         self.applier = applier
         self.group = group
         self.policy = ChunkRetryPolicy(group: group)
+        self.bounds = bounds
+        self.chunkNumber = chunkNumber
     }
 
-    /// Handles `chunk`, then starts its commit once the chunk before it is recorded.
-    func submit(_ chunk: ChunkApplier.Chunk) async throws {
-        let counts = try await applier.handle(chunk, group: group)
-        if let failed = try await settle() {
-            try await commitAlone(failed.chunk, after: failed.error)
-            try await commitAlone(chunk, after: nil)
-            return
+    /// Handles a step of events into the chunk being gathered; ends the chunk when a bound is reached.
+    func submit(_ events: [ProjectionEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let counts: [Int]
+        do {
+            counts = try await applier.handle(events, group: group)
+        } catch {
+            // `handle` dropped every build's overlay: the whole chunk being gathered.
+            open = nil
+            throw error
         }
-        launch(applier.stage(chunk, counts: counts, group: group))
-    }
-
-    /// Waits for the chunk in flight and records it.
-    func finish() async throws {
-        if let failed = try await settle() {
-            try await commitAlone(failed.chunk, after: failed.error)
+        var chunk = open ?? ChunkApplier.OpenChunk(builds: group.count)
+        chunk.add(events, counts: counts)
+        open = chunk
+        for build in group { build.workspace.endStep() }
+        if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
+            || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
+        {
+            try await endChunk()
         }
     }
 
-    private func launch(_ staged: ChunkApplier.StagedChunk) {
-        let applier = applier, writes = staged.writes, lastPosition = staged.chunk.lastPosition, number = staged.chunk.number
+    /// Changed rows held by the chunk being gathered, over the group.
+    private var dirtyBytes: Int { group.reduce(0) { $0 + $1.workspace.overlayBytes } }
+
+    /// Stages the chunk being gathered (once the one in flight is recorded) and starts its commit.
+    func endChunk() async throws {
+        guard let chunk = open else { return }
+        open = nil
+        try await settle()
+        chunkNumber += 1
+        let staged = applier.stage(chunk, number: chunkNumber, group: group, bulkLoadNewRows: bounds.bulkLoadNewRows)
+        let applier = applier, writes = staged.writes, lastPosition = staged.lastPosition, number = staged.number
         inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number) })
     }
 
-    /// Waits for the chunk in flight. Committed: records it. Failed: every build forgets its rows
-    /// in memory, and the failed chunk is returned with its error.
-    private func settle() async throws -> (chunk: ChunkApplier.Chunk, error: any Error)? {
-        guard let (staged, commit) = inFlight else { return nil }
-        inFlight = nil
-        let written: [Int]
-        do {
-            written = try await commit.value
-        } catch {
-            for build in group { build.workspace.reset() }
-            return (staged.chunk, error)
-        }
-        applier.record(staged, written: written)
-        try await applier.hooks.afterChunkCommit(staged.chunk.number)
-        return nil
+    /// Commits the chunk being gathered and waits for every commit.
+    func finish() async throws {
+        try await endChunk()
+        try await settle()
     }
 
-    /// Takes `chunk` through every stage with nothing else in flight, as long as the policy allows.
-    /// `earlier`: why its last attempt failed (it may have committed all the same).
-    private func commitAlone(_ chunk: ChunkApplier.Chunk, after earlier: (any Error)?) async throws {
-        var failure = earlier
-        var failedAttempts = earlier == nil ? 0 : 1
+    /// After a failure elsewhere: the chunk being gathered is dropped (its events are applied
+    /// again from the checkpoint by the next run); the chunk in flight is committed and
+    /// recorded, or forgotten.
+    func abandon() async {
+        if open != nil {
+            for build in group { build.workspace.discardOverlay() }
+            open = nil
+        }
+        try? await settle()
+    }
+
+    /// Waits for the chunk in flight and records it; a failed commit is written again as long as
+    /// the policy allows.
+    private func settle() async throws {
+        guard let (staged, commit) = inFlight else { return }
+        inFlight = nil
+        var outcome = await commit.result
+        var failedAttempts = 0
         while true {
-            if let error = failure {
+            switch outcome {
+            case .success(let written):
+                applier.record(staged, written: written)
+                try await applier.hooks.afterChunkCommit(staged.number)
+                return
+            case .failure(let error):
+                failedAttempts += 1
                 guard case .retry(let wait) = policy.decide(error, failedAttempts: failedAttempts) else {
+                    // MySQL's outcome is unknown: memory must not claim anything.
+                    for build in group { build.workspace.reset() }
+                    open = nil
                     await applier.recordFailure(error, group: group)
                     throw error
                 }
-                try await Task.sleep(for: wait)
-            }
-            do {
-                if failure != nil { try await applier.reopenIfLost(chunk: chunk.number) }
-                if failure != nil, try await applier.recordIfCommitted(chunk, group: group) {
-                    try await applier.hooks.afterChunkCommit(chunk.number)
-                    return
+                do {
+                    try await Task.sleep(for: wait)
+                    try await applier.reopenIfLost(chunk: staged.number)
+                    if try await applier.recordIfCommitted(staged) {
+                        try await applier.hooks.afterChunkCommit(staged.number)
+                        return
+                    }
+                    outcome = .success(try await applier.commit(staged.writes, through: staged.lastPosition, number: staged.number))
+                } catch {
+                    outcome = .failure(error)
                 }
-                let counts = try await applier.handle(chunk, group: group)
-                launch(applier.stage(chunk, counts: counts, group: group))
-                guard let failed = try await settle() else { return }
-                failure = failed.error
-            } catch {
-                for build in group { build.workspace.reset() }
-                failure = error
             }
-            failedAttempts += 1
         }
     }
 }

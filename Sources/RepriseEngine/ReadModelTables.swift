@@ -66,6 +66,18 @@ package struct ReadModelTables: Sendable {
         return rows
     }
 
+    /// Writes rows the table does not hold yet with one bulk load (`LOAD DATA LOCAL INFILE` from
+    /// memory); returns the number of rows. REPLACE: were a key there after all, the row still
+    /// ends as the chunk's final row, as an upsert would leave it.
+    func loadNewRows(_ layout: TableLayout, physical: String, rows: [[ProjectionValue]]) async throws -> Int {
+        guard !rows.isEmpty else { return 0 }
+        let columns = layout.columns
+        try await connection.loadRowsInterruptibly(
+            into: physical, columns: columns.map(\.name),
+            rows: rows.lazy.map { row in zip(row, columns).map { ColumnValues.mysqlValue($0, for: $1) } }, duplicates: .replace)
+        return rows.count
+    }
+
     /// Writes a chunk's final rows: upserts for rows that exist after the chunk, deletes for the others.
     /// Returns the number of rows written.
     func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?]) async throws -> Int {

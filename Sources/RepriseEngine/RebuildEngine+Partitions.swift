@@ -141,7 +141,7 @@ extension RebuildEngine {
             let number = partition.number
             _ = try await applier.readRound(
                 [build], reader: reader, eventTypes: Array(definition.eventTypes).sorted(), decoders: decoders,
-                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+                fetchSize: options.fetchSize, chunks: options.chunkBounds, chunkNumber: &chunkNumber
             ) { done, total in
                 progress(RebuildProgress(projections: [definition.name], phase: .reading, eventsDone: done, eventsTotal: total, partition: number))
             }

@@ -102,7 +102,7 @@ public struct RebuildEngine: Sendable {
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries))
+                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded))
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -174,7 +174,7 @@ public struct RebuildEngine: Sendable {
         // retired build, so no owner check.
         let merged = try await LivePartitions.merge(
             retired, runnable: runnable, checkOwners: false, writesLiveTables: false, parkedStreams: [], store: store, reader: events,
-            snapshots: snapshots, database: database, chunkSize: options.chunkSize, fetchSize: options.fetchSize, cacheLimit: options.rowCacheLimit)
+            snapshots: snapshots, database: database, chunkSize: options.smallRound, fetchSize: options.fetchSize, cacheLimit: options.rowCacheLimit)
         let build = ActiveBuild(record: merged, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         var chunkNumber = 0
         for round in 0...options.maxCatchUpRounds {
@@ -185,13 +185,13 @@ public struct RebuildEngine: Sendable {
             }
             let done = try await applier.readRound(
                 [build], reader: events, eventTypes: Array(definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [build]),
-                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+                fetchSize: options.fetchSize, chunks: options.chunkBounds, chunkNumber: &chunkNumber
             ) { done, total in
                 progress(RebuildProgress(projections: [definition.name], phase: .catchingUp(round: round), eventsDone: done, eventsTotal: total))
             }
             try await applier.closeRound([build], nextSnapshot: build.record.targetSnapshot)
             build.catchUpRounds += 1
-            if done < Int64(options.chunkSize) { break }
+            if done < Int64(options.smallRound) { break }
         }
         progress(RebuildProgress(projections: [definition.name], phase: .swapping, eventsDone: 0, eventsTotal: 0))
         let previous = try await swap(build, store: store, locks: locks, database: database)
@@ -201,7 +201,7 @@ public struct RebuildEngine: Sendable {
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
             swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries)
+            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded)
     }
 
     /// Checks the source mapping against the table PostgreSQL has.
@@ -304,7 +304,7 @@ public struct RebuildEngine: Sendable {
             let phase: RebuildProgress.Phase = isCatchUp ? .catchingUp(round: record.rounds) : .reading
             let done = try await applier.readRound(
                 group, reader: reader, eventTypes: eventTypes, decoders: decoders,
-                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber
+                fetchSize: options.fetchSize, chunks: options.chunkBounds, chunkNumber: &chunkNumber
             ) { done, total in
                 progress(RebuildProgress(projections: names, phase: phase, eventsDone: done, eventsTotal: total))
             }
@@ -314,7 +314,7 @@ public struct RebuildEngine: Sendable {
             try await applier.closeRound(group, nextSnapshot: try await snapshots.currentSnapshot())
             if isCatchUp { for build in group { build.catchUpRounds += 1 } }
             // A catch-up round small enough to leave little for the live worker ends the rebuild.
-            if isCatchUp && (done < Int64(options.chunkSize) || group[0].catchUpRounds >= options.maxCatchUpRounds) { break }
+            if isCatchUp && (done < Int64(options.smallRound) || group[0].catchUpRounds >= options.maxCatchUpRounds) { break }
         }
     }
 

@@ -16,8 +16,20 @@ public enum RunnableProjection: Sendable {
 
 /// Settings of a rebuild. The defaults were measured on the 2-core benchmark machine (README).
 public struct RebuildOptions: Sendable {
-    /// Events per chunk: per MySQL transaction and per checkpoint.
-    public var chunkSize = 5_000
+    /// Most events per chunk (one MySQL transaction and checkpoint each). nil: no count; a chunk
+    /// ends when its changed rows reach `flushBytes`, after `flushInterval`, at the end of a
+    /// round or at a stop. A row changed by many events of a chunk is written once.
+    public var chunkSize: Int?
+    /// Changed rows held in memory (estimated bytes, summed over the projections read together)
+    /// that end a chunk.
+    public var flushBytes = RebuildOptions.defaultFlushBytes
+    /// Longest a chunk gathers events: bounds what a crash makes the next run redo.
+    public var flushInterval: Duration = .seconds(10)
+    /// Events handled per step inside a chunk (one batched row read per table, one pass of the handlers).
+    public var stepSize = 5_000
+    /// Rows new to a build's tables are written with one bulk load per table and chunk
+    /// (`LOAD DATA LOCAL INFILE` from memory) instead of multi-row upserts.
+    public var bulkLoad = true
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
     /// Rows kept in memory between chunks (per projection); past it the cache is emptied.
@@ -43,6 +55,35 @@ public struct RebuildOptions: Sendable {
 
 
     public init() {}
+
+    /// Measured on the 2-core benchmark machine (docs/throughput-io.md).
+    public static let defaultFlushBytes = 64 << 20
+    /// Events handled per step (never more than a chunk): one batched row read per table, one
+    /// pass of the handlers; also the catch-up round small enough to end a rebuild.
+    var step: Int { max(1, min(chunkSize ?? stepSize, stepSize)) }
+
+    /// A catch-up round with fewer events than this leaves little for the live worker: the rebuild swaps.
+    var smallRound: Int { step }
+
+    var chunkBounds: ChunkBounds {
+        ChunkBounds(stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval, bulkLoadNewRows: bulkLoad)
+    }
+}
+
+/// When a chunk (one MySQL transaction and checkpoint) ends. Events are handled in steps of
+/// `stepEvents`; the chunk ends after the step that reaches a bound.
+package struct ChunkBounds: Sendable {
+    var stepEvents: Int
+    var maxEvents: Int
+    var maxBytes: Int
+    var maxAge: Duration?
+    /// Rows new to a build's own tables go by bulk load.
+    var bulkLoadNewRows = false
+
+    /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.
+    package static func fixed(_ events: Int) -> ChunkBounds {
+        ChunkBounds(stepEvents: events, maxEvents: events, maxBytes: .max, maxAge: nil)
+    }
 }
 
 /// What a rebuild is doing, for progress bars.
@@ -74,7 +115,7 @@ public struct RebuildResult: Sendable {
     public var resumed: Bool
     /// Events applied by this run.
     public var eventsApplied: Int64
-    /// Row writes (upserts and deletes) issued by this run.
+    /// Row writes (bulk-loaded rows, upserts and deletes) issued by this run.
     public var rowsWritten: Int64
     /// Catch-up rounds after the bulk read.
     public var catchUpRounds: Int
@@ -92,6 +133,8 @@ public struct RebuildResult: Sendable {
     public var rowReadQueries: Int64 = 0
     /// The part of `rowReadQueries` that read rows for lookups.
     public var lookupQueries: Int64 = 0
+    /// The part of `rowsWritten` bulk-loaded as rows new to the build's tables.
+    public var rowsLoaded: Int64 = 0
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

@@ -2,10 +2,12 @@ import RepriseProjection
 
 /// The rows one projection reads and writes while a chunk is applied.
 ///
-/// Writes go to an overlay; reads see the overlay, then rows known from earlier chunks (the
-/// cache), then rows prefetched from MySQL for this chunk. After the chunk's transaction commits,
-/// the overlay becomes part of the cache; if it fails, the overlay is dropped, so memory always
-/// matches what MySQL holds. The cache is bounded: past its limit it is emptied, never grown.
+/// Writes go to an overlay (the chunk being gathered: each changed row once, however many events
+/// of the chunk change it); reads see the overlay, then the chunk committing, then rows known
+/// from earlier chunks (the cache), then rows prefetched from MySQL. After the chunk's
+/// transaction commits, its rows become part of the cache; if it fails, they are dropped, so the
+/// cache always matches what MySQL holds. The cache holds only such clean rows and is bounded:
+/// past its limit old rows are dropped (they live on in MySQL), never dirty ones.
 final class RowWorkspace {
     let layouts: [String: TableLayout]
     /// Known rows from committed chunks: a row, or nil for a row known not to exist. Two
@@ -17,13 +19,15 @@ final class RowWorkspace {
     private var youngRows = 0
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
+    /// Estimated memory of the overlay's rows (what ends a chunk of a rebuild).
+    private(set) var overlayBytes = 0
     /// Rows of the previous chunk while its transaction commits (the pipeline's second stage).
     private(set) var pending: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: Set<String>
     private let cacheLimit: Int
-    /// For tables this build created empty: every key ever written. A key the filter has never
-    /// seen does not exist in MySQL either, so most misses need no query. Fixed size.
+    /// For tables this build created empty: every key ever staged for MySQL. A key the filter has
+    /// never seen does not exist in MySQL either, so most misses need no query.
     private var written: [String: KeyFilter]
     /// Set for projections with lookups: an event whose operations need a row not in memory is
     /// undone and applied again once the chunk has read it, and lookups read the rows as they
@@ -112,8 +116,23 @@ final class RowWorkspace {
             speculative[table, default: [:]][key] = .some(row)
             return
         }
-        overlay[table, default: [:]][key] = .some(row)
-        if row != nil { written[table]?.insert(key) }
+        if overlay[table, default: [:]].updateValue(row, forKey: key) == nil {
+            overlayBytes += Self.estimatedBytes(key, row)
+        }
+    }
+
+    /// Memory a row takes in a workspace dictionary, roughly: the key and value arrays, the
+    /// dictionary slot, and string bytes past the inline size.
+    static func estimatedBytes(_ key: RowKey, _ row: [ProjectionValue]?) -> Int {
+        var bytes = 96 + (key.values.count + (row?.count ?? 0)) * MemoryLayout<ProjectionValue>.stride
+        for value in key.values { bytes += heapBytes(value) }
+        for value in row ?? [] { bytes += heapBytes(value) }
+        return bytes
+    }
+
+    private static func heapBytes(_ value: ProjectionValue) -> Int {
+        if case .string(let text) = value, text.utf8.count > 15 { return 32 + text.utf8.count }
+        return 0
     }
 
     /// An event starts: lookups now read the rows as they are.
@@ -164,8 +183,50 @@ final class RowWorkspace {
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
     func stageOverlay() {
         precondition(pending.isEmpty, "a chunk is already committing")
+        noteWritten(overlay)
         pending = overlay
         overlay = [:]
+        overlayBytes = 0
+    }
+
+    /// Like `stageOverlay`, and splits the staged rows per table: rows MySQL certainly does not
+    /// hold yet (known absent, a complete table, or a key never staged before), which can be
+    /// bulk-loaded, and the others (upserts and deletes).
+    func stageOverlaySeparatingNewRows() -> [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] {
+        precondition(pending.isEmpty, "a chunk is already committing")
+        var split: [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] = [:]
+        for (table, rows) in overlay {
+            var new: [[ProjectionValue]] = [], others: [RowKey: [ProjectionValue]?] = [:]
+            for (key, row) in rows {
+                if let row, isAbsentBetweenChunks(table, key) { new.append(row) } else { others[key] = .some(row) }
+            }
+            // Nothing new: the staged rows as they are, uncopied.
+            split[table] = new.isEmpty ? ([], rows) : (new, others)
+        }
+        stageOverlay()
+        return split
+    }
+
+    /// Whether MySQL holds no row with this key, as far as the cache and the filter know; only
+    /// between chunks (nothing committing) and before the key is staged.
+    private func isAbsentBetweenChunks(_ table: String, _ key: RowKey) -> Bool {
+        if let known = young[table]?[key] { return known == nil }
+        if let known = old[table]?[key] { return known == nil }
+        if complete.contains(table) { return true }
+        if let filter = written[table] { return !filter.mightContain(key) }
+        return false
+    }
+
+    /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
+    private func noteWritten(_ rows: [String: [RowKey: [ProjectionValue]?]]) {
+        for (table, tableRows) in rows where written[table] != nil {
+            for (key, row) in tableRows where row != nil { written[table]?.insert(key) }
+        }
+    }
+
+    /// A step of events was applied: the rows prefetched for it may now be dropped from the cache.
+    func endStep() {
+        turnGenerationIfFull()
     }
 
     /// The staged chunk committed: its writes are now what MySQL holds.
@@ -179,10 +240,12 @@ final class RowWorkspace {
 
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
+        noteWritten(overlay)
         for (table, rows) in overlay {
             for (key, row) in rows { store(table, key, row) }
         }
         overlay = [:]
+        overlayBytes = 0
         turnGenerationIfFull()
     }
 
@@ -205,12 +268,14 @@ final class RowWorkspace {
     /// The chunk failed: forget its writes.
     func discardOverlay() {
         overlay = [:]
+        overlayBytes = 0
         beforeEvent = [:]
     }
 
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
         overlay = [:]
+        overlayBytes = 0
         beforeEvent = [:]
         pending = [:]
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
@@ -222,25 +287,62 @@ final class RowWorkspace {
     }
 }
 
-/// A Bloom filter of row keys: "certainly never written" or "maybe written". 1 MiB, three hashes:
-/// about 1% false positives at 800,000 keys; a false positive only costs a lookup in MySQL.
+/// A Bloom filter of row keys: "certainly never written" or "maybe written"; a false positive
+/// only costs a lookup in MySQL. It grows with the keys (a scalable Bloom filter): segments of
+/// about 10 bits per key and three hashes (about 2% false positives each), the first 1 MiB for
+/// 800,000 keys, each next one twice the size of the last, so the rate stays low as a history
+/// of 10M events writes millions of keys (a fixed 1 MiB filter answered "maybe" for about half
+/// the new keys there, each a row read).
 struct KeyFilter {
-    private var bits = [UInt64](repeating: 0, count: 1 << 17)
+    private struct Segment {
+        var bits: [UInt64]
+        let mask: UInt64
+        let capacity: Int
+        var count = 0
 
-    private static func positions(_ key: RowKey) -> (Int, Int, Int) {
-        let hash = UInt64(bitPattern: Int64(key.hashValue))
-        let second = (hash >> 33 | hash << 31) &* 0x9E37_79B9_7F4A_7C15
-        let mask: UInt64 = (1 << 23) - 1
-        return (Int(hash & mask), Int(second & mask), Int((hash &+ second &* 3) & mask))
+        init(log2Bits: Int) {
+            bits = [UInt64](repeating: 0, count: 1 << (log2Bits - 6))
+            mask = (1 << UInt64(log2Bits)) - 1
+            capacity = (1 << log2Bits) / 10
+        }
+
+        func positions(_ hash: UInt64) -> (Int, Int, Int) {
+            let second = (hash >> 33 | hash << 31) &* 0x9E37_79B9_7F4A_7C15
+            return (Int(hash & mask), Int(second & mask), Int((hash &+ second &* 3) & mask))
+        }
+
+        mutating func insert(_ hash: UInt64) {
+            let (a, b, c) = positions(hash)
+            bits[a >> 6] |= 1 << UInt64(a & 63)
+            bits[b >> 6] |= 1 << UInt64(b & 63)
+            bits[c >> 6] |= 1 << UInt64(c & 63)
+            count += 1
+        }
+
+        func mightContain(_ hash: UInt64) -> Bool {
+            let (a, b, c) = positions(hash)
+            return bits[a >> 6] & (1 << UInt64(a & 63)) != 0 && bits[b >> 6] & (1 << UInt64(b & 63)) != 0
+                && bits[c >> 6] & (1 << UInt64(c & 63)) != 0
+        }
     }
 
+    private var segments = [Segment(log2Bits: 23)]
+
     mutating func insert(_ key: RowKey) {
-        let (a, b, c) = Self.positions(key)
-        for bit in [a, b, c] { bits[bit >> 6] |= 1 << UInt64(bit & 63) }
+        let hash = UInt64(bitPattern: Int64(key.hashValue))
+        // Keys written again (most staged rows of a long build) do not fill the filter.
+        guard !mightContain(hash) else { return }
+        if let last = segments.last, last.count >= last.capacity {
+            segments.append(Segment(log2Bits: min(Int(last.mask.nonzeroBitCount) + 1, 34)))
+        }
+        segments[segments.count - 1].insert(hash)
     }
 
     func mightContain(_ key: RowKey) -> Bool {
-        let (a, b, c) = Self.positions(key)
-        return [a, b, c].allSatisfy { bits[$0 >> 6] & (1 << UInt64($0 & 63)) != 0 }
+        mightContain(UInt64(bitPattern: Int64(key.hashValue)))
+    }
+
+    private func mightContain(_ hash: UInt64) -> Bool {
+        segments.contains { $0.mightContain(hash) }
     }
 }

@@ -87,6 +87,18 @@ extension MySQLConnection {
         return MySQLBulkLoadResult(records: info.records, replaced: info.deleted)
     }
 
+    /// `loadRows` that cancelling the task ends: nothing is sent once cancelled, and a load
+    /// running is ended with `KILL QUERY` (as `query` and `executeBatch` are).
+    @discardableResult
+    public func loadRowsInterruptibly(
+        into table: String, columns: [String], rows: some Sequence<[MySQLValue]> & Sendable,
+        duplicates: MySQLBulkLoadDuplicates = .fail
+    ) async throws(MySQLError) -> MySQLBulkLoadResult {
+        try await interruptible("LOAD DATA LOCAL INFILE INTO TABLE \(MySQLIdentifier.quote(table))") { () throws(MySQLError) in
+            try loadRows(into: table, columns: columns, rows: rows, duplicates: duplicates)
+        }
+    }
+
     /// One value in LOAD DATA's default escaped text format.
     static func appendLoadField(_ value: MySQLValue, to output: inout [UInt8], table: String, server: String) throws(MySQLError) {
         switch value {

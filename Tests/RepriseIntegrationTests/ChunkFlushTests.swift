@@ -1,0 +1,157 @@
+import RepriseEngine
+import RepriseMySQL
+import Synchronization
+import Testing
+
+/// A fault a test throws from a hook: not transient, so the rebuild stops (as a crash would).
+private struct InjectedStop: Error {}
+
+/// Chunks of a rebuild gather many steps of events and write each changed row once
+/// (docs/throughput-io.md): the row-writes counter, crash and resume between steps, and a
+/// retried commit of a many-step chunk.
+@Suite("Chunks that gather steps (real servers)")
+struct ChunkFlushTests {
+    /// Steps of 100 events, chunks bounded only by bytes and time (here: never reached).
+    private static func gathering(_ options: inout RebuildOptions) {
+        options.stepSize = 100
+        options.fetchSize = 100
+        options.flushBytes = 1 << 30
+        options.flushInterval = .seconds(3_600)
+    }
+
+    /// Steps of 100 events; a chunk ends after about 250 changed rows of stream_counts.
+    private static func smallChunks(_ options: inout RebuildOptions) {
+        gathering(&options)
+        options.flushBytes = 60_000
+    }
+
+    @Test func aRowChangedInManyStepsIsWrittenOncePerChunk() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 60)
+            let commits = Atomic<Int>(0)
+            var hooks = RebuildHooks()
+            hooks.afterChunkCommit = { _ in commits.add(1, ordering: .relaxed) }
+            let gathered = try await environment.engine(Self.gathering).rebuild([.file(try streamCounts())], hooks: hooks)
+            let expected = try await expectedStreamCounts(environment)
+            try #require(try await environment.rows("stream_counts") == expected)
+            // Twenty steps, one chunk: every row written exactly once.
+            #expect(commits.load(ordering: .relaxed) == 1)
+            #expect(gathered[0].rowsWritten == Int64(expected.count))
+            // A fresh build: every row is new to its table and goes by bulk load.
+            #expect(gathered[0].rowsLoaded == Int64(expected.count))
+            #expect(gathered[0].tableRows["stream_counts"] == Int64(expected.count))
+
+            // The same events in chunks of one step each write a stream's row once per chunk it appears in.
+            let perStep = try await environment.engine { Self.gathering(&$0); $0.chunkSize = 100 }.rebuild([.file(try streamCounts())])
+            #expect(try await environment.rows("stream_counts") == expected)
+            #expect(perStep[0].rowsWritten > gathered[0].rowsWritten)
+            // Each row is bulk-loaded by the chunk that first writes it, upserted by the later ones.
+            #expect(perStep[0].rowsLoaded == Int64(expected.count))
+        }
+    }
+
+    /// The shipped samples built with every row upserted and with new rows bulk-loaded end in
+    /// the same tables, value for value.
+    @Test func bulkLoadedRowsEqualUpsertedRows() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 3_000, seed: 64)
+            let samples = try RebuildEnvironment.samples()
+            let tables = samples.flatMap(\.tables).map(\.name).sorted()
+            let upserted = try await environment.engine { Self.smallChunks(&$0); $0.bulkLoad = false }.rebuild(samples.map { .file($0) })
+            #expect(upserted.allSatisfy { $0.rowsLoaded == 0 })
+            var expected: [String: [[String]]] = [:]
+            for table in tables { expected[table] = try await environment.rows(table) }
+            let loaded = try await environment.engine(Self.smallChunks).rebuild(samples.map { .file($0) })
+            #expect(loaded.allSatisfy { $0.rowsLoaded > 0 })
+            for table in tables {
+                #expect(try await environment.rows(table) == expected[table], "\(table)")
+            }
+        }
+    }
+
+    /// A row cache of ten rows: rows evicted between steps are read back in one query per table
+    /// per step (never one per row), and keys never written cost no query.
+    @Test func aSmallRowCacheReadsEvictedRowsBackPerStepNotPerRow() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 65)
+            let results = try await environment.engine { Self.smallChunks(&$0); $0.rowCacheLimit = 10 }.rebuild([.file(try streamCounts())])
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            #expect(results[0].rowReadQueries > 0, "evicted rows were read back")
+            #expect(results[0].rowReadQueries <= 20, "at most one query per step of 100 events: \(results[0].rowReadQueries)")
+        }
+    }
+
+    @Test func chunksEndAtTheBoundOfChangedRows() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 61)
+            let commits = Atomic<Int>(0)
+            var hooks = RebuildHooks()
+            hooks.afterChunkCommit = { _ in commits.add(1, ordering: .relaxed) }
+            let results = try await environment.engine(Self.smallChunks).rebuild([.file(try streamCounts())], hooks: hooks)
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let chunks = commits.load(ordering: .relaxed)
+            #expect(chunks > 1, "the byte bound ended chunks")
+            #expect(chunks < 20, "chunks gathered several steps of 100 events")
+            #expect(results[0].eventsApplied == 2_000)
+        }
+    }
+
+    /// Stopped right after chunk 1 committed, while the next chunk's steps were being gathered
+    /// (and, second case, inside chunk 2's transaction): the next run resumes from chunk 1's
+    /// checkpoint, and nothing is lost or applied twice.
+    @Test(arguments: ["after-commit", "before-commit"])
+    func aStopBetweenChunksResumesWithNothingLostOrDoubled(point: String) async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 62)
+            let definition = try streamCounts()
+            let handled = try #require(try await environment.handledEventCount(definition))
+            var hooks = RebuildHooks()
+            if point == "after-commit" {
+                hooks.afterChunkCommit = { chunk in if chunk == 1 { throw InjectedStop() } }
+            } else {
+                hooks.beforeChunkCommit = { chunk in if chunk == 2 { throw InjectedStop() } }
+            }
+            await #expect(throws: InjectedStop.self) {
+                try await environment.engine(Self.smallChunks).rebuild([.file(definition)], hooks: hooks)
+            }
+            let survived = try await BuildCheckpoint.only(environment)
+            try #require(survived.state == "building")
+            try #require(survived.eventsApplied > 0 && survived.eventsApplied < handled, "chunk 1 committed: \(survived.eventsApplied)")
+            // The green table holds chunk 1's rows exactly: the later steps' rows never reached it.
+            let green = try await environment.mysql.query("SELECT COALESCE(SUM(events), 0) FROM stream_counts__\(survived.buildID)").int64(0, 0)
+            #expect(green == survived.eventsApplied)
+
+            let resumed = try await environment.engine(Self.smallChunks).rebuild([.file(definition)])
+            try #require(resumed[0].resumed)
+            #expect(resumed[0].eventsApplied == handled - survived.eventsApplied)
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let recorded = try await environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'active'").int64(0, 0)
+            #expect(recorded == handled)
+        }
+    }
+
+    /// A many-step chunk whose transaction fails (rolled back) or whose COMMIT answer is lost is
+    /// written again from its staged rows, or recognized as committed: counted once either way.
+    @Test(arguments: ["rolled-back", "answer-lost"])
+    func aFailedCommitOfAManyStepChunkIsWrittenOnce(fault: String) async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 63)
+            let fired = Atomic<Int>(0)
+            let lost = MySQLError(code: .connectionLost, message: "the connection dropped (fault test)")
+            var hooks = RebuildHooks()
+            if fault == "rolled-back" {
+                hooks.beforeChunkCommit = { chunk in if chunk == 2, fired.add(1, ordering: .relaxed).oldValue == 0 { throw lost } }
+            } else {
+                hooks.afterCommitStatement = { chunk in if chunk == 2, fired.add(1, ordering: .relaxed).oldValue == 0 { throw lost } }
+            }
+            let definition = try streamCounts()
+            let results = try await environment.engine(Self.smallChunks).rebuild([.file(definition)], hooks: hooks)
+            try #require(fired.load(ordering: .relaxed) >= 1, "the fault fired")
+            try #require(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let handled = try await environment.handledEventCount(definition)
+            #expect(results[0].eventsApplied == handled)
+            let recorded = try await environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'active'").int64(0, 0)
+            #expect(recorded == handled)
+        }
+    }
+}
