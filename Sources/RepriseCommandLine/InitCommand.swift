@@ -10,8 +10,9 @@ struct InitCommand: AsyncParsableCommand {
             Idempotent: existing tables with the expected shape are kept as they are. A table of the \
             same name with another shape is never altered; the command stops and names the differences. \
             Reads the catalog first and runs DDL only for what is missing, so on a complete store it \
-            runs none. It never blocks writers: each statement runs under a lock timeout, and one that \
-            would wait behind an open transaction is skipped and printed ("not done"); an index missing \
+            runs none. It never blocks writers: each statement on an existing table runs under a lock \
+            timeout, and one that would wait behind an open transaction is skipped and printed ("not done") \
+            (new schemas and tables are created whole: nobody writes them yet); an index missing \
             from an existing table is built CONCURRENTLY. Run it again when the store is quiet.
             """)
 

@@ -72,18 +72,21 @@ public struct EventStore: Sendable {
     /// read first, so on a complete store no DDL runs at all. Leaves tables with the expected shape
     /// alone; refuses (`incompatibleTable`) when a table of that name has another shape.
     ///
-    /// Never blocks writers: every statement runs under `lock_timeout`, so one that would wait
-    /// behind an open transaction (and make every later writer queue behind it) gives up at once
-    /// and is reported in `deferred`. An index missing from an existing table is built
+    /// Never blocks writers: every statement on an existing table runs under `lock_timeout`, so
+    /// one that would wait behind an open transaction (and make every later writer queue behind
+    /// it) gives up at once and is reported in `deferred`. A new schema, a new table and its
+    /// indexes wait as long as they need: nobody writes a table that does not exist yet, and a
+    /// short timeout there only left stores half made when other sessions ran DDL at the same time. An index missing from an existing table is built
     /// `CONCURRENTLY` (writers go on while it builds), only when `addMissingIndexes`.
     @discardableResult
     public func initialize(
         on connection: PostgresConnection, addMissingIndexes: Bool = true, lockTimeoutMilliseconds: Int = 200
     ) async throws(EventStoreError) -> EventStoreInitReport {
         var report = EventStoreInitReport(createdTables: [], existingTables: [])
-        var plan: [(sql: String, creates: String?, index: String?)] = []
+        // `guarded`: touches an existing table, so it runs under the lock timeout.
+        var plan: [(sql: String, creates: String?, index: String?, guarded: Bool)] = []
         let namespace = try await catalog("SELECT count(*)::text FROM pg_namespace WHERE nspname = $1", [.text(schema.schema)], on: connection)
-        if namespace.first == "0" { plan.append((schema.createSchemaStatement, nil, nil)) }
+        if namespace.first == "0" { plan.append((schema.createSchemaStatement, nil, nil, false)) }
         // Indexes by name: "t" valid, "f" left invalid by a CREATE INDEX CONCURRENTLY that gave up.
         var indexes: [String: Bool] = [:]
         for row in try await catalog(
@@ -100,9 +103,9 @@ public struct EventStore: Sendable {
             let name = "\(schema.schema).\(table.name)"
             if found.isEmpty {
                 // A new table: nobody writes it yet, so its indexes are built the plain way.
-                plan.append((table.create, name, nil))
+                plan.append((table.create, name, nil, false))
                 for index in table.indexes {
-                    plan.append(("CREATE INDEX IF NOT EXISTS \(PostgresIdentifier.quote(index.name)) ON \(index.definition)", nil, nil))
+                    plan.append(("CREATE INDEX IF NOT EXISTS \(PostgresIdentifier.quote(index.name)) ON \(index.definition)", nil, nil, false))
                 }
                 continue
             }
@@ -125,13 +128,18 @@ public struct EventStore: Sendable {
                     report.deferred += statements
                     continue
                 }
-                plan += statements.map { ($0, nil, $0.hasPrefix("CREATE") ? "\(schema.schema).\(index.name)" : nil) }
+                plan += statements.map { ($0, nil, $0.hasPrefix("CREATE") ? "\(schema.schema).\(index.name)" : nil, true) }
             }
         }
         guard !plan.isEmpty else { return report }
         do {
-            try await connection.execute("SELECT set_config('lock_timeout', $1, false)", [.text("\(max(1, lockTimeoutMilliseconds))ms")])
+            var timeoutSet = false
             for (number, step) in plan.enumerated() {
+                if step.guarded != timeoutSet {
+                    let timeout = step.guarded ? "\(max(1, lockTimeoutMilliseconds))ms" : "0"
+                    try await connection.execute("SELECT set_config('lock_timeout', $1, false)", [.text(timeout)])
+                    timeoutSet = step.guarded
+                }
                 do {
                     try await connection.execute(step.sql)
                 } catch let error where error.sqlState?.rawValue == "55P03" {
