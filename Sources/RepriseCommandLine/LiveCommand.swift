@@ -103,7 +103,7 @@ struct LiveCommand: AsyncParsableCommand {
             let logger = logging.bootstrap("reprise.live", hidingPasswordsOf: [configuration.postgresURL, configuration.mysqlURL, configuration.amqpURL])
             let metrics = Observability.workerMetrics()
             let definitions = Dictionary(selected.map { ($0.definition.name, $0.definition) }, uniquingKeysWith: { $1 })
-            let statusSource = StatusPageSource(
+            let statusSource = StatusSnapshot.Source(
                 postgresURL: configuration.postgresURL, mysqlURL: configuration.mysqlURL,
                 eventSource: configuration.source ?? .reprise(configuration.storeSchema), definitions: definitions)
             let endpoint = try status.service(defaultPort: 9464, metrics: metrics, status: statusSource, logger: logger)

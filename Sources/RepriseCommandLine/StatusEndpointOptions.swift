@@ -5,9 +5,6 @@ import Prometheus
 #if HTTP
 import RepriseHTTP
 #endif
-import RepriseEngine
-import RepriseEventSource
-import RepriseProjection
 import RepriseLive
 import ServiceLifecycle
 import Synchronization
@@ -27,15 +24,12 @@ struct StatusEndpointOptions: ParsableArguments {
     /// The endpoint as a service, nil when turned off (`--metrics-port 0`). `status` is what the
     /// live worker's /status and dashboard read.
     func service(
-        defaultPort: Int, metrics: MetricsRegistry, status: StatusPageSource? = nil, logger: Logger
+        defaultPort: Int, metrics: MetricsRegistry, status: StatusSnapshot.Source? = nil, logger: Logger
     ) throws -> (any Service)? {
         let port = metricsPort ?? defaultPort
         guard port != 0 else { return nil }
         #if HTTP
-        let source = status.map {
-            StatusSnapshot.Source(postgresURL: $0.postgresURL, mysqlURL: $0.mysqlURL, eventSource: $0.eventSource, definitions: $0.definitions)
-        }
-        let endpoint = StatusEndpoint(host: metricsHost, port: port, prometheus: Observability.prometheus, metrics: metrics, status: source)
+        let endpoint = StatusEndpoint(host: metricsHost, port: port, prometheus: Observability.prometheus, metrics: metrics, status: status)
         let host = metricsHost
         return endpoint.service(logger: logger) { bound in
             logger.info("http.listening", metadata: ["address": "\(host):\(bound)"])
@@ -47,14 +41,6 @@ struct StatusEndpointOptions: ParsableArguments {
         return nil
         #endif
     }
-}
-
-/// What the live worker's /status page reads (the servers, the event source, the definitions).
-struct StatusPageSource {
-    var postgresURL: String
-    var mysqlURL: String
-    var eventSource: EventSource
-    var definitions: [String: ProjectionDefinition]
 }
 
 /// A feature of the HTTP trait asked of a `reprise` built without it (scripts/demo builds so).

@@ -1,6 +1,5 @@
 import RepriseEngine
 import RepriseEventSource
-import RepriseLive
 import RepriseMySQL
 import ReprisePostgres
 import RepriseProjection
