@@ -103,14 +103,34 @@ package struct EventStoreReader: Sendable {
         let (clause, parameters) = try whereClause(round)
         let columns = round.readMetadata ? source.envelopeColumns : source.envelopeColumnsWithoutMetadata
         let sql = "SELECT \(columns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)"
+        let reader = self
         try await connection.withCursor(sql, parameters, fetchSize: fetchSize) { cursor in
             var batches = cursor.makeAsyncIterator()
-            while true {
-                let started = ContinuousClock.now
-                guard let batch = try await batches.next() else { break }
-                timings.add(.read, ContinuousClock.now - started)
-                let events = try timings.measure(.decode) { try decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
-                try await body(events)
+            // Decoding runs one batch ahead, off the handlers' thread (the second core): while
+            // `body` applies a batch, the next one is decoded. It is always awaited before the
+            // cursor's scope ends, also when `body` throws.
+            var decoding: Task<[ProjectionEvent], any Error>?
+            do {
+                while true {
+                    let started = ContinuousClock.now
+                    guard let batch = try await batches.next() else { break }
+                    timings.add(.read, ContinuousClock.now - started)
+                    let next = Task {
+                        try await reader.decodeConcurrently(batch, decoder: decoder, metadataDecoder: metadataDecoder, timings: timings)
+                    }
+                    if let previous = decoding {
+                        decoding = nil
+                        try await body(try await previous.value)
+                    }
+                    decoding = next
+                }
+                if let last = decoding {
+                    decoding = nil
+                    try await body(try await last.value)
+                }
+            } catch {
+                _ = try? await decoding?.value
+                throw error
             }
         }
     }
@@ -163,6 +183,14 @@ package struct EventStoreReader: Sendable {
     }
 
     // MARK: - Decoding
+
+    /// `decode` on the global executor, whatever the caller's isolation.
+    @concurrent
+    private func decodeConcurrently(
+        _ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder, timings: EngineTimings
+    ) async throws -> [ProjectionEvent] {
+        try timings.measure(.decode) { try decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
+    }
 
     func decode(_ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder) throws -> [ProjectionEvent] {
         var events: [ProjectionEvent] = []
