@@ -176,7 +176,7 @@ public struct RebuildEngine: Sendable {
         // retired build, so no owner check.
         let merged = try await LivePartitions.merge(
             retired, runnable: runnable, checkOwners: false, writesLiveTables: false, parkedStreams: [], store: store, reader: events,
-            snapshots: snapshots, database: database, chunkSize: options.smallRound, fetchSize: options.fetchSize, cacheLimit: options.rowCacheLimit)
+            snapshots: snapshots, database: database, chunkSize: options.smallRound, fetchSize: options.fetchSize, cacheLimit: options.rowCacheRowsInFixedChunks)
         let build = ActiveBuild(record: merged, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         var chunkNumber = 0
         for round in 0...options.maxCatchUpRounds {

@@ -71,6 +71,10 @@ public struct RebuildOptions: Sendable {
     /// A catch-up round with fewer events than this leaves little for the live worker: the rebuild swaps.
     var smallRound: Int { step }
 
+    /// Rows per projection for paths that read in fixed chunks without the group's byte budget
+    /// (merging a retired build's live partitions): the byte bound at about 512 bytes a row.
+    var rowCacheRowsInFixedChunks: Int { min(rowCacheLimit, max(2, rowCacheBytes / 512)) }
+
     var chunkBounds: ChunkBounds {
         ChunkBounds(
             stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval, bulkLoadNewRows: bulkLoad,
