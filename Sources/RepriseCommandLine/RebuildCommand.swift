@@ -53,8 +53,13 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
     var fetchSize = 5_000
 
-    @Option(help: "Rows kept in memory between chunks, per projection (bounds memory; past it the cache is emptied).")
-    var rowCacheLimit = RebuildOptions().rowCacheLimit
+    @Option(help: ArgumentHelp(
+        "Rows known from earlier chunks kept in memory (MiB, estimated, all projections together); past it the rows used least recently are dropped and read again when needed.",
+        valueName: "MiB"))
+    var rowCacheMib = RebuildOptions.defaultRowCacheBytes >> 20
+
+    @Option(help: ArgumentHelp("Deprecated: use --row-cache-mib. Also bounds each projection's cache by rows.", valueName: "rows"))
+    var rowCacheLimit: Int?
 
     @Option(help: "Swapped-out builds kept for rollback, per projection.")
     var keepRetired = 1
@@ -93,7 +98,8 @@ struct RebuildCommand: AsyncParsableCommand {
         guard chunkSize ?? 1 > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
         guard flushMib > 0, flushSeconds > 0 else { throw ValidationError("--flush-mib and --flush-seconds must be positive") }
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
-        guard rowCacheLimit >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
+        guard rowCacheLimit ?? 2 >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
+        guard rowCacheMib > 0 else { throw ValidationError("--row-cache-mib must be positive") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
         if partitions == nil, join != nil || worker != nil { throw ValidationError("--join and --worker are for partitioned workers: give --partitions too") }
         if let join, join < 0 { throw ValidationError("--join is a number of seconds") }
@@ -120,7 +126,11 @@ struct RebuildCommand: AsyncParsableCommand {
             options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
-            options.rowCacheLimit = rowCacheLimit
+            options.rowCacheBytes = rowCacheMib << 20
+            if let rowCacheLimit {
+                Terminal.error("warning: --row-cache-limit is deprecated: the row cache is bounded in bytes by --row-cache-mib (\(rowCacheMib) MiB); the row count bounds each projection as well")
+                options.rowCacheLimit = rowCacheLimit
+            }
             options.joinOnly = join.map { .milliseconds(Int64($0 * 1000)) }
             options.leaseSeconds = leaseSeconds
             options.swap = !noSwap

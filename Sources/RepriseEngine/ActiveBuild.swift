@@ -16,6 +16,8 @@ package final class ActiveBuild {
     var rowReadQueries: Int64 = 0
     /// The part of `rowReadQueries` that read rows for lookups (or rows a code projection declared).
     var lookupQueries: Int64 = 0
+    /// Keys `rowReadQueries` asked for.
+    var rowReadKeys: Int64 = 0
     /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
     package var repairs: Int64 = 0
 

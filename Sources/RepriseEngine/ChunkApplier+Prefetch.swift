@@ -75,8 +75,9 @@ extension ChunkApplier {
             let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
             guard !unknown.isEmpty else { continue }
             let fetched = try await timings.measure(.prefetch) {
-                try await store.tables.loadRows(layout, physical: build.tableName(table), keys: Array(unknown))
+                try await readRows(layout, physical: build.tableName(table), keys: Array(unknown), store: store)
             }
+            build.rowReadKeys += Int64(unknown.count)
             let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
             build.rowReadQueries += queries
             if lookupTables.contains(table) { build.lookupQueries += queries }

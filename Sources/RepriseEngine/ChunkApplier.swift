@@ -13,6 +13,9 @@ package struct ChunkApplier: Sendable {
     let store: ReadModelStore
     let hooks: RebuildHooks
     var timings = EngineTimings()
+    /// Where chunks read rows back (a rebuild's own connection, so reads do not wait behind the
+    /// commit in flight); nil: the writer's (the live worker).
+    var rowReads: ReadModelStore? = nil
 
     package typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
 
@@ -278,6 +281,19 @@ package struct ChunkApplier: Sendable {
     /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
     /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
     /// session settings) is not a safe place to redo the chunk: it stops instead.
+    /// Reads rows for a chunk, on `rowReads` when set. A read repeats harmlessly, so a lost read
+    /// connection is reopened and the read made once more.
+    func readRows(_ layout: TableLayout, physical: String, keys: [RowKey], store: ReadModelStore) async throws -> [RowKey: [ProjectionValue]] {
+        guard let rowReads else { return try await store.tables.loadRows(layout, physical: physical, keys: keys) }
+        do {
+            return try await rowReads.tables.loadRows(layout, physical: physical, keys: keys)
+        } catch {
+            guard TransientFailure.isConnectionLoss(error), await rowReads.connection.isLost else { throw error }
+            _ = try await rowReads.connection.reopen()
+            return try await rowReads.tables.loadRows(layout, physical: physical, keys: keys)
+        }
+    }
+
     func reopenIfLost(chunk: Int) async throws {
         guard await store.connection.isLost else { return }
         let reopened = try await store.connection.reopen()
@@ -303,7 +319,8 @@ package struct ChunkApplier: Sendable {
             try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
             let rows = ProjectionRows(workspace: build.workspace, projection: build.name) { layout, keys in
                 build.rowReadQueries += 1
-                return try await store.tables.loadRows(layout, physical: build.tableName(layout.name), keys: keys)
+                build.rowReadKeys += Int64(keys.count)
+                return try await readRows(layout, physical: build.tableName(layout.name), keys: keys, store: store)
             }
             for event in events {
                 do {

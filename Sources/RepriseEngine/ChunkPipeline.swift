@@ -44,6 +44,7 @@ final class ChunkPipeline {
         chunk.add(events, counts: counts)
         open = chunk
         for build in group { build.workspace.endStep() }
+        bounds.rowCache.turnIfFull(group.lazy.map(\.workspace))
         if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
         {

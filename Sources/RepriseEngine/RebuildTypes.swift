@@ -32,8 +32,12 @@ public struct RebuildOptions: Sendable {
     public var bulkLoad = true
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
-    /// Rows kept in memory between chunks (per projection); past it the cache is emptied.
-    public var rowCacheLimit = 200_000
+    /// Rows known from committed chunks kept in memory: estimated bytes, summed over the
+    /// projections read together (`RowCacheBudget`); past it the rows used least recently are
+    /// dropped (they stay in MySQL). Bounds the cache by the settings, not by the history.
+    public var rowCacheBytes = RebuildOptions.defaultRowCacheBytes
+    /// Also bounds each projection's cache by rows (the bound before `rowCacheBytes`; `Int.max`: none).
+    public var rowCacheLimit = Int.max
     /// Swapped-out builds kept for rollback, per projection.
     public var keepRetiredBuilds = 1
     /// Catch-up rounds after the bulk read before swapping anyway.
@@ -58,6 +62,8 @@ public struct RebuildOptions: Sendable {
 
     /// Measured on the 2-core benchmark machine (docs/throughput-io.md).
     public static let defaultFlushBytes = 64 << 20
+    /// Measured on the 2-core benchmark machine (docs/throughput-memory.md).
+    public static let defaultRowCacheBytes = 128 << 20
     /// Events handled per step (never more than a chunk): one batched row read per table, one
     /// pass of the handlers; also the catch-up round small enough to end a rebuild.
     var step: Int { max(1, min(chunkSize ?? stepSize, stepSize)) }
@@ -65,8 +71,14 @@ public struct RebuildOptions: Sendable {
     /// A catch-up round with fewer events than this leaves little for the live worker: the rebuild swaps.
     var smallRound: Int { step }
 
+    /// Rows per projection for paths that read in fixed chunks without the group's byte budget
+    /// (merging a retired build's live partitions): the byte bound at about 512 bytes a row.
+    var rowCacheRowsInFixedChunks: Int { min(rowCacheLimit, max(2, rowCacheBytes / 512)) }
+
     var chunkBounds: ChunkBounds {
-        ChunkBounds(stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval, bulkLoadNewRows: bulkLoad)
+        ChunkBounds(
+            stepEvents: step, maxEvents: chunkSize ?? .max, maxBytes: flushBytes, maxAge: flushInterval, bulkLoadNewRows: bulkLoad,
+            rowCache: RowCacheBudget(bytes: rowCacheBytes))
     }
 }
 
@@ -79,6 +91,8 @@ package struct ChunkBounds: Sendable {
     var maxAge: Duration?
     /// Rows new to a build's own tables go by bulk load.
     var bulkLoadNewRows = false
+    /// Bounds the group's cached rows (the live worker's caches are bounded by rows only).
+    var rowCache = RowCacheBudget(bytes: .max)
 
     /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.
     package static func fixed(_ events: Int) -> ChunkBounds {
@@ -133,6 +147,8 @@ public struct RebuildResult: Sendable {
     public var rowReadQueries: Int64 = 0
     /// The part of `rowReadQueries` that read rows for lookups.
     public var lookupQueries: Int64 = 0
+    /// Keys those queries asked for (rows the workspace did not know: evicted, or maybe written).
+    public var rowReadKeys: Int64 = 0
     /// The part of `rowsWritten` bulk-loaded as rows new to the build's tables.
     public var rowsLoaded: Int64 = 0
 }

@@ -17,6 +17,11 @@ final class RowWorkspace {
     private var young: [String: [RowKey: [ProjectionValue]?]] = [:]
     private var old: [String: [RowKey: [ProjectionValue]?]] = [:]
     private var youngRows = 0
+    /// Estimated memory of the generations' rows (`estimatedBytes`, counted when a key enters a
+    /// generation): what `RowCacheBudget` bounds over the projections read together.
+    private(set) var youngBytes = 0
+    private(set) var oldBytes = 0
+    var cachedBytes: Int { youngBytes + oldBytes }
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Estimated memory of the overlay's rows (what ends a chunk of a rebuild).
@@ -25,6 +30,7 @@ final class RowWorkspace {
     private(set) var pending: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: Set<String>
+    /// Rows per projection (`--row-cache-limit`, `Int.max` when only the byte budget bounds the cache).
     private let cacheLimit: Int
     /// For tables this build created empty: every key ever staged for MySQL. A key the filter has
     /// never seen does not exist in MySQL either, so most misses need no query.
@@ -251,18 +257,27 @@ final class RowWorkspace {
 
     private func turnGenerationIfFull() {
         // Generations turn only between chunks: rows prefetched for a chunk stay until it is applied.
-        if youngRows >= cacheLimit / 2 {
-            // The old generation is dropped: its rows live on in MySQL only.
-            old = young
-            young = [:]
-            youngRows = 0
-            complete = []
-        }
+        if youngRows >= cacheLimit / 2 { turnGeneration() }
+    }
+
+    /// The old generation is dropped (its rows live on in MySQL only) and the young one becomes
+    /// old. Only clean rows are dropped: the overlay and the committing rows stay. Called between
+    /// steps (by the row limit here, or by `RowCacheBudget` for the group's bytes).
+    func turnGeneration() {
+        old = young
+        oldBytes = youngBytes
+        young = [:]
+        youngRows = 0
+        youngBytes = 0
+        complete = []
     }
 
     /// Mutates the generations in place (copying a table's dictionary out and back would copy it whole).
     private func store(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
-        if young[table, default: [:]].updateValue(row, forKey: key) == nil { youngRows += 1 }
+        if young[table, default: [:]].updateValue(row, forKey: key) == nil {
+            youngRows += 1
+            youngBytes += Self.estimatedBytes(key, row)
+        }
     }
 
     /// The chunk failed: forget its writes.
@@ -283,7 +298,26 @@ final class RowWorkspace {
         young = [:]
         old = [:]
         youngRows = 0
+        youngBytes = 0
+        oldBytes = 0
         complete = []
+    }
+}
+
+/// Bounds the row caches of the projections read together (one rebuild group) by their estimated
+/// bytes, so a rebuild's memory is set by its settings, not by the size of the history: when the
+/// young generations of the group together reach half the budget, every workspace of the group
+/// turns its generations (a two-generation LRU over the group: rows any event used since the last
+/// turn survive one more). A busy projection takes the share it uses; a quiet one's rows age out.
+struct RowCacheBudget {
+    let bytes: Int
+
+    /// Called between steps, never while a step's prefetched rows are in use.
+    func turnIfFull(_ workspaces: some Collection<RowWorkspace>) {
+        guard bytes < .max else { return }
+        let young = workspaces.reduce(0) { $0 + $1.youngBytes }
+        guard young >= bytes / 2 else { return }
+        for workspace in workspaces { workspace.turnGeneration() }
     }
 }
 

@@ -1,0 +1,34 @@
+import RepriseEngine
+import Testing
+
+/// A rebuild whose row cache is far smaller than its rows (docs/throughput-memory.md): rows are
+/// dropped and read back, and the tables end exactly as with a cache that holds everything.
+@Suite("Row cache bounded in bytes (real servers)")
+struct RowCacheBoundTests {
+    private static func steps(_ options: inout RebuildOptions) {
+        options.stepSize = 100
+        options.fetchSize = 100
+        options.flushBytes = 200_000
+        options.flushInterval = .seconds(3_600)
+    }
+
+    @Test func aTinyCacheBuildsTheSameRowsAsABigOne() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 3_000, seed: 66)
+            let samples = try RebuildEnvironment.samples()
+            let tables = samples.flatMap(\.tables).map(\.name).sorted()
+            let big = try await environment.engine { Self.steps(&$0); $0.rowCacheBytes = 1 << 30 }.rebuild(samples.map { .file($0) })
+            var expected: [String: [[String]]] = [:]
+            for table in tables { expected[table] = try await environment.rows(table) }
+            #expect(expected.values.contains { !$0.isEmpty })
+
+            let tiny = try await environment.engine { Self.steps(&$0); $0.rowCacheBytes = 20_000 }.rebuild(samples.map { .file($0) })
+            for table in tables {
+                #expect(try await environment.rows(table) == expected[table], "\(table)")
+            }
+            let readBig = big.reduce(0) { $0 + $1.rowReadKeys }, readTiny = tiny.reduce(0) { $0 + $1.rowReadKeys }
+            #expect(readTiny > readBig, "evicted rows were read back: \(readTiny) keys read, \(readBig) with the big cache")
+            #expect(tiny.reduce(0) { $0 + $1.rowReadQueries } <= 30 * 5 * 3, "at most one query per table per step and stage")
+        }
+    }
+}

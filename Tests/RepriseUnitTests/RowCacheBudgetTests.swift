@@ -1,0 +1,99 @@
+@testable import RepriseEngine
+import RepriseProjection
+import Testing
+
+/// The row cache bounded in bytes over the projections read together (docs/throughput-memory.md).
+@Suite("Row cache bounded in bytes (no server)")
+struct RowCacheBudgetTests {
+    let table = TableDefinition(
+        name: "t", columns: [ColumnDefinition(name: "id", type: .bigint, nullable: false), ColumnDefinition(name: "n", type: .bigint)],
+        primaryKey: ["id"])
+
+    private func key(_ id: Int64) -> RowKey { RowKey([.int(id)]) }
+    private func row(_ id: Int64) -> [ProjectionValue] { [.int(id), .int(id * 10)] }
+    private var rowBytes: Int { RowWorkspace.estimatedBytes(key(1), row(1)) }
+
+    /// Commits rows `ids` as one chunk, then ends the step as the pipeline does.
+    private func commit(_ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget) {
+        for id in ids { workspace.put("t", key(id), row(id)) }
+        workspace.commitOverlay()
+        workspace.endStep()
+        budget.turnIfFull([workspace])
+    }
+
+    @Test func rowsPastTheBoundAreDroppedOldestFirst() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 100 * rowBytes)
+        for chunk in Int64(0)..<10 { commit(chunk * 25..<(chunk + 1) * 25, workspace, budget) }
+        // 250 rows committed, 100 rows' worth of bytes allowed.
+        #expect(workspace.cachedBytes <= 100 * rowBytes)
+        if case .present(let newest) = workspace.lookup("t", key(249)) { #expect(newest == row(249)) } else { Issue.record("the newest row was dropped") }
+        if case .unknown = workspace.lookup("t", key(0)) {} else { Issue.record("the oldest row should have been dropped") }
+        let kept = (Int64(0)..<250).filter { if case .present = workspace.lookup("t", key($0)) { true } else { false } }
+        #expect(kept.count >= 50 && kept.count <= 100, "\(kept.count) rows kept")
+        // What is kept is the most recent rows: no kept row is older than a dropped one.
+        #expect(kept == Array((kept.first ?? 0)..<250))
+    }
+
+    @Test func rowsInUseSurviveTurns() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 40 * rowBytes)
+        commit([7], workspace, budget)
+        for chunk in Int64(1)...20 {
+            _ = workspace.lookup("t", key(7))  // used every chunk
+            commit(chunk * 100..<chunk * 100 + 10, workspace, budget)
+        }
+        if case .present(let hot) = workspace.lookup("t", key(7)) { #expect(hot == row(7)) } else { Issue.record("a row used every chunk was dropped") }
+        if case .unknown = workspace.lookup("t", key(100)) {} else { Issue.record("a row unused for many chunks should be dropped") }
+    }
+
+    @Test func dirtyAndCommittingRowsAreNeverDropped() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 4 * rowBytes)
+        for id in Int64(0)..<50 { workspace.put("t", key(id), row(id)) }
+        workspace.stageOverlay()  // committing
+        for id in Int64(50)..<100 { workspace.put("t", key(id), row(id)) }  // the chunk being gathered
+        workspace.endStep()
+        budget.turnIfFull([workspace])
+        for _ in 0..<3 { workspace.turnGeneration() }
+        for id in Int64(0)..<100 {
+            guard case .present(let found) = workspace.lookup("t", key(id)) else { Issue.record("row \(id) was dropped before it was written"); return }
+            #expect(found == row(id))
+        }
+        workspace.commitPending()
+        budget.turnIfFull([workspace])
+        workspace.turnGeneration()
+        workspace.turnGeneration()
+        // Committed rows may go now; the overlay's stay.
+        if case .unknown = workspace.lookup("t", key(0)) {} else { Issue.record("a committed row past the bound should be dropped") }
+        if case .present = workspace.lookup("t", key(99)) {} else { Issue.record("a row of the chunk being gathered was dropped") }
+    }
+
+    @Test func aMissAfterEvictionTakesTheRowReadBack() {
+        let workspace = RowWorkspace(tables: [table], freshTables: true, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 10 * rowBytes)
+        commit(0..<20, workspace, budget)
+        commit(20..<40, workspace, budget)
+        guard case .unknown = workspace.lookup("t", key(3)) else { Issue.record("row 3 should have been evicted"); return }
+        // The build wrote key 3, so the filter cannot say absent: the chunk reads it and remembers it.
+        workspace.remember("t", fetched: [key(3): row(3)], requested: [key(3), key(1_000)])
+        if case .present(let back) = workspace.lookup("t", key(3)) { #expect(back == row(3)) } else { Issue.record("the row read back is not known") }
+        if case .absent = workspace.lookup("t", key(1_000)) {} else { Issue.record("a key read and not found is absent") }
+    }
+
+    @Test func theBoundIsSharedByTheGroupAndAQuietProjectionAgesOut() {
+        let busy = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let quiet = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 60 * rowBytes)
+        for id in Int64(0)..<20 { quiet.put("t", key(id), row(id)) }
+        quiet.commitOverlay()
+        for chunk in Int64(1)...10 {
+            for id in chunk * 100..<chunk * 100 + 20 { busy.put("t", key(id), row(id)) }
+            busy.commitOverlay()
+            budget.turnIfFull([busy, quiet])
+            #expect(busy.cachedBytes + quiet.cachedBytes <= 60 * rowBytes + 20 * rowBytes)
+        }
+        #expect(quiet.cachedBytes == 0, "the quiet projection's unused rows aged out")
+        if case .present = busy.lookup("t", key(1_000)) {} else { Issue.record("the busy projection's newest row was dropped") }
+    }
+}
