@@ -49,32 +49,39 @@ struct DeclarativeProjection: Sendable {
     /// row is not in memory yet are found by a later stage (`ChunkApplier.applyDeclarative`).
     /// `lookupTables` receives the tables a lookup reads from. Keys of rows the workspace already
     /// knows (present or absent) are left out: there is nothing to fetch for them.
-    func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
+    ///
+    /// `tape` (projections without lookups only: their keys depend on nothing but the event)
+    /// records every key evaluated here, in the order `apply` asks for them, so `apply` need not
+    /// evaluate them again.
+    func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>,
+                     tape: KeyTape? = nil) {
+        tape?.startEvent()
         guard let handler = compiledHandler(event.type) else { return }
         let frame = EventFrame(event, fields)
-        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables)
+        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables,
+                    tape: hasLookups ? nil : tape)
     }
 
     private func collectKeys(_ steps: [Step], frame: EventFrame, item: ForEachItem?, lookups: LookupRows, workspace: RowWorkspace,
-                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
+                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>, tape: KeyTape?) {
         var lookups = lookups
         for step in steps {
             switch step {
             case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
-                if let layout = target.layout, let key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups) {
-                    keys[layout.name, default: []].insert(key)
-                }
+                let key = target.layout.flatMap { try? keyOf(target, layout: $0, frame: frame, item: item, lookups: lookups) }
+                if let key { keys[target.table, default: []].insert(key) }
+                tape?.append(key)
             case .forEach(let field, let nested):
                 switch frame.elements(field, item: item) {
                 case .trees(let elements):
                     for element in elements {
                         collectKeys(nested, frame: frame, item: .tree(element), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables)
+                                    lookupTables: &lookupTables, tape: tape)
                     }
                 case .slots(let items):
                     for index in 0..<items.count {
                         collectKeys(nested, frame: frame, item: .slots(items, index), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables)
+                                    lookupTables: &lookupTables, tape: tape)
                     }
                 case .none, .notArray:
                     break
@@ -104,10 +111,11 @@ struct DeclarativeProjection: Sendable {
     /// Returns false, with the event's writes undone, when it needs a row the workspace does not
     /// hold yet (possible only with lookups): the chunk reads it and applies the event again.
     /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
-    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
+    /// `keys`: the tape `keysTouched` recorded, at this event (`KeyTape.rewind(toEvent:)`).
+    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil, keys: KeyTape? = nil) throws(EngineError) -> Bool {
         guard let handler = compiledHandler(event.type) else { return true }
         workspace.beginEvent()
-        let frame = EventFrame(event, fields)
+        let frame = EventFrame(event, fields, keys: hasLookups ? nil : keys)
         do {
             try run(handler.steps, path: { handler.path }, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
             return true
@@ -214,7 +222,7 @@ struct DeclarativeProjection: Sendable {
         switch step {
         case .insert(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
             guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing ?? layout.defaultRow) else {
                 return report(.insert, layout.name, key, .whenFalse(row: existing))
@@ -225,7 +233,7 @@ struct DeclarativeProjection: Sendable {
             report(.insert, layout.name, key, .wrote(before: nil, after: row))
         case .upsert(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
             var base = existing ?? layout.defaultRow
             if existing == nil {
@@ -239,7 +247,7 @@ struct DeclarativeProjection: Sendable {
             report(.upsert, layout.name, key, .wrote(before: existing, after: row))
         case .update(let target, let when, let ifMissing):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else {
                 if ifMissing == .error { throw OperationFailure(message: "update of \(layout.name): no row with key \(key)") }
                 return report(.update, layout.name, key, .rowMissing)
@@ -252,7 +260,7 @@ struct DeclarativeProjection: Sendable {
             report(.update, layout.name, key, .wrote(before: existing, after: row))
         case .delete(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else { return report(.delete, layout.name, key, .rowMissing) }
             guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
                 return report(.delete, layout.name, key, .whenFalse(row: existing))
@@ -299,6 +307,12 @@ struct DeclarativeProjection: Sendable {
             }
             throw RowNeeded()
         }
+    }
+
+    /// The key an operation names, from the event's key tape when `keysTouched` evaluated it.
+    private func operationKey(_ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?, lookups: LookupRows) throws -> RowKey {
+        if let tape = frame.keys, let key = tape.take() { return key }
+        return try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
     }
 
     /// The key an operation names: its key columns' values, canonical for their types.
@@ -522,10 +536,13 @@ struct EventFields: Sendable {
 final class EventFrame {
     let event: ProjectionEvent
     let fields: EventFields
+    /// The keys the prefetch pass evaluated for this event, when it kept them.
+    let keys: KeyTape?
 
-    init(_ event: ProjectionEvent, _ fields: EventFields) {
+    init(_ event: ProjectionEvent, _ fields: EventFields, keys: KeyTape? = nil) {
         self.event = event
         self.fields = fields
+        self.keys = keys
     }
 
     /// The value of field `index`; `item` is the current `for_each` element. Payload and
@@ -572,6 +589,35 @@ final class EventFrame {
         case .envelope:
             return .none
         }
+    }
+}
+
+/// The keys `keysTouched` evaluated for a chunk's events, in the order `apply` asks for them
+/// (operations in order, `for_each` elements in order), so each key is evaluated once per event.
+/// nil entries are keys the first pass could not evaluate (`apply` evaluates them and reports
+/// the error). Each event has its own run, so an event that fails leaves the next one aligned.
+final class KeyTape {
+    private var keys: [RowKey?] = []
+    private var starts: [Int] = []
+    private var next = 0
+    private var end = 0
+
+    /// The next keys appended belong to the next event.
+    func startEvent() { starts.append(keys.count) }
+
+    func append(_ key: RowKey?) { keys.append(key) }
+
+    /// Positions the tape at the keys of event `index` (in the order events were started).
+    func rewind(toEvent index: Int) {
+        next = starts[index]
+        end = index + 1 < starts.count ? starts[index + 1] : keys.count
+    }
+
+    /// The next key of the event; nil when the first pass could not evaluate it (or none is left).
+    func take() -> RowKey? {
+        guard next < end else { return nil }
+        defer { next += 1 }
+        return keys[next]
     }
 }
 
