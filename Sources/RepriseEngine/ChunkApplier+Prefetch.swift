@@ -17,17 +17,22 @@ extension ChunkApplier {
         let workspace = build.workspace
         var keys: [String: Set<RowKey>] = [:]
         var lookupTables: Set<String> = []
+        // Without lookups a key depends on the event only: the first pass keeps the keys for the second.
+        let tape = declarative.hasLookups ? nil : KeyTape()
         timings.measure(.handle) {
-            for event in events { declarative.keysTouched(by: event, workspace: workspace, into: &keys, lookupTables: &lookupTables) }
+            for event in events { declarative.keysTouched(by: event, workspace: workspace, into: &keys, lookupTables: &lookupTables, tape: tape) }
         }
         try await prefetch(keys, lookupTables: lookupTables, for: build, store: store)
         var start = 0
         while start < events.count {
             var stopped: Int?
             try timings.measure(.handle) {
-                for index in start..<events.count where try !declarative.apply(events[index], to: workspace) {
-                    stopped = index
-                    break
+                for index in start..<events.count {
+                    tape?.rewind(toEvent: index)
+                    if try !declarative.apply(events[index], to: workspace, keys: tape) {
+                        stopped = index
+                        break
+                    }
                 }
             }
             guard let stop = stopped else { return }

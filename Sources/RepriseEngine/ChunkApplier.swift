@@ -34,7 +34,9 @@ package struct ChunkApplier: Sendable {
             }
         }
         if readsEverything { return (JSONFieldDecoder(paths: [[]]), JSONFieldDecoder(paths: [[]]), true) }
-        return (JSONFieldDecoder(paths: payloadPaths), JSONFieldDecoder(paths: metadataPaths), !metadataPaths.isEmpty)
+        let items = JSONFieldDecoder.forEachItems(group.map(\.definition))
+        return (JSONFieldDecoder(paths: payloadPaths, forEachItems: items.payload), JSONFieldDecoder(paths: metadataPaths, forEachItems: items.metadata),
+                !metadataPaths.isEmpty)
     }
 
     /// Reads the group's current round in chunks of `chunkSize` events, one step each (the live

@@ -49,26 +49,42 @@ struct DeclarativeProjection: Sendable {
     /// row is not in memory yet are found by a later stage (`ChunkApplier.applyDeclarative`).
     /// `lookupTables` receives the tables a lookup reads from. Keys of rows the workspace already
     /// knows (present or absent) are left out: there is nothing to fetch for them.
-    func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
+    ///
+    /// `tape` (projections without lookups only: their keys depend on nothing but the event)
+    /// records every key evaluated here, in the order `apply` asks for them, so `apply` need not
+    /// evaluate them again.
+    func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>,
+                     tape: KeyTape? = nil) {
+        tape?.startEvent()
         guard let handler = compiledHandler(event.type) else { return }
         let frame = EventFrame(event, fields)
-        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables)
+        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables,
+                    tape: hasLookups ? nil : tape)
     }
 
-    private func collectKeys(_ steps: [Step], frame: EventFrame, item: JSONValue?, lookups: LookupRows, workspace: RowWorkspace,
-                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>) {
+    private func collectKeys(_ steps: [Step], frame: EventFrame, item: ForEachItem?, lookups: LookupRows, workspace: RowWorkspace,
+                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>, tape: KeyTape?) {
         var lookups = lookups
         for step in steps {
             switch step {
             case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
-                if let layout = target.layout, let key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups) {
-                    keys[layout.name, default: []].insert(key)
-                }
+                let key = target.layout.flatMap { try? keyOf(target, layout: $0, frame: frame, item: item, lookups: lookups) }
+                if let key { keys[target.table, default: []].insert(key) }
+                tape?.append(key)
             case .forEach(let field, let nested):
-                if case .array(let elements)? = frame.json(field, item: item) {
+                switch frame.elements(field, item: item) {
+                case .trees(let elements):
                     for element in elements {
-                        collectKeys(nested, frame: frame, item: element, lookups: lookups, workspace: workspace, into: &keys, lookupTables: &lookupTables)
+                        collectKeys(nested, frame: frame, item: .tree(element), lookups: lookups, workspace: workspace, into: &keys,
+                                    lookupTables: &lookupTables, tape: tape)
                     }
+                case .slots(let items):
+                    for index in 0..<items.count {
+                        collectKeys(nested, frame: frame, item: .slots(items, index), lookups: lookups, workspace: workspace, into: &keys,
+                                    lookupTables: &lookupTables, tape: tape)
+                    }
+                case .none, .notArray:
+                    break
                 }
             case .lookup(let lookup, let target):
                 guard let layout = target.layout else { continue }
@@ -95,10 +111,11 @@ struct DeclarativeProjection: Sendable {
     /// Returns false, with the event's writes undone, when it needs a row the workspace does not
     /// hold yet (possible only with lookups): the chunk reads it and applies the event again.
     /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
-    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
+    /// `keys`: the tape `keysTouched` recorded, at this event (`KeyTape.rewind(toEvent:)`).
+    func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil, keys: KeyTape? = nil) throws(EngineError) -> Bool {
         guard let handler = compiledHandler(event.type) else { return true }
         workspace.beginEvent()
-        let frame = EventFrame(event, fields)
+        let frame = EventFrame(event, fields, keys: hasLookups ? nil : keys)
         do {
             try run(handler.steps, path: { handler.path }, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
             return true
@@ -123,7 +140,7 @@ struct DeclarativeProjection: Sendable {
 
     /// `path` gives the operation path for messages and the observer (`handlers.T[0].for_each[2][1]`);
     /// it is built only when one of them needs it.
-    private func run(_ steps: [Step], path: () -> String, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
+    private func run(_ steps: [Step], path: () -> String, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
         var lookups = lookups
         for (index, step) in steps.enumerated() {
@@ -156,7 +173,7 @@ struct DeclarativeProjection: Sendable {
 
     /// A lookup's row as it was before the event's operations; nil when the row is missing and
     /// the policy is skip.
-    private func resolve(_ lookup: Lookup, _ target: Target, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
+    private func resolve(_ lookup: Lookup, _ target: Target, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                          workspace: RowWorkspace) throws -> LookupRows.Row? {
         let layout = try layoutOf(target)
         var found: [ProjectionValue]?
@@ -180,7 +197,7 @@ struct DeclarativeProjection: Sendable {
     }
 
     /// A lookup's key; nil when a key column's value is null (no row can have it).
-    private func lookupKey(_ lookup: Lookup, _ target: Target, layout: TableLayout, frame: EventFrame, item: JSONValue?,
+    private func lookupKey(_ lookup: Lookup, _ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?,
                            lookups: LookupRows) throws -> RowKey? {
         let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
         var values: [ProjectionValue] = []
@@ -196,7 +213,7 @@ struct DeclarativeProjection: Sendable {
         return RowKey(values)
     }
 
-    private func run(_ step: Step, path: () -> String, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
+    private func run(_ step: Step, path: () -> String, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
         func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
             guard let observer else { return }
@@ -205,7 +222,7 @@ struct DeclarativeProjection: Sendable {
         switch step {
         case .insert(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
             guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing ?? layout.defaultRow) else {
                 return report(.insert, layout.name, key, .whenFalse(row: existing))
@@ -216,7 +233,7 @@ struct DeclarativeProjection: Sendable {
             report(.insert, layout.name, key, .wrote(before: nil, after: row))
         case .upsert(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             let existing = try current(workspace, layout, key)
             var base = existing ?? layout.defaultRow
             if existing == nil {
@@ -230,7 +247,7 @@ struct DeclarativeProjection: Sendable {
             report(.upsert, layout.name, key, .wrote(before: existing, after: row))
         case .update(let target, let when, let ifMissing):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else {
                 if ifMissing == .error { throw OperationFailure(message: "update of \(layout.name): no row with key \(key)") }
                 return report(.update, layout.name, key, .rowMissing)
@@ -243,7 +260,7 @@ struct DeclarativeProjection: Sendable {
             report(.update, layout.name, key, .wrote(before: existing, after: row))
         case .delete(let target, let when):
             let layout = try layoutOf(target)
-            let key = try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
             guard let existing = try current(workspace, layout, key) else { return report(.delete, layout.name, key, .rowMissing) }
             guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
                 return report(.delete, layout.name, key, .whenFalse(row: existing))
@@ -251,15 +268,18 @@ struct DeclarativeProjection: Sendable {
             workspace.put(layout.name, key, nil)
             report(.delete, layout.name, key, .wrote(before: existing, after: nil))
         case .forEach(let field, let nested):
-            switch frame.json(field, item: item) {
-            case .array(let elements)?:
-                for (index, element) in elements.enumerated() {
-                    func elementPath() -> String { "\(path()).for_each[\(index)]" }
-                    try run(nested, path: elementPath, frame: frame, item: element, lookups: lookups, workspace: workspace, observer: observer)
-                }
-            case nil, .null?:
+            func runElement(_ index: Int, _ element: ForEachItem) throws {
+                func elementPath() -> String { "\(path()).for_each[\(index)]" }
+                try run(nested, path: elementPath, frame: frame, item: element, lookups: lookups, workspace: workspace, observer: observer)
+            }
+            switch frame.elements(field, item: item) {
+            case .trees(let elements):
+                for (index, element) in elements.enumerated() { try runElement(index, .tree(element)) }
+            case .slots(let items):
+                for index in 0..<items.count { try runElement(index, .slots(items, index)) }
+            case .none:
                 return  // no array: nothing to do, like an empty one
-            default:
+            case .notArray:
                 throw OperationFailure(message: "for_each: \(frame.fields.references[field]) is not an array")
             }
         case .lookup:
@@ -289,8 +309,14 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
+    /// The key an operation names, from the event's key tape when `keysTouched` evaluated it.
+    private func operationKey(_ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?, lookups: LookupRows) throws -> RowKey {
+        if let tape = frame.keys, let key = tape.take() { return key }
+        return try keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+    }
+
     /// The key an operation names: its key columns' values, canonical for their types.
-    private func keyOf(_ target: Target, layout: TableLayout, frame: EventFrame, item: JSONValue?, lookups: LookupRows) throws -> RowKey {
+    private func keyOf(_ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?, lookups: LookupRows) throws -> RowKey {
         var values: [ProjectionValue] = []
         values.reserveCapacity(target.key.count)
         let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
@@ -304,7 +330,7 @@ struct DeclarativeProjection: Sendable {
     }
 
     /// Evaluates every assignment against `row` (all read the row as it was), then stores them.
-    private func assign(_ target: Target, to row: [ProjectionValue], frame: EventFrame, item: JSONValue?,
+    private func assign(_ target: Target, to row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
                         lookups: LookupRows) throws -> [ProjectionValue] {
         let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
         var result = row
@@ -316,7 +342,7 @@ struct DeclarativeProjection: Sendable {
         return result
     }
 
-    private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: JSONValue?, lookups: LookupRows,
+    private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                                 row: [ProjectionValue]) throws -> Bool {
         guard let condition else { return true }
         let value = try evaluate(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups), what: { "when" })
@@ -485,7 +511,8 @@ struct EventFields: Sendable {
         /// A payload or metadata path with its `FieldPathIDs` number (to find its slot).
         case payload(id: Int, path: [PathSegment])
         case metadata(id: Int, path: [PathSegment])
-        case item([PathSegment])
+        /// A path on the current `for_each` element, with its `FieldPathIDs` number (its item slot).
+        case item(id: Int, path: [PathSegment])
         case envelope(EnvelopeField)
     }
 
@@ -498,7 +525,7 @@ struct EventFields: Sendable {
             switch reference {
             case .payload(let path): .payload(id: FieldPathIDs.id(path), path: path)
             case .metadata(let path): .metadata(id: FieldPathIDs.id(path), path: path)
-            case .item(let path): .item(path)
+            case .item(let path): .item(id: FieldPathIDs.id(path), path: path)
             case .envelope(let field): .envelope(field)
             }
         }
@@ -509,15 +536,19 @@ struct EventFields: Sendable {
 final class EventFrame {
     let event: ProjectionEvent
     let fields: EventFields
+    /// The keys the prefetch pass evaluated for this event, when it kept them.
+    let keys: KeyTape?
 
-    init(_ event: ProjectionEvent, _ fields: EventFields) {
+    init(_ event: ProjectionEvent, _ fields: EventFields, keys: KeyTape? = nil) {
         self.event = event
         self.fields = fields
+        self.keys = keys
     }
 
     /// The value of field `index`; `item` is the current `for_each` element. Payload and
-    /// metadata fields come from the decoded slots when the event has them.
-    func value(_ index: Int, item: JSONValue?) -> ProjectionValue {
+    /// metadata fields come from the decoded slots when the event has them, item fields from
+    /// the element's slots when the array was decoded into them.
+    func value(_ index: Int, item: ForEachItem?) -> ProjectionValue {
         switch fields.kinds[index] {
         case .payload(let id, let path):
             if let decoded = event.payloadFields, let value = decoded.value(id) { return value }
@@ -525,34 +556,81 @@ final class EventFrame {
         case .metadata(let id, let path):
             if let decoded = event.metadataFields, let value = decoded.value(id) { return value }
             return event.metadata.value(at: path[...])?.projectionValue ?? .null
-        case .item(let path):
-            return item?.value(at: path[...])?.projectionValue ?? .null
+        case .item(let id, let path):
+            switch item {
+            case .slots(let items, let element)?:
+                if let value = items.value(element, id) { return value }
+                return items.tree(element).value(at: path[...])?.projectionValue ?? .null
+            case .tree(let json)?: return json.value(at: path[...])?.projectionValue ?? .null
+            case nil: return .null
+            }
         case .envelope:
-            return event.value(of: fields.references[index], item: item)
+            return event.value(of: fields.references[index], item: nil)
         }
     }
 
-    /// The JSON at field `index` (a `for_each` array); nil when missing.
-    func json(_ index: Int, item: JSONValue?) -> JSONValue? {
+    /// The array at field `index` as `for_each` walks it.
+    func elements(_ index: Int, item: ForEachItem?) -> ForEachElements {
         switch fields.kinds[index] {
         case .payload(let id, let path):
-            if let decoded = event.payloadFields, let json = decoded.json(id) { return json }
-            return event.payload.value(at: path[...])
+            if let decoded = event.payloadFields, let elements = decoded.elements(id) { return elements }
+            return ForEachElements(event.payload.value(at: path[...]))
         case .metadata(let id, let path):
-            if let decoded = event.metadataFields, let json = decoded.json(id) { return json }
-            return event.metadata.value(at: path[...])
-        case .item(let path):
-            return item?.value(at: path[...])
+            if let decoded = event.metadataFields, let elements = decoded.elements(id) { return elements }
+            return ForEachElements(event.metadata.value(at: path[...]))
+        case .item(let id, let path):
+            switch item {
+            case .slots(let items, let element)?:
+                if let elements = items.elements(element, id) { return elements }
+                return ForEachElements(items.tree(element).value(at: path[...]))
+            case .tree(let json)?: return ForEachElements(json.value(at: path[...]))
+            case nil: return .none
+            }
         case .envelope:
-            return nil
+            return .none
         }
     }
+}
+
+/// The keys `keysTouched` evaluated for a chunk's events, in the order `apply` asks for them
+/// (operations in order, `for_each` elements in order), so each key is evaluated once per event.
+/// nil entries are keys the first pass could not evaluate (`apply` evaluates them and reports
+/// the error). Each event has its own run, so an event that fails leaves the next one aligned.
+final class KeyTape {
+    private var keys: [RowKey?] = []
+    private var starts: [Int] = []
+    private var next = 0
+    private var end = 0
+
+    /// The next keys appended belong to the next event.
+    func startEvent() { starts.append(keys.count) }
+
+    func append(_ key: RowKey?) { keys.append(key) }
+
+    /// Positions the tape at the keys of event `index` (in the order events were started).
+    func rewind(toEvent index: Int) {
+        next = starts[index]
+        end = index + 1 < starts.count ? starts[index + 1] : keys.count
+    }
+
+    /// The next key of the event; nil when the first pass could not evaluate it (or none is left).
+    func take() -> RowKey? {
+        guard next < end else { return nil }
+        defer { next += 1 }
+        return keys[next]
+    }
+}
+
+/// The current `for_each` element: a tree, or element `index` of an array decoded into item slots.
+enum ForEachItem {
+    case tree(JSONValue)
+    case slots(DecodedItems, Int)
 }
 
 /// What compiled expressions read: the event (and `for_each` item) and the row being written.
 struct SlotContext: CompiledExpressionContext {
     let frame: EventFrame
-    let item: JSONValue?
+    let item: ForEachItem?
     let row: [ProjectionValue]
     let lookups: LookupRows
 

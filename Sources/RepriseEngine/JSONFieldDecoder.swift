@@ -27,7 +27,10 @@ public struct JSONFieldDecoder: Sendable {
     }()
 
     /// `paths` are payload (or metadata) paths; a path ending at an array or object keeps all of it.
-    public init(paths: [[PathSegment]]) {
+    /// `forEachItems`: arrays among them that only `for_each` reads, with the paths its
+    /// operations read on an element: the slots decode their elements into item slots (the tree
+    /// decoder keeps them whole).
+    public init(paths: [[PathSegment]], forEachItems: [[PathSegment]: [[PathSegment]]] = [:]) {
         root = PathNode()
         for path in paths {
             var node = root
@@ -43,7 +46,29 @@ public struct JSONFieldDecoder: Sendable {
             node.children = [:]
         }
         isEmpty = paths.isEmpty
-        slotLayout = FieldSlotLayout(paths: paths)
+        slotLayout = FieldSlotLayout(paths: paths, forEachItems: forEachItems)
+    }
+
+    /// The arrays of payload and of metadata that the projections' `for_each` operations walk
+    /// and no expression reads as a value, with the item paths read on their elements (the
+    /// union over the projections).
+    static func forEachItems(_ definitions: [ProjectionDefinition])
+        -> (payload: [[PathSegment]: [[PathSegment]]], metadata: [[PathSegment]: [[PathSegment]]]) {
+        var arrays: [FieldReference: Set<[PathSegment]>] = [:]
+        var values: Set<FieldReference> = []
+        for definition in definitions {
+            arrays.merge(definition.forEachItemPaths) { $0.union($1) }
+            values.formUnion(definition.valueFields)
+        }
+        var payload: [[PathSegment]: [[PathSegment]]] = [:], metadata: [[PathSegment]: [[PathSegment]]] = [:]
+        for (array, items) in arrays where !values.contains(array) {
+            switch array {
+            case .payload(let path): payload[path] = Array(items)
+            case .metadata(let path): metadata[path] = Array(items)
+            case .item, .envelope: break
+            }
+        }
+        return (payload, metadata)
     }
 
     /// Decodes `bytes` into the slots of `slotLayout` (which must be set); the same errors as `decode`.
@@ -78,6 +103,9 @@ public struct JSONFieldDecoder: Sendable {
     struct Parser {
         let bytes: UnsafeRawBufferPointer
         var offset = 0
+        /// Set inside arrays the tree decoder would keep whole: skipped strings then fail on a
+        /// bad escape as decoded ones do.
+        var strictSkipping = false
 
         init(bytes: UnsafeRawBufferPointer) { self.bytes = bytes }
 
@@ -209,11 +237,52 @@ public struct JSONFieldDecoder: Sendable {
             while offset < bytes.count {
                 let byte = bytes[offset]
                 if byte == UInt8(ascii: "\"") { offset += 1; return }
-                if byte == UInt8(ascii: "\\") { offset += 2; continue }
+                if byte == UInt8(ascii: "\\") {
+                    if strictSkipping { _ = try escape() } else { offset += 2 }
+                    continue
+                }
                 if byte < 0x20 { throw error("control character in string") }
                 offset += 1
             }
             throw error("unterminated string")
+        }
+
+        /// What an escape stands for: one byte, or a scalar (`\u`).
+        enum Escape {
+            case byte(UInt8)
+            case scalar(Unicode.Scalar)
+        }
+
+        /// Reads the escape at the backslash at `offset`.
+        mutating func escape() throws(JSONDecodingError) -> Escape {
+            guard offset + 1 < bytes.count else { throw error("unterminated escape") }
+            let escaped = bytes[offset + 1]
+            offset += 2
+            switch escaped {
+            case UInt8(ascii: "\""): return .byte(UInt8(ascii: "\""))
+            case UInt8(ascii: "\\"): return .byte(UInt8(ascii: "\\"))
+            case UInt8(ascii: "/"): return .byte(UInt8(ascii: "/"))
+            case UInt8(ascii: "b"): return .byte(0x08)
+            case UInt8(ascii: "f"): return .byte(0x0C)
+            case UInt8(ascii: "n"): return .byte(0x0A)
+            case UInt8(ascii: "r"): return .byte(0x0D)
+            case UInt8(ascii: "t"): return .byte(0x09)
+            case UInt8(ascii: "u"):
+                var code = try hex4()
+                if (0xD800...0xDBFF).contains(code) {
+                    guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
+                        throw error("unpaired surrogate")
+                    }
+                    offset += 2
+                    let low = try hex4()
+                    guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
+                    code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
+                }
+                guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape") }
+                return .scalar(scalar)
+            default:
+                throw error("invalid escape")
+            }
         }
 
         mutating func parseString() throws(JSONDecodingError) -> String {
@@ -250,34 +319,11 @@ public struct JSONFieldDecoder: Sendable {
                     offset += 1
                     continue
                 }
-                guard offset + 1 < bytes.count else { throw error("unterminated escape") }
-                let escaped = bytes[offset + 1]
-                offset += 2
-                switch escaped {
-                case UInt8(ascii: "\""): buffer.append(UInt8(ascii: "\""))
-                case UInt8(ascii: "\\"): buffer.append(UInt8(ascii: "\\"))
-                case UInt8(ascii: "/"): buffer.append(UInt8(ascii: "/"))
-                case UInt8(ascii: "b"): buffer.append(0x08)
-                case UInt8(ascii: "f"): buffer.append(0x0C)
-                case UInt8(ascii: "n"): buffer.append(0x0A)
-                case UInt8(ascii: "r"): buffer.append(0x0D)
-                case UInt8(ascii: "t"): buffer.append(0x09)
-                case UInt8(ascii: "u"):
-                    var code = try hex4()
-                    if (0xD800...0xDBFF).contains(code) {
-                        guard offset + 1 < bytes.count, bytes[offset] == UInt8(ascii: "\\"), bytes[offset + 1] == UInt8(ascii: "u") else {
-                            throw error("unpaired surrogate")
-                        }
-                        offset += 2
-                        let low = try hex4()
-                        guard (0xDC00...0xDFFF).contains(low) else { throw error("unpaired surrogate") }
-                        code = 0x10000 + ((code - 0xD800) << 10) + (low - 0xDC00)
-                    }
-                    guard let scalar = Unicode.Scalar(code) else { throw error("invalid \\u escape") }
+                switch try escape() {
+                case .byte(let byte): buffer.append(byte)
+                case .scalar(let scalar):
                     flush()
                     scalars.append(scalar)
-                default:
-                    throw error("invalid escape")
                 }
             }
             throw error("unterminated string")

@@ -26,6 +26,8 @@ enum DecodedField: Sendable {
     case tree(JSONValue)
     /// An object on the way to kept fields: its members are the child slots.
     case object
+    /// An array only `for_each` reads, its elements decoded into item slots.
+    case items(DecodedItems)
 
     /// The value as an expression reads it (what `JSONValue.projectionValue` gives for it).
     var projectionValue: ProjectionValue {
@@ -34,6 +36,7 @@ enum DecodedField: Sendable {
         case .scalar(let value): value
         case .tree(let json): json.projectionValue
         case .object: .null  // never a kept field itself: kept fields are whole values
+        case .items(let items): items.tree.projectionValue
         }
     }
 
@@ -42,6 +45,7 @@ enum DecodedField: Sendable {
         switch self {
         case .missing, .object: nil
         case .tree(let json): json
+        case .items(let items): items.tree
         case .scalar(let value):
             switch value {
             case .null: .null
@@ -71,9 +75,13 @@ final class FieldSlotLayout: Sendable {
         let children: [Int]
         /// This node and every node below it: `first..<end`.
         let end: Int
+        /// For an array only `for_each` reads (kept whole otherwise): the slots of one element.
+        let items: FieldSlotLayout?
 
-        init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int) {
+        init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int,
+             items: FieldSlotLayout? = nil) {
             self.keepAll = keepAll
+            self.items = items
             self.names = names
             lengths = names.map(\.count)
             firstBytes = names.map { $0.first ?? 0 }
@@ -97,8 +105,21 @@ final class FieldSlotLayout: Sendable {
 
     /// Nil when the paths cannot all be served from slots: a path of the whole document, an
     /// array index, or a member name that reads as a number (their meaning on arrays differs).
-    init?(paths: [[PathSegment]]) {
+    /// `forEachItems`: arrays only `for_each` reads (no expression reads them as values), with
+    /// the paths read on their elements; their elements get slots of their own when those paths
+    /// can (else the array is kept whole, as without them).
+    convenience init?(paths: [[PathSegment]], forEachItems: [[PathSegment]: [[PathSegment]]] = [:]) {
         guard !paths.isEmpty else { return nil }
+        self.init(validPaths: paths, forEachItems: forEachItems)
+    }
+
+    /// The slots of one `for_each` element; nil when the paths cannot be slots. No paths is fine:
+    /// the elements are only counted.
+    static func items(paths: [[PathSegment]]) -> FieldSlotLayout? {
+        FieldSlotLayout(validPaths: paths, forEachItems: [:])
+    }
+
+    private init?(validPaths paths: [[PathSegment]], forEachItems: [[PathSegment]: [[PathSegment]]]) {
         for path in paths {
             guard !path.isEmpty else { return nil }
             for segment in path {
@@ -129,17 +150,24 @@ final class FieldSlotLayout: Sendable {
         }
         // Flattened depth first, so a node's subtree is one range of slots.
         var nodes: [Node?] = []
-        func flatten(_ node: Building) -> Int {
+        func flatten(_ node: Building, path: [String]) -> Int {
             let slot = nodes.count
             nodes.append(nil)
-            let children = node.children.map { flatten($0.1) }
+            let children = node.children.map { flatten($0.1, path: path + [$0.0]) }
             let names = node.children.map(\.0)
+            // An array's elements get item slots only when no other path reads below it.
+            let items = node.keepAll ? itemLayouts[path].flatMap { $0 } : nil
             nodes[slot] = Node(
                 keepAll: node.keepAll, names: names.map { Array($0.utf8) }, nameStrings: names,
-                namesAreASCII: names.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }, children: children, end: nodes.count)
+                namesAreASCII: names.allSatisfy { $0.utf8.allSatisfy { $0 < 0x80 } }, children: children, end: nodes.count, items: items)
             return slot
         }
-        _ = flatten(root)
+        var itemLayouts: [[String]: FieldSlotLayout?] = [:]
+        for (array, itemPaths) in forEachItems where paths.contains(array) {
+            let extended = paths.contains { $0.count > array.count && Array($0.prefix(array.count)) == array }
+            if !extended { itemLayouts[array.map(\.description)] = Self.items(paths: itemPaths) }
+        }
+        _ = flatten(root, path: [])
         let flat = nodes.map { $0! }
         self.nodes = flat
         var access: [Access?] = []
@@ -171,29 +199,95 @@ final class DecodedFields: Sendable {
     }
 
     /// The value of the path numbered `id`; nil when this decoder does not keep that path.
+    func value(_ id: Int) -> ProjectionValue? { SlotReader(layout: layout, values: values, base: 0).value(id) }
+
+    /// The JSON at the path numbered `id` (a `for_each` array); `.some(nil)` when missing,
+    /// nil when this decoder does not keep that path.
+    func json(_ id: Int) -> JSONValue?? { SlotReader(layout: layout, values: values, base: 0).json(id) }
+
+    /// The elements `for_each` walks at the path numbered `id`; nil when this decoder does not keep that path.
+    func elements(_ id: Int) -> ForEachElements? { SlotReader(layout: layout, values: values, base: 0).elements(id) }
+
+    /// The document as `JSONFieldDecoder.decode` would have returned it (the kept members only).
+    var tree: JSONValue { SlotReader(layout: layout, values: values, base: 0).tree(0) ?? .null }
+}
+
+/// The elements of an array only `for_each` reads: one run of `layout.nodes.count` slots per
+/// element, in one buffer.
+final class DecodedItems: Sendable {
+    let layout: FieldSlotLayout
+    let count: Int
+    let values: ContiguousArray<DecodedField>
+
+    init(layout: FieldSlotLayout, count: Int, values: ContiguousArray<DecodedField>) {
+        self.layout = layout
+        self.count = count
+        self.values = values
+    }
+
+    private func element(_ index: Int) -> SlotReader {
+        SlotReader(layout: layout, values: values, base: index * layout.nodes.count)
+    }
+
+    /// The value of item path `id` on element `index`; nil when the item slots do not keep that path.
+    func value(_ index: Int, _ id: Int) -> ProjectionValue? { element(index).value(id) }
+
+    func elements(_ index: Int, _ id: Int) -> ForEachElements? { element(index).elements(id) }
+
+    /// Element `index` as the tree decoder would have kept it (the members read only).
+    func tree(_ index: Int) -> JSONValue { element(index).tree(0) ?? .null }
+
+    /// The array (its elements with the members read only).
+    var tree: JSONValue { .array((0..<count).map(tree)) }
+}
+
+/// What `for_each` walks: nothing (missing or null, like an empty array), a value that is not an
+/// array, or its elements as trees or as item slots.
+enum ForEachElements {
+    case none
+    case notArray
+    case trees([JSONValue])
+    case slots(DecodedItems)
+
+    init(_ json: JSONValue?) {
+        switch json {
+        case .array(let elements)?: self = .trees(elements)
+        case nil, .null?: self = .none
+        default: self = .notArray
+        }
+    }
+}
+
+/// Reads the slots of one document (or one `for_each` element) starting at `base`.
+struct SlotReader {
+    let layout: FieldSlotLayout
+    let values: ContiguousArray<DecodedField>
+    let base: Int
+
     func value(_ id: Int) -> ProjectionValue? {
         guard id < layout.access.count, let access = layout.access[id] else { return nil }
-        let field = values[access.slot]
+        let field = values[base + access.slot]
         guard !access.rest.isEmpty else { return field.projectionValue }
         guard case .tree(let json) = field else { return .null }
         return json.value(at: access.rest[...])?.projectionValue ?? .null
     }
 
-    /// The JSON at the path numbered `id` (a `for_each` array); `.some(nil)` when missing,
-    /// nil when this decoder does not keep that path.
     func json(_ id: Int) -> JSONValue?? {
         guard id < layout.access.count, let access = layout.access[id] else { return nil }
-        let field = values[access.slot]
+        let field = values[base + access.slot]
         let json: JSONValue? = if case .object = field { tree(access.slot) } else { field.json }
         guard !access.rest.isEmpty else { return .some(json) }
         return .some(json?.value(at: access.rest[...]))
     }
 
-    /// The document as `JSONFieldDecoder.decode` would have returned it (the kept members only).
-    var tree: JSONValue { tree(0) ?? .null }
+    func elements(_ id: Int) -> ForEachElements? {
+        guard id < layout.access.count, let access = layout.access[id] else { return nil }
+        if access.rest.isEmpty, case .items(let items) = values[base + access.slot] { return .slots(items) }
+        return json(id).map(ForEachElements.init)
+    }
 
-    private func tree(_ slot: Int) -> JSONValue? {
-        let field = values[slot]
+    func tree(_ slot: Int) -> JSONValue? {
+        let field = values[base + slot]
         guard case .object = field else { return field.json }
         let node = layout.nodes[slot]
         var members: [String: JSONValue] = [:]
@@ -205,16 +299,22 @@ final class DecodedFields: Sendable {
 }
 
 extension JSONFieldDecoder.Parser {
-    /// Parses the value at `slot` of `layout` into `values` (whose slots below it are `.missing`).
-    mutating func parseSlots(_ slot: Int, _ layout: FieldSlotLayout, into values: inout ContiguousArray<DecodedField>) throws(JSONDecodingError) {
+    /// Parses the value at `slot` of `layout` into `values` from `base` on (whose slots below
+    /// it are `.missing`).
+    mutating func parseSlots(_ slot: Int, _ layout: FieldSlotLayout, into values: inout ContiguousArray<DecodedField>,
+                             base: Int = 0) throws(JSONDecodingError) {
         guard offset < bytes.count else { throw error("unexpected end of JSON") }
         let node = layout.nodes[slot]
         let byte = bytes[offset]
-        if node.keepAll || byte != UInt8(ascii: "{") {
-            values[slot] = try parseLeaf(wholeArrays: node.keepAll)
+        if let items = node.items, byte == UInt8(ascii: "[") {
+            values[base + slot] = try parseItems(items)
             return
         }
-        values[slot] = .object
+        if node.keepAll || byte != UInt8(ascii: "{") {
+            values[base + slot] = try parseLeaf(wholeArrays: node.keepAll)
+            return
+        }
+        values[base + slot] = .object
         offset += 1
         skipWhitespace()
         if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") {
@@ -231,8 +331,8 @@ extension JSONFieldDecoder.Parser {
             skipWhitespace()
             if let child {
                 // A repeated member replaces the earlier one whole, as in a decoded object.
-                for below in child..<layout.nodes[child].end { values[below] = .missing }
-                try parseSlots(child, layout, into: &values)
+                for below in child..<layout.nodes[child].end { values[base + below] = .missing }
+                try parseSlots(child, layout, into: &values, base: base)
             } else {
                 _ = try parseValue(keep: nil)
             }
@@ -241,6 +341,44 @@ extension JSONFieldDecoder.Parser {
             if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
             if bytes[offset] == UInt8(ascii: "}") { offset += 1; break }
             throw error("expected ',' or '}'")
+        }
+    }
+
+    /// An array (at its `[`) whose elements are decoded into the slots of `layout`, one run each.
+    /// The tree decoder keeps such an array whole, so its errors are those of a whole array:
+    /// strings skipped inside the elements are checked as strictly as if they were decoded.
+    private mutating func parseItems(_ layout: FieldSlotLayout) throws(JSONDecodingError) -> DecodedField {
+        offset += 1
+        let stride = layout.nodes.count
+        var values = ContiguousArray<DecodedField>()
+        var count = 0
+        skipWhitespace()
+        if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") {
+            offset += 1
+            return .items(DecodedItems(layout: layout, count: 0, values: values))
+        }
+        let wasStrict = strictSkipping
+        strictSkipping = true
+        defer { strictSkipping = wasStrict }
+        try parseElements { (parser) throws(JSONDecodingError) in
+            let base = values.count
+            values.append(contentsOf: repeatElement(DecodedField.missing, count: stride))
+            try parser.parseSlots(0, layout, into: &values, base: base)
+            count += 1
+        }
+        return .items(DecodedItems(layout: layout, count: count, values: values))
+    }
+
+    /// Parses the elements of an array whose `[` is read and which is not empty, up to its `]`.
+    private mutating func parseElements(_ element: (inout Self) throws(JSONDecodingError) -> Void) throws(JSONDecodingError) {
+        while true {
+            skipWhitespace()
+            try element(&self)
+            skipWhitespace()
+            guard offset < bytes.count else { throw error("unterminated array") }
+            if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
+            if bytes[offset] == UInt8(ascii: "]") { offset += 1; break }
+            throw error("expected ',' or ']'")
         }
     }
 
@@ -300,15 +438,9 @@ extension JSONFieldDecoder.Parser {
                 offset += 1
                 return .tree(.array([]))
             }
-            while true {
-                skipWhitespace()
-                _ = try parseValue(keep: nil)
+            try parseElements { (parser) throws(JSONDecodingError) in
+                _ = try parser.parseValue(keep: nil)
                 count += 1
-                skipWhitespace()
-                guard offset < bytes.count else { throw error("unterminated array") }
-                if bytes[offset] == UInt8(ascii: ",") { offset += 1; continue }
-                if bytes[offset] == UInt8(ascii: "]") { offset += 1; break }
-                throw error("expected ',' or ']'")
             }
             return .tree(.array(Array(repeating: .null, count: count)))
         default:

@@ -33,6 +33,18 @@ public struct RowKey: Hashable, Sendable, CustomStringConvertible {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
+    /// What dictionaries and sets hash: the stored hash mixed with the table's seed (so two
+    /// tables still order their keys differently), without running `Hasher` on it again. The
+    /// stored hash is already `Hasher`'s (randomly seeded per process): equal keys give equal
+    /// values, and keys from events cannot be chosen to collide.
+    public func _rawHashValue(seed: Int) -> Int {
+        // splitmix64's finalizer: every bit of the seed and the hash reaches every bit.
+        var bits = UInt64(bitPattern: Int64(hash)) ^ UInt64(bitPattern: Int64(seed))
+        bits = (bits ^ (bits >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        bits = (bits ^ (bits >> 27)) &* 0x94D0_49BB_1331_11EB
+        return Int(Int64(bitPattern: bits ^ (bits >> 31)))
+    }
+
     public var description: String { "(" + values.map(\.description).joined(separator: ", ") + ")" }
 }
 
