@@ -280,9 +280,6 @@ package struct ChunkApplier: Sendable {
         return true
     }
 
-    /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
-    /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
-    /// session settings) is not a safe place to redo the chunk: it stops instead.
     /// Reads rows for a chunk, on `rowReads` when set. A read repeats harmlessly, so a lost read
     /// connection is reopened and the read made once more.
     func readRows(_ layout: TableLayout, physical: String, keys: [RowKey], store: ReadModelStore) async throws -> [RowKey: [ProjectionValue]] {
@@ -296,6 +293,9 @@ package struct ChunkApplier: Sendable {
         }
     }
 
+    /// Before a chunk is redone: a lost MySQL session is reopened here, explicitly, and what it
+    /// lost is reported. The writer session holds no named locks, so a reopen that lost any (or
+    /// session settings) is not a safe place to redo the chunk: it stops instead.
     func reopenIfLost(chunk: Int) async throws {
         guard await store.connection.isLost else { return }
         let reopened = try await store.connection.reopen()

@@ -22,6 +22,8 @@ public final class BlockingExecutor: SerialExecutor, @unchecked Sendable {
         let condition = NSCondition()
         var jobs: [UnownedJob] = []
         var closed = false
+        /// Set once, before the thread starts: the executor its jobs run on.
+        var executor: UnownedSerialExecutor?
     }
 
     private let queue = JobQueue()
@@ -31,21 +33,14 @@ public final class BlockingExecutor: SerialExecutor, @unchecked Sendable {
         let queue = queue
         // The thread holds the queue, not the executor: the executor's deinit closes the queue,
         // and the thread ends once the jobs before that are run.
-        let executorBox = ExecutorBox()
         thread = Thread {
-            while let batch = Self.nextJobs(queue) {
-                guard let executor = executorBox.executor else { continue }
+            while let batch = Self.nextJobs(queue), let executor = queue.executor {
                 for job in batch { job.runSynchronously(on: executor) }
             }
         }
         thread.name = label
-        executorBox.executor = UnownedSerialExecutor(ordinary: self)
+        queue.executor = UnownedSerialExecutor(ordinary: self)
         thread.start()
-    }
-
-    /// Set once, before the thread starts: the executor the thread's jobs run on.
-    private final class ExecutorBox: @unchecked Sendable {
-        var executor: UnownedSerialExecutor?
     }
 
     /// Waits for jobs; nil once the queue is closed and drained.
