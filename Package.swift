@@ -58,10 +58,12 @@ let package = Package(
         .systemLibrary(
             name: "CRabbitMQ", pkgConfig: "librabbitmq",
             providers: [.apt(["librabbitmq-dev"])]),
+        // glibc's <malloc.h> (part of libc: nothing to link).
+        .systemLibrary(name: "CMalloc"),
 
         // Pure Swift helpers shared by the wrappers: connection URLs, secret redaction,
         // the serial executor that keeps blocking C calls off the cooperative pool.
-        .target(name: "RepriseSupport", swiftSettings: strictSwift),
+        .target(name: "RepriseSupport", dependencies: ["CMalloc"], swiftSettings: strictSwift),
         // swift-log handlers the executable bootstraps (text on a terminal, JSON lines elsewhere),
         // both passing every message and metadata value through the secret redactor.
         .target(

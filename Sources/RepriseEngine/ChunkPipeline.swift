@@ -1,3 +1,5 @@
+import RepriseSupport
+
 /// Runs a group's events through `ChunkApplier`'s stage -> commit -> record path, two deep:
 /// events are handled in steps into the chunk being gathered (its rows stay in the builds'
 /// overlays, each row once however many events change it); when `ChunkBounds` ends the chunk,
@@ -16,6 +18,8 @@ final class ChunkPipeline {
     let group: [ActiveBuild]
     let policy: ChunkRetryPolicy
     let bounds: ChunkBounds
+    /// Rows a committed chunk must have written before free memory is returned to the system.
+    static let rowsWorthReleasing = 10_000
     /// The number of the last chunk staged in this run.
     private(set) var chunkNumber: Int
     private var open: ChunkApplier.OpenChunk?
@@ -94,6 +98,9 @@ final class ChunkPipeline {
             switch outcome {
             case .success(let written):
                 applier.record(staged, written: written)
+                // A big chunk's staged rows (and any cache generation turned meanwhile) are free
+                // now; small chunks (a live catch-up) free too little to be worth the walk.
+                if staged.writes.reduce(0, { $0 + $1.rowCount }) >= Self.rowsWorthReleasing { MemoryRelease.returnFreePages() }
                 try await applier.hooks.afterChunkCommit(staged.number)
                 return
             case .failure(let error):
