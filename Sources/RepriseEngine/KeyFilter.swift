@@ -49,6 +49,9 @@ struct KeyFilter {
         segments[segments.count - 1].insert(hash)
     }
 
+    /// The memory its bit arrays take (all of it touched once keys spread over it).
+    var bytes: Int { segments.reduce(0) { $0 + $1.bits.count * MemoryLayout<UInt64>.stride } }
+
     func mightContain(_ key: RowKey) -> Bool {
         mightContain(UInt64(bitPattern: Int64(key.hashValue)))
     }

@@ -22,6 +22,8 @@ final class RowWorkspace {
     private(set) var youngBytes = 0
     private(set) var oldBytes = 0
     var cachedBytes: Int { youngBytes + oldBytes }
+    /// Memory of the written-key filters, which grow with the keys the build wrote.
+    var filterBytes: Int { written.values.reduce(0) { $0 + $1.bytes } }
     /// Rows written by the chunk in progress (nil: deleted).
     private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
     /// Estimated memory of the overlay's rows (what ends a chunk of a rebuild).
@@ -315,8 +317,12 @@ struct RowCacheBudget {
     /// Called between steps, never while a step's prefetched rows are in use.
     func turnIfFull(_ workspaces: some Collection<RowWorkspace>) {
         guard bytes < .max else { return }
+        // The written-key filters grow with the history; they take their share of the budget
+        // (at most half), so what a rebuild holds is set by the budget, not the history's length.
+        let filters = workspaces.reduce(0) { $0 + $1.filterBytes }
+        let rows = max(bytes - filters, bytes / 2)
         let young = workspaces.reduce(0) { $0 + $1.youngBytes }
-        guard young >= bytes / 2 else { return }
+        guard young >= rows / 2 else { return }
         for workspace in workspaces { workspace.turnGeneration() }
     }
 }

@@ -35,6 +35,22 @@ struct RowCacheBudgetTests {
         #expect(kept == Array((kept.first ?? 0)..<250))
     }
 
+    @Test func theWrittenKeyFiltersTakeTheirShareOfTheBudget() {
+        // A fresh build's tables have a written-key filter (1 MiB to start); with a budget of
+        // 4 MiB, the cached rows may take only what the filter leaves.
+        let workspace = RowWorkspace(tables: [table], freshTables: true, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 4 << 20)
+        #expect(workspace.filterBytes == 1 << 20)
+        var peak = 0
+        for chunk in Int64(0)..<2_000 {
+            commit(chunk * 25..<(chunk + 1) * 25, workspace, budget)
+            peak = max(peak, workspace.cachedBytes + workspace.filterBytes)
+        }
+        // Rows and filter together stay within the budget (give or take the last chunk).
+        #expect(peak <= (4 << 20) + 25 * rowBytes, "\(peak) bytes held for a budget of \(4 << 20)")
+        #expect(peak >= 3 << 20, "the cache should use what the filter leaves, held \(peak)")
+    }
+
     @Test func rowsInUseSurviveTurns() {
         let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let budget = RowCacheBudget(bytes: 40 * rowBytes)
