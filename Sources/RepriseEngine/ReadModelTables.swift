@@ -20,7 +20,7 @@ package struct ReadModelTables: Sendable {
     }
 
     /// Creates the build's tables (idempotent: a resumed build keeps its rows) with their primary
-    /// key only: the secondary indexes are added by `addMissingIndexes` after the bulk phase, when
+    /// key only: the secondary indexes are added by `RebuildEngine.buildMissingIndexes` after the bulk phase, when
     /// InnoDB builds each by sorting the rows once instead of updating it row by row (random keys
     /// thrash the buffer pool once the tables outgrow it).
     package func create(_ definition: ProjectionDefinition, build: BuildRecord) async throws {
