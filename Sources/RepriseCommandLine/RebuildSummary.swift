@@ -23,6 +23,11 @@ final class RebuildProgressDisplay: Sendable {
             // Always said, even with --quiet: someone may be looking for that worker.
             Terminal.error("partition \(partition): its owner \(owner) committed nothing for \(seconds) s; lease expired, taking it over")
             return
+        case .buildingIndexes(let table, let indexes):
+            // One ALTER TABLE per table, with no progress of its own: say what runs meanwhile.
+            state.withLock { line in line?.finish(); line = nil }
+            Terminal.error("building indexes of \(table): \(indexes.joined(separator: ", "))")
+            return
         case .checking, .swapping, .done:
             state.withLock { line in line?.finish(); line = nil }
             if progress.phase == .swapping { Terminal.error("swapping tables of \(progress.projections.joined(separator: ", "))") }
@@ -82,7 +87,8 @@ enum RebuildSummary {
                 + "\"partitions_applied\":[\(result.partitionsApplied.map(String.init).joined(separator: ","))]}"
         }
         let spent = timings?.seconds ?? [:]
-        let phases = [("read", EngineTimings.Phase.read), ("decode", .decode), ("handlers", .handle), ("row_reads", .prefetch), ("writes", .write)]
+        let phases = [("read", EngineTimings.Phase.read), ("decode", .decode), ("handlers", .handle), ("row_reads", .prefetch), ("writes", .write),
+                      ("index_build", .indexBuild)]
             .map { "\"\($0.0)\":\(String(format: "%.3f", spent[$0.1] ?? 0))" }.joined(separator: ",")
         return "{\"seconds\":\(String(format: "%.3f", seconds)),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
     }

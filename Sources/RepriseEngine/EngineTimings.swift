@@ -9,6 +9,8 @@ public final class EngineTimings: Sendable {
         case handle = "handlers"
         case prefetch = "row reads (MySQL)"
         case write = "writes + commit (MySQL)"
+        /// The secondary indexes of new builds' tables, built after the bulk phase.
+        case indexBuild = "index build (MySQL)"
     }
 
     private let totals = Mutex<[Phase: Duration]>([:])

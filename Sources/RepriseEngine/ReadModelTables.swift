@@ -19,7 +19,10 @@ package struct ReadModelTables: Sendable {
         try await connection.query("SELECT COUNT(*) FROM \(MySQLIdentifier.quote(physical))").int64(0, 0) ?? 0
     }
 
-    /// Creates the build's tables (idempotent: a resumed build keeps its rows).
+    /// Creates the build's tables (idempotent: a resumed build keeps its rows) with their primary
+    /// key only: the secondary indexes are added by `RebuildEngine.buildMissingIndexes` after the bulk phase, when
+    /// InnoDB builds each by sorting the rows once instead of updating it row by row (random keys
+    /// thrash the buffer pool once the tables outgrow it).
     package func create(_ definition: ProjectionDefinition, build: BuildRecord) async throws {
         for table in definition.tables {
             var lines: [String] = []
@@ -33,14 +36,38 @@ package struct ReadModelTables: Sendable {
                 lines.append(line)
             }
             lines.append("PRIMARY KEY (\(table.primaryKey.map(MySQLIdentifier.quote).joined(separator: ", ")))")
-            for (number, index) in table.indexes.enumerated() {
-                lines.append("KEY \(MySQLIdentifier.quote("ix_\(number + 1)")) (\(index.map(MySQLIdentifier.quote).joined(separator: ", ")))")
-            }
             // utf8mb4_bin: keys compare byte for byte, exactly like the engine's in-memory rows.
             try await connection.execute(
                 "CREATE TABLE IF NOT EXISTS \(MySQLIdentifier.quote(build.physicalName(table.name))) (\n  "
                     + lines.joined(separator: ",\n  ") + "\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
         }
+    }
+
+    /// A table's declared secondary indexes: `ix_N` for the N-th entry of `indexes:`.
+    package static func declaredIndexes(_ table: TableDefinition) -> [SecondaryIndex] {
+        table.indexes.enumerated().map { SecondaryIndex(name: "ix_\($0.offset + 1)", columns: $0.element) }
+    }
+
+    /// The declared secondary indexes `physical` lacks, by name (tables of older versions, created
+    /// with their indexes, lack none).
+    package func missingIndexes(_ table: TableDefinition, physical: String) async throws -> [SecondaryIndex] {
+        let declared = Self.declaredIndexes(table)
+        guard !declared.isEmpty else { return [] }
+        let existing = try await connection.query(
+            "SELECT DISTINCT index_name FROM information_schema.statistics WHERE table_schema = DATABASE() AND table_name = ?",
+            [.string(physical)])
+        let names = Set((0..<existing.rowCount).compactMap { existing.string($0, 0) })
+        return declared.filter { !names.contains($0.name) }
+    }
+
+    /// Adds indexes to a table in one `ALTER TABLE` (one pass over the rows for all of them). One
+    /// statement: interrupted (crash, `KILL QUERY` on cancellation), it adds none of them.
+    package func addIndexes(_ indexes: [SecondaryIndex], physical: String) async throws {
+        guard !indexes.isEmpty else { return }
+        try await connection.execute(
+            "ALTER TABLE \(MySQLIdentifier.quote(physical)) "
+                + indexes.map { "ADD KEY \(MySQLIdentifier.quote($0.name)) (\($0.columns.map(MySQLIdentifier.quote).joined(separator: ", ")))" }
+                .joined(separator: ", "))
     }
 
     package func drop(_ names: [String]) async throws {
@@ -125,4 +152,11 @@ package struct ReadModelTables: Sendable {
         }
         return ("\(keyList) IN (\(keys.map { _ in tuple }.joined(separator: ", ")))", parameters)
     }
+}
+
+/// A secondary index of a read-model table (`KEY ix_N (columns)`).
+package struct SecondaryIndex: Sendable, Equatable, CustomStringConvertible {
+    package var name: String
+    package var columns: [String]
+    package var description: String { "\(name) (\(columns.joined(separator: ", ")))" }
 }

@@ -301,9 +301,16 @@ public struct RebuildEngine: Sendable {
         var chunkNumber = 0
         var applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
         applier.rowReads = rowReads
+        var indexesBuilt = false
         while true {
             let record = group[0].record
             let isCatchUp = record.baseSnapshot != nil
+            // The first round is applied (now, or by an earlier run): the tables get their
+            // secondary indexes before the catch-up rounds, the checks and the swap.
+            if isCatchUp && !indexesBuilt {
+                try await buildMissingIndexes(group, store: store, hooks: hooks, progress: progress)
+                indexesBuilt = true
+            }
             let phase: RebuildProgress.Phase = isCatchUp ? .catchingUp(round: record.rounds) : .reading
             let done = try await applier.readRound(
                 group, reader: reader, eventTypes: eventTypes, decoders: decoders,
@@ -318,6 +325,39 @@ public struct RebuildEngine: Sendable {
             if isCatchUp { for build in group { build.catchUpRounds += 1 } }
             // A catch-up round small enough to leave little for the live worker ends the rebuild.
             if isCatchUp && (done < Int64(options.smallRound) || group[0].catchUpRounds >= options.maxCatchUpRounds) { break }
+        }
+    }
+
+    /// Adds the secondary indexes the group's green tables lack, one `ALTER TABLE` per table.
+    /// New builds create their tables with the primary key only (`ReadModelTables.create`): during
+    /// the bulk phase InnoDB would update every secondary index row by row at random keys, which
+    /// costs more than the rest of the writes together once the tables outgrow the buffer pool;
+    /// built afterwards, each index is one sort. Checked against the table, not recorded, so a run
+    /// resumed after a crash or a cancellation at any point (an interrupted ALTER adds nothing)
+    /// adds exactly what is missing, and tables of older versions (created with their indexes)
+    /// get nothing. Builds that write live tables are never touched.
+    func buildMissingIndexes(
+        _ group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws {
+        var alters = 0
+        for build in group where !build.writesLiveTables && build.record.state == .building {
+            for table in build.definition.tables where !table.indexes.isEmpty {
+                let physical = build.record.physicalName(table.name)
+                let missing = try await store.tables.missingIndexes(table, physical: physical)
+                guard !missing.isEmpty else { continue }
+                progress(RebuildProgress(
+                    projections: [build.name], phase: .buildingIndexes(table: physical, indexes: missing.map(\.description)), eventsDone: 0, eventsTotal: 0))
+                try await hooks.beforeIndexBuild(alters)
+                alters += 1
+                do {
+                    try await timings.measure(.indexBuild) { try await store.tables.addIndexes(missing, physical: physical) }
+                } catch let error as MySQLError where error.code != .cancelled {
+                    throw EngineError(
+                        .database, projection: build.name,
+                        message: "adding the indexes \(missing.map(\.description).joined(separator: ", ")) to \(physical) failed; the next run adds the missing ones",
+                        underlying: error)
+                }
+            }
         }
     }
 

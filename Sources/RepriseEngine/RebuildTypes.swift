@@ -105,6 +105,9 @@ public struct RebuildProgress: Sendable {
     public enum Phase: Sendable, Equatable {
         case reading
         case catchingUp(round: Int)
+        /// After the bulk read: adding the secondary indexes `indexes` to the build's table `table`
+        /// (one `ALTER TABLE`; it may take a while on a big table).
+        case buildingIndexes(table: String, indexes: [String])
         case checking
         case swapping
         case done
@@ -164,6 +167,8 @@ public struct RebuildHooks: Sendable {
     public var afterCommitStatement: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
     /// After a round of reading ended (0 is the bulk read), before the next snapshot is taken.
     public var afterRound: @Sendable (_ round: Int) async throws -> Void = { _ in }
+    /// Before each `ALTER TABLE` that adds a build's missing secondary indexes, numbered from 0 in this run.
+    public var beforeIndexBuild: @Sendable (_ alter: Int) async throws -> Void = { _ in }
     /// After checks passed, before the swap.
     public var beforeSwap: @Sendable () async throws -> Void = {}
     /// Inside the swap: after the `RENAME TABLE`, before the build registry records it (a crash

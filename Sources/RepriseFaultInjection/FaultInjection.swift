@@ -8,7 +8,7 @@ import Glibc
 
 /// Test-only fault injection, read by the `reprise-fault-injection` binary (never by `reprise`):
 /// `REPRISE_FAULT=kill-before-commit:N | kill-after-commit:N | kill-after-round:N |
-/// kill-before-swap | kill-after-rename | kill-before-ack:N | kill-after-confirm:N` makes the process SIGKILL itself at that point, the way a crash would, so crash-and-resume can be tested on the real binary;
+/// kill-before-indexes:N (before the N-th ALTER TABLE adding indexes, from 0) | kill-before-swap | kill-after-rename | kill-before-ack:N | kill-after-confirm:N` makes the process SIGKILL itself at that point, the way a crash would, so crash-and-resume can be tested on the real binary;
 /// `stop-before-commit:N | stop-after-commit:N` makes it SIGSTOP itself there.
 enum FaultInjection {
     /// The hooks for the spec in REPRISE_FAULT (none when it is unset).
@@ -25,6 +25,7 @@ enum FaultInjection {
         case "kill-before-commit": hooks.beforeChunkCommit = { chunk in if chunk == number { die() } }
         case "kill-after-commit": hooks.afterChunkCommit = { chunk in if chunk == number { die() } }
         case "kill-after-round": hooks.afterRound = { round in if round == number { die() } }
+        case "kill-before-indexes": hooks.beforeIndexBuild = { alter in if alter == number { die() } }
         case "kill-before-swap": hooks.beforeSwap = { die() }
         case "kill-after-rename": hooks.afterSwapRename = { die() }
         // SIGSTOP: the test does something to a server meanwhile (restart, terminate a backend), then SIGCONT.
