@@ -197,18 +197,17 @@ package struct EventStoreReader: Sendable {
         events.reserveCapacity(batch.rowCount)
         let mapping = source.source
         let mapsTypes = !mapping.typeNames.isEmpty
+        var types = EventTypeNames { stored in mapsTypes ? mapping.eventType(forStored: stored) : stored }
         for row in 0..<batch.rowCount {
             let position = batch.int64(row, 0) ?? 0
-            let stored = batch.string(row, 5) ?? ""
-            let type = mapsTypes ? mapping.eventType(forStored: stored) : stored
+            let type = batch.withValueBytes(row, 5) { bytes in types.type(bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
             let payload = try decodeJSON(batch, row, 7, decoder: decoder, encoding: mapping.payloadEncoding,
                                          column: mapping.payloadColumn, position: position, type: type)
             let metadata = try decodeJSON(batch, row, 8, decoder: metadataDecoder, encoding: mapping.metadataEncoding,
                                           column: mapping.metadataColumn ?? "metadata", position: position, type: type)
             events.append(ProjectionEvent(
-                position: position, transactionID: batch.string(row, 1) ?? "", eventID: batch.string(row, 2) ?? String(position),
-                streamID: batch.string(row, 3) ?? "", streamVersion: batch.int64(row, 4) ?? 0, type: type,
-                recordedAt: batch.string(row, 6) ?? "", payload: payload, metadata: metadata))
+                position: position, envelope: batch, row: row, streamID: batch.string(row, 3) ?? "", streamVersion: batch.int64(row, 4) ?? 0,
+                type: type, payload: payload, metadata: metadata))
         }
         return events
     }

@@ -1,63 +1,182 @@
 import RepriseProjection
+import ReprisePostgres
 
 /// An event as handlers see it: the envelope, and the decoded parts of payload and metadata.
+///
+/// The fields live in one immutable storage object, so a copy (filtering a batch per build,
+/// chunk arrays, frames) retains one reference instead of each string and part; a setter
+/// replaces the storage with a changed copy.
 public struct ProjectionEvent: Sendable {
-    public var position: Int64
+    private var storage: Storage
+
+    public var position: Int64 {
+        get { storage.position }
+        set { change { $0.position = newValue } }
+    }
     /// The id of the transaction that wrote the event (`xid8`), as text.
-    public var transactionID: String
-    public var eventID: String
-    public var streamID: String
-    public var streamVersion: Int64
-    public var type: String
+    public var transactionID: String {
+        get { storage.fields.text.transactionID }
+        set { change { $0.text.transactionID = newValue } }
+    }
+    public var eventID: String {
+        get { storage.fields.text.eventID }
+        set { change { $0.text.eventID = newValue } }
+    }
+    public var streamID: String {
+        get { storage.streamID }
+        set { change { $0.streamID = newValue } }
+    }
+    public var streamVersion: Int64 {
+        get { storage.streamVersion }
+        set { change { $0.streamVersion = newValue } }
+    }
+    public var type: String {
+        get { storage.type }
+        set { change { $0.type = newValue } }
+    }
     /// ISO-8601 UTC (`2026-11-23T10:00:00.123456Z`).
-    public var recordedAt: String
+    public var recordedAt: String {
+        get { storage.fields.text.recordedAt }
+        set { change { $0.text.recordedAt = newValue } }
+    }
     /// The payload as a tree: the decoded one, or rebuilt from the decoded fields.
     public var payload: JSONValue {
-        get { payloadFields?.tree ?? payloadTree }
+        get { storage.payloadFields?.tree ?? storage.payloadTree }
         set {
-            payloadTree = newValue
-            payloadFields = nil
+            change {
+                $0.payloadTree = newValue
+                $0.payloadFields = nil
+            }
         }
     }
     public var metadata: JSONValue {
-        get { metadataFields?.tree ?? metadataTree }
+        get { storage.metadataFields?.tree ?? storage.metadataTree }
         set {
-            metadataTree = newValue
-            metadataFields = nil
+            change {
+                $0.metadataTree = newValue
+                $0.metadataFields = nil
+            }
         }
     }
-    private var payloadTree: JSONValue
-    private var metadataTree: JSONValue
     /// The fields handlers read, decoded into slots by the rebuild's reader (no tree); nil when
     /// the event carries a tree.
-    private(set) var payloadFields: DecodedFields?
-    private(set) var metadataFields: DecodedFields?
+    var payloadFields: DecodedFields? { storage.payloadFields }
+    var metadataFields: DecodedFields? { storage.metadataFields }
 
     public init(position: Int64, transactionID: String = "0", eventID: String, streamID: String, streamVersion: Int64, type: String,
                 recordedAt: String, payload: JSONValue, metadata: JSONValue = .null) {
-        self.position = position
-        self.transactionID = transactionID
-        self.eventID = eventID
-        self.streamID = streamID
-        self.streamVersion = streamVersion
-        self.type = type
-        self.recordedAt = recordedAt
-        self.payloadTree = payload
-        self.metadataTree = metadata
+        storage = Storage(Fields(
+            position: position, text: EnvelopeText(transactionID: transactionID, eventID: eventID, recordedAt: recordedAt),
+            streamID: streamID, streamVersion: streamVersion, type: type, payloadTree: payload, metadataTree: metadata,
+            payloadFields: nil, metadataFields: nil))
     }
 
     /// An event whose payload and metadata were decoded into slots.
     init(position: Int64, transactionID: String, eventID: String, streamID: String, streamVersion: Int64, type: String,
          recordedAt: String, payload: DecodedPart, metadata: DecodedPart) {
-        self.init(position: position, transactionID: transactionID, eventID: eventID, streamID: streamID, streamVersion: streamVersion,
-                  type: type, recordedAt: recordedAt, payload: .null, metadata: .null)
+        self.init(position: position, text: EnvelopeText(transactionID: transactionID, eventID: eventID, recordedAt: recordedAt),
+                  streamID: streamID, streamVersion: streamVersion, type: type, payload: payload, metadata: metadata)
+    }
+
+    /// An event decoded by `EventStoreReader`, whose transaction id, event id and time stay in
+    /// `row` of `envelope` until read.
+    init(position: Int64, envelope: PostgresResult, row: Int, streamID: String, streamVersion: Int64, type: String,
+         payload: DecodedPart, metadata: DecodedPart) {
+        self.init(position: position, text: EnvelopeText(envelope, row: row, position: position),
+                  streamID: streamID, streamVersion: streamVersion, type: type, payload: payload, metadata: metadata)
+    }
+
+    private init(position: Int64, text: EnvelopeText, streamID: String, streamVersion: Int64, type: String,
+                 payload: DecodedPart, metadata: DecodedPart) {
+        var fields = Fields(
+            position: position, text: text, streamID: streamID, streamVersion: streamVersion,
+            type: type, payloadTree: .null, metadataTree: .null, payloadFields: nil, metadataFields: nil)
         switch payload {
-        case .tree(let tree): payloadTree = tree
-        case .fields(let fields): payloadFields = fields
+        case .tree(let tree): fields.payloadTree = tree
+        case .fields(let decoded): fields.payloadFields = decoded
         }
         switch metadata {
-        case .tree(let tree): metadataTree = tree
-        case .fields(let fields): metadataFields = fields
+        case .tree(let tree): fields.metadataTree = tree
+        case .fields(let decoded): fields.metadataFields = decoded
+        }
+        storage = Storage(fields)
+    }
+
+    /// The event's fields, as the storage keeps them.
+    private struct Fields: Sendable {
+        var position: Int64
+        var text: EnvelopeText
+        var streamID: String
+        var streamVersion: Int64
+        var type: String
+        var payloadTree: JSONValue
+        var metadataTree: JSONValue
+        var payloadFields: DecodedFields?
+        var metadataFields: DecodedFields?
+    }
+
+    /// Immutable: events are shared between threads and builds.
+    private final class Storage: Sendable {
+        let fields: Fields
+        init(_ fields: Fields) { self.fields = fields }
+
+        var position: Int64 { fields.position }
+        var streamID: String { fields.streamID }
+        var streamVersion: Int64 { fields.streamVersion }
+        var type: String { fields.type }
+        var payloadTree: JSONValue { fields.payloadTree }
+        var metadataTree: JSONValue { fields.metadataTree }
+        var payloadFields: DecodedFields? { fields.payloadFields }
+        var metadataFields: DecodedFields? { fields.metadataFields }
+    }
+
+    /// A setter: the storage is shared by the copies of this event, so it is replaced, not changed.
+    private mutating func change(_ body: (inout Fields) -> Void) {
+        var fields = storage.fields
+        body(&fields)
+        storage = Storage(fields)
+    }
+
+    /// The envelope's text fields no handler of the rebuild reads unless an expression names them
+    /// (`event.event_id`, `event.recorded_at`) or a Swift projection does: decoded on each read
+    /// from the batch they came in (which stays alive while its events do), or set ones.
+    private struct EnvelopeText: Sendable {
+        /// Columns of `EventStoreReader`'s envelope query.
+        static let transactionIDColumn = 1, eventIDColumn = 2, recordedAtColumn = 6
+        private var row: (result: PostgresResult, index: Int)?
+        private var strings: (transactionID: String, eventID: String, recordedAt: String)
+        /// The event's position, for an event id column that is NULL.
+        private let position: Int64
+
+        init(transactionID: String, eventID: String, recordedAt: String) {
+            strings = (transactionID, eventID, recordedAt)
+            position = 0
+        }
+
+        init(_ result: PostgresResult, row index: Int, position: Int64) {
+            row = (result, index)
+            strings = ("", "", "")
+            self.position = position
+        }
+
+        var transactionID: String {
+            get { row.map { $0.result.string($0.index, Self.transactionIDColumn) ?? "" } ?? strings.transactionID }
+            set { materialize(); strings.transactionID = newValue }
+        }
+        var eventID: String {
+            get { row.map { $0.result.string($0.index, Self.eventIDColumn) ?? String(position) } ?? strings.eventID }
+            set { materialize(); strings.eventID = newValue }
+        }
+        var recordedAt: String {
+            get { row.map { $0.result.string($0.index, Self.recordedAtColumn) ?? "" } ?? strings.recordedAt }
+            set { materialize(); strings.recordedAt = newValue }
+        }
+
+        /// Before a setter: the other fields as strings, the batch no longer needed.
+        private mutating func materialize() {
+            guard row != nil else { return }
+            strings = (transactionID, eventID, recordedAt)
+            row = nil
         }
     }
 
