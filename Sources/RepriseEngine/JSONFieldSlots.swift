@@ -77,6 +77,8 @@ final class FieldSlotLayout: Sendable {
         let end: Int
         /// For an array only `for_each` reads (kept whole otherwise): the slots of one element.
         let items: FieldSlotLayout?
+        /// The names by a hash of their length and first and last bytes (nil: two names share them).
+        let table: MemberTable?
 
         init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int,
              items: FieldSlotLayout? = nil) {
@@ -89,6 +91,53 @@ final class FieldSlotLayout: Sendable {
             self.namesAreASCII = namesAreASCII
             self.children = children
             self.end = end
+            table = MemberTable(names)
+        }
+    }
+
+    /// Member names to their position among a node's names, by a hash of length, first and last
+    /// byte that no two of the names share: a member name finds its only candidate with one
+    /// lookup, then one comparison of bytes (the names of a payload differ in length or ends).
+    struct MemberTable: Sendable {
+        let mask: Int
+        let multiplier: Int
+        /// Per hash value: the position of the name with that hash, or -1.
+        let positions: [Int]
+
+        /// Nil for no names, and when no table of up to 256 entries separates them.
+        init?(_ names: [[UInt8]]) {
+            guard !names.isEmpty else { return nil }
+            var size = 8
+            while size < names.count * 2 { size *= 2 }
+            while size <= 256 {
+                for multiplier in [31, 37, 41, 43, 47, 53, 59, 61, 67, 71, 73, 79, 83, 89, 97, 101] {
+                    var positions = [Int](repeating: -1, count: size)
+                    var separated = true
+                    for (position, name) in names.enumerated() {
+                        let slot = Self.hash(length: name.count, first: name.first ?? 0, last: name.last ?? 0, multiplier: multiplier) & (size - 1)
+                        if positions[slot] >= 0 { separated = false; break }
+                        positions[slot] = position
+                    }
+                    if separated {
+                        mask = size - 1
+                        self.multiplier = multiplier
+                        self.positions = positions
+                        return
+                    }
+                }
+                size *= 2
+            }
+            return nil
+        }
+
+        static func hash(length: Int, first: UInt8, last: UInt8, multiplier: Int) -> Int {
+            ((length &* multiplier) &+ Int(first)) &* multiplier &+ Int(last)
+        }
+
+        /// The position of the only name that can be `length` bytes from `first` to `last`, if any.
+        func candidate(length: Int, first: UInt8, last: UInt8) -> Int? {
+            let position = positions[Self.hash(length: length, first: first, last: last, multiplier: multiplier) & mask]
+            return position >= 0 ? position : nil
         }
     }
 
@@ -400,6 +449,16 @@ extension JSONFieldDecoder.Parser {
             let length = end - start
             let bytes = bytes
             let first = length > 0 ? bytes[start] : 0
+            if let table = node.table {
+                guard let position = table.candidate(length: length, first: first, last: length > 0 ? bytes[end - 1] : 0),
+                      node.lengths[position] == length else { return nil }
+                let matches = node.names[position].withUnsafeBufferPointer { name in
+                    var index = 0
+                    while index < length, name[index] == bytes[start + index] { index += 1 }
+                    return index == length
+                }
+                return matches ? node.children[position] : nil
+            }
             for position in node.names.indices where node.lengths[position] == length && (length == 0 || node.firstBytes[position] == first) {
                 let matches = node.names[position].withUnsafeBufferPointer { name in
                     var index = 1
