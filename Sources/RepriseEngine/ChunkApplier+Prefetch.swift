@@ -15,16 +15,15 @@ extension ChunkApplier {
     func applyDeclarative(_ events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, to build: ActiveBuild,
                           store: ReadModelStore) async throws {
         let workspace = build.workspace
-        var keys: [String: Set<RowKey>] = [:]
-        var lookupTables: Set<String> = []
+        var keys = TableKeys(workspace.tables)
         // Without lookups a key depends on the event only: the first pass keeps the keys for the second.
         let tape = declarative.hasLookups ? nil : KeyTape()
         timings.measure(.handle) {
             for index in indexes {
-                declarative.keysTouched(by: events, at: index, workspace: workspace, into: &keys, lookupTables: &lookupTables, tape: tape)
+                declarative.keysTouched(by: events, at: index, workspace: workspace, into: &keys, tape: tape)
             }
         }
-        try await prefetch(keys, lookupTables: lookupTables, for: build, store: store)
+        try await prefetch(keys, for: build, store: store)
         var start = 0
         while start < indexes.count {
             var stopped: Int?
@@ -77,18 +76,30 @@ extension ChunkApplier {
     /// Reads the keys the workspace does not know, one query per table (split past
     /// `ReadModelTables.keysPerStatement` keys), and counts the queries.
     func prefetch(_ keys: [String: Set<RowKey>], lookupTables: Set<String>, for build: ActiveBuild, store: ReadModelStore) async throws {
+        var byPosition = TableKeys(build.workspace.tables)
+        for (table, tableKeys) in keys {
+            guard let layout = build.workspace.layouts[table] else { continue }
+            for key in tableKeys { byPosition.insert(key, table: layout.position) }
+            if lookupTables.contains(table) { byPosition.lookupTables.insert(layout.position) }
+        }
+        try await prefetch(byPosition, for: build, store: store)
+    }
+
+    /// `prefetch` of keys collected by table position; tables in name order, as the queries always went.
+    func prefetch(_ keys: TableKeys, for build: ActiveBuild, store: ReadModelStore) async throws {
         let workspace = build.workspace
-        for (table, tableKeys) in keys.sorted(by: { $0.key < $1.key }) {
-            guard let layout = workspace.layouts[table] else { continue }
+        for layout in workspace.tables.sorted(by: { $0.name < $1.name }) {
+            let tableKeys = keys.byTable[layout.position]
+            guard !tableKeys.isEmpty else { continue }
             let unknown = tableKeys.filter { if case .unknown = workspace.lookup(layout.position, $0) { true } else { false } }
             guard !unknown.isEmpty else { continue }
             let fetched = try await timings.measure(.prefetch) {
-                try await readRows(layout, physical: build.tableName(table), keys: Array(unknown), store: store)
+                try await readRows(layout, physical: build.tableName(layout.name), keys: Array(unknown), store: store)
             }
             build.rowReadKeys += Int64(unknown.count)
             let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
             build.rowReadQueries += queries
-            if lookupTables.contains(table) { build.lookupQueries += queries }
+            if keys.lookupTables.contains(layout.position) { build.lookupQueries += queries }
             workspace.remember(layout.position, fetched: fetched, requested: unknown)
         }
     }

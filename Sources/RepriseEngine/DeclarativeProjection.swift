@@ -60,39 +60,44 @@ struct DeclarativeProjection: Sendable {
     /// evaluate them again.
     func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>,
                      tape: KeyTape? = nil) {
-        keysTouched(by: [event], at: 0, workspace: workspace, into: &keys, lookupTables: &lookupTables, tape: tape)
+        var touched = TableKeys(workspace.tables)
+        keysTouched(by: [event], at: 0, workspace: workspace, into: &touched, tape: tape)
+        for (table, tableKeys) in touched.named() { keys[table, default: []].formUnion(tableKeys) }
+        lookupTables.formUnion(touched.lookupTableNames)
     }
 
     /// `keysTouched(by:)` for `events[index]`, read in place (a copy of an event retains each field).
-    func keysTouched(by events: [ProjectionEvent], at index: Int, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>],
-                     lookupTables: inout Set<String>, tape: KeyTape? = nil) {
+    func keysTouched(by events: [ProjectionEvent], at index: Int, workspace: RowWorkspace, into keys: inout TableKeys, tape: KeyTape? = nil) {
         tape?.startEvent()
         guard let handler = compiledHandler(events[index].type) else { return }
         let frame = EventFrame(events, index, fields)
-        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables,
+        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys,
                     tape: hasLookups ? nil : tape)
     }
 
     private func collectKeys(_ steps: [Step], frame: EventFrame, item: ForEachItem?, lookups: LookupRows, workspace: RowWorkspace,
-                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>, tape: KeyTape?) {
+                             into keys: inout TableKeys, tape: KeyTape?) {
         var lookups = lookups
         for step in steps {
             switch step {
             case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
-                let key = target.layout.flatMap { try? keyOf(target, layout: $0, frame: frame, item: item, lookups: lookups) }
-                if let key { keys[target.table, default: []].insert(key) }
+                var key: RowKey?
+                if let layout = target.layout {
+                    key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+                    if let key { keys.insert(key, table: layout.position) }
+                }
                 tape?.append(key)
             case .forEach(let field, let nested):
                 switch frame.elements(field, item: item) {
                 case .trees(let elements):
                     for element in elements {
                         collectKeys(nested, frame: frame, item: .tree(element), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables, tape: tape)
+                                    tape: tape)
                     }
                 case .slots(let items):
                     for index in 0..<items.count {
                         collectKeys(nested, frame: frame, item: .slots(items, index), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables, tape: tape)
+                                    tape: tape)
                     }
                 case .none, .notArray:
                     break
@@ -102,8 +107,8 @@ struct DeclarativeProjection: Sendable {
                 var row = LookupRows.Row.unresolved
                 switch Result(catching: { try lookupKey(lookup, target, layout: layout, frame: frame, item: item, lookups: lookups) }) {
                 case .success(let key?):
-                    keys[lookup.table, default: []].insert(key)
-                    lookupTables.insert(lookup.table)
+                    keys.insert(key, table: layout.position)
+                    keys.lookupTables.insert(layout.position)
                     switch workspace.lookup(layout.position, key) {
                     case .present(let values): row = .row(values)
                     case .absent: row = .missing
@@ -237,9 +242,10 @@ struct DeclarativeProjection: Sendable {
 
     private func run(_ step: Step, path: () -> String, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
-        func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
+        // Autoclosures: without an observer (rebuilds), the outcome and its rows are never built.
+        func report(_ kind: OperationStep.Kind, _ table: @autoclosure () -> String, _ key: RowKey, _ outcome: @autoclosure () -> OperationStep.Outcome) {
             guard let observer else { return }
-            observer(OperationStep(path: path(), kind: kind, table: table, key: key, outcome: outcome))
+            observer(OperationStep(path: path(), kind: kind, table: table(), key: key, outcome: outcome()))
         }
         switch step {
         case .insert(let target, let when):
@@ -573,11 +579,17 @@ final class EventFrame {
     /// The keys the prefetch pass evaluated for this event, when it kept them.
     let keys: KeyTape?
 
+    /// The event's decoded slots, taken out once per event rather than once per field read.
+    private let payloadFields: DecodedFields?
+    private let metadataFields: DecodedFields?
+
     init(_ events: [ProjectionEvent], _ index: Int, _ fields: EventFields, keys: KeyTape? = nil) {
         self.events = events
         self.index = index
         self.fields = fields
         self.keys = keys
+        payloadFields = events[index].payloadFields
+        metadataFields = events[index].metadataFields
     }
 
     var event: ProjectionEvent {
@@ -591,10 +603,10 @@ final class EventFrame {
         let id = fields.ids[index]
         switch fields.kinds[index] {
         case .payload:
-            if let decoded = event.payloadFields, let value = decoded.value(id) { return value }
+            if let decoded = payloadFields, let value = decoded.value(id) { return value }
             return event.payload.value(at: fields.paths[index][...])?.projectionValue ?? .null
         case .metadata:
-            if let decoded = event.metadataFields, let value = decoded.value(id) { return value }
+            if let decoded = metadataFields, let value = decoded.value(id) { return value }
             return event.metadata.value(at: fields.paths[index][...])?.projectionValue ?? .null
         case .item:
             switch item {
@@ -614,10 +626,10 @@ final class EventFrame {
         let id = fields.ids[index]
         switch fields.kinds[index] {
         case .payload:
-            if let decoded = event.payloadFields, let elements = decoded.elements(id) { return elements }
+            if let decoded = payloadFields, let elements = decoded.elements(id) { return elements }
             return ForEachElements(event.payload.value(at: fields.paths[index][...]))
         case .metadata:
-            if let decoded = event.metadataFields, let elements = decoded.elements(id) { return elements }
+            if let decoded = metadataFields, let elements = decoded.elements(id) { return elements }
             return ForEachElements(event.metadata.value(at: fields.paths[index][...]))
         case .item:
             switch item {
@@ -631,6 +643,33 @@ final class EventFrame {
             return .none
         }
     }
+}
+
+/// Row keys per table, by the table's position (`TableLayout.position`): what a chunk's first
+/// pass collects for the prefetch, without hashing a table name per key.
+struct TableKeys {
+    let tables: [TableLayout]
+    private(set) var byTable: [Set<RowKey>]
+    /// Positions of the tables a lookup reads from.
+    var lookupTables: Set<Int> = []
+
+    init(_ tables: [TableLayout]) {
+        self.tables = tables
+        byTable = Array(repeating: [], count: tables.count)
+    }
+
+    mutating func insert(_ key: RowKey, table: Int) { byTable[table].insert(key) }
+
+    var isEmpty: Bool { byTable.allSatisfy(\.isEmpty) }
+
+    /// The keys by table name (tables with none left out).
+    func named() -> [String: Set<RowKey>] {
+        var keys: [String: Set<RowKey>] = [:]
+        for (position, tableKeys) in byTable.enumerated() where !tableKeys.isEmpty { keys[tables[position].name] = tableKeys }
+        return keys
+    }
+
+    var lookupTableNames: Set<String> { Set(lookupTables.map { tables[$0].name }) }
 }
 
 /// The keys `keysTouched` evaluated for a chunk's events, in the order `apply` asks for them
