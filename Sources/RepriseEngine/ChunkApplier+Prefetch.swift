@@ -19,18 +19,18 @@ extension ChunkApplier {
         // Without lookups a key depends on the event only: the first pass keeps the keys for the second.
         let tape = declarative.hasLookups ? nil : KeyTape()
         timings.measure(.handle) {
-            for index in indexes {
-                declarative.keysTouched(by: events, at: index, workspace: workspace, into: &keys, tape: tape)
-            }
+            let frame = declarative.frame(over: events, at: indexes[0])
+            for index in indexes { declarative.keysTouched(in: frame, at: index, workspace: workspace, into: &keys, tape: tape) }
         }
         try await prefetch(keys, for: build, store: store)
         var start = 0
         while start < indexes.count {
             var stopped: Int?
             try timings.measure(.handle) {
+                let frame = declarative.frame(over: events, at: indexes[start], keys: tape)
                 for next in start..<indexes.count {
                     tape?.rewind(toEvent: next)
-                    if try !declarative.apply(events, at: indexes[next], to: workspace, keys: tape) {
+                    if try !declarative.apply(in: frame, at: indexes[next], to: workspace) {
                         stopped = next
                         break
                     }

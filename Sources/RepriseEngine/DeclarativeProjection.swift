@@ -68,9 +68,20 @@ struct DeclarativeProjection: Sendable {
 
     /// `keysTouched(by:)` for `events[index]`, read in place (a copy of an event retains each field).
     func keysTouched(by events: [ProjectionEvent], at index: Int, workspace: RowWorkspace, into keys: inout TableKeys, tape: KeyTape? = nil) {
+        keysTouched(in: EventFrame(events, index, fields), at: index, workspace: workspace, into: &keys, tape: tape)
+    }
+
+    /// A frame over a chunk's events for `keysTouched(in:at:)` and `apply(in:at:)` (one per pass,
+    /// moved from event to event); `keys` only for `apply`.
+    func frame(over events: [ProjectionEvent], at index: Int, keys: KeyTape? = nil) -> EventFrame {
+        EventFrame(events, index, fields, keys: hasLookups ? nil : keys)
+    }
+
+    /// `keysTouched(by:at:)` through a frame over the events (made by `frame(over:at:)` without keys).
+    func keysTouched(in frame: EventFrame, at index: Int, workspace: RowWorkspace, into keys: inout TableKeys, tape: KeyTape? = nil) {
         tape?.startEvent()
-        guard let handler = compiledHandler(events[index].type) else { return }
-        let frame = EventFrame(events, index, fields)
+        guard let handler = compiledHandler(frame.eventType(at: index)) else { return }
+        frame.move(to: index)
         collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys,
                     tape: hasLookups ? nil : tape)
     }
@@ -135,8 +146,13 @@ struct DeclarativeProjection: Sendable {
     /// `apply` to `events[index]`, read in place.
     func apply(_ events: [ProjectionEvent], at index: Int, to workspace: RowWorkspace, observer: OperationObserver? = nil,
                keys: KeyTape? = nil) throws(EngineError) -> Bool {
-        guard let handler = compiledHandler(events[index].type) else { return true }
-        let frame = EventFrame(events, index, fields, keys: hasLookups ? nil : keys)
+        try apply(in: frame(over: events, at: index, keys: keys), at: index, to: workspace, observer: observer)
+    }
+
+    /// `apply(_:at:)` through a frame over the events (made by `frame(over:at:keys:)`).
+    func apply(in frame: EventFrame, at index: Int, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
+        guard let handler = compiledHandler(frame.eventType(at: index)) else { return true }
+        frame.move(to: index)
         workspace.beginEvent()
         do {
             try run(handler.steps, path: { handler.path }, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
@@ -147,7 +163,7 @@ struct DeclarativeProjection: Sendable {
         } catch let error as EngineError {
             throw error
         } catch {
-            throw EngineError(.handlerFailed, projection: definition.name, position: events[index].position, eventType: events[index].type,
+            throw EngineError(.handlerFailed, projection: definition.name, position: frame.event.position, eventType: frame.event.type,
                               message: "\(error)")
         }
     }
@@ -573,15 +589,16 @@ final class EventFields: Sendable {
 final class EventFrame {
     /// The event is `events[index]`: the step's array is shared, the event not copied (a copy
     /// retains each of its fields).
+    /// A chunk's pass moves one frame from event to event (`move(to:)`) instead of allocating one per event.
     private let events: [ProjectionEvent]
-    private let index: Int
+    private(set) var index: Int
     let fields: EventFields
     /// The keys the prefetch pass evaluated for this event, when it kept them.
     let keys: KeyTape?
 
     /// The event's decoded slots, taken out once per event rather than once per field read.
-    private let payloadFields: DecodedFields?
-    private let metadataFields: DecodedFields?
+    private var payloadFields: DecodedFields?
+    private var metadataFields: DecodedFields?
 
     init(_ events: [ProjectionEvent], _ index: Int, _ fields: EventFields, keys: KeyTape? = nil) {
         self.events = events
@@ -592,9 +609,20 @@ final class EventFrame {
         metadataFields = events[index].metadataFields
     }
 
+    /// The frame now reads `events[index]`.
+    func move(to index: Int) {
+        guard index != self.index else { return }
+        self.index = index
+        payloadFields = events[index].payloadFields
+        metadataFields = events[index].metadataFields
+    }
+
     var event: ProjectionEvent {
         _read { yield events[index] }
     }
+
+    /// The type of another event of the frame's array (which handler to run, before moving).
+    func eventType(at index: Int) -> String { events[index].type }
 
     /// The value of field `index`; `item` is the current `for_each` element. Payload and
     /// metadata fields come from the decoded slots when the event has them, item fields from

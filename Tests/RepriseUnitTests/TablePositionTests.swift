@@ -100,4 +100,34 @@ struct TablePositionTests {
         #expect(workspace.overlay["customers"]?[RowKey([.string("c1")])] == .some([.string("c1"), .string("Ada")]))
         #expect(workspace.overlay["customers"]?[RowKey([.string("c2")])] == nil)  // update of a missing row: nothing
     }
+
+    /// One frame per pass, moved from event to event: each event must read its own decoded slots.
+    @Test func aFrameMovedAcrossEventsReadsEachEventsOwnSlots() throws {
+        let definition = try ProjectionFileParser.parse(yaml: Self.yaml, file: "positions.yml")
+        let projection = DeclarativeProjection(definition)
+        let workspace = RowWorkspace(tables: definition.tables, freshTables: true, cacheLimit: 1_000)
+        let decoder = JSONFieldDecoder(paths: [[.key("id")], [.key("customer")], [.key("name")]])
+        let layout = try #require(decoder.slotLayout)
+        func event(_ position: Int64, _ type: String, _ document: String) throws -> ProjectionEvent {
+            var copy = document
+            let fields = try copy.withUTF8 { try decoder.decodeFields(UnsafeRawBufferPointer($0), layout: layout) }
+            return ProjectionEvent(position: position, transactionID: "1", eventID: "e\(position)", streamID: "s", streamVersion: position, type: type,
+                                   recordedAt: "2026-01-05T10:00:00Z", payload: .fields(fields), metadata: .tree(.null))
+        }
+        let events = [
+            try event(1, "OrderCreated", #"{"id":"o1","customer":"c1","name":"Ada"}"#),
+            try event(2, "CustomerRenamed", #"{"customer":"c1","name":"Bea"}"#),
+            try event(3, "OrderCreated", #"{"id":"o2","customer":"c2","name":"Cy"}"#),
+        ]
+        var keys = TableKeys(workspace.tables)
+        let keyFrame = projection.frame(over: events, at: 0)
+        for index in events.indices { projection.keysTouched(in: keyFrame, at: index, workspace: workspace, into: &keys) }
+        #expect(keys.byTable[0] == [RowKey([.string("o1")]), RowKey([.string("o2")])])
+        #expect(keys.byTable[1] == [RowKey([.string("c1")]), RowKey([.string("c2")])])
+        let applyFrame = projection.frame(over: events, at: 0)
+        for index in events.indices { #expect(try projection.apply(in: applyFrame, at: index, to: workspace)) }
+        #expect(workspace.overlay["customers"]?[RowKey([.string("c1")])] == .some([.string("c1"), .string("Bea")]))
+        #expect(workspace.overlay["customers"]?[RowKey([.string("c2")])] == .some([.string("c2"), .string("Cy")]))
+        #expect(workspace.overlay["orders"]?[RowKey([.string("o2")])] == .some([.string("o2"), .int(1)]))
+    }
 }
