@@ -12,25 +12,26 @@ import RepriseProjection
 /// written earlier in the chunk, in earlier chunks (the workspace's cache) and rows the build
 /// never wrote (the written-key filter) cost no query.
 extension ChunkApplier {
-    func applyDeclarative(_ events: [ProjectionEvent], _ declarative: DeclarativeProjection, to build: ActiveBuild,
+    func applyDeclarative(_ events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, to build: ActiveBuild,
                           store: ReadModelStore) async throws {
         let workspace = build.workspace
-        var keys: [String: Set<RowKey>] = [:]
-        var lookupTables: Set<String> = []
+        var keys = TableKeys(workspace.tables)
         // Without lookups a key depends on the event only: the first pass keeps the keys for the second.
         let tape = declarative.hasLookups ? nil : KeyTape()
         timings.measure(.handle) {
-            for event in events { declarative.keysTouched(by: event, workspace: workspace, into: &keys, lookupTables: &lookupTables, tape: tape) }
+            let frame = declarative.frame(over: events, at: indexes[0])
+            for index in indexes { declarative.keysTouched(in: frame, at: index, workspace: workspace, into: &keys, tape: tape) }
         }
-        try await prefetch(keys, lookupTables: lookupTables, for: build, store: store)
+        try await prefetch(keys, for: build, store: store)
         var start = 0
-        while start < events.count {
+        while start < indexes.count {
             var stopped: Int?
             try timings.measure(.handle) {
-                for index in start..<events.count {
-                    tape?.rewind(toEvent: index)
-                    if try !declarative.apply(events[index], to: workspace, keys: tape) {
-                        stopped = index
+                let frame = declarative.frame(over: events, at: indexes[start], keys: tape)
+                for next in start..<indexes.count {
+                    tape?.rewind(toEvent: next)
+                    if try !declarative.apply(in: frame, at: indexes[next], to: workspace) {
+                        stopped = next
                         break
                     }
                 }
@@ -38,12 +39,13 @@ extension ChunkApplier {
             guard let stop = stopped else { return }
             workspace.beginSpeculation()
             timings.measure(.handle) {
-                for event in events[stop...] { declarative.speculate(event, on: workspace) }
+                for next in indexes[stop...] { declarative.speculate(events, at: next, on: workspace) }
             }
             let (missing, missingLookupTables) = workspace.endSpeculation()
             guard !missing.isEmpty else {
                 // The stopped event needs a row, so the speculative pass, which starts from the same state, notes it.
-                throw EngineError(.handlerFailed, projection: build.name, position: events[stop].position, eventType: events[stop].type,
+                let event = events[indexes[stop]]
+                throw EngineError(.handlerFailed, projection: build.name, position: event.position, eventType: event.type,
                                   message: "the event needs a row the engine could not determine (engine bug)")
             }
             try await prefetch(missing, lookupTables: missingLookupTables, for: build, store: store)
@@ -74,19 +76,31 @@ extension ChunkApplier {
     /// Reads the keys the workspace does not know, one query per table (split past
     /// `ReadModelTables.keysPerStatement` keys), and counts the queries.
     func prefetch(_ keys: [String: Set<RowKey>], lookupTables: Set<String>, for build: ActiveBuild, store: ReadModelStore) async throws {
+        var byPosition = TableKeys(build.workspace.tables)
+        for (table, tableKeys) in keys {
+            guard let layout = build.workspace.layouts[table] else { continue }
+            for key in tableKeys { byPosition.insert(key, table: layout.position) }
+            if lookupTables.contains(table) { byPosition.lookupTables.insert(layout.position) }
+        }
+        try await prefetch(byPosition, for: build, store: store)
+    }
+
+    /// `prefetch` of keys collected by table position; tables in name order, as the queries always went.
+    func prefetch(_ keys: TableKeys, for build: ActiveBuild, store: ReadModelStore) async throws {
         let workspace = build.workspace
-        for (table, tableKeys) in keys.sorted(by: { $0.key < $1.key }) {
-            guard let layout = workspace.layouts[table] else { continue }
-            let unknown = tableKeys.filter { if case .unknown = workspace.lookup(table, $0) { true } else { false } }
+        for layout in workspace.tables.sorted(by: { $0.name < $1.name }) {
+            let tableKeys = keys.byTable[layout.position]
+            guard !tableKeys.isEmpty else { continue }
+            let unknown = tableKeys.filter { if case .unknown = workspace.lookup(layout.position, $0) { true } else { false } }
             guard !unknown.isEmpty else { continue }
             let fetched = try await timings.measure(.prefetch) {
-                try await readRows(layout, physical: build.tableName(table), keys: Array(unknown), store: store)
+                try await readRows(layout, physical: build.tableName(layout.name), keys: Array(unknown), store: store)
             }
             build.rowReadKeys += Int64(unknown.count)
             let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
             build.rowReadQueries += queries
-            if lookupTables.contains(table) { build.lookupQueries += queries }
-            workspace.remember(table, fetched: fetched, requested: unknown)
+            if keys.lookupTables.contains(layout.position) { build.lookupQueries += queries }
+            workspace.remember(layout.position, fetched: fetched, requested: unknown)
         }
     }
 }

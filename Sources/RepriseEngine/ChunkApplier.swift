@@ -90,6 +90,12 @@ package struct ChunkApplier: Sendable {
         }
         do {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in
+                // A batch of exactly one step (the default fetch and step sizes): handled as it
+                // is, without copying its events into `pending` and out again.
+                if pending.isEmpty && events.count == step {
+                    if shouldStop() { throw StopRequested() }
+                    return try await submit(events)
+                }
                 pending.append(contentsOf: events)
                 while pending.count >= step {
                     if shouldStop() { throw StopRequested() }
@@ -169,12 +175,26 @@ package struct ChunkApplier: Sendable {
         let writes: [StagedWrite]
     }
 
-    /// The events of a step that one build applies: past its checkpoint, handled by it, and not
-    /// of a parked stream.
-    static func events(_ events: [ProjectionEvent], appliedBy build: ActiveBuild) -> [ProjectionEvent] {
-        events.filter {
-            $0.position > build.record.roundPosition && build.definition.handlers[$0.type] != nil && !build.parkedStreams.contains($0.streamID)
+    /// The positions in `events` of the events one build applies: past its checkpoint, handled
+    /// by it, and not of a parked stream. Positions, not a filtered copy: copying an event
+    /// retains each of its fields, once per build.
+    static func indexes(of events: [ProjectionEvent], appliedBy build: ActiveBuild) -> [Int] {
+        let after = build.record.roundPosition
+        let parked = build.parkedStreams
+        var indexes: [Int] = []
+        indexes.reserveCapacity(events.count)
+        if let declarative = build.declarative {
+            // The compiled handlers' short list of types: compared, not hashed.
+            for index in events.indices where events[index].position > after && declarative.handles(events[index].type) {
+                if parked.isEmpty || !parked.contains(events[index].streamID) { indexes.append(index) }
+            }
+        } else {
+            let handlers = build.definition.handlers
+            for index in events.indices where events[index].position > after && handlers[events[index].type] != nil {
+                if parked.isEmpty || !parked.contains(events[index].streamID) { indexes.append(index) }
+            }
         }
+        return indexes
     }
 
     /// Runs every build's handlers on a step of events; the rows wait in the builds' overlays
@@ -184,8 +204,8 @@ package struct ChunkApplier: Sendable {
         var counts: [Int] = []
         do {
             for build in group {
-                let relevant = Self.events(events, appliedBy: build)
-                try await apply(relevant, to: build)
+                let relevant = Self.indexes(of: events, appliedBy: build)
+                try await apply(events, at: relevant, to: build)
                 counts.append(relevant.count)
             }
         } catch {
@@ -211,14 +231,14 @@ package struct ChunkApplier: Sendable {
     private func stageRows(of build: ActiveBuild, advancing checkpoint: CheckpointTarget?, events: Int, bulkLoadNewRows: Bool = false) -> StagedWrite {
         let workspace = build.workspace
         if bulkLoadNewRows && !build.writesLiveTables {
-            let tables = workspace.stageOverlaySeparatingNewRows().compactMap { table, split in
-                workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: split.new, rows: split.others) }
+            let tables = workspace.stageOverlaySeparatingNewRows().map { split in
+                (layout: split.layout, physical: build.tableName(split.layout.name), new: split.new, rows: split.others)
             }
             return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
         }
         workspace.stageOverlay()
-        let tables = workspace.pending.compactMap { table, rows in
-            workspace.layouts[table].map { (layout: $0, physical: build.tableName(table), new: [[ProjectionValue]](), rows: rows) }
+        let tables = zip(workspace.tables, workspace.pendingRows).compactMap { layout, rows in
+            rows.isEmpty ? nil : (layout: layout, physical: build.tableName(layout.name), new: [[ProjectionValue]](), rows: rows)
         }
         return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
     }
@@ -314,10 +334,16 @@ package struct ChunkApplier: Sendable {
 
     /// Runs one build's handlers on events (already filtered for it); rows go to its overlay.
     func apply(_ events: [ProjectionEvent], to build: ActiveBuild) async throws {
-        guard !events.isEmpty else { return }
+        try await apply(events, at: Array(events.indices), to: build)
+    }
+
+    /// Runs one build's handlers on the events at `indexes` (filtered for it); rows go to its overlay.
+    func apply(_ events: [ProjectionEvent], at indexes: [Int], to build: ActiveBuild) async throws {
+        guard !indexes.isEmpty else { return }
         if let declarative = build.declarative {
-            try await applyDeclarative(events, declarative, to: build, store: store)
+            try await applyDeclarative(events, at: indexes, declarative, to: build, store: store)
         } else if case .code(let projection) = build.runnable {
+            let events = indexes.count == events.count ? events : indexes.map { events[$0] }
             try await prefetchRowsNeeded(by: events, projection, for: build, store: store)
             let rows = ProjectionRows(workspace: build.workspace, projection: build.name) { layout, keys in
                 build.rowReadQueries += 1

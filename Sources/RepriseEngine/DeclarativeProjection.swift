@@ -17,7 +17,7 @@ struct DeclarativeProjection: Sendable {
     init(_ definition: ProjectionDefinition) {
         self.definition = definition
         var layouts: [String: TableLayout] = [:]
-        for table in definition.tables { layouts[table.name] = TableLayout(table) }
+        for (position, table) in definition.tables.enumerated() { layouts[table.name] = TableLayout(table, position: position) }
         self.layouts = layouts
         hasLookups = definition.handlers.values.contains { Self.containsLookup($0) }
         var compiler = Compiler(layouts: layouts)
@@ -32,6 +32,11 @@ struct DeclarativeProjection: Sendable {
     private func compiledHandler(_ type: String) -> Handler? {
         for entry in handlers where entry.type == type { return entry.handler }
         return nil
+    }
+
+    /// Whether events of `type` have operations here.
+    func handles(_ type: String) -> Bool {
+        handlers.contains { $0.type == type }
     }
 
     private static func containsLookup(_ operations: [RowOperation]) -> Bool {
@@ -55,33 +60,55 @@ struct DeclarativeProjection: Sendable {
     /// evaluate them again.
     func keysTouched(by event: ProjectionEvent, workspace: RowWorkspace, into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>,
                      tape: KeyTape? = nil) {
+        var touched = TableKeys(workspace.tables)
+        keysTouched(by: [event], at: 0, workspace: workspace, into: &touched, tape: tape)
+        for (table, tableKeys) in touched.named() { keys[table, default: []].formUnion(tableKeys) }
+        lookupTables.formUnion(touched.lookupTableNames)
+    }
+
+    /// `keysTouched(by:)` for `events[index]`, read in place (a copy of an event retains each field).
+    func keysTouched(by events: [ProjectionEvent], at index: Int, workspace: RowWorkspace, into keys: inout TableKeys, tape: KeyTape? = nil) {
+        keysTouched(in: EventFrame(events, index, fields), at: index, workspace: workspace, into: &keys, tape: tape)
+    }
+
+    /// A frame over a chunk's events for `keysTouched(in:at:)` and `apply(in:at:)` (one per pass,
+    /// moved from event to event); `keys` only for `apply`.
+    func frame(over events: [ProjectionEvent], at index: Int, keys: KeyTape? = nil) -> EventFrame {
+        EventFrame(events, index, fields, keys: hasLookups ? nil : keys)
+    }
+
+    /// `keysTouched(by:at:)` through a frame over the events (made by `frame(over:at:)` without keys).
+    func keysTouched(in frame: EventFrame, at index: Int, workspace: RowWorkspace, into keys: inout TableKeys, tape: KeyTape? = nil) {
         tape?.startEvent()
-        guard let handler = compiledHandler(event.type) else { return }
-        let frame = EventFrame(event, fields)
-        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys, lookupTables: &lookupTables,
+        guard let handler = compiledHandler(frame.eventType(at: index)) else { return }
+        frame.move(to: index)
+        collectKeys(handler.steps, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, into: &keys,
                     tape: hasLookups ? nil : tape)
     }
 
     private func collectKeys(_ steps: [Step], frame: EventFrame, item: ForEachItem?, lookups: LookupRows, workspace: RowWorkspace,
-                             into keys: inout [String: Set<RowKey>], lookupTables: inout Set<String>, tape: KeyTape?) {
+                             into keys: inout TableKeys, tape: KeyTape?) {
         var lookups = lookups
         for step in steps {
             switch step {
             case .insert(let target, _), .upsert(let target, _), .update(let target, _, _), .delete(let target, _):
-                let key = target.layout.flatMap { try? keyOf(target, layout: $0, frame: frame, item: item, lookups: lookups) }
-                if let key { keys[target.table, default: []].insert(key) }
+                var key: RowKey?
+                if let layout = target.layout {
+                    key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
+                    if let key { keys.insert(key, table: layout.position) }
+                }
                 tape?.append(key)
             case .forEach(let field, let nested):
                 switch frame.elements(field, item: item) {
                 case .trees(let elements):
                     for element in elements {
                         collectKeys(nested, frame: frame, item: .tree(element), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables, tape: tape)
+                                    tape: tape)
                     }
                 case .slots(let items):
                     for index in 0..<items.count {
                         collectKeys(nested, frame: frame, item: .slots(items, index), lookups: lookups, workspace: workspace, into: &keys,
-                                    lookupTables: &lookupTables, tape: tape)
+                                    tape: tape)
                     }
                 case .none, .notArray:
                     break
@@ -91,9 +118,9 @@ struct DeclarativeProjection: Sendable {
                 var row = LookupRows.Row.unresolved
                 switch Result(catching: { try lookupKey(lookup, target, layout: layout, frame: frame, item: item, lookups: lookups) }) {
                 case .success(let key?):
-                    keys[lookup.table, default: []].insert(key)
-                    lookupTables.insert(lookup.table)
-                    switch workspace.lookup(lookup.table, key) {
+                    keys.insert(key, table: layout.position)
+                    keys.lookupTables.insert(layout.position)
+                    switch workspace.lookup(layout.position, key) {
                     case .present(let values): row = .row(values)
                     case .absent: row = .missing
                     case .unknown: row = .unresolved
@@ -113,9 +140,20 @@ struct DeclarativeProjection: Sendable {
     /// `observer` (for `reprise trace`) hears what each operation did; rebuilds pass none.
     /// `keys`: the tape `keysTouched` recorded, at this event (`KeyTape.rewind(toEvent:)`).
     func apply(_ event: ProjectionEvent, to workspace: RowWorkspace, observer: OperationObserver? = nil, keys: KeyTape? = nil) throws(EngineError) -> Bool {
-        guard let handler = compiledHandler(event.type) else { return true }
+        try apply([event], at: 0, to: workspace, observer: observer, keys: keys)
+    }
+
+    /// `apply` to `events[index]`, read in place.
+    func apply(_ events: [ProjectionEvent], at index: Int, to workspace: RowWorkspace, observer: OperationObserver? = nil,
+               keys: KeyTape? = nil) throws(EngineError) -> Bool {
+        try apply(in: frame(over: events, at: index, keys: keys), at: index, to: workspace, observer: observer)
+    }
+
+    /// `apply(_:at:)` through a frame over the events (made by `frame(over:at:keys:)`).
+    func apply(in frame: EventFrame, at index: Int, to workspace: RowWorkspace, observer: OperationObserver? = nil) throws(EngineError) -> Bool {
+        guard let handler = compiledHandler(frame.eventType(at: index)) else { return true }
+        frame.move(to: index)
         workspace.beginEvent()
-        let frame = EventFrame(event, fields, keys: hasLookups ? nil : keys)
         do {
             try run(handler.steps, path: { handler.path }, frame: frame, item: nil, lookups: LookupRows(), workspace: workspace, observer: observer)
             return true
@@ -125,7 +163,8 @@ struct DeclarativeProjection: Sendable {
         } catch let error as EngineError {
             throw error
         } catch {
-            throw EngineError(.handlerFailed, projection: definition.name, position: event.position, eventType: event.type, message: "\(error)")
+            throw EngineError(.handlerFailed, projection: definition.name, position: frame.event.position, eventType: frame.event.type,
+                              message: "\(error)")
         }
     }
 
@@ -133,6 +172,10 @@ struct DeclarativeProjection: Sendable {
     /// real pass's to report.
     func speculate(_ event: ProjectionEvent, on workspace: RowWorkspace) {
         _ = try? apply(event, to: workspace)
+    }
+
+    func speculate(_ events: [ProjectionEvent], at index: Int, on workspace: RowWorkspace) {
+        _ = try? apply(events, at: index, to: workspace)
     }
 
     /// Thrown when an event needs a row that is not in memory; never leaves `apply`.
@@ -179,12 +222,12 @@ struct DeclarativeProjection: Sendable {
         var found: [ProjectionValue]?
         let key = try lookupKey(lookup, target, layout: layout, frame: frame, item: item, lookups: lookups)
         if let key {
-            switch workspace.lookupBeforeEvent(lookup.table, key) {
+            switch workspace.lookupBeforeEvent(layout.position, key) {
             case .present(let row): found = row
             case .absent: found = nil
             case .unknown:
                 guard workspace.speculating else { throw RowNeeded() }
-                workspace.noteMissing(lookup.table, key, byLookup: true)
+                workspace.noteMissing(layout.position, key, byLookup: true)
             }
         }
         if let found { return .row(found) }
@@ -215,9 +258,10 @@ struct DeclarativeProjection: Sendable {
 
     private func run(_ step: Step, path: () -> String, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                      workspace: RowWorkspace, observer: OperationObserver?) throws {
-        func report(_ kind: OperationStep.Kind, _ table: String, _ key: RowKey, _ outcome: OperationStep.Outcome) {
+        // Autoclosures: without an observer (rebuilds), the outcome and its rows are never built.
+        func report(_ kind: OperationStep.Kind, _ table: @autoclosure () -> String, _ key: RowKey, _ outcome: @autoclosure () -> OperationStep.Outcome) {
             guard let observer else { return }
-            observer(OperationStep(path: path(), kind: kind, table: table, key: key, outcome: outcome))
+            observer(OperationStep(path: path(), kind: kind, table: table(), key: key, outcome: outcome()))
         }
         switch step {
         case .insert(let target, let when):
@@ -229,7 +273,7 @@ struct DeclarativeProjection: Sendable {
             }
             if existing != nil { throw OperationFailure(message: "insert into \(layout.name): a row with key \(key) already exists") }
             let row = try assign(target, to: layout.defaultRow, frame: frame, item: item, lookups: lookups)
-            workspace.put(layout.name, key, row)
+            workspace.put(layout.position, key, row)
             report(.insert, layout.name, key, .wrote(before: nil, after: row))
         case .upsert(let target, let when):
             let layout = try layoutOf(target)
@@ -243,7 +287,7 @@ struct DeclarativeProjection: Sendable {
                 return report(.upsert, layout.name, key, .whenFalse(row: existing))
             }
             let row = try assign(target, to: base, frame: frame, item: item, lookups: lookups)
-            workspace.put(layout.name, key, row)
+            workspace.put(layout.position, key, row)
             report(.upsert, layout.name, key, .wrote(before: existing, after: row))
         case .update(let target, let when, let ifMissing):
             let layout = try layoutOf(target)
@@ -256,7 +300,7 @@ struct DeclarativeProjection: Sendable {
                 return report(.update, layout.name, key, .whenFalse(row: existing))
             }
             let row = try assign(target, to: existing, frame: frame, item: item, lookups: lookups)
-            workspace.put(layout.name, key, row)
+            workspace.put(layout.position, key, row)
             report(.update, layout.name, key, .wrote(before: existing, after: row))
         case .delete(let target, let when):
             let layout = try layoutOf(target)
@@ -265,7 +309,7 @@ struct DeclarativeProjection: Sendable {
             guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
                 return report(.delete, layout.name, key, .whenFalse(row: existing))
             }
-            workspace.put(layout.name, key, nil)
+            workspace.put(layout.position, key, nil)
             report(.delete, layout.name, key, .wrote(before: existing, after: nil))
         case .forEach(let field, let nested):
             func runElement(_ index: Int, _ element: ForEachItem) throws {
@@ -293,12 +337,12 @@ struct DeclarativeProjection: Sendable {
     }
 
     private func current(_ workspace: RowWorkspace, _ layout: TableLayout, _ key: RowKey) throws -> [ProjectionValue]? {
-        switch workspace.lookup(layout.name, key) {
+        switch workspace.lookup(layout.position, key) {
         case .present(let row): return row
         case .absent: return nil
         case .unknown:
             if workspace.speculating {
-                workspace.noteMissing(layout.name, key, byLookup: false)
+                workspace.noteMissing(layout.position, key, byLookup: false)
                 return nil
             }
             // Only lookups make a key depend on rows; without them every key was read first.
@@ -505,63 +549,99 @@ extension DeclarativeProjection {
     }
 }
 
-/// The fields a projection's compiled expressions read, by index.
-struct EventFields: Sendable {
+/// The fields a projection's compiled expressions read, by index. Kept as parallel arrays, the
+/// kind without a payload: reading a field's kind then copies (retains) no path.
+final class EventFields: Sendable {
     enum Kind: Sendable {
-        /// A payload or metadata path with its `FieldPathIDs` number (to find its slot).
-        case payload(id: Int, path: [PathSegment])
-        case metadata(id: Int, path: [PathSegment])
-        /// A path on the current `for_each` element, with its `FieldPathIDs` number (its item slot).
-        case item(id: Int, path: [PathSegment])
-        case envelope(EnvelopeField)
+        /// A payload or metadata path (its `FieldPathIDs` number finds its slot).
+        case payload
+        case metadata
+        /// A path on the current `for_each` element (its number finds its item slot).
+        case item
+        case envelope
     }
 
     let references: [FieldReference]
     let kinds: [Kind]
+    /// Per field, its `FieldPathIDs` number (0 for envelope fields).
+    let ids: [Int]
+    /// Per field, its path (empty for envelope fields): read only when the field was not decoded into a slot.
+    let paths: [[PathSegment]]
 
     init(_ references: [FieldReference]) {
         self.references = references
-        kinds = references.map { reference in
+        var kinds: [Kind] = [], ids: [Int] = [], paths: [[PathSegment]] = []
+        for reference in references {
             switch reference {
-            case .payload(let path): .payload(id: FieldPathIDs.id(path), path: path)
-            case .metadata(let path): .metadata(id: FieldPathIDs.id(path), path: path)
-            case .item(let path): .item(id: FieldPathIDs.id(path), path: path)
-            case .envelope(let field): .envelope(field)
+            case .payload(let path): kinds.append(.payload); ids.append(FieldPathIDs.id(path)); paths.append(path)
+            case .metadata(let path): kinds.append(.metadata); ids.append(FieldPathIDs.id(path)); paths.append(path)
+            case .item(let path): kinds.append(.item); ids.append(FieldPathIDs.id(path)); paths.append(path)
+            case .envelope: kinds.append(.envelope); ids.append(0); paths.append([])
             }
         }
+        self.kinds = kinds
+        self.ids = ids
+        self.paths = paths
     }
 }
 
 /// One event as its operations read it: built once per event and shared by them.
 final class EventFrame {
-    let event: ProjectionEvent
+    /// The event is `events[index]`: the step's array is shared, the event not copied (a copy
+    /// retains each of its fields).
+    /// A chunk's pass moves one frame from event to event (`move(to:)`) instead of allocating one per event.
+    private let events: [ProjectionEvent]
+    private(set) var index: Int
     let fields: EventFields
     /// The keys the prefetch pass evaluated for this event, when it kept them.
     let keys: KeyTape?
 
-    init(_ event: ProjectionEvent, _ fields: EventFields, keys: KeyTape? = nil) {
-        self.event = event
+    /// The event's decoded slots, taken out once per event rather than once per field read.
+    private var payloadFields: DecodedFields?
+    private var metadataFields: DecodedFields?
+
+    init(_ events: [ProjectionEvent], _ index: Int, _ fields: EventFields, keys: KeyTape? = nil) {
+        self.events = events
+        self.index = index
         self.fields = fields
         self.keys = keys
+        payloadFields = events[index].payloadFields
+        metadataFields = events[index].metadataFields
     }
+
+    /// The frame now reads `events[index]`.
+    func move(to index: Int) {
+        guard index != self.index else { return }
+        self.index = index
+        payloadFields = events[index].payloadFields
+        metadataFields = events[index].metadataFields
+    }
+
+    var event: ProjectionEvent {
+        _read { yield events[index] }
+    }
+
+    /// The type of another event of the frame's array (which handler to run, before moving).
+    func eventType(at index: Int) -> String { events[index].type }
 
     /// The value of field `index`; `item` is the current `for_each` element. Payload and
     /// metadata fields come from the decoded slots when the event has them, item fields from
     /// the element's slots when the array was decoded into them.
     func value(_ index: Int, item: ForEachItem?) -> ProjectionValue {
+        let id = fields.ids[index]
         switch fields.kinds[index] {
-        case .payload(let id, let path):
-            if let decoded = event.payloadFields, let value = decoded.value(id) { return value }
-            return event.payload.value(at: path[...])?.projectionValue ?? .null
-        case .metadata(let id, let path):
-            if let decoded = event.metadataFields, let value = decoded.value(id) { return value }
-            return event.metadata.value(at: path[...])?.projectionValue ?? .null
-        case .item(let id, let path):
+        case .payload:
+            if let decoded = payloadFields, let value = decoded.value(id) { return value }
+            return event.payload.value(at: fields.paths[index][...])?.projectionValue ?? .null
+        case .metadata:
+            if let decoded = metadataFields, let value = decoded.value(id) { return value }
+            return event.metadata.value(at: fields.paths[index][...])?.projectionValue ?? .null
+        case .item:
             switch item {
             case .slots(let items, let element)?:
                 if let value = items.value(element, id) { return value }
-                return items.tree(element).value(at: path[...])?.projectionValue ?? .null
-            case .tree(let json)?: return json.value(at: path[...])?.projectionValue ?? .null
+                return items.tree(element).value(at: fields.paths[index][...])?.projectionValue ?? .null
+            case .tree(let json)?: return json.value(at: fields.paths[index][...])?.projectionValue ?? .null
             case nil: return .null
             }
         case .envelope:
@@ -571,25 +651,53 @@ final class EventFrame {
 
     /// The array at field `index` as `for_each` walks it.
     func elements(_ index: Int, item: ForEachItem?) -> ForEachElements {
+        let id = fields.ids[index]
         switch fields.kinds[index] {
-        case .payload(let id, let path):
-            if let decoded = event.payloadFields, let elements = decoded.elements(id) { return elements }
-            return ForEachElements(event.payload.value(at: path[...]))
-        case .metadata(let id, let path):
-            if let decoded = event.metadataFields, let elements = decoded.elements(id) { return elements }
-            return ForEachElements(event.metadata.value(at: path[...]))
-        case .item(let id, let path):
+        case .payload:
+            if let decoded = payloadFields, let elements = decoded.elements(id) { return elements }
+            return ForEachElements(event.payload.value(at: fields.paths[index][...]))
+        case .metadata:
+            if let decoded = metadataFields, let elements = decoded.elements(id) { return elements }
+            return ForEachElements(event.metadata.value(at: fields.paths[index][...]))
+        case .item:
             switch item {
             case .slots(let items, let element)?:
                 if let elements = items.elements(element, id) { return elements }
-                return ForEachElements(items.tree(element).value(at: path[...]))
-            case .tree(let json)?: return ForEachElements(json.value(at: path[...]))
+                return ForEachElements(items.tree(element).value(at: fields.paths[index][...]))
+            case .tree(let json)?: return ForEachElements(json.value(at: fields.paths[index][...]))
             case nil: return .none
             }
         case .envelope:
             return .none
         }
     }
+}
+
+/// Row keys per table, by the table's position (`TableLayout.position`): what a chunk's first
+/// pass collects for the prefetch, without hashing a table name per key.
+struct TableKeys {
+    let tables: [TableLayout]
+    private(set) var byTable: [Set<RowKey>]
+    /// Positions of the tables a lookup reads from.
+    var lookupTables: Set<Int> = []
+
+    init(_ tables: [TableLayout]) {
+        self.tables = tables
+        byTable = Array(repeating: [], count: tables.count)
+    }
+
+    mutating func insert(_ key: RowKey, table: Int) { byTable[table].insert(key) }
+
+    var isEmpty: Bool { byTable.allSatisfy(\.isEmpty) }
+
+    /// The keys by table name (tables with none left out).
+    func named() -> [String: Set<RowKey>] {
+        var keys: [String: Set<RowKey>] = [:]
+        for (position, tableKeys) in byTable.enumerated() where !tableKeys.isEmpty { keys[tables[position].name] = tableKeys }
+        return keys
+    }
+
+    var lookupTableNames: Set<String> { Set(lookupTables.map { tables[$0].name }) }
 }
 
 /// The keys `keysTouched` evaluated for a chunk's events, in the order `apply` asks for them

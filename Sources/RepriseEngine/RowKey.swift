@@ -51,13 +51,17 @@ public struct RowKey: Hashable, Sendable, CustomStringConvertible {
 /// A table of a projection as the engine works with it: column positions, key positions, defaults.
 final class TableLayout: Sendable {
     let definition: TableDefinition
+    /// The table's position among its projection's tables: what a `RowWorkspace` indexes its layers by.
+    let position: Int
     let columnIndex: [String: Int]
     let keyIndexes: [Int]
     /// The row a new row starts as: defaults, or NULL.
     let defaultRow: [ProjectionValue]
 
-    init(_ definition: TableDefinition) {
+    /// `position`: the table's place in its projection's `tables` (0 for a layout used alone).
+    init(_ definition: TableDefinition, position: Int = 0) {
         self.definition = definition
+        self.position = position
         var index: [String: Int] = [:]
         for (position, column) in definition.columns.enumerated() { index[column.name] = position }
         columnIndex = index

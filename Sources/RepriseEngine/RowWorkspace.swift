@@ -9,13 +9,19 @@ import RepriseProjection
 /// cache always matches what MySQL holds. The cache holds only such clean rows and is bounded:
 /// past its limit old rows are dropped (they live on in MySQL), never dirty ones.
 final class RowWorkspace {
+    typealias Rows = [RowKey: [ProjectionValue]?]
+
     let layouts: [String: TableLayout]
+    /// The tables in the definition's order. Every layer below is an array indexed by a table's
+    /// position (`TableLayout.position`): a row lookup then hashes its key only, never the
+    /// table's name (it used to, once per layer it probed).
+    let tables: [TableLayout]
     /// Known rows from committed chunks: a row, or nil for a row known not to exist. Two
     /// generations approximate "least recently used": lookups promote old entries to the young
     /// generation; when the young one fills half the limit, the old one is dropped. Hot rows
     /// (a busy customer) stay; rows of finished orders age out. Memory stays under the limit.
-    private var young: [String: [RowKey: [ProjectionValue]?]] = [:]
-    private var old: [String: [RowKey: [ProjectionValue]?]] = [:]
+    private var young: [Rows]
+    private var old: [Rows]
     private var youngRows = 0
     /// Estimated memory of the generations' rows (`estimatedBytes`, counted when a key enters a
     /// generation): what `RowCacheBudget` bounds over the projections read together.
@@ -23,31 +29,32 @@ final class RowWorkspace {
     private(set) var oldBytes = 0
     var cachedBytes: Int { youngBytes + oldBytes }
     /// Memory of the written-key filters, which grow with the keys the build wrote.
-    var filterBytes: Int { written.values.reduce(0) { $0 + $1.bytes } }
-    /// Rows written by the chunk in progress (nil: deleted).
-    private(set) var overlay: [String: [RowKey: [ProjectionValue]?]] = [:]
+    var filterBytes: Int { written.reduce(0) { $0 + ($1?.bytes ?? 0) } }
+    /// Rows written by the chunk in progress (nil: deleted), per table position.
+    private(set) var overlayRows: [Rows]
     /// Estimated memory of the overlay's rows (what ends a chunk of a rebuild).
     private(set) var overlayBytes = 0
     /// Rows of the previous chunk while its transaction commits (the pipeline's second stage).
-    private(set) var pending: [String: [RowKey: [ProjectionValue]?]] = [:]
+    private(set) var pendingRows: [Rows]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
-    private var complete: Set<String>
+    private var complete: [Bool]
     /// Rows per projection (`--row-cache-limit`, `Int.max` when only the byte budget bounds the cache).
     private let cacheLimit: Int
     /// For tables this build created empty: every key ever staged for MySQL. A key the filter has
     /// never seen does not exist in MySQL either, so most misses need no query.
-    private var written: [String: KeyFilter]
+    private var written: [KeyFilter?]
     /// Set for projections with lookups: an event whose operations need a row not in memory is
     /// undone and applied again once the chunk has read it, and lookups read the rows as they
     /// were before the event. Off, `put` keeps no per-event record.
     var tracksEvents = false
     /// Overlay entries as they were before the current event first wrote them.
-    private var beforeEvent: [String: [RowKey: Prior]] = [:]
+    private var beforeEvent: [[RowKey: Prior]]
+    private var beforeEventEmpty = true
     /// While speculating, writes go here (never to MySQL) and unknown rows are noted in `missing`.
     private(set) var speculating = false
-    private var speculative: [String: [RowKey: [ProjectionValue]?]] = [:]
-    private var missing: [String: Set<RowKey>] = [:]
-    private var missingLookupTables: Set<String> = []
+    private var speculative: [Rows]
+    private var missing: [Set<RowKey>]
+    private var missingLookupTables: Set<Int> = []
 
     /// What the overlay held for a key before the current event wrote it.
     private enum Prior {
@@ -56,13 +63,37 @@ final class RowWorkspace {
     }
 
     init(tables: [TableDefinition], freshTables: Bool, cacheLimit: Int) {
+        let ordered = tables.enumerated().map { TableLayout($0.element, position: $0.offset) }
         var layouts: [String: TableLayout] = [:]
-        for table in tables { layouts[table.name] = TableLayout(table) }
+        for layout in ordered { layouts[layout.name] = layout }
         self.layouts = layouts
-        self.complete = freshTables ? Set(tables.map(\.name)) : []
+        self.tables = ordered
+        let empty = Array(repeating: Rows(), count: ordered.count)
+        young = empty
+        old = empty
+        overlayRows = empty
+        pendingRows = empty
+        speculative = empty
+        beforeEvent = Array(repeating: [:], count: ordered.count)
+        missing = Array(repeating: [], count: ordered.count)
+        self.complete = Array(repeating: freshTables, count: ordered.count)
         self.cacheLimit = max(cacheLimit, 2)
-        self.written = freshTables ? Dictionary(uniqueKeysWithValues: tables.map { ($0.name, KeyFilter()) }) : [:]
+        self.written = Array(repeating: freshTables ? KeyFilter() : nil, count: ordered.count)
     }
+
+    /// Rows written by the chunk in progress, by table name (for traces and tests).
+    var overlay: [String: Rows] { named(overlayRows) }
+    /// Rows of the chunk committing, by table name.
+    var pending: [String: Rows] { named(pendingRows) }
+
+    private func named<Value>(_ layer: [[RowKey: Value]]) -> [String: [RowKey: Value]] {
+        var byName: [String: [RowKey: Value]] = [:]
+        for (position, rows) in layer.enumerated() where !rows.isEmpty { byName[tables[position].name] = rows }
+        return byName
+    }
+
+    /// The position of a table given by name (code projections and traces name their tables).
+    private func position(_ table: String) -> Int? { layouts[table]?.position }
 
     enum Lookup {
         case present([ProjectionValue])
@@ -72,32 +103,37 @@ final class RowWorkspace {
     }
 
     func lookup(_ table: String, _ key: RowKey) -> Lookup {
-        if speculating, let guessed = speculative[table]?[key] { return guessed.map { .present($0) } ?? .absent }
+        guard let position = position(table) else { return .unknown }
+        return lookup(position, key)
+    }
+
+    func lookup(_ table: Int, _ key: RowKey) -> Lookup {
+        if speculating, let guessed = speculative[table][key] { return guessed.map { .present($0) } ?? .absent }
         return lookupBelowSpeculation(table, key)
     }
 
     /// The row as it was before the current event's operations (a lookup's view).
-    func lookupBeforeEvent(_ table: String, _ key: RowKey) -> Lookup {
-        guard let prior = beforeEvent[table]?[key] else { return lookup(table, key) }
+    func lookupBeforeEvent(_ table: Int, _ key: RowKey) -> Lookup {
+        guard !beforeEventEmpty, let prior = beforeEvent[table][key] else { return lookup(table, key) }
         switch prior {
         case .entry(let row): return row.map { .present($0) } ?? .absent
         case .notInOverlay: return speculating ? lookupBelowSpeculation(table, key) : lookupBelowOverlay(table, key)
         }
     }
 
-    private func lookupBelowSpeculation(_ table: String, _ key: RowKey) -> Lookup {
-        if let written = overlay[table]?[key] { return written.map { .present($0) } ?? .absent }
+    private func lookupBelowSpeculation(_ table: Int, _ key: RowKey) -> Lookup {
+        if let written = overlayRows[table][key] { return written.map { .present($0) } ?? .absent }
         return lookupBelowOverlay(table, key)
     }
 
-    private func lookupBelowOverlay(_ table: String, _ key: RowKey) -> Lookup {
-        if let committing = pending[table]?[key] { return committing.map { .present($0) } ?? .absent }
-        if let known = young[table]?[key] { return known.map { .present($0) } ?? .absent }
-        if let known = old[table]?[key] {
+    private func lookupBelowOverlay(_ table: Int, _ key: RowKey) -> Lookup {
+        if let committing = pendingRows[table][key] { return committing.map { .present($0) } ?? .absent }
+        if let known = young[table][key] { return known.map { .present($0) } ?? .absent }
+        if let known = old[table][key] {
             store(table, key, known)  // promote: it is in use
             return known.map { .present($0) } ?? .absent
         }
-        if complete.contains(table) { return .absent }
+        if complete[table] { return .absent }
         if let filter = written[table], !filter.mightContain(key) {
             // Remembered: keys written later in the chunk could make the filter say "maybe" for this one.
             store(table, key, nil)
@@ -108,23 +144,34 @@ final class RowWorkspace {
 
     /// Records rows fetched from MySQL (and keys found absent) for the chunk in progress.
     func remember(_ table: String, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
-        for key in requested where young[table]?[key] == nil {
+        guard let position = position(table) else { preconditionFailure("rows remembered for unknown table \(table)") }
+        remember(position, fetched: fetched, requested: requested)
+    }
+
+    func remember(_ table: Int, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
+        for key in requested where young[table][key] == nil {
             store(table, key, fetched[key])
         }
     }
 
     func put(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
+        guard let position = position(table) else { preconditionFailure("row written to unknown table \(table)") }
+        put(position, key, row)
+    }
+
+    func put(_ table: Int, _ key: RowKey, _ row: [ProjectionValue]?) {
         // The first write of a key by the current event remembers what its layer held before
         // (`.notInOverlay`: nothing in that layer), for lookups and for undoing the event.
-        if tracksEvents, beforeEvent[table]?[key] == nil {
-            let prior = speculating ? speculative[table]?[key] : overlay[table]?[key]
-            beforeEvent[table, default: [:]][key] = prior.map { .entry($0) } ?? .notInOverlay
+        if tracksEvents, beforeEvent[table][key] == nil {
+            let prior = speculating ? speculative[table][key] : overlayRows[table][key]
+            beforeEvent[table][key] = prior.map { .entry($0) } ?? .notInOverlay
+            beforeEventEmpty = false
         }
         if speculating {
-            speculative[table, default: [:]][key] = .some(row)
+            speculative[table][key] = .some(row)
             return
         }
-        if overlay[table, default: [:]].updateValue(row, forKey: key) == nil {
+        if overlayRows[table].updateValue(row, forKey: key) == nil {
             overlayBytes += Self.estimatedBytes(key, row)
         }
     }
@@ -145,34 +192,40 @@ final class RowWorkspace {
 
     /// An event starts: lookups now read the rows as they are.
     func beginEvent() {
-        if !beforeEvent.isEmpty { beforeEvent.removeAll(keepingCapacity: true) }
+        clearBeforeEvent()
+    }
+
+    private func clearBeforeEvent() {
+        guard !beforeEventEmpty else { return }
+        for table in beforeEvent.indices where !beforeEvent[table].isEmpty { beforeEvent[table].removeAll(keepingCapacity: true) }
+        beforeEventEmpty = true
     }
 
     /// Undoes the current event's writes (it needs a row that is not in memory yet).
     func rollbackEvent() {
-        for (table, rows) in beforeEvent {
+        for (table, rows) in beforeEvent.enumerated() {
             for (key, prior) in rows {
                 switch prior {
-                case .entry(let row): overlay[table, default: [:]][key] = .some(row)
-                case .notInOverlay: overlay[table]?.removeValue(forKey: key)
+                case .entry(let row): overlayRows[table][key] = .some(row)
+                case .notInOverlay: overlayRows[table].removeValue(forKey: key)
                 }
             }
         }
-        beforeEvent.removeAll(keepingCapacity: true)
+        clearBeforeEvent()
     }
 
     /// Starts a pass that only finds out which rows the rest of a chunk needs: its writes are
     /// kept apart and thrown away, and unknown rows read as absent and are noted.
     func beginSpeculation() {
         speculating = true
-        speculative = [:]
-        missing = [:]
+        speculative = Array(repeating: [:], count: tables.count)
+        missing = Array(repeating: [], count: tables.count)
         missingLookupTables = []
     }
 
     /// A row the speculative pass needed and the workspace does not hold.
-    func noteMissing(_ table: String, _ key: RowKey, byLookup: Bool) {
-        missing[table, default: []].insert(key)
+    func noteMissing(_ table: Int, _ key: RowKey, byLookup: Bool) {
+        missing[table].insert(key)
         if byLookup { missingLookupTables.insert(table) }
     }
 
@@ -180,36 +233,39 @@ final class RowWorkspace {
     func endSpeculation() -> (keys: [String: Set<RowKey>], lookupTables: Set<String>) {
         defer {
             speculating = false
-            beforeEvent = [:]
-            speculative = [:]
-            missing = [:]
+            beforeEvent = Array(repeating: [:], count: tables.count)
+            beforeEventEmpty = true
+            speculative = Array(repeating: [:], count: tables.count)
+            missing = Array(repeating: [], count: tables.count)
             missingLookupTables = []
         }
-        return (missing, missingLookupTables)
+        var keys: [String: Set<RowKey>] = [:]
+        for (table, tableKeys) in missing.enumerated() where !tableKeys.isEmpty { keys[tables[table].name] = tableKeys }
+        return (keys, Set(missingLookupTables.map { tables[$0].name }))
     }
 
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
     func stageOverlay() {
-        precondition(pending.isEmpty, "a chunk is already committing")
-        noteWritten(overlay)
-        pending = overlay
-        overlay = [:]
+        precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
+        noteWritten(overlayRows)
+        pendingRows = overlayRows
+        overlayRows = Array(repeating: [:], count: tables.count)
         overlayBytes = 0
     }
 
     /// Like `stageOverlay`, and splits the staged rows per table: rows MySQL certainly does not
     /// hold yet (known absent, a complete table, or a key never staged before), which can be
     /// bulk-loaded, and the others (upserts and deletes).
-    func stageOverlaySeparatingNewRows() -> [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] {
-        precondition(pending.isEmpty, "a chunk is already committing")
-        var split: [String: (new: [[ProjectionValue]], others: [RowKey: [ProjectionValue]?])] = [:]
-        for (table, rows) in overlay {
-            var new: [[ProjectionValue]] = [], others: [RowKey: [ProjectionValue]?] = [:]
+    func stageOverlaySeparatingNewRows() -> [(layout: TableLayout, new: [[ProjectionValue]], others: Rows)] {
+        precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
+        var split: [(layout: TableLayout, new: [[ProjectionValue]], others: Rows)] = []
+        for (table, rows) in overlayRows.enumerated() where !rows.isEmpty {
+            var new: [[ProjectionValue]] = [], others: Rows = [:]
             for (key, row) in rows {
                 if let row, isAbsentBetweenChunks(table, key) { new.append(row) } else { others[key] = .some(row) }
             }
             // Nothing new: the staged rows as they are, uncopied.
-            split[table] = new.isEmpty ? ([], rows) : (new, others)
+            split.append(new.isEmpty ? (tables[table], [], rows) : (tables[table], new, others))
         }
         stageOverlay()
         return split
@@ -217,17 +273,17 @@ final class RowWorkspace {
 
     /// Whether MySQL holds no row with this key, as far as the cache and the filter know; only
     /// between chunks (nothing committing) and before the key is staged.
-    private func isAbsentBetweenChunks(_ table: String, _ key: RowKey) -> Bool {
-        if let known = young[table]?[key] { return known == nil }
-        if let known = old[table]?[key] { return known == nil }
-        if complete.contains(table) { return true }
+    private func isAbsentBetweenChunks(_ table: Int, _ key: RowKey) -> Bool {
+        if let known = young[table][key] { return known == nil }
+        if let known = old[table][key] { return known == nil }
+        if complete[table] { return true }
         if let filter = written[table] { return !filter.mightContain(key) }
         return false
     }
 
     /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
-    private func noteWritten(_ rows: [String: [RowKey: [ProjectionValue]?]]) {
-        for (table, tableRows) in rows where written[table] != nil {
+    private func noteWritten(_ rows: [Rows]) {
+        for (table, tableRows) in rows.enumerated() where written[table] != nil {
             for (key, row) in tableRows where row != nil { written[table]?.insert(key) }
         }
     }
@@ -239,20 +295,20 @@ final class RowWorkspace {
 
     /// The staged chunk committed: its writes are now what MySQL holds.
     func commitPending() {
-        for (table, rows) in pending {
+        for (table, rows) in pendingRows.enumerated() {
             for (key, row) in rows { store(table, key, row) }
         }
-        pending = [:]
+        pendingRows = Array(repeating: [:], count: tables.count)
         turnGenerationIfFull()
     }
 
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
-        noteWritten(overlay)
-        for (table, rows) in overlay {
+        noteWritten(overlayRows)
+        for (table, rows) in overlayRows.enumerated() {
             for (key, row) in rows { store(table, key, row) }
         }
-        overlay = [:]
+        overlayRows = Array(repeating: [:], count: tables.count)
         overlayBytes = 0
         turnGenerationIfFull()
     }
@@ -268,15 +324,15 @@ final class RowWorkspace {
     func turnGeneration() {
         old = young
         oldBytes = youngBytes
-        young = [:]
+        young = Array(repeating: [:], count: tables.count)
         youngRows = 0
         youngBytes = 0
-        complete = []
+        complete = Array(repeating: false, count: tables.count)
     }
 
     /// Mutates the generations in place (copying a table's dictionary out and back would copy it whole).
-    private func store(_ table: String, _ key: RowKey, _ row: [ProjectionValue]?) {
-        if young[table, default: [:]].updateValue(row, forKey: key) == nil {
+    private func store(_ table: Int, _ key: RowKey, _ row: [ProjectionValue]?) {
+        if young[table].updateValue(row, forKey: key) == nil {
             youngRows += 1
             youngBytes += Self.estimatedBytes(key, row)
         }
@@ -284,25 +340,24 @@ final class RowWorkspace {
 
     /// The chunk failed: forget its writes.
     func discardOverlay() {
-        overlay = [:]
+        overlayRows = Array(repeating: [:], count: tables.count)
         overlayBytes = 0
-        beforeEvent = [:]
+        beforeEvent = Array(repeating: [:], count: tables.count)
+        beforeEventEmpty = true
     }
 
     /// Forget everything (after a failure whose outcome in MySQL is unknown).
     func reset() {
-        overlay = [:]
-        overlayBytes = 0
-        beforeEvent = [:]
-        pending = [:]
+        discardOverlay()
+        pendingRows = Array(repeating: [:], count: tables.count)
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
         // never seen is still absent from MySQL.
-        young = [:]
-        old = [:]
+        young = Array(repeating: [:], count: tables.count)
+        old = Array(repeating: [:], count: tables.count)
         youngRows = 0
         youngBytes = 0
         oldBytes = 0
-        complete = []
+        complete = Array(repeating: false, count: tables.count)
     }
 }
 

@@ -53,7 +53,9 @@ public protocol CompiledExpressionContext {
 
 extension ExpressionEvaluator {
     /// Evaluates a compiled expression; the same results and errors as `evaluate(_:in:)` on the
-    /// expression it was compiled from.
+    /// expression it was compiled from. Inlinable: the engine specializes it for its context,
+    /// so reading a field or a row slot is a direct call, not one through a witness table.
+    @inlinable
     public static func evaluate(_ expression: CompiledExpression, in context: some CompiledExpressionContext) throws(ExpressionError) -> ProjectionValue {
         switch expression {
         case .literal(let value):

@@ -4,6 +4,7 @@ import Foundation
 /// (`coalesce` stops at the first non-null, `if` evaluates one branch).
 extension ExpressionEvaluator {
     /// `argument(i)` evaluates the i-th of `count` arguments, only when the function needs it.
+    @usableFromInline
     static func call(_ function: Function, count: Int,
                      _ argument: (Int) throws(ExpressionError) -> ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch function {

@@ -51,6 +51,7 @@ public enum ExpressionEvaluator {
     }
 
     /// `not`: null stays null.
+    @usableFromInline
     static func not(_ value: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch value {
         case .null: return .null
@@ -60,6 +61,7 @@ public enum ExpressionEvaluator {
     }
 
     /// Three-valued `and`/`or`, short-circuiting when the left side decides (`right` is not evaluated).
+    @usableFromInline
     static func logical(isAnd: Bool, _ lhs: ProjectionValue,
                         _ right: () throws(ExpressionError) -> ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         let name = isAnd ? "and" : "or"

@@ -2,7 +2,9 @@ import Foundation
 
 /// `+ - * /`, unary minus and `abs` on values. Int stays int (overflow is an error), int with
 /// decimal is decimal, anything with double is double; int / int is decimal so `7 / 2` is 3.5.
+@usableFromInline
 enum ValueArithmetic {
+    @usableFromInline
     static func apply(_ op: BinaryOperator, _ lhs: ProjectionValue, _ rhs: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch (lhs, rhs) {
         case (.null, _), (_, .null):
@@ -18,6 +20,7 @@ enum ValueArithmetic {
         }
     }
 
+    @usableFromInline
     static func negate(_ value: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         switch value {
         case .null: return .null

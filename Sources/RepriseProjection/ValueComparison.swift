@@ -2,7 +2,9 @@ import Foundation
 
 /// Comparisons of values: numbers compare numerically across kinds, strings by Unicode scalar
 /// order (their UTF-8 bytes), bools only with `=` and `!=`; null on either side gives null.
+@usableFromInline
 enum ValueComparison {
+    @usableFromInline
     static func compare(_ op: BinaryOperator, _ lhs: ProjectionValue, _ rhs: ProjectionValue) throws(ExpressionError) -> ProjectionValue {
         if case .null = lhs { return .null }
         if case .null = rhs { return .null }
