@@ -336,11 +336,34 @@ public struct RebuildEngine: Sendable {
     /// resumed after a crash or a cancellation at any point (an interrupted ALTER adds nothing)
     /// adds exactly what is missing, and tables of older versions (created with their indexes)
     /// get nothing. Builds that write live tables are never touched.
+    ///
+    /// The ALTERs run on a connection of their own with a long read timeout
+    /// (`indexBuildReadTimeoutSeconds`, unless the URL sets `read-timeout`): on a 10M-event build
+    /// an index build takes longer than the 10 s a read may otherwise wait, and was cut off as a
+    /// lost connection.
     func buildMissingIndexes(
         _ group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws {
+        let indexed = group.filter { build in
+            !build.writesLiveTables && build.record.state == .building && build.definition.tables.contains { !$0.indexes.isEmpty }
+        }
+        guard !indexed.isEmpty else { return }
+        let connection = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: Self.indexBuildReadTimeoutSeconds)
+        try await withCleanup({
+            try await buildMissingIndexes(indexed, store: store, ddl: ReadModelStore(connection: connection), hooks: hooks, progress: progress)
+        }, cleanup: { await connection.close() })
+    }
+
+    /// How long a read may wait on the index-building connection: an index build of a big table
+    /// takes minutes (8 hours, MySQL's default `wait_timeout`; SIGTERM still ends it at once).
+    static let indexBuildReadTimeoutSeconds = 8 * 3600
+
+    private func buildMissingIndexes(
+        _ group: [ActiveBuild], store: ReadModelStore, ddl: ReadModelStore, hooks: RebuildHooks,
+        progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws {
         var alters = 0
-        for build in group where !build.writesLiveTables && build.record.state == .building {
+        for build in group {
             for table in build.definition.tables where !table.indexes.isEmpty {
                 let physical = build.record.physicalName(table.name)
                 let missing = try await store.tables.missingIndexes(table, physical: physical)
@@ -350,7 +373,7 @@ public struct RebuildEngine: Sendable {
                 try await hooks.beforeIndexBuild(alters)
                 alters += 1
                 do {
-                    try await timings.measure(.indexBuild) { try await store.tables.addIndexes(missing, physical: physical) }
+                    try await timings.measure(.indexBuild) { try await ddl.tables.addIndexes(missing, physical: physical) }
                 } catch let error as MySQLError where error.code != .cancelled {
                     throw EngineError(
                         .database, projection: build.name,

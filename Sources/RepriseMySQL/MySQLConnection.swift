@@ -76,7 +76,10 @@ public actor MySQLConnection {
     ///
     /// URL query options: `ssl-mode` (`disabled`, `required`, `verify-ca`, `verify-identity`),
     /// `ssl-ca`, `ssl-cert`, `ssl-key`, `connect-timeout`, `read-timeout`, `write-timeout` (seconds).
-    public static func connect(url text: String, connectTimeoutSeconds: Int = 10) async throws(MySQLError) -> MySQLConnection {
+    /// `readTimeoutSeconds`: for connections whose statements may run long (an index build on a
+    /// big table); the URL's `read-timeout` still wins. Without either, a read waits at most the
+    /// connect timeout, so a silent server is noticed quickly.
+    public static func connect(url text: String, connectTimeoutSeconds: Int = 10, readTimeoutSeconds: Int? = nil) async throws(MySQLError) -> MySQLConnection {
         let url: ConnectionURL
         do {
             url = try ConnectionURL(text)
@@ -86,7 +89,8 @@ public actor MySQLConnection {
         guard url.scheme == "mysql" || url.scheme == "mariadb" else {
             throw MySQLError(code: .invalidURL, message: "scheme must be mysql://, not \(url.scheme)://", server: url.redacted)
         }
-        let options = try MySQLConnectOptions(url: url, defaultConnectTimeout: connectTimeoutSeconds)
+        var options = try MySQLConnectOptions(url: url, defaultConnectTimeout: connectTimeoutSeconds)
+        if options.readTimeout == nil { options.readTimeout = readTimeoutSeconds }
         let connection = MySQLConnection(url: url, options: options)
         try await connection.open()
         return connection

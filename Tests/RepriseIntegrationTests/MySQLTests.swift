@@ -153,6 +153,22 @@ struct MySQLTests {
         await first.close()
     }
 
+    /// A read waits at most the connect timeout unless the URL or the caller gives a read timeout:
+    /// a statement that runs longer (an index build of a big table) needs a connection opened with one.
+    @Test func aStatementLongerThanTheConnectTimeoutNeedsAReadTimeout() async throws {
+        let short = try await MySQLConnection.connect(url: TestServers.mysqlURL, connectTimeoutSeconds: 1)
+        await #expect(throws: MySQLError.self) { _ = try await short.query("SELECT SLEEP(3)") }
+        await short.close()
+        let long = try await MySQLConnection.connect(url: TestServers.mysqlURL, connectTimeoutSeconds: 1, readTimeoutSeconds: 30)
+        #expect(try await long.query("SELECT SLEEP(3)").int(0, 0) == 0)
+        await long.close()
+        // The URL's read-timeout wins over the caller's.
+        let pinned = try await MySQLConnection.connect(
+            url: TestServers.mysqlURL + (TestServers.mysqlURL.contains("?") ? "&" : "?") + "read-timeout=1", readTimeoutSeconds: 30)
+        await #expect(throws: MySQLError.self) { _ = try await pinned.query("SELECT SLEEP(3)") }
+        await pinned.close()
+    }
+
     @Test func droppedConnectionIsAnErrorUntilReopened() async throws {
         let db = try await TestServers.mysql()
         let admin = try await TestServers.mysql()
