@@ -160,7 +160,7 @@ package struct EventStoreReader: Sendable {
         guard result.rowCount == 1, let event = try decode(result, decoder: JSONFieldDecoder(paths: []), metadataDecoder: JSONFieldDecoder(paths: [])).first else {
             return nil
         }
-        let payload = try result.withValueBytes(0, 7) { bytes throws -> String in
+        let payload = try result.withValueBytes(0, EnvelopeColumn.payload) { bytes throws -> String in
             guard let bytes else { return "null" }
             let utf8 = try jsonBytes(bytes, encoding: source.source.payloadEncoding, position: position, column: source.source.payloadColumn)
             return String(decoding: utf8, as: UTF8.self)
@@ -199,14 +199,15 @@ package struct EventStoreReader: Sendable {
         let mapsTypes = !mapping.typeNames.isEmpty
         var types = EventTypeNames { stored in mapsTypes ? mapping.eventType(forStored: stored) : stored }
         for row in 0..<batch.rowCount {
-            let position = batch.int64(row, 0) ?? 0
-            let type = batch.withValueBytes(row, 5) { bytes in types.type(bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
-            let payload = try decodeJSON(batch, row, 7, decoder: decoder, encoding: mapping.payloadEncoding,
+            let position = batch.int64(row, EnvelopeColumn.position) ?? 0
+            let type = batch.withValueBytes(row, EnvelopeColumn.type) { bytes in types.type(bytes ?? UnsafeRawBufferPointer(start: nil, count: 0)) }
+            let payload = try decodeJSON(batch, row, EnvelopeColumn.payload, decoder: decoder, encoding: mapping.payloadEncoding,
                                          column: mapping.payloadColumn, position: position, type: type)
-            let metadata = try decodeJSON(batch, row, 8, decoder: metadataDecoder, encoding: mapping.metadataEncoding,
+            let metadata = try decodeJSON(batch, row, EnvelopeColumn.metadata, decoder: metadataDecoder, encoding: mapping.metadataEncoding,
                                           column: mapping.metadataColumn ?? "metadata", position: position, type: type)
             events.append(ProjectionEvent(
-                position: position, envelope: batch, row: row, streamID: batch.string(row, 3) ?? "", streamVersion: batch.int64(row, 4) ?? 0,
+                position: position, envelope: batch, row: row, streamID: batch.string(row, EnvelopeColumn.streamID) ?? "",
+                streamVersion: batch.int64(row, EnvelopeColumn.streamVersion) ?? 0,
                 type: type, payload: payload, metadata: metadata))
         }
         return events
@@ -268,4 +269,11 @@ package struct EventStoreReader: Sendable {
         }
         return bytes
     }
+}
+
+/// Column numbers of the envelope query (`ResolvedEventSource.envelopeColumns`, in that order):
+/// the reader decodes some at once and `ProjectionEvent` reads the others from the batch later.
+enum EnvelopeColumn {
+    static let position = 0, transactionID = 1, eventID = 2, streamID = 3, streamVersion = 4, type = 5, recordedAt = 6
+    static let payload = 7, metadata = 8
 }

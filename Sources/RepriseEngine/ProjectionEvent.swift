@@ -10,7 +10,7 @@ public struct ProjectionEvent: Sendable {
     private var storage: Storage
 
     public var position: Int64 {
-        get { storage.position }
+        get { storage.fields.position }
         set { change { $0.position = newValue } }
     }
     /// The id of the transaction that wrote the event (`xid8`), as text.
@@ -23,15 +23,15 @@ public struct ProjectionEvent: Sendable {
         set { change { $0.text.eventID = newValue } }
     }
     public var streamID: String {
-        get { storage.streamID }
+        get { storage.fields.streamID }
         set { change { $0.streamID = newValue } }
     }
     public var streamVersion: Int64 {
-        get { storage.streamVersion }
+        get { storage.fields.streamVersion }
         set { change { $0.streamVersion = newValue } }
     }
     public var type: String {
-        get { storage.type }
+        get { storage.fields.type }
         set { change { $0.type = newValue } }
     }
     /// ISO-8601 UTC (`2026-11-23T10:00:00.123456Z`).
@@ -41,7 +41,7 @@ public struct ProjectionEvent: Sendable {
     }
     /// The payload as a tree: the decoded one, or rebuilt from the decoded fields.
     public var payload: JSONValue {
-        get { storage.payloadFields?.tree ?? storage.payloadTree }
+        get { storage.fields.payloadFields?.tree ?? storage.fields.payloadTree }
         set {
             change {
                 $0.payloadTree = newValue
@@ -50,7 +50,7 @@ public struct ProjectionEvent: Sendable {
         }
     }
     public var metadata: JSONValue {
-        get { storage.metadataFields?.tree ?? storage.metadataTree }
+        get { storage.fields.metadataFields?.tree ?? storage.fields.metadataTree }
         set {
             change {
                 $0.metadataTree = newValue
@@ -60,8 +60,8 @@ public struct ProjectionEvent: Sendable {
     }
     /// The fields handlers read, decoded into slots by the rebuild's reader (no tree); nil when
     /// the event carries a tree.
-    var payloadFields: DecodedFields? { storage.payloadFields }
-    var metadataFields: DecodedFields? { storage.metadataFields }
+    var payloadFields: DecodedFields? { storage.fields.payloadFields }
+    var metadataFields: DecodedFields? { storage.fields.metadataFields }
 
     public init(position: Int64, transactionID: String = "0", eventID: String, streamID: String, streamVersion: Int64, type: String,
                 recordedAt: String, payload: JSONValue, metadata: JSONValue = .null) {
@@ -119,15 +119,6 @@ public struct ProjectionEvent: Sendable {
     private final class Storage: Sendable {
         let fields: Fields
         init(_ fields: Fields) { self.fields = fields }
-
-        var position: Int64 { fields.position }
-        var streamID: String { fields.streamID }
-        var streamVersion: Int64 { fields.streamVersion }
-        var type: String { fields.type }
-        var payloadTree: JSONValue { fields.payloadTree }
-        var metadataTree: JSONValue { fields.metadataTree }
-        var payloadFields: DecodedFields? { fields.payloadFields }
-        var metadataFields: DecodedFields? { fields.metadataFields }
     }
 
     /// A setter: the storage is shared by the copies of this event, so it is replaced, not changed.
@@ -141,8 +132,6 @@ public struct ProjectionEvent: Sendable {
     /// (`event.event_id`, `event.recorded_at`) or a Swift projection does: decoded on each read
     /// from the batch they came in (which stays alive while its events do), or set ones.
     private struct EnvelopeText: Sendable {
-        /// Columns of `EventStoreReader`'s envelope query.
-        static let transactionIDColumn = 1, eventIDColumn = 2, recordedAtColumn = 6
         private var row: (result: PostgresResult, index: Int)?
         private var strings: (transactionID: String, eventID: String, recordedAt: String)
         /// The event's position, for an event id column that is NULL.
@@ -160,15 +149,15 @@ public struct ProjectionEvent: Sendable {
         }
 
         var transactionID: String {
-            get { row.map { $0.result.string($0.index, Self.transactionIDColumn) ?? "" } ?? strings.transactionID }
+            get { row.map { $0.result.string($0.index, EnvelopeColumn.transactionID) ?? "" } ?? strings.transactionID }
             set { materialize(); strings.transactionID = newValue }
         }
         var eventID: String {
-            get { row.map { $0.result.string($0.index, Self.eventIDColumn) ?? String(position) } ?? strings.eventID }
+            get { row.map { $0.result.string($0.index, EnvelopeColumn.eventID) ?? String(position) } ?? strings.eventID }
             set { materialize(); strings.eventID = newValue }
         }
         var recordedAt: String {
-            get { row.map { $0.result.string($0.index, Self.recordedAtColumn) ?? "" } ?? strings.recordedAt }
+            get { row.map { $0.result.string($0.index, EnvelopeColumn.recordedAt) ?? "" } ?? strings.recordedAt }
             set { materialize(); strings.recordedAt = newValue }
         }
 
