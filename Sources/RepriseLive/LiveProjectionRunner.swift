@@ -376,14 +376,15 @@ public final class LiveProjectionRunner {
         // Only between rounds: inside one, the stream's events past the base are partly applied
         // and partly not, and a replay "visible in the base" would miss them.
         guard !build.parkedStreams.isEmpty, build.record.roundPosition == 0 else { return [] }
+        guard let base = build.record.baseSnapshot else { return [] }
         var released: [String] = []
         for entry in try await parked.list(projection: build.name, scope: parkScope) where entry.action != .wait {
+            // Not before the round the event failed in closed: that round still reads the event
+            // (it skips the stream while it is parked), so a skip or retry now would meet it again.
+            guard try await isInBase(parkedAt: entry, base: base) else { continue }
             let from = entry.action == .skip ? entry.position + 1 : entry.position
-            var events: [ProjectionEvent] = []
-            if let base = build.record.baseSnapshot {
-                events = try await reader.streamEvents(entry.streamID, from: from, visibleIn: base, partition: build.partitionSpec)
-                    .filter { build.definition.handlers[$0.type] != nil }
-            }
+            let events = try await reader.streamEvents(entry.streamID, from: from, visibleIn: base, partition: build.partitionSpec)
+                .filter { build.definition.handlers[$0.type] != nil }
             build.parkedStreams.remove(entry.streamID)
             let parkedStore = parked, projection = build.name, stream = entry.streamID, scope = parkScope
             do {
@@ -397,6 +398,15 @@ public final class LiveProjectionRunner {
             }
         }
         return released
+    }
+
+    /// Whether the event a stream was parked at is visible in `base`, that is, the round it
+    /// failed in is closed. Checked over the whole stream: a stream parked before a split waits
+    /// in every partition, also in those its parked event does not belong to.
+    private func isInBase(parkedAt entry: ParkedStream, base: String) async throws -> Bool {
+        if try await reader.streamEvents(entry.streamID, from: entry.position, visibleIn: base).first?.position == entry.position { return true }
+        // An event deleted from the store since cannot be waited for.
+        return try await reader.streamID(at: entry.position) == nil
     }
 
     /// The envelope of an event, for a parked (dead-letter) message.

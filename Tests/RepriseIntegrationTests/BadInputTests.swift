@@ -130,6 +130,47 @@ struct BadInputTests {
         }
     }
 
+    /// A worker can stop right after parking, before the round the poison failed in closes. A skip
+    /// (or retry) asked for then waits for that round: released earlier, the round would read the
+    /// poison again and fail, or park the stream a second time.
+    @Test func aSkipAskedBeforeTheFailingRoundClosedWaitsForItAndIsNotMetAgain() async throws {
+        try await Store.with { store in
+            for account in ["a", "b"] { try await store.append(account, "Opened", #"{"owner": "\#(account)"}"#) }
+            _ = try await store.rebuild()
+            let bad = try await store.append("a", "Deposited", #"{"amount": "five"}"#)
+            try await store.append("a", "Deposited", #"{"amount": 2}"#)
+            try await store.append("b", "Deposited", #"{"amount": 4}"#)
+            let open = { [store] in
+                try await LiveProjectionRunner.open(
+                    projections: [.file(try Self.projection())], postgresURL: TestServers.postgresURL, mysqlURL: store.environment.mysqlURL, source: try store.source)
+            }
+            let parked = ParkedStreamStore(connection: store.environment.mysql)
+            // Parked, then stopped before the next catch-up (which would close the round).
+            let first = try await open()
+            do {
+                _ = try await first.catchUp()
+                Issue.record("catch-up should fail on the poison")
+            } catch let failure as LiveProjectionRunner.Failure {
+                #expect(failure.error.position == bad)
+                try await first.park(projection: "balances", streamID: "a", failure: failure)
+            }
+            await first.close()
+            #expect(try await parked.request(.skip, projection: "balances", streamID: "a"))
+
+            // The next runner closes the round without the stream, then releases it.
+            let second = try await open()
+            let closing = try await second.catchUp()
+            #expect(closing.flatMap(\.releasedStreams).isEmpty, "the round the poison failed in is still open")
+            #expect(try await parked.list(projection: "balances").map(\.action) == [.skip])
+            let releasing = try await second.catchUp()
+            #expect(releasing.flatMap(\.releasedStreams) == ["a"])
+            await second.close()
+            #expect(try await parked.list(projection: "balances").isEmpty, "released, not parked again")
+            #expect(try await store.environment.rows("balances") == [["a", "a", "2"], ["b", "b", "4"]], "the poison skipped, the stream's later event applied once")
+            FaultLedger.record(.badInput, "skip asked before the poison's round closed")
+        }
+    }
+
     @Test(arguments: [("missing field", #"{"note": "no amount"}"#), ("wrong type", #"{"amount": "five"}"#), ("fraction into an integer column", #"{"amount": 1.5}"#)])
     func aPayloadHandlersCannotUseStopsWithThePositionAndCause(kind: String, body: String) async throws {
         try await Store.with { store in
