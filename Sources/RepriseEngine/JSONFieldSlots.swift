@@ -432,7 +432,12 @@ enum SlotReader {
         let direct = header.pointee.directSlots
         guard id < direct.count else { return nil }
         let slot = direct[id]
-        if slot >= 0 { return slots[Int(slot)].projectionValue }
+        if slot >= 0 {
+            // Matched in place: only the value is copied, not the whole slot.
+            let field = slots + Int(slot)
+            if case .scalar(let value) = field.pointee { return value }
+            return field.pointee.projectionValue
+        }
         if slot == FieldSlotLayout.noSlot { return nil }
         return below(header.pointee.layout, slots, id)
     }

@@ -42,7 +42,7 @@ struct JSONFieldWordScanTests {
     @Test func namesOfEveryLengthMatchOnlyThemselves() throws {
         let alphabet = Array("abcdefghijklmnopqrstuvwxyz")
         let wanted = (1...20).map { length in String((0..<length).map { alphabet[($0 * 7 + length) % 26] }) }
-        let paths = wanted.map { key($0) }
+        let paths = wanted.map { Self.key($0) }
         let decoder = JSONFieldDecoder(paths: paths)
         for (number, name) in wanted.enumerated() {
             var variants: [String] = [name + "x", String(name.dropLast()), name.uppercased()]
@@ -68,7 +68,7 @@ struct JSONFieldWordScanTests {
     /// A quote, backslash escape, control character or non-ASCII byte at every offset of a name
     /// and of a string value (read and skipped), so each falls at each place in a word.
     @Test func specialBytesAtEveryOffset() throws {
-        let paths = [key("customerId"), key("occurredAt"), key("sku"), key("orderIdentifier")]
+        let paths = [Self.key("customerId"), Self.key("occurredAt"), Self.key("sku"), Self.key("orderIdentifier")]
         let decoder = JSONFieldDecoder(paths: paths)
         let specials = [#"\""#, #"\\"#, #"\u0041"#, #"\ud83d\ude00"#, "é", "\u{1}", "\t", #"\n"#, #"\/"#, #"\q"#, #"\u00"#, "\u{7f}", "€"]
         let base = "occurredAtXYZ0123456789"
@@ -94,7 +94,7 @@ struct JSONFieldWordScanTests {
     /// Unicode that only compares equal as Swift strings (canonical equivalence) and names that
     /// are equal as bytes: both paths of the matching must agree with the tree decoder.
     @Test func unicodeNamesAndValues() throws {
-        let paths = [key("café"), key("Zoë"), key("name"), key("occurredAt")]
+        let paths = [Self.key("café"), Self.key("Zoë"), Self.key("name"), Self.key("occurredAt")]
         let decoder = JSONFieldDecoder(paths: paths)
         for document in [
             #"{"café":1,"cafe\u0301":2,"Zoë":"x","Zoe\u0308":"y","name":"Zoë 😀 \u00e9\u0301","occurredAt":"2026-01-01T00:00:00Z"}"#,
@@ -108,8 +108,8 @@ struct JSONFieldWordScanTests {
     /// Repeated members replace the earlier value whole, for leaves, objects and item arrays;
     /// item arrays longer than the first allocation keep every element.
     @Test func duplicatesNestingAndLongItemArrays() throws {
-        let paths = [key("orderId"), key("customer", "name"), key("customer", "address", "city"), key("items")]
-        let decoder = JSONFieldDecoder(paths: paths, forEachItems: [key("items"): [key("sku"), key("quantity")]])
+        let paths = [Self.key("orderId"), Self.key("customer", "name"), Self.key("customer", "address", "city"), Self.key("items")]
+        let decoder = JSONFieldDecoder(paths: paths, forEachItems: [Self.key("items"): [Self.key("sku"), Self.key("quantity")]])
         let elements = (0..<37).map { #"{"sku":"s\#($0)","quantity":\#($0),"sku":"t\#($0)"}"# }.joined(separator: ",")
         for document in [
             #"{"orderId":"a","orderId":"b","orderId":null}"#,
@@ -126,18 +126,18 @@ struct JSONFieldWordScanTests {
         var copy = #"{"items":[\#(elements)]}"#
         let layout = try #require(decoder.slotLayout)
         let fields = try copy.withUTF8 { try decoder.decodeFields(UnsafeRawBufferPointer($0), layout: layout) }
-        guard case .slots(let items)? = fields.elements(FieldPathIDs.id(key("items"))) else {
+        guard case .slots(let items)? = fields.elements(FieldPathIDs.id(Self.key("items"))) else {
             Issue.record("items not decoded into item slots")
             return
         }
         #expect(items.count == 37)
-        #expect(items.value(36, FieldPathIDs.id(key("sku"))) == .string("t36"))
-        #expect(items.value(0, FieldPathIDs.id(key("quantity"))) == .int(0))
+        #expect(items.value(36, FieldPathIDs.id(Self.key("sku"))) == .string("t36"))
+        #expect(items.value(0, FieldPathIDs.id(Self.key("quantity"))) == .int(0))
     }
 
     /// Numbers at the edges keep the values the tree decoder gives them.
     @Test func numbersAtTheEdges() throws {
-        let paths = [key("n"), key("longerNumberName")]
+        let paths = [Self.key("n"), Self.key("longerNumberName")]
         let decoder = JSONFieldDecoder(paths: paths)
         for number in ["0", "-0", "9223372036854775807", "-9223372036854775808", "9223372036854775808", "-9223372036854775809",
                        "1e400", "-1e-400", "0.1", "1.0", "1E+2", "00", "01", "-", "1.", ".5", "+1", "123456789012345678", "1234567890123456789"] {
