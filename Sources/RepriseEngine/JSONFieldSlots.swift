@@ -589,8 +589,8 @@ extension JSONFieldDecoder.Parser {
     }
 
     /// Whether `length` bytes of `text` at `start` equal those of `name` at `nameStart`, 8 at a
-    /// time. `name` has 8 readable bytes before `nameStart` and after the name; `text` holds the
-    /// closing quote after them.
+    /// time. `name` has 8 readable bytes before `nameStart` and after the name; no byte of `text`
+    /// outside `0..<start + length` is read.
     @inline(__always)
     static func sameBytes(_ text: UnsafeRawBufferPointer, _ start: Int, _ name: UnsafeRawBufferPointer, _ nameStart: Int,
                           length: Int) -> Bool {
