@@ -26,12 +26,15 @@ public struct MySQLRowWriter {
     var bytes: [UInt8] = []
     /// Fields appended to the current row.
     var fieldsInRow = 0
+    /// Between two fields: a tab (LOAD DATA) or a comma (literals).
+    private let separator: UInt8
 
     init(format: Format, context: String?, query: String?, server: String) {
         self.format = format
         self.context = context
         self.query = query
         self.server = server
+        if case .loadData = format { separator = UInt8(ascii: "\t") } else { separator = UInt8(ascii: ",") }
     }
 
     // MARK: - Fields
@@ -83,10 +86,14 @@ public struct MySQLRowWriter {
     /// building it.
     public mutating func appendDatetime(iso text: String) {
         beginField()
-        let count = text.utf8.count
-        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(count, 1)) { converted in
+        if let done: Void = text.utf8.withContiguousStorageIfAvailable({ appendDatetime($0) }) { return done }
+        Array(text.utf8).withUnsafeBufferPointer { appendDatetime($0) }
+    }
+
+    private mutating func appendDatetime(_ iso: UnsafeBufferPointer<UInt8>) {
+        withUnsafeTemporaryAllocation(of: UInt8.self, capacity: max(iso.count, 1)) { converted in
             var length = 0
-            for byte in text.utf8 where byte != UInt8(ascii: "Z") {
+            for byte in iso where byte != UInt8(ascii: "Z") {
                 converted[length] = byte == UInt8(ascii: "T") ? UInt8(ascii: " ") : byte
                 length += 1
             }
@@ -132,12 +139,7 @@ public struct MySQLRowWriter {
     }
 
     private mutating func beginField() {
-        if fieldsInRow > 0 {
-            switch format {
-            case .loadData: bytes.append(UInt8(ascii: "\t"))
-            case .literal: bytes.append(UInt8(ascii: ","))
-            }
-        }
+        if fieldsInRow > 0 { bytes.append(separator) }
         fieldsInRow += 1
     }
 
