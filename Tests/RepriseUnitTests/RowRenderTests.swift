@@ -110,7 +110,7 @@ struct RowRenderTests {
             writer.append(ColumnValues.mysqlDatetime(stamp))
         }
         #expect(direct == converted)
-        #expect(String(decoding: direct, as: UTF8.self).hasPrefix("2026-01-05 10:00:00\n2026-01-05 10:00:00.123456\n\n\n"))
+        #expect(String(decoding: direct, as: UTF8.self).hasPrefix("2026-01-05 10:00:00\n2026-01-05 10:00:00.123456\n\n  \n"))
     }
 
     @Test func everyByteOfBinaryDataIsEscapedAsBefore() throws {
