@@ -94,25 +94,26 @@ package struct ReadModelTables: Sendable {
     }
 
     /// Writes rows the table does not hold yet with one bulk load (`LOAD DATA LOCAL INFILE` from
-    /// memory); returns the number of rows. REPLACE: were a key there after all, the row still
-    /// ends as the chunk's final row, as an upsert would leave it.
+    /// memory, each row rendered straight into the load's text); returns the number of rows.
+    /// REPLACE: were a key there after all, the row still ends as the chunk's final row, as an
+    /// upsert would leave it.
     func loadNewRows(_ layout: TableLayout, physical: String, rows: [[ProjectionValue]]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
-        let columns = layout.columns
         try await connection.loadRowsInterruptibly(
-            into: physical, columns: columns.map(\.name),
-            rows: rows.lazy.map { row in zip(row, columns).map { ColumnValues.mysqlValue($0, for: $1) } }, duplicates: .replace)
+            into: physical, columns: layout.columns.map(\.name), rows: rows, duplicates: .replace,
+            render: ColumnValues.rowRenderer(layout.columns))
         return rows.count
     }
 
-    /// Writes a chunk's final rows: upserts for rows that exist after the chunk, deletes for the others.
-    /// Returns the number of rows written.
+    /// Writes a chunk's final rows: upserts for rows that exist after the chunk (rendered straight
+    /// into multi-row statements), deletes for the others. Returns the number of rows written.
     func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?]) async throws -> Int {
-        var upserts: [[MySQLValue]] = []
+        var upserts: [[ProjectionValue]] = []
         var deletes: [RowKey] = []
+        upserts.reserveCapacity(rows.count)
         for (key, row) in rows {
             if let row {
-                upserts.append(zip(row, layout.columns).map { ColumnValues.mysqlValue($0, for: $1) })
+                upserts.append(row)
             } else {
                 deletes.append(key)
             }
@@ -128,7 +129,8 @@ package struct ReadModelTables: Sendable {
                 ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
                 : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
             try await connection.executeBatch(
-                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix)
+                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix,
+                render: ColumnValues.rowRenderer(layout.columns))
         }
         var start = 0
         while start < deletes.count {

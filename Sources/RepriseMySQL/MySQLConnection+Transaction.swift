@@ -120,44 +120,51 @@ extension MySQLConnection {
     public func executeBatch(
         prefix: String, rows: [[MySQLValue]], suffix: String = "", maxStatementBytes: Int = 4 << 20
     ) async throws(MySQLError) -> Int {
+        try await executeBatch(prefix: prefix, rows: rows, suffix: suffix, maxStatementBytes: maxStatementBytes, render: Self.renderValues)
+    }
+
+    /// `executeBatch` of the caller's own rows: `render` appends each row's values, one per
+    /// column, straight into the statement's text as escaped literals (no `[MySQLValue]` per row).
+    @discardableResult
+    public func executeBatch<Rows: Sequence & Sendable>(
+        prefix: String, rows: Rows, suffix: String = "", maxStatementBytes: Int = 4 << 20,
+        render: @Sendable (Rows.Element, inout MySQLRowWriter) throws(MySQLError) -> Void
+    ) async throws(MySQLError) -> Int {
         try await interruptible(prefix) { () throws(MySQLError) in
-            try runBatch(prefix: prefix, rows: rows, suffix: suffix, maxStatementBytes: maxStatementBytes)
+            try runBatch(prefix: prefix, rows: rows, suffix: suffix, maxStatementBytes: maxStatementBytes, render: render)
         }
     }
 
-    private func runBatch(prefix: String, rows: [[MySQLValue]], suffix: String, maxStatementBytes: Int) throws(MySQLError) -> Int {
-        guard !rows.isEmpty else { return 0 }
+    private func runBatch<Rows: Sequence>(
+        prefix: String, rows: Rows, suffix: String, maxStatementBytes: Int,
+        render: (Rows.Element, inout MySQLRowWriter) throws(MySQLError) -> Void
+    ) throws(MySQLError) -> Int {
+        var iterator = rows.makeIterator()
+        guard var row = iterator.next() else { return 0 }
+        let shown = prefix + " (…) " + suffix
+        var writer = MySQLRowWriter(format: .literal(try liveHandle()), context: nil, query: prefix, server: server)
         var affected = 0
-        var statement: [UInt8] = []
-        var tuplesInStatement = 0
-        func flush() throws(MySQLError) {
-            guard tuplesInStatement > 0 else { return }
+        while true {
+            // One statement: the prefix, then tuples until the text reaches the bound.
+            writer.bytes.append(contentsOf: prefix.utf8)
+            writer.bytes.append(UInt8(ascii: " "))
+            var more = true
+            var first = true
+            while more && writer.bytes.count < maxStatementBytes {
+                if !first { writer.bytes.append(UInt8(ascii: ",")) }
+                first = false
+                writer.beginRow()
+                try render(row, &writer)
+                writer.endRow()
+                if let next = iterator.next() { row = next } else { more = false }
+            }
             if !suffix.isEmpty {
-                statement.append(UInt8(ascii: " "))
-                statement.append(contentsOf: suffix.utf8)
+                writer.bytes.append(UInt8(ascii: " "))
+                writer.bytes.append(contentsOf: suffix.utf8)
             }
-            let text = String(decoding: statement, as: UTF8.self)
-            affected += try runRaw(text, sql: prefix + " (…) " + suffix).affectedRows
-            statement.removeAll(keepingCapacity: true)
-            tuplesInStatement = 0
+            affected += try runRaw(bytes: writer.bytes, sql: shown).affectedRows
+            guard more else { return affected }
+            writer.bytes.removeAll(keepingCapacity: true)
         }
-        for row in rows {
-            if tuplesInStatement == 0 {
-                statement.append(contentsOf: prefix.utf8)
-                statement.append(UInt8(ascii: " "))
-            } else {
-                statement.append(UInt8(ascii: ","))
-            }
-            statement.append(UInt8(ascii: "("))
-            for (index, value) in row.enumerated() {
-                if index > 0 { statement.append(UInt8(ascii: ",")) }
-                try appendLiteral(value, to: &statement, sql: prefix)
-            }
-            statement.append(UInt8(ascii: ")"))
-            tuplesInStatement += 1
-            if statement.count >= maxStatementBytes { try flush() }
-        }
-        try flush()
-        return affected
     }
 }

@@ -295,81 +295,15 @@ public actor MySQLConnection {
         return String(decoding: output, as: UTF8.self)
     }
 
-    /// Appends `value` as a SQL literal. Used for single statements and multi-row batches.
+    /// Appends `value` as a SQL literal (as a batch's rows are written: `MySQLRowWriter`).
     func appendLiteral(_ value: MySQLValue, to output: inout [UInt8], sql: String?) throws(MySQLError) {
-        switch value {
-        case .null:
-            output.append(contentsOf: "NULL".utf8)
-        case .int, .bool, .double, .decimal:
-            try Self.appendNumber(value, to: &output, query: sql, server: server)
-        case .bytes(let data):
-            output.append(contentsOf: "X'".utf8)
-            let digits = Array("0123456789ABCDEF".utf8)
-            for byte in data {
-                output.append(digits[Int(byte >> 4)])
-                output.append(digits[Int(byte & 0x0F)])
-            }
-            output.append(UInt8(ascii: "'"))
-        case .string(let text):
-            try appendEscapedString(text, to: &output)
-        }
-    }
-
-    /// A number as SQL (and LOAD DATA) writes it; refuses what MySQL cannot store. Other values are not numbers: nothing is appended.
-    static func appendNumber(_ value: MySQLValue, to output: inout [UInt8], query: String?, server: String) throws(MySQLError) {
-        switch value {
-        case .int(let number):
-            output.append(contentsOf: String(number).utf8)
-        case .bool(let flag):
-            output.append(flag ? UInt8(ascii: "1") : UInt8(ascii: "0"))
-        case .double(let number):
-            guard number.isFinite else {
-                throw MySQLError(code: .invalidValue, message: "MySQL cannot store \(number)", query: query, server: server)
-            }
-            output.append(contentsOf: "\(number)".utf8)
-        case .decimal(let text):
-            guard isDecimalLiteral(text) else {
-                throw MySQLError(code: .invalidValue, message: "'\(text.prefix(40))' is not a decimal number", query: query, server: server)
-            }
-            output.append(contentsOf: text.utf8)
-        case .null, .string, .bytes:
-            break
-        }
-    }
-
-    private func appendEscapedString(_ text: String, to output: inout [UInt8]) throws(MySQLError) {
-        let handle = try liveHandle()
-        // The library changes only NUL, LF, CR, backslash, both quotes and Ctrl-Z, and the first byte
-        // of an invalid multi-byte sequence; a Swift string is valid UTF-8 and the connection's
-        // charset is utf8mb4, so text without those seven bytes is its own escaped form.
-        func needsEscaping(_ bytes: some Sequence<UInt8>) -> Bool {
-            bytes.contains { $0 == 0 || $0 == 0x0A || $0 == 0x0D || $0 == 0x5C || $0 == 0x27 || $0 == 0x22 || $0 == 0x1A }
-        }
-        if !(text.utf8.withContiguousStorageIfAvailable(needsEscaping) ?? needsEscaping(text.utf8)) {
-            output.append(UInt8(ascii: "'"))
-            output.append(contentsOf: text.utf8)
-            output.append(UInt8(ascii: "'"))
-            return
-        }
-        let length = text.utf8.count
-        // utf8CString keeps interior NUL bytes; the explicit length makes the library escape them.
-        let escaped: [UInt8]? = text.utf8CString.withUnsafeBufferPointer { source in
-            var target = [CChar](repeating: 0, count: length * 2 + 1)
-            let written = target.withUnsafeMutableBufferPointer { buffer in
-                mysql_real_escape_string(handle, buffer.baseAddress, source.baseAddress, UInt(length))
-            }
-            guard written != UInt.max else { return nil }  // (ulong)-1: the library refused
-            return target.prefix(Int(written)).map { UInt8(bitPattern: $0) }
-        }
-        if let escaped {
-            output.append(UInt8(ascii: "'"))
-            output.append(contentsOf: escaped)
-            output.append(UInt8(ascii: "'"))
-        } else {
-            // A hex literal with a charset introducer needs no escaping at all.
-            output.append(contentsOf: "_utf8mb4 ".utf8)
-            try appendLiteral(.bytes(Array(text.utf8)), to: &output, sql: nil)
-        }
+        // The handle escapes strings; other values need no live connection to be written.
+        let handle: UnsafeMutablePointer<MYSQL>?
+        if case .string = value { handle = try liveHandle() } else { handle = nil }
+        var writer = MySQLRowWriter(format: .literal(handle), context: nil, query: sql, server: server)
+        swap(&output, &writer.bytes)
+        defer { swap(&output, &writer.bytes) }
+        try writer.append(value)
     }
 
     static func isDecimalLiteral(_ text: String) -> Bool {
@@ -385,7 +319,7 @@ public actor MySQLConnection {
         return sawDigit
     }
 
-    private func liveHandle() throws(MySQLError) -> UnsafeMutablePointer<MYSQL> {
+    func liveHandle() throws(MySQLError) -> UnsafeMutablePointer<MYSQL> {
         if lost {
             throw MySQLError(
                 code: .connectionLost,
@@ -402,11 +336,23 @@ public actor MySQLConnection {
     /// Never retried: a statement that failed with the session is the caller's to redo.
     @discardableResult
     func runRaw(_ text: String, sql: String?) throws(MySQLError) -> MySQLResult {
-        let shown = sql ?? text
         let handle = try liveHandle()
         let status = text.withCString { pointer in
             mysql_real_query(handle, pointer, UInt(text.utf8.count))
         }
+        return try finishQuery(handle, status: status, shown: sql ?? text)
+    }
+
+    /// `runRaw` of statement text rendered as bytes (a batch), sent without a copy as a string.
+    func runRaw(bytes: [UInt8], sql: String) throws(MySQLError) -> MySQLResult {
+        let handle = try liveHandle()
+        let status = bytes.withUnsafeBufferPointer { buffer in
+            buffer.withMemoryRebound(to: CChar.self) { text in mysql_real_query(handle, text.baseAddress, UInt(text.count)) }
+        }
+        return try finishQuery(handle, status: status, shown: sql)
+    }
+
+    private func finishQuery(_ handle: UnsafeMutablePointer<MYSQL>, status: Int32, shown: String) throws(MySQLError) -> MySQLResult {
         if status != 0 {
             let number = mysql_errno(handle)
             let state = String(cString: mysql_sqlstate(handle))

@@ -144,4 +144,45 @@ struct BulkLoadTests {
         try await db.execute("DROP TABLE \(table)")
         await db.close()
     }
+
+    /// Loads of many slices: the text is rendered as the server reads it (docs/throughput-render.md).
+    @Test func aLoadOfManySlicesArrivesWhole() async throws {
+        let db = try await TestServers.mysql()
+        let table = TestServers.uniqueName("bulk_slices")
+        try await db.execute("CREATE TABLE \(table) (id BIGINT PRIMARY KEY, s LONGTEXT NULL)")
+        // 20,000 rows of about 40 escaped bytes and one of 400 KB: many 64 KiB slices, one row longer than a slice.
+        let big = String(repeating: "tab\there\\ new\nline ", count: 20_000)
+        let rows: [[MySQLValue]] = (0..<20_000).map { index in
+            [.int(Int64(index)), index == 12_345 ? .string(big) : (index % 7 == 0 ? .null : .string("row \(index)\t\\\n\u{0}é"))]
+        }
+        let result = try await db.loadRows(into: table, columns: ["id", "s"], rows: rows)
+        #expect(result == MySQLBulkLoadResult(records: rows.count, replaced: 0))
+        #expect(try await db.query("SELECT COUNT(*), COUNT(s) FROM \(table)").rows == [["20000", String(20_000 - 2_858)]])
+        #expect(try await db.query("SELECT s FROM \(table) WHERE id = 12345").string(0, 0) == big)
+        #expect(try await db.query("SELECT s FROM \(table) WHERE id = 19998").string(0, 0) == "row 19998\t\\\n\u{0}é")
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
+
+    @Test func aRowRefusedAfterTheFirstSliceFailsTheLoadAndItsTransactionRollsBack() async throws {
+        let db = try await TestServers.mysql()
+        let table = TestServers.uniqueName("bulk_refused")
+        try await db.execute("CREATE TABLE \(table) (id BIGINT PRIMARY KEY, d DOUBLE NULL) ENGINE=InnoDB")
+        // Row 15,000 is far past the first 64 KiB: the server has read the rows before it when it is refused.
+        let rows: [[MySQLValue]] = (0..<20_000).map { [.int(Int64($0)), .double($0 == 15_000 ? .infinity : Double($0) / 3)] }
+        try await db.begin()
+        await #expect {
+            try await db.loadRows(into: table, columns: ["id", "d"], rows: rows)
+        } throws: { error in
+            guard let error = error as? MySQLError else { return false }
+            return error.code == .invalidValue && error.message.contains("bulk load into `\(table)`") && error.message.contains("inf")
+        }
+        try await db.rollback()
+        #expect(try await db.query("SELECT COUNT(*) FROM \(table)").int(0, 0) == 0)
+        // The connection goes on: a load after the refused one succeeds.
+        try await db.loadRows(into: table, columns: ["id", "d"], rows: [[.int(1), .double(0.5)]])
+        #expect(try await db.query("SELECT d FROM \(table) WHERE id = 1").string(0, 0) == "0.5")
+        try await db.execute("DROP TABLE \(table)")
+        await db.close()
+    }
 }
