@@ -249,9 +249,9 @@ struct DeclarativeProjection: Sendable {
             guard let expression = slot.expression else {
                 throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(slot.name)")
             }
-            let value = try evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
+            let value = try Self.evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
             if value == .null { return nil }
-            values.append(try canonical(value, slot))
+            values.append(try Self.canonical(value, slot))
         }
         return RowKey(values)
     }
@@ -273,7 +273,7 @@ struct DeclarativeProjection: Sendable {
             }
             if existing != nil { throw OperationFailure(message: "insert into \(layout.name): a row with key \(key) already exists") }
             var row = layout.defaultRow
-            _ = try change(&row, target, when: nil, frame: frame, item: item, lookups: lookups)
+            _ = try Self.change(&row, target, when: nil, frame: frame, item: item, lookups: lookups)
             workspace.put(layout.position, key, row)
             report(.insert, layout.name, key, .wrote(before: nil, after: row))
         case .upsert(let target, let when):
@@ -288,7 +288,7 @@ struct DeclarativeProjection: Sendable {
             if existing == nil {
                 for (position, index) in layout.keyIndexes.enumerated() { row[index] = key.values[position] }
             }
-            guard try change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
+            guard try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
                 return report(.upsert, layout.name, key, .whenFalse(row: existing))
             }
             workspace.put(layout.position, key, row)
@@ -305,7 +305,7 @@ struct DeclarativeProjection: Sendable {
                 return report(.update, layout.name, key, .rowMissing)
             }
             var row = existing
-            guard try change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
+            guard try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
                 return report(.update, layout.name, key, .whenFalse(row: existing))
             }
             workspace.put(layout.position, key, row)
@@ -374,9 +374,9 @@ struct DeclarativeProjection: Sendable {
         let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
         for slot in target.key {
             guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
-            let value = try evaluate(expression, context, what: { "key column \(slot.name)" })
+            let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
             guard value != .null else { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
-            values.append(try canonical(value, slot))
+            values.append(try Self.canonical(value, slot))
         }
         return RowKey(values)
     }
@@ -388,8 +388,9 @@ struct DeclarativeProjection: Sendable {
     private func changeInOverlay(_ target: Target, when: Compiled?, layout: TableLayout, key: RowKey, frame: EventFrame, item: ForEachItem?,
                                  lookups: LookupRows, workspace: RowWorkspace, observer: OperationObserver?) throws -> Bool {
         guard observer == nil else { return false }
+        // `Self.change`: the closure captures no copy of the projection (a copy retains each of its parts).
         return try workspace.changeInOverlay(layout.position, key) { row in
-            _ = try change(&row, target, when: when, frame: frame, item: item, lookups: lookups)
+            _ = try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups)
         }
     }
 
@@ -397,12 +398,12 @@ struct DeclarativeProjection: Sendable {
     /// unchanged). Every expression reads the row as it was: all are evaluated first, then
     /// stored, so a failing one leaves the row as it was; `row` is written in place (when its
     /// array is not shared, no copy).
-    private func change(_ row: inout [ProjectionValue], _ target: Target, when: Compiled?, frame: EventFrame, item: ForEachItem?,
+    private static func change(_ row: inout [ProjectionValue], _ target: Target, when: Compiled?, frame: EventFrame, item: ForEachItem?,
                         lookups: LookupRows) throws -> Bool {
         var values = frame.takeValues()
         defer { frame.giveBack(&values) }
         // A separate call: its context (which holds the row) is gone before the row is written.
-        guard try evaluate(target, when: when, on: row, frame: frame, item: item, lookups: lookups, into: &values) else { return false }
+        guard try Self.evaluate(target, when: when, on: row, frame: frame, item: item, lookups: lookups, into: &values) else { return false }
         for (position, slot) in target.set.enumerated() {
             if let index = slot.index { swap(&row[index], &values[position]) }
         }
@@ -411,14 +412,14 @@ struct DeclarativeProjection: Sendable {
 
     /// `when` and then every assignment of `target` evaluated against `row`, into `values` (in
     /// `target.set`'s order); false when `when` does not hold.
-    private func evaluate(_ target: Target, when: Compiled?, on row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
+    private static func evaluate(_ target: Target, when: Compiled?, on row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
                           lookups: LookupRows, into values: inout [ProjectionValue]) throws -> Bool {
         let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
-        if let when, try !holds(when, context) { return false }
+        if let when, try !Self.holds(when, context) { return false }
         for slot in target.set {
             guard slot.index != nil, let expression = slot.expression else { throw OperationFailure(message: "unknown column \(slot.name)") }
-            let value = try evaluate(expression, context, what: { "column \(slot.name)" })
-            values.append(try canonical(value, slot))
+            let value = try Self.evaluate(expression, context, what: { "column \(slot.name)" })
+            values.append(try Self.canonical(value, slot))
         }
         return true
     }
@@ -426,11 +427,11 @@ struct DeclarativeProjection: Sendable {
     private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                                 row: [ProjectionValue]) throws -> Bool {
         guard let condition else { return true }
-        return try holds(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups))
+        return try Self.holds(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups))
     }
 
-    private func holds(_ condition: Compiled, _ context: SlotContext) throws -> Bool {
-        let value = try evaluate(condition, context, what: { "when" })
+    private static func holds(_ condition: Compiled, _ context: SlotContext) throws -> Bool {
+        let value = try Self.evaluate(condition, context, what: { "when" })
         do {
             return try ExpressionEvaluator.isTrue(value)  // null is false; a non-boolean is an error
         } catch {
@@ -438,7 +439,7 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
-    private func evaluate(_ expression: Compiled, _ context: SlotContext, what: () -> String) throws -> ProjectionValue {
+    private static func evaluate(_ expression: Compiled, _ context: SlotContext, what: () -> String) throws -> ProjectionValue {
         do {
             return try ExpressionEvaluator.evaluate(expression.compiled, in: context)
         } catch {
@@ -446,7 +447,7 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
-    private func canonical(_ value: ProjectionValue, _ slot: Slot) throws -> ProjectionValue {
+    private static func canonical(_ value: ProjectionValue, _ slot: Slot) throws -> ProjectionValue {
         do {
             return try ColumnValues.canonical(value, for: slot.column)
         } catch {
@@ -642,8 +643,12 @@ final class EventFrame {
     private var metadataFields: DecodedFields?
     /// Per field, its slot in the payload's and in a `for_each` element's decoded values, found
     /// once per decoder layout (the same for every event of a batch) instead of once per read.
-    private var payloadSlots = DirectSlots()
-    private var itemSlots = DirectSlots()
+    /// (Set by assignment, never by a mutating call: an access spanning a call would make every
+    /// read of them pay a dynamic exclusivity check.)
+    private var payloadLayout: FieldSlotLayout?
+    private var payloadSlots: [Int] = []
+    private var itemLayout: FieldSlotLayout?
+    private var itemSlots: [Int] = []
     /// Scratch for an operation's evaluated values (`DeclarativeProjection.change`), kept across
     /// operations so that evaluating them allocates nothing.
     private var values: [ProjectionValue] = []
@@ -655,7 +660,14 @@ final class EventFrame {
         self.keys = keys
         payloadFields = events[index].payloadFields
         metadataFields = events[index].metadataFields
-        if let payloadFields { payloadSlots.use(payloadFields.layout, fields.ids) }
+        usePayloadLayout()
+    }
+
+    private func usePayloadLayout() {
+        guard let layout = payloadFields?.layout, layout !== payloadLayout else { return }
+        let slots = DirectSlots.slots(layout, fields.ids)
+        payloadSlots = slots
+        payloadLayout = layout
     }
 
     /// The frame now reads `events[index]`.
@@ -664,7 +676,7 @@ final class EventFrame {
         self.index = index
         payloadFields = events[index].payloadFields
         metadataFields = events[index].metadataFields
-        if let payloadFields { payloadSlots.use(payloadFields.layout, fields.ids) }
+        usePayloadLayout()
     }
 
     /// The scratch values, moved out (the caller gives them back with `giveBack`).
@@ -695,7 +707,7 @@ final class EventFrame {
         switch fields.kinds[index] {
         case .payload:
             if let decoded = payloadFields {
-                let slot = payloadSlots.slots[index]
+                let slot = payloadSlots[index]
                 if slot >= 0 { return decoded.values[slot].projectionValue }
                 if let value = decoded.value(id) { return value }
             }
@@ -706,8 +718,12 @@ final class EventFrame {
         case .item:
             switch item {
             case .slots(let items, let element)?:
-                if items.layout !== itemSlots.layout { itemSlots.use(items.layout, fields.ids) }
-                let slot = itemSlots.slots[index]
+                if items.layout !== itemLayout {
+                    let slots = DirectSlots.slots(items.layout, fields.ids)
+                    itemSlots = slots
+                    itemLayout = items.layout
+                }
+                let slot = itemSlots[index]
                 if slot >= 0 { return items.values[element * items.layout.nodes.count + slot].projectionValue }
                 if let value = items.value(element, id) { return value }
                 return items.tree(element).value(at: fields.paths[index][...])?.projectionValue ?? .null
@@ -746,15 +762,10 @@ final class EventFrame {
 /// Per field of a frame, the slot a decoder layout keeps its value in whole (`SlotReader.value`
 /// without the search); -1 where the field is read the general way (a path below a kept value,
 /// or one the layout does not keep).
-struct DirectSlots {
-    private(set) var layout: FieldSlotLayout?
-    private(set) var slots: [Int] = []
-
-    /// Slots for `layout`, for the fields numbered `ids`; kept while the layout stays the same.
-    mutating func use(_ layout: FieldSlotLayout, _ ids: [Int]) {
-        guard layout !== self.layout else { return }
-        self.layout = layout
-        slots = ids.map { id in
+enum DirectSlots {
+    /// Slots in `layout` for the fields numbered `ids`.
+    static func slots(_ layout: FieldSlotLayout, _ ids: [Int]) -> [Int] {
+        ids.map { id in
             guard id < layout.access.count, let access = layout.access[id], access.rest.isEmpty else { return -1 }
             return access.slot
         }
