@@ -13,7 +13,9 @@ struct InitCommand: AsyncParsableCommand {
             runs none. It never blocks writers: each statement on an existing table runs under a lock \
             timeout, and one that would wait behind an open transaction is skipped and printed ("not done") \
             (new schemas and tables are created whole: nobody writes them yet); an index missing \
-            from an existing table is built CONCURRENTLY. Run it again when the store is quiet.
+            from an existing table is built CONCURRENTLY. Run it again when the store is quiet. \
+            Exits with 75 when a statement was not done, so a script does not go on with a store \
+            that lacks it.
             """)
 
     @OptionGroup var postgres: PostgresOptions
@@ -39,6 +41,7 @@ struct InitCommand: AsyncParsableCommand {
                 Terminal.output("run `reprise init` again when no transaction holds the table open")
             }
             await connection.close()
+            if !report.deferred.isEmpty { throw ExitCode(RepriseExitCode.deferred) }
         }
     }
 }

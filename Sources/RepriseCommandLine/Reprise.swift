@@ -62,4 +62,6 @@ struct RepriseCommand: AsyncParsableCommand {
 enum RepriseExitCode {
     static let failure: Int32 = 1
     static let unreachable: Int32 = 3
+    /// Something was left for later (`init` gave up DDL that would have blocked writers): run it again.
+    static let deferred: Int32 = 75
 }

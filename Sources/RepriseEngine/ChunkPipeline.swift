@@ -99,9 +99,12 @@ final class ChunkPipeline {
             case .success(let written):
                 applier.record(staged, written: written)
                 // A big chunk's staged rows (and any cache generation turned meanwhile) are free
-                // now; small chunks (a live catch-up) free too little to be worth the walk. At
-                // most every 20 s: the walk and the pages faulted in again cost CPU.
-                if staged.writes.reduce(0, { $0 + $1.rowCount }) >= Self.rowsWorthReleasing { MemoryRelease.returnFreePages() }
+                // now; small chunks (a live catch-up) free too little to be worth the walk. Not
+                // after every chunk (the walk and the pages faulted in again cost CPU): every 20 s,
+                // or sooner once the resident size passes what the bounds imply.
+                if staged.writes.reduce(0, { $0 + $1.rowCount }) >= Self.rowsWorthReleasing {
+                    MemoryRelease.returnFreePages(residentCeiling: bounds.residentCeiling)
+                }
                 try await applier.hooks.afterChunkCommit(staged.number)
                 return
             case .failure(let error):

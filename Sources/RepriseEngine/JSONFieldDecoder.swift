@@ -74,12 +74,13 @@ public struct JSONFieldDecoder: Sendable {
     /// Decodes `bytes` into the slots of `slotLayout` (which must be set); the same errors as `decode`.
     func decodeFields(_ bytes: UnsafeRawBufferPointer, layout: FieldSlotLayout) throws(JSONDecodingError) -> DecodedFields {
         var parser = Parser(bytes: bytes)
-        var values = ContiguousArray<DecodedField>(repeating: .missing, count: layout.nodes.count)
+        let buffer = SlotBuffer.make(layout, capacity: 1)
         parser.skipWhitespace()
-        try parser.parseSlots(0, layout, into: &values)
+        // `buffer` holds the slots while they are written.
+        try parser.parseSlots(0, layout, into: buffer.appendElement())
         parser.skipWhitespace()
         guard parser.offset == bytes.count else { throw parser.error("unexpected text after the JSON value") }
-        return DecodedFields(layout: layout, values: values)
+        return DecodedFields(buffer: buffer)
     }
 
     /// Decodes `bytes`; throws `JSONDecodingError` with the byte offset of the problem.
@@ -111,7 +112,10 @@ public struct JSONFieldDecoder: Sendable {
 
         func error(_ message: String) -> JSONDecodingError { JSONDecodingError(message: message, offset: offset) }
 
+        @inline(__always)
         mutating func skipWhitespace() {
+            // Most documents have none: one test.
+            if offset < bytes.count, bytes[offset] > 0x20 { return }
             while offset < bytes.count {
                 switch bytes[offset] {
                 case 0x20, 0x09, 0x0A, 0x0D: offset += 1
@@ -232,9 +236,39 @@ public struct JSONFieldDecoder: Sendable {
             guard digits > 0 else { throw error("invalid number") }
         }
 
+        /// The index of the first byte from `start` on that ends plain string text: a quote, a
+        /// backslash, a control character, or (with `stopAtNonASCII`) a byte of 0x80 or more;
+        /// `bytes.count` when there is none. Eight bytes at a time while eight remain.
+        @inline(__always)
+        func plainTextEnd(from start: Int, stopAtNonASCII: Bool) -> Int {
+            var index = start
+            if let base = bytes.baseAddress {
+                let ones: UInt64 = 0x0101_0101_0101_0101, highs: UInt64 = 0x8080_8080_8080_8080
+                while index + 8 <= bytes.count {
+                    let word = UInt64(littleEndian: base.loadUnaligned(fromByteOffset: index, as: UInt64.self))
+                    // The high bit of each byte that is a quote, a backslash or below 0x20 (exact
+                    // up to the first such byte, which is all that is read).
+                    let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+                    var stops = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word)
+                    stops &= highs
+                    if stopAtNonASCII { stops |= word & highs }
+                    if stops != 0 { return index + stops.trailingZeroBitCount >> 3 }
+                    index += 8
+                }
+            }
+            while index < bytes.count {
+                let byte = bytes[index]
+                if byte == UInt8(ascii: "\"") || byte == UInt8(ascii: "\\") || byte < 0x20 || (stopAtNonASCII && byte >= 0x80) { return index }
+                index += 1
+            }
+            return index
+        }
+
         mutating func skipString() throws(JSONDecodingError) {
             offset += 1
             while offset < bytes.count {
+                offset = plainTextEnd(from: offset, stopAtNonASCII: false)
+                guard offset < bytes.count else { break }
                 let byte = bytes[offset]
                 if byte == UInt8(ascii: "\"") { offset += 1; return }
                 if byte == UInt8(ascii: "\\") {
@@ -289,6 +323,7 @@ public struct JSONFieldDecoder: Sendable {
             offset += 1
             let start = offset
             // Fast path: no escapes.
+            offset = plainTextEnd(from: offset, stopAtNonASCII: false)
             while offset < bytes.count {
                 let byte = bytes[offset]
                 if byte == UInt8(ascii: "\"") {

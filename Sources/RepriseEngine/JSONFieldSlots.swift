@@ -60,7 +60,8 @@ enum DecodedField: Sendable {
 
 /// The slots of a decoder: one per node of its path trie (node 0 is the document). A node is
 /// either kept whole (the end of a path) or an object whose named members lead to kept nodes.
-final class FieldSlotLayout: Sendable {
+final class FieldSlotLayout: @unchecked Sendable {
+    // @unchecked: `directSlots` and `slotKinds` are written in init only and freed in deinit.
     final class Node: Sendable {
         /// Kept whole: the end of a path.
         let keepAll: Bool
@@ -79,6 +80,11 @@ final class FieldSlotLayout: Sendable {
         let items: FieldSlotLayout?
         /// The names by a hash of their length and first and last bytes (nil: two names share them).
         let table: MemberTable?
+        /// The names one after the other, each with 8 zero bytes before it and after the last, so
+        /// a name compares 8 bytes at a time without reading outside this buffer.
+        let paddedNames: [UInt8]
+        /// Where each name starts in `paddedNames`.
+        let paddedStarts: [Int]
 
         init(keepAll: Bool, names: [[UInt8]], nameStrings: [String], namesAreASCII: Bool, children: [Int], end: Int,
              items: FieldSlotLayout? = nil) {
@@ -92,6 +98,15 @@ final class FieldSlotLayout: Sendable {
             self.children = children
             self.end = end
             table = MemberTable(names)
+            var padded = [UInt8](repeating: 0, count: 8)
+            var starts: [Int] = []
+            for name in names {
+                starts.append(padded.count)
+                padded += name
+                padded += [UInt8](repeating: 0, count: 8)
+            }
+            paddedNames = padded
+            paddedStarts = starts
         }
     }
 
@@ -151,6 +166,28 @@ final class FieldSlotLayout: Sendable {
     let nodes: [Node]
     /// By `FieldPathIDs` number; nil for paths this decoder does not keep.
     let access: [Access?]
+    /// By `FieldPathIDs` number, what a read needs without touching `access` (whose element
+    /// holds an array: reading it retains): the slot of a path read whole, `noSlot` for a
+    /// path this decoder does not keep, `readBelow` for one read below a kept node (`access`).
+    let directSlots: UnsafeMutableBufferPointer<Int32>
+    static let noSlot: Int32 = -1, readBelow: Int32 = -2
+    /// Per slot, what the parser needs of a node that is not an object on the way to kept fields,
+    /// without retaining the node.
+    let slotKinds: UnsafeMutableBufferPointer<SlotKind>
+
+    struct SlotKind {
+        /// The end of a path (kept whole).
+        let keepAll: Bool
+        /// An array only `for_each` reads (its elements get item slots).
+        let hasItems: Bool
+        /// More than this one slot: slots below must be cleared when the member repeats.
+        let hasSlotsBelow: Bool
+    }
+
+    deinit {
+        directSlots.deallocate()
+        slotKinds.deallocate()
+    }
 
     /// Nil when the paths cannot all be served from slots: a path of the whole document, an
     /// array index, or a member name that reads as a number (their meaning on arrays differs).
@@ -234,57 +271,136 @@ final class FieldSlotLayout: Sendable {
             access[id] = Access(slot: slot, rest: Array(path[depth...]))
         }
         self.access = access
+        directSlots = .allocate(capacity: access.count)
+        for (id, entry) in access.enumerated() {
+            directSlots[id] = entry.map { $0.rest.isEmpty ? Int32($0.slot) : Self.readBelow } ?? Self.noSlot
+        }
+        slotKinds = .allocate(capacity: flat.count)
+        for (slot, node) in flat.enumerated() {
+            slotKinds[slot] = SlotKind(keepAll: node.keepAll, hasItems: node.items != nil, hasSlotsBelow: node.end - slot > 1)
+        }
     }
 }
 
-/// A document decoded into slots (`FieldSlotLayout`): the fields handlers read, no tree.
-final class DecodedFields: Sendable {
+/// What a buffer of slots keeps before them: the layout, and `layout.directSlots` again so a read
+/// needs no access to the layout (no retain per read).
+struct SlotHeader {
     let layout: FieldSlotLayout
-    let values: ContiguousArray<DecodedField>
+    let directSlots: UnsafeBufferPointer<Int32>
+    /// Slots per element (`layout.nodes.count`).
+    let stride: Int
+    /// Elements the buffer has room for, and elements whose slots are initialized.
+    let capacity: Int
+    var count: Int
 
-    init(layout: FieldSlotLayout, values: ContiguousArray<DecodedField>) {
+    init(_ layout: FieldSlotLayout, capacity: Int) {
         self.layout = layout
-        self.values = values
+        directSlots = UnsafeBufferPointer(layout.directSlots)
+        stride = layout.nodes.count
+        self.capacity = capacity
+        count = 0
+    }
+}
+
+/// The slots of one document, or of the elements of one `for_each` array (a run of
+/// `stride` slots each), in one allocation with its header. Written only while the parser fills
+/// it; `DecodedFields` and `DecodedItems` hand it out read-only.
+final class SlotBuffer: ManagedBuffer<SlotHeader, DecodedField> {
+    /// Room for `capacity` elements, none initialized.
+    static func make(_ layout: FieldSlotLayout, capacity: Int) -> SlotBuffer {
+        unsafeDowncast(create(minimumCapacity: capacity * layout.nodes.count) { _ in SlotHeader(layout, capacity: capacity) },
+                       to: SlotBuffer.self)
     }
 
+    deinit {
+        _ = withUnsafeMutablePointers { header, slots in slots.deinitialize(count: header.pointee.count * header.pointee.stride) }
+    }
+
+    /// Adds an element whose slots are `.missing` and returns them; `self` must have room
+    /// (`withRoom`).
+    func appendElement() -> UnsafeMutablePointer<DecodedField> {
+        withUnsafeMutablePointers { header, slots in
+            let element = slots + header.pointee.count * header.pointee.stride
+            element.initialize(repeating: .missing, count: header.pointee.stride)
+            header.pointee.count += 1
+            return element
+        }
+    }
+
+    /// `self`, or a buffer with twice the room when it is full (the elements move to it).
+    func withRoom() -> SlotBuffer {
+        let (count, capacity) = withUnsafeMutablePointers { header, _ in (header.pointee.count, header.pointee.capacity) }
+        guard count == capacity else { return self }
+        let bigger = Self.make(header.layout, capacity: capacity * 2)
+        withUnsafeMutablePointers { header, slots in
+            bigger.withUnsafeMutablePointers { biggerHeader, biggerSlots in
+                biggerSlots.moveInitialize(from: slots, count: header.pointee.count * header.pointee.stride)
+                biggerHeader.pointee.count = header.pointee.count
+            }
+            header.pointee.count = 0
+        }
+        return bigger
+    }
+}
+
+/// A document decoded into slots (`FieldSlotLayout`): the fields handlers read, no tree. The
+/// slots live in one buffer (one allocation per document).
+struct DecodedFields: @unchecked Sendable {
+    // @unchecked: the buffer is written only while `JSONFieldDecoder.decodeFields` fills it.
+    let buffer: SlotBuffer
+
+    var layout: FieldSlotLayout { buffer.header.layout }
+
     /// The value of the path numbered `id`; nil when this decoder does not keep that path.
-    func value(_ id: Int) -> ProjectionValue? { SlotReader(layout: layout, values: values, base: 0).value(id) }
+    func value(_ id: Int) -> ProjectionValue? {
+        buffer.withUnsafeMutablePointers { header, slots in SlotReader.value(header, UnsafePointer(slots), id) }
+    }
 
     /// The JSON at the path numbered `id` (a `for_each` array); `.some(nil)` when missing,
     /// nil when this decoder does not keep that path.
-    func json(_ id: Int) -> JSONValue?? { SlotReader(layout: layout, values: values, base: 0).json(id) }
+    func json(_ id: Int) -> JSONValue?? {
+        buffer.withUnsafeMutablePointers { header, slots in SlotReader.json(header.pointee.layout, UnsafePointer(slots), id) }
+    }
 
     /// The elements `for_each` walks at the path numbered `id`; nil when this decoder does not keep that path.
-    func elements(_ id: Int) -> ForEachElements? { SlotReader(layout: layout, values: values, base: 0).elements(id) }
+    func elements(_ id: Int) -> ForEachElements? {
+        buffer.withUnsafeMutablePointers { header, slots in SlotReader.elements(header.pointee.layout, UnsafePointer(slots), id) }
+    }
 
     /// The document as `JSONFieldDecoder.decode` would have returned it (the kept members only).
-    var tree: JSONValue { SlotReader(layout: layout, values: values, base: 0).tree(0) ?? .null }
+    var tree: JSONValue {
+        buffer.withUnsafeMutablePointers { header, slots in SlotReader.tree(header.pointee.layout, UnsafePointer(slots), 0) ?? .null }
+    }
 }
 
 /// The elements of an array only `for_each` reads: one run of `layout.nodes.count` slots per
-/// element, in one buffer.
-final class DecodedItems: Sendable {
-    let layout: FieldSlotLayout
-    let count: Int
-    let values: ContiguousArray<DecodedField>
+/// element, in one buffer (one allocation while the array holds up to 4 elements).
+struct DecodedItems: @unchecked Sendable {
+    // @unchecked: the buffer is written only while the parser fills it.
+    let buffer: SlotBuffer
 
-    init(layout: FieldSlotLayout, count: Int, values: ContiguousArray<DecodedField>) {
-        self.layout = layout
-        self.count = count
-        self.values = values
-    }
-
-    private func element(_ index: Int) -> SlotReader {
-        SlotReader(layout: layout, values: values, base: index * layout.nodes.count)
-    }
+    var layout: FieldSlotLayout { buffer.header.layout }
+    var count: Int { buffer.withUnsafeMutablePointerToHeader { $0.pointee.count } }
 
     /// The value of item path `id` on element `index`; nil when the item slots do not keep that path.
-    func value(_ index: Int, _ id: Int) -> ProjectionValue? { element(index).value(id) }
+    func value(_ index: Int, _ id: Int) -> ProjectionValue? {
+        buffer.withUnsafeMutablePointers { header, slots in
+            SlotReader.value(header, UnsafePointer(slots + index * header.pointee.stride), id)
+        }
+    }
 
-    func elements(_ index: Int, _ id: Int) -> ForEachElements? { element(index).elements(id) }
+    func elements(_ index: Int, _ id: Int) -> ForEachElements? {
+        buffer.withUnsafeMutablePointers { header, slots in
+            SlotReader.elements(header.pointee.layout, UnsafePointer(slots + index * header.pointee.stride), id)
+        }
+    }
 
     /// Element `index` as the tree decoder would have kept it (the members read only).
-    func tree(_ index: Int) -> JSONValue { element(index).tree(0) ?? .null }
+    func tree(_ index: Int) -> JSONValue {
+        buffer.withUnsafeMutablePointers { header, slots in
+            SlotReader.tree(header.pointee.layout, UnsafePointer(slots + index * header.pointee.stride), 0) ?? .null
+        }
+    }
 
     /// The array (its elements with the members read only).
     var tree: JSONValue { .array((0..<count).map(tree)) }
@@ -307,63 +423,82 @@ enum ForEachElements {
     }
 }
 
-/// Reads the slots of one document (or one `for_each` element) starting at `base`.
-struct SlotReader {
-    let layout: FieldSlotLayout
-    let values: ContiguousArray<DecodedField>
-    let base: Int
+/// Reads the slots of one document (or one `for_each` element) at `slots`; callers keep the
+/// buffer alive around the call.
+enum SlotReader {
+    /// The hot read: one table entry and the slot, nothing retained but the value.
+    @inline(__always)
+    static func value(_ header: UnsafeMutablePointer<SlotHeader>, _ slots: UnsafePointer<DecodedField>, _ id: Int) -> ProjectionValue? {
+        let direct = header.pointee.directSlots
+        guard id < direct.count else { return nil }
+        let slot = direct[id]
+        if slot >= 0 {
+            // Matched in place: only the value is copied, not the whole slot.
+            let field = slots + Int(slot)
+            if case .scalar(let value) = field.pointee { return value }
+            return field.pointee.projectionValue
+        }
+        if slot == FieldSlotLayout.noSlot { return nil }
+        return below(header.pointee.layout, slots, id)
+    }
 
-    func value(_ id: Int) -> ProjectionValue? {
+    /// A path read below a kept node (the rest of the path in that node's tree).
+    static func below(_ layout: FieldSlotLayout, _ slots: UnsafePointer<DecodedField>, _ id: Int) -> ProjectionValue? {
         guard id < layout.access.count, let access = layout.access[id] else { return nil }
-        let field = values[base + access.slot]
+        let field = slots[access.slot]
         guard !access.rest.isEmpty else { return field.projectionValue }
         guard case .tree(let json) = field else { return .null }
         return json.value(at: access.rest[...])?.projectionValue ?? .null
     }
 
-    func json(_ id: Int) -> JSONValue?? {
+    static func json(_ layout: FieldSlotLayout, _ slots: UnsafePointer<DecodedField>, _ id: Int) -> JSONValue?? {
         guard id < layout.access.count, let access = layout.access[id] else { return nil }
-        let field = values[base + access.slot]
-        let json: JSONValue? = if case .object = field { tree(access.slot) } else { field.json }
+        let field = slots[access.slot]
+        let json: JSONValue? = if case .object = field { tree(layout, slots, access.slot) } else { field.json }
         guard !access.rest.isEmpty else { return .some(json) }
         return .some(json?.value(at: access.rest[...]))
     }
 
-    func elements(_ id: Int) -> ForEachElements? {
+    static func elements(_ layout: FieldSlotLayout, _ slots: UnsafePointer<DecodedField>, _ id: Int) -> ForEachElements? {
         guard id < layout.access.count, let access = layout.access[id] else { return nil }
-        if access.rest.isEmpty, case .items(let items) = values[base + access.slot] { return .slots(items) }
-        return json(id).map(ForEachElements.init)
+        if access.rest.isEmpty, case .items(let items) = slots[access.slot] { return .slots(items) }
+        return json(layout, slots, id).map(ForEachElements.init)
     }
 
-    func tree(_ slot: Int) -> JSONValue? {
-        let field = values[base + slot]
+    static func tree(_ layout: FieldSlotLayout, _ slots: UnsafePointer<DecodedField>, _ slot: Int) -> JSONValue? {
+        let field = slots[slot]
         guard case .object = field else { return field.json }
         let node = layout.nodes[slot]
         var members: [String: JSONValue] = [:]
         for (name, child) in zip(node.nameStrings, node.children) {
-            if let value = tree(child) { members[name] = value }
+            if let value = tree(layout, slots, child) { members[name] = value }
         }
         return .object(members)
     }
 }
 
 extension JSONFieldDecoder.Parser {
-    /// Parses the value at `slot` of `layout` into `values` from `base` on (whose slots below
-    /// it are `.missing`).
-    mutating func parseSlots(_ slot: Int, _ layout: FieldSlotLayout, into values: inout ContiguousArray<DecodedField>,
-                             base: Int = 0) throws(JSONDecodingError) {
+    /// Parses the value at `slot` of `layout` into `values` (the slots of one document or
+    /// element, whose slots below `slot` are `.missing`).
+    mutating func parseSlots(_ slot: Int, _ layout: FieldSlotLayout, into values: UnsafeMutablePointer<DecodedField>) throws(JSONDecodingError) {
         guard offset < bytes.count else { throw error("unexpected end of JSON") }
-        let node = layout.nodes[slot]
+        let kind = layout.slotKinds[slot]
         let byte = bytes[offset]
-        if let items = node.items, byte == UInt8(ascii: "[") {
-            values[base + slot] = try parseItems(items)
+        if kind.hasItems, byte == UInt8(ascii: "["), let items = layout.nodes[slot].items {
+            values[slot] = try parseItems(items)
             return
         }
-        if node.keepAll || byte != UInt8(ascii: "{") {
-            values[base + slot] = try parseLeaf(wholeArrays: node.keepAll)
+        if kind.keepAll || byte != UInt8(ascii: "{") {
+            values[slot] = try parseLeaf(wholeArrays: kind.keepAll)
             return
         }
-        values[base + slot] = .object
+        try parseMembers(layout.nodes[slot], layout, into: values, at: slot)
+    }
+
+    /// The members of an object on the way to kept fields (at its `{`).
+    private mutating func parseMembers(_ node: FieldSlotLayout.Node, _ layout: FieldSlotLayout, into values: UnsafeMutablePointer<DecodedField>,
+                                       at slot: Int) throws(JSONDecodingError) {
+        values[slot] = .object
         offset += 1
         skipWhitespace()
         if offset < bytes.count && bytes[offset] == UInt8(ascii: "}") {
@@ -379,9 +514,12 @@ extension JSONFieldDecoder.Parser {
             offset += 1
             skipWhitespace()
             if let child {
-                // A repeated member replaces the earlier one whole, as in a decoded object.
-                for below in child..<layout.nodes[child].end { values[base + below] = .missing }
-                try parseSlots(child, layout, into: &values, base: base)
+                // A repeated member replaces the earlier one whole, as in a decoded object (a
+                // slot alone is overwritten by the parse).
+                if layout.slotKinds[child].hasSlotsBelow {
+                    for below in child..<layout.nodes[child].end { values[below] = .missing }
+                }
+                try parseSlots(child, layout, into: values)
             } else {
                 _ = try parseValue(keep: nil)
             }
@@ -398,24 +536,21 @@ extension JSONFieldDecoder.Parser {
     /// strings skipped inside the elements are checked as strictly as if they were decoded.
     private mutating func parseItems(_ layout: FieldSlotLayout) throws(JSONDecodingError) -> DecodedField {
         offset += 1
-        let stride = layout.nodes.count
-        var values = ContiguousArray<DecodedField>()
-        var count = 0
+        var items = SlotBuffer.make(layout, capacity: 4)
         skipWhitespace()
         if offset < bytes.count && bytes[offset] == UInt8(ascii: "]") {
             offset += 1
-            return .items(DecodedItems(layout: layout, count: 0, values: values))
+            return .items(DecodedItems(buffer: items))
         }
         let wasStrict = strictSkipping
         strictSkipping = true
         defer { strictSkipping = wasStrict }
         try parseElements { (parser) throws(JSONDecodingError) in
-            let base = values.count
-            values.append(contentsOf: repeatElement(DecodedField.missing, count: stride))
-            try parser.parseSlots(0, layout, into: &values, base: base)
-            count += 1
+            items = items.withRoom()
+            // `items` holds the element's slots while they are written.
+            try parser.parseSlots(0, layout, into: items.appendElement())
         }
-        return .items(DecodedItems(layout: layout, count: count, values: values))
+        return .items(DecodedItems(buffer: items))
     }
 
     /// Parses the elements of an array whose `[` is read and which is not empty, up to its `]`.
@@ -436,6 +571,53 @@ extension JSONFieldDecoder.Parser {
     /// compares byte for byte, which is the same.
     private mutating func memberChild(_ node: FieldSlotLayout.Node) throws(JSONDecodingError) -> Int? {
         let start = offset + 1
+        if node.namesAreASCII, let table = node.table {
+            // Up to the first byte that is not plain ASCII text: the closing quote for a plain name.
+            let end = plainTextEnd(from: start, stopAtNonASCII: true)
+            if end < bytes.count, bytes[end] == UInt8(ascii: "\""), end > start {
+                offset = end + 1
+                let length = end - start
+                guard let position = table.candidate(length: length, first: bytes[start], last: bytes[end - 1]),
+                      node.lengths[position] == length else { return nil }
+                let matches = node.paddedNames.withUnsafeBytes { padded in
+                    Self.sameBytes(bytes, start, padded, node.paddedStarts[position], length: length)
+                }
+                return matches ? node.children[position] : nil
+            }
+        }
+        return try memberChildScanning(node)
+    }
+
+    /// Whether `length` bytes of `text` at `start` equal those of `name` at `nameStart`, 8 at a
+    /// time. `name` has 8 readable bytes before `nameStart` and after the name; no byte of `text`
+    /// outside `0..<start + length` is read.
+    @inline(__always)
+    static func sameBytes(_ text: UnsafeRawBufferPointer, _ start: Int, _ name: UnsafeRawBufferPointer, _ nameStart: Int,
+                          length: Int) -> Bool {
+        guard let textBase = text.baseAddress, let nameBase = name.baseAddress else { return length == 0 }
+        func word(_ base: UnsafeRawPointer, _ at: Int) -> UInt64 { UInt64(littleEndian: base.loadUnaligned(fromByteOffset: at, as: UInt64.self)) }
+        if length >= 8 {
+            var index = 0
+            while index + 8 < length {
+                if word(textBase, start + index) != word(nameBase, nameStart + index) { return false }
+                index += 8
+            }
+            // The last 8 bytes (overlapping the previous word when the length is not a multiple of 8).
+            return word(textBase, start + length - 8) == word(nameBase, nameStart + length - 8)
+        }
+        let end = start + length
+        if end >= 8 {
+            // The 8 bytes ending at the name's end, of which the name is the top `length`.
+            let shift = UInt64(64 - 8 * length)
+            return word(textBase, end - 8) >> shift == word(nameBase, nameStart + length - 8) >> shift
+        }
+        for index in 0..<length where text[start + index] != name[nameStart + index] { return false }
+        return true
+    }
+
+    /// `memberChild` for names with escapes or non-ASCII bytes, or nodes without a table.
+    private mutating func memberChildScanning(_ node: FieldSlotLayout.Node) throws(JSONDecodingError) -> Int? {
+        let start = offset + 1
         var end = start
         var ascii = true
         while end < bytes.count {
@@ -449,16 +631,6 @@ extension JSONFieldDecoder.Parser {
             let length = end - start
             let bytes = bytes
             let first = length > 0 ? bytes[start] : 0
-            if let table = node.table {
-                guard let position = table.candidate(length: length, first: first, last: length > 0 ? bytes[end - 1] : 0),
-                      node.lengths[position] == length else { return nil }
-                let matches = node.names[position].withUnsafeBufferPointer { name in
-                    var index = 0
-                    while index < length, name[index] == bytes[start + index] { index += 1 }
-                    return index == length
-                }
-                return matches ? node.children[position] : nil
-            }
             for position in node.names.indices where node.lengths[position] == length && (length == 0 || node.firstBytes[position] == first) {
                 let matches = node.names[position].withUnsafeBufferPointer { name in
                     var index = 1

@@ -88,18 +88,13 @@ public struct ProjectionEvent: Sendable {
 
     private init(position: Int64, text: EnvelopeText, streamID: String, streamVersion: Int64, type: String,
                  payload: DecodedPart, metadata: DecodedPart) {
-        var fields = Fields(
-            position: position, text: text, streamID: streamID, streamVersion: streamVersion,
-            type: type, payloadTree: .null, metadataTree: .null, payloadFields: nil, metadataFields: nil)
-        switch payload {
-        case .tree(let tree): fields.payloadTree = tree
-        case .fields(let decoded): fields.payloadFields = decoded
-        }
-        switch metadata {
-        case .tree(let tree): fields.metadataTree = tree
-        case .fields(let decoded): fields.metadataFields = decoded
-        }
-        storage = Storage(fields)
+        let (payloadTree, payloadFields) = payload.parts
+        let (metadataTree, metadataFields) = metadata.parts
+        // Built in place: a `Fields` variable changed after it was made was copied into the
+        // storage and then destroyed (a retain and a release of each of its references).
+        storage = Storage(Fields(
+            position: position, text: text, streamID: streamID, streamVersion: streamVersion, type: type,
+            payloadTree: payloadTree, metadataTree: metadataTree, payloadFields: payloadFields, metadataFields: metadataFields))
     }
 
     /// The event's fields, as the storage keeps them.
@@ -173,6 +168,14 @@ public struct ProjectionEvent: Sendable {
     enum DecodedPart {
         case tree(JSONValue)
         case fields(DecodedFields)
+
+        /// The tree (`.null` for slots) and the slots (nil for a tree), as `Fields` keeps them.
+        var parts: (JSONValue, DecodedFields?) {
+            switch self {
+            case .tree(let tree): (tree, nil)
+            case .fields(let decoded): (.null, decoded)
+            }
+        }
     }
 
     /// The value an expression reads; `item` is the current element inside `for_each`.

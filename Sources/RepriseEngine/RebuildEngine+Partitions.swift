@@ -92,8 +92,7 @@ extension RebuildEngine {
         }
 
         let keys = Self.partitionKeys(definition, source: source.source)
-        var applied: [Int] = []
-        var eventsApplied: Int64 = 0, rowsWritten: Int64 = 0
+        var done = PartitionsDone()
         var chunkNumber = 0
         let applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
         let decoders = ChunkApplier.decoders(for: [ActiveBuild(record: record, runnable: runnable, fresh: false, cacheLimit: 1)])
@@ -147,17 +146,14 @@ extension RebuildEngine {
             }
             try await store.ledger.finishPartition(record.buildID, partition, owner: worker, projection: definition.name)
             _ = try await connections.reader.advisoryUnlock(LockNames.rebuildPartition(definition.name, database: database, build: record.buildID, partition: partition.number))
-            applied.append(partition.number)
-            eventsApplied += build.eventsApplied
-            rowsWritten += build.rowsWritten
+            done.add(build, partition: partition.number)
         }
 
         // Every partition is done: the first worker here finishes the build, the others leave.
         let finishKey = LockNames.rebuildFinish(definition.name, database: database, build: record.buildID)
-        let partitionsDone = (applied: applied, eventsApplied: eventsApplied, rowsWritten: rowsWritten)
         return try await control.withAdvisoryLock(finishKey) {
             try await finish(
-                runnable, record: record, partitionsDone: partitionsDone, connections: connections, reader: reader, snapshots: snapshots,
+                runnable, record: record, partitionsDone: done, connections: connections, reader: reader, snapshots: snapshots,
                 applier: applier, hooks: hooks, progress: progress)
         }
     }
@@ -165,18 +161,16 @@ extension RebuildEngine {
     /// Every partition is done; holding the build's finish lock: the catch-up rounds, the
     /// checks and the swap, unless another worker finished the build first.
     private func finish(
-        _ runnable: RunnableProjection, record: BuildRecord, partitionsDone: (applied: [Int], eventsApplied: Int64, rowsWritten: Int64),
+        _ runnable: RunnableProjection, record: BuildRecord, partitionsDone: PartitionsDone,
         connections: EngineConnections, reader: EventStoreReader, snapshots: EventStoreReader, applier: ChunkApplier, hooks: RebuildHooks,
         progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws -> RebuildResult {
         let definition = runnable.definition
         let store = connections.store
-        let (applied, eventsApplied, rowsWritten) = partitionsDone
         guard let current = try await store.registry.build(record.buildID), current.state == .building else {
-            return RebuildResult(
-                projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false, eventsApplied: eventsApplied,
-                rowsWritten: rowsWritten, catchUpRounds: 0, tableRows: [:], swapped: false, previousBuildID: nil, appliedSnapshot: nil,
-                partitionsApplied: applied)
+            return partitionsDone.result(
+                projection: definition.name, version: definition.version, buildID: record.buildID, catchUpRounds: 0, tableRows: [:], swapped: false,
+                previousBuildID: nil, appliedSnapshot: nil)
         }
         let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
         if current.baseSnapshot == nil {
@@ -186,11 +180,11 @@ extension RebuildEngine {
         }
         try await runRounds([build], reader: reader, snapshots: snapshots, store: store, hooks: hooks, progress: progress)
         let (tableRows, previous) = try await checkAndSwap(build, connections: connections, hooks: hooks, progress: progress)
-        return RebuildResult(
-            projection: definition.name, version: definition.version, buildID: record.buildID, resumed: false,
-            eventsApplied: eventsApplied + build.eventsApplied, rowsWritten: rowsWritten + build.rowsWritten, catchUpRounds: build.catchUpRounds,
-            tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-            partitionsApplied: applied)
+        var done = partitionsDone
+        done.add(build, partition: nil)
+        return done.result(
+            projection: definition.name, version: definition.version, buildID: record.buildID, catchUpRounds: build.catchUpRounds,
+            tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
     }
 
     /// Takes a partition from a worker that stopped committing chunks (frozen, not dead): its
@@ -253,5 +247,39 @@ extension RebuildEngine {
             byField[field, default: []] += source.storedNames(for: [type])
         }
         return byField.map { (storedTypes: $0.value.sorted(), field: $0.key) }.sorted { $0.field.description < $1.field.description }
+    }
+}
+
+/// What this worker's partitions (and the catch-up rounds of the one who finishes the build)
+/// applied, summed for its `RebuildResult`.
+struct PartitionsDone {
+    var applied: [Int] = []
+    var eventsApplied: Int64 = 0
+    var rowsWritten: Int64 = 0
+    var rowsLoaded: Int64 = 0
+    var rowReadQueries: Int64 = 0
+    var lookupQueries: Int64 = 0
+    var rowReadKeys: Int64 = 0
+
+    /// Adds what `build` applied; `partition`: the partition it was (nil: catch-up rounds).
+    mutating func add(_ build: ActiveBuild, partition: Int?) {
+        if let partition { applied.append(partition) }
+        eventsApplied += build.eventsApplied
+        rowsWritten += build.rowsWritten
+        rowsLoaded += build.rowsLoaded
+        rowReadQueries += build.rowReadQueries
+        lookupQueries += build.lookupQueries
+        rowReadKeys += build.rowReadKeys
+    }
+
+    func result(
+        projection: String, version: Int, buildID: Int64, catchUpRounds: Int, tableRows: [String: Int64], swapped: Bool,
+        previousBuildID: Int64?, appliedSnapshot: String?
+    ) -> RebuildResult {
+        RebuildResult(
+            projection: projection, version: version, buildID: buildID, resumed: false, eventsApplied: eventsApplied, rowsWritten: rowsWritten,
+            catchUpRounds: catchUpRounds, tableRows: tableRows, swapped: swapped, previousBuildID: previousBuildID,
+            appliedSnapshot: appliedSnapshot, partitionsApplied: applied, rowReadQueries: rowReadQueries, lookupQueries: lookupQueries,
+            rowReadKeys: rowReadKeys, rowsLoaded: rowsLoaded)
     }
 }

@@ -94,6 +94,15 @@ package struct ChunkBounds: Sendable {
     /// Bounds the group's cached rows (the live worker's caches are bounded by rows only).
     var rowCache = RowCacheBudget(bytes: .max)
 
+    /// What the process's resident size should stay under with these bounds: the row cache, the
+    /// chunk being gathered and the chunk committing (each up to `maxBytes`), plus what the
+    /// process holds besides (code and libraries, connections, fetched batches: about 45 MB
+    /// measured, doubled). Nil when a bound is open (the live worker's chunks).
+    var residentCeiling: Int? {
+        guard rowCache.bytes < .max, maxBytes < .max else { return nil }
+        return rowCache.bytes + 2 * maxBytes + (96 << 20)
+    }
+
     /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.
     package static func fixed(_ events: Int) -> ChunkBounds {
         ChunkBounds(stepEvents: events, maxEvents: events, maxBytes: .max, maxAge: nil)

@@ -37,6 +37,10 @@ public final class LiveProjectionRunner {
     public struct Failure: Error, Sendable, CustomStringConvertible {
         public var error: EngineError
         public var streamID: String?
+        /// Set when the event failed while a split finished the round an unpartitioned worker
+        /// left open (the build this runner would split): the stream is parked in the whole
+        /// projection, and the split then parks it in every partition.
+        public var splittingBuild: Int64? = nil
         public var description: String { error.description }
     }
 
@@ -111,7 +115,16 @@ public final class LiveProjectionRunner {
         do {
             try await runner.parked.ensureTable()
             for runnable in projections {
-                if partition != nil { try await runner.ensureSplit(runnable) } else { _ = try await runner.activeRecord(runnable) }
+                if partition != nil {
+                    do {
+                        try await runner.ensureSplit(runnable)
+                    } catch is Failure {
+                        // A poison in the round the split finishes: split at the first catch-up,
+                        // where the caller's poison policy applies.
+                    }
+                } else {
+                    _ = try await runner.activeRecord(runnable)
+                }
             }
         } catch {
             await runner.close()
@@ -272,9 +285,14 @@ public final class LiveProjectionRunner {
             whole.parkedStreams = parkedStreams
             let applier = ChunkApplier(store: store)
             var chunkNumber = 0
-            _ = try await applier.readRound(
-                [whole], reader: reader, eventTypes: Array(runnable.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [whole]),
-                fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber)
+            do {
+                _ = try await applier.readRound(
+                    [whole], reader: reader, eventTypes: Array(runnable.definition.eventTypes).sorted(), decoders: ChunkApplier.decoders(for: [whole]),
+                    fetchSize: options.fetchSize, chunkSize: options.chunkSize, chunkNumber: &chunkNumber)
+            } catch let error as EngineError where error.kind == .handlerFailed || error.kind == .badPayload {
+                // The chunks before the failing one are committed; the next split goes on from there.
+                throw Failure(error: error, streamID: try await streamOf(error.position), splittingBuild: current.buildID)
+            }
             try await applier.closeRound([whole], nextSnapshot: whole.record.targetSnapshot)
             current = whole.record
         }
@@ -364,11 +382,14 @@ public final class LiveProjectionRunner {
 
     /// Parks a stream: its events wait (in order) while every other stream keeps flowing.
     public func park(projection: String, streamID: String, failure: Failure) async throws {
-        guard let build = builds[projection] else { return }
+        // Failed in a split's round: in the whole projection (the split then parks it in every partition).
+        let build = failure.splittingBuild == nil ? builds[projection] : nil
+        guard let buildID = failure.splittingBuild ?? build?.record.buildID else { return }
         try await parked.park(ParkedStream(
-            projection: projection, streamID: streamID, buildID: build.record.buildID, position: failure.error.position ?? 0,
-            eventType: failure.error.eventType ?? "", error: failure.error.description, action: .wait, parkedAt: "", livePartition: parkScope))
-        build.parkedStreams.insert(streamID)
+            projection: projection, streamID: streamID, buildID: buildID, position: failure.error.position ?? 0,
+            eventType: failure.error.eventType ?? "", error: failure.error.description, action: .wait, parkedAt: "",
+            livePartition: build == nil ? "" : parkScope))
+        build?.parkedStreams.insert(streamID)
     }
 
     /// Applies the waiting events of streams an operator asked to retry or skip.

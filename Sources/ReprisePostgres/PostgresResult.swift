@@ -48,6 +48,19 @@ public final class PostgresResult: @unchecked Sendable {
     public func int64(_ row: Int, _ column: Int) -> Int64? {
         withValueBytes(row, column) { bytes in
             guard let bytes, !bytes.isEmpty else { return nil }
+            // Up to 18 digits cannot overflow: no overflow checks (positions, versions).
+            let first = bytes[0] == UInt8(ascii: "-") ? 1 : 0
+            if bytes.count - first <= 18 {
+                var value: Int64 = 0
+                var index = first
+                while index < bytes.count {
+                    let digit = bytes[index] &- UInt8(ascii: "0")
+                    guard digit < 10 else { return nil }
+                    value = value &* 10 &+ Int64(digit)
+                    index += 1
+                }
+                return first == 1 ? -value : value
+            }
             var value: Int64 = 0
             var negative = false
             for (offset, byte) in bytes.enumerated() {

@@ -11,7 +11,9 @@ import Synchronization
 /// use, and one arena held 134 MB for 0.6 MB in use. `malloc_trim` releases the free pages inside
 /// every arena (`madvise`), so the resident size follows what is live, not what the history's
 /// length has left behind. It walks every free chunk and the pages it releases are faulted in
-/// again when reused, so it runs at most once per `interval`, not after every chunk.
+/// again when reused, so it does not run after every chunk: at most every `interval`, or sooner
+/// (at most every `minimumInterval`) once the resident size passes the ceiling the caller's
+/// settings imply.
 package enum MemoryRelease {
     /// Whether `REPRISE_MALLOC_TRIM=0` turned it off (to compare, or where another allocator is preloaded).
     private static let enabled: Bool = {
@@ -22,16 +24,48 @@ package enum MemoryRelease {
     /// When pages were last returned (process-wide: a partitioned rebuild runs several pipelines).
     private static let last = Mutex<ContinuousClock.Instant?>(nil)
 
-    /// Returns free pages of every malloc arena to the system, unless that was done less than
-    /// `interval` ago. CPU work only (walks the free lists; no I/O), milliseconds to tens of them.
-    package static func returnFreePages(atMostEvery interval: Duration = .seconds(20)) {
+    /// The longest time between two trims of a rebuild.
+    package static let interval: Duration = .seconds(20)
+    /// The shortest time between two trims, also above the ceiling: when live memory itself is
+    /// above it, trimming cannot help and must not run after every chunk.
+    package static let minimumInterval: Duration = .seconds(2)
+
+    /// Returns free pages of every malloc arena to the system when `isDue` says so. CPU work
+    /// only (walks the free lists; no I/O), milliseconds to tens of them. `residentCeiling`:
+    /// bytes the process's resident size should stay under (nil: only every `interval`).
+    package static func returnFreePages(residentCeiling: Int? = nil) {
         guard enabled else { return }
         let now = ContinuousClock.now
+        let resident = residentCeiling == nil ? nil : residentBytes()
         let due = last.withLock { last in
-            guard last.map({ $0.duration(to: now) >= interval }) ?? true else { return false }
+            guard isDue(now: now, last: last, residentBytes: resident, ceiling: residentCeiling) else { return false }
             last = now
             return true
         }
         if due { _ = malloc_trim(0) }
+    }
+
+    /// Whether a trim is due: none yet, `interval` since the last one, or `minimumInterval`
+    /// since it with the resident size above the ceiling.
+    package static func isDue(now: ContinuousClock.Instant, last: ContinuousClock.Instant?, residentBytes: Int?, ceiling: Int?) -> Bool {
+        guard let last else { return true }
+        let since = last.duration(to: now)
+        if since >= interval { return true }
+        guard let residentBytes, let ceiling else { return false }
+        return residentBytes > ceiling && since >= minimumInterval
+    }
+
+    /// The process's resident size in bytes (`/proc/self/statm`'s second field, in pages); nil
+    /// where it cannot be read.
+    package static func residentBytes() -> Int? {
+        let descriptor = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
+        guard descriptor >= 0 else { return nil }
+        defer { close(descriptor) }
+        var buffer = [UInt8](repeating: 0, count: 128)
+        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+        guard count > 0 else { return nil }
+        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
+        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
+        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -194,6 +194,8 @@ struct IndexBuildTests {
                 samples.map { .file($0) }, partitions: 3, worker: "w1", hooks: hooks)
             await observer.close()
             try #require(results.allSatisfy { $0.swapped && $0.partitionsApplied.count == 3 })
+            // The partitions' figures are summed into the result (new rows go by bulk load).
+            #expect(results.allSatisfy { $0.rowsLoaded > 0 && $0.rowsLoaded <= $0.rowsWritten }, "\(results.map { ($0.rowsLoaded, $0.rowsWritten) })")
             try #require(partitionChunks.load(ordering: .relaxed) > 3)
             try #require(seenInPartitions.withLock { $0 }.isEmpty, "\(seenInPartitions.withLock { $0 })")
             try #require(alters.load(ordering: .relaxed) == samples.flatMap(\.tables).filter { !$0.indexes.isEmpty }.count, "one ALTER per table, not per partition")

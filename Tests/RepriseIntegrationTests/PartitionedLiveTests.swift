@@ -259,8 +259,8 @@ struct PartitionedLiveTests {
                 Task { try await PartitionedLiveWorker(harness.configuration(), partitions: 2, owner: owner, projections: runnables).run(stop: stop) }
             }
             // The poison arrives once both projections are split and owned: it is parked by a
-            // partition's consumer. (A split that finishes an open round applies events outside
-            // the poison policy: a known gap, see the closing note of 2026-11-30.)
+            // partition's consumer. (A poison in the round a split finishes:
+            // BadInputTests.aPoisonInTheRoundASplitFinishesIsParkedInEveryPartition.)
             try await waitUntil("both projections to be split and every partition owned") {
                 try await environment.mysql.query(
                     """

@@ -27,6 +27,26 @@ struct EnvelopeDecodingUnitTests {
         #expect(mapped == ["CustomerRegistered", "order.created.v1", "", "Bestellung_erstellt_é", "Customer", "CustomerRegistereD"])
     }
 
+    /// Stored names are compared 8 bytes at a time: names of one length that differ in any one
+    /// byte stay apart, at every length around the word size.
+    @Test func typesOfOneLengthDifferingAnywhereStayApart() {
+        for length in 1...20 {
+            let base = String(repeating: "a", count: length)
+            var names = [base]
+            for position in 0..<length {
+                var bytes = Array(base.utf8)
+                bytes[position] = UInt8(ascii: "b")
+                names.append(String(decoding: bytes, as: UTF8.self))
+            }
+            var table = EventTypeNames { "T:" + $0 }
+            for round in 0..<2 {
+                for name in names {
+                    #expect(Self.withBytes(name) { table.type($0) } == "T:" + name, "length \(length), round \(round)")
+                }
+            }
+        }
+    }
+
     @Test func namesBeyondTheTableStillDecode() {
         var calls = 0
         var names = EventTypeNames { calls += 1; return "T:" + $0 }

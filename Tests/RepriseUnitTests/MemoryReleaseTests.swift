@@ -1,0 +1,38 @@
+@testable import RepriseEngine
+import RepriseSupport
+import Testing
+
+/// When a rebuild returns free pages to the system (docs/throughput-memory.md).
+@Suite("Free pages returned by the resident size and the clock (no server)")
+struct MemoryReleaseTests {
+    let start = ContinuousClock.now
+    let mib = 1 << 20
+
+    @Test func theFirstTrimIsDueAndThenOnlyAfterTheInterval() {
+        #expect(MemoryRelease.isDue(now: start, last: nil, residentBytes: nil, ceiling: nil))
+        #expect(!MemoryRelease.isDue(now: start + .seconds(19), last: start, residentBytes: nil, ceiling: nil))
+        #expect(MemoryRelease.isDue(now: start + .seconds(20), last: start, residentBytes: nil, ceiling: nil))
+    }
+
+    @Test func aboveTheCeilingATrimIsDueSoonerButNotAfterEveryChunk() {
+        let ceiling = 352 * mib
+        #expect(!MemoryRelease.isDue(now: start + .seconds(5), last: start, residentBytes: ceiling, ceiling: ceiling), "at the ceiling: not yet")
+        #expect(MemoryRelease.isDue(now: start + .seconds(5), last: start, residentBytes: ceiling + 1, ceiling: ceiling))
+        #expect(!MemoryRelease.isDue(now: start + .seconds(1), last: start, residentBytes: 2 * ceiling, ceiling: ceiling), "within the minimum interval")
+        #expect(MemoryRelease.isDue(now: start + .seconds(2), last: start, residentBytes: 2 * ceiling, ceiling: ceiling))
+    }
+
+    @Test func theCeilingIsTheBudgetsTwoChunksAndTheProcessAndOpenBoundsHaveNone() {
+        var bounds = RebuildOptions().chunkBounds
+        #expect(bounds.residentCeiling == RebuildOptions.defaultRowCacheBytes + 2 * RebuildOptions.defaultFlushBytes + 96 * mib)
+        bounds.rowCache = RowCacheBudget(bytes: 64 * mib)
+        #expect(bounds.residentCeiling == 64 * mib + 2 * RebuildOptions.defaultFlushBytes + 96 * mib)
+        #expect(ChunkBounds.fixed(100).residentCeiling == nil, "the live worker's chunks: only the interval")
+    }
+
+    @Test func theResidentSizeIsReadFromTheSystem() throws {
+        let resident = try #require(MemoryRelease.residentBytes())
+        // A test process holds at least its code and libraries, and far less than the machine.
+        #expect(resident > 4 * mib && resident < 64 << 30, "\(resident)")
+    }
+}
