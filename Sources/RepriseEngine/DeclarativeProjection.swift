@@ -641,14 +641,6 @@ final class EventFrame {
     /// The event's decoded slots, taken out once per event rather than once per field read.
     private var payloadFields: DecodedFields?
     private var metadataFields: DecodedFields?
-    /// Per field, its slot in the payload's and in a `for_each` element's decoded values, found
-    /// once per decoder layout (the same for every event of a batch) instead of once per read.
-    /// (Set by assignment, never by a mutating call: an access spanning a call would make every
-    /// read of them pay a dynamic exclusivity check.)
-    private var payloadLayout: FieldSlotLayout?
-    private var payloadSlots: [Int] = []
-    private var itemLayout: FieldSlotLayout?
-    private var itemSlots: [Int] = []
     /// Scratch for an operation's evaluated values (`DeclarativeProjection.change`), kept across
     /// operations so that evaluating them allocates nothing.
     private var values: [ProjectionValue] = []
@@ -660,14 +652,6 @@ final class EventFrame {
         self.keys = keys
         payloadFields = events[index].payloadFields
         metadataFields = events[index].metadataFields
-        usePayloadLayout()
-    }
-
-    private func usePayloadLayout() {
-        guard let layout = payloadFields?.layout, layout !== payloadLayout else { return }
-        let slots = DirectSlots.slots(layout, fields.ids)
-        payloadSlots = slots
-        payloadLayout = layout
     }
 
     /// The frame now reads `events[index]`.
@@ -676,7 +660,6 @@ final class EventFrame {
         self.index = index
         payloadFields = events[index].payloadFields
         metadataFields = events[index].metadataFields
-        usePayloadLayout()
     }
 
     /// The scratch values, moved out (the caller gives them back with `giveBack`).
@@ -706,11 +689,7 @@ final class EventFrame {
         let id = fields.ids[index]
         switch fields.kinds[index] {
         case .payload:
-            if let decoded = payloadFields {
-                let slot = payloadSlots[index]
-                if slot >= 0 { return decoded.values[slot].projectionValue }
-                if let value = decoded.value(id) { return value }
-            }
+            if let decoded = payloadFields, let value = decoded.value(id) { return value }
             return event.payload.value(at: fields.paths[index][...])?.projectionValue ?? .null
         case .metadata:
             if let decoded = metadataFields, let value = decoded.value(id) { return value }
@@ -718,13 +697,6 @@ final class EventFrame {
         case .item:
             switch item {
             case .slots(let items, let element)?:
-                if items.layout !== itemLayout {
-                    let slots = DirectSlots.slots(items.layout, fields.ids)
-                    itemSlots = slots
-                    itemLayout = items.layout
-                }
-                let slot = itemSlots[index]
-                if slot >= 0 { return items.values[element * items.layout.nodes.count + slot].projectionValue }
                 if let value = items.value(element, id) { return value }
                 return items.tree(element).value(at: fields.paths[index][...])?.projectionValue ?? .null
             case .tree(let json)?: return json.value(at: fields.paths[index][...])?.projectionValue ?? .null
@@ -755,19 +727,6 @@ final class EventFrame {
             }
         case .envelope:
             return .none
-        }
-    }
-}
-
-/// Per field of a frame, the slot a decoder layout keeps its value in whole (`SlotReader.value`
-/// without the search); -1 where the field is read the general way (a path below a kept value,
-/// or one the layout does not keep).
-enum DirectSlots {
-    /// Slots in `layout` for the fields numbered `ids`.
-    static func slots(_ layout: FieldSlotLayout, _ ids: [Int]) -> [Int] {
-        ids.map { id in
-            guard id < layout.access.count, let access = layout.access[id], access.rest.isEmpty else { return -1 }
-            return access.slot
         }
     }
 }
