@@ -249,9 +249,9 @@ struct DeclarativeProjection: Sendable {
             guard let expression = slot.expression else {
                 throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(slot.name)")
             }
-            let value = try evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
+            let value = try Self.evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
             if value == .null { return nil }
-            values.append(try canonical(value, slot))
+            values.append(try Self.canonical(value, slot))
         }
         return RowKey(values)
     }
@@ -272,34 +272,42 @@ struct DeclarativeProjection: Sendable {
                 return report(.insert, layout.name, key, .whenFalse(row: existing))
             }
             if existing != nil { throw OperationFailure(message: "insert into \(layout.name): a row with key \(key) already exists") }
-            let row = try assign(target, to: layout.defaultRow, frame: frame, item: item, lookups: lookups)
+            var row = layout.defaultRow
+            _ = try Self.change(&row, target, when: nil, frame: frame, item: item, lookups: lookups)
             workspace.put(layout.position, key, row)
             report(.insert, layout.name, key, .wrote(before: nil, after: row))
         case .upsert(let target, let when):
             let layout = try layoutOf(target)
             let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
-            let existing = try current(workspace, layout, key)
-            var base = existing ?? layout.defaultRow
-            if existing == nil {
-                for (position, index) in layout.keyIndexes.enumerated() { base[index] = key.values[position] }
+            if try changeInOverlay(target, when: when, layout: layout, key: key, frame: frame, item: item, lookups: lookups, workspace: workspace,
+                                   observer: observer) {
+                return
             }
-            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: base) else {
+            let existing = try current(workspace, layout, key)
+            var row = existing ?? layout.defaultRow
+            if existing == nil {
+                for (position, index) in layout.keyIndexes.enumerated() { row[index] = key.values[position] }
+            }
+            guard try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
                 return report(.upsert, layout.name, key, .whenFalse(row: existing))
             }
-            let row = try assign(target, to: base, frame: frame, item: item, lookups: lookups)
             workspace.put(layout.position, key, row)
             report(.upsert, layout.name, key, .wrote(before: existing, after: row))
         case .update(let target, let when, let ifMissing):
             let layout = try layoutOf(target)
             let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            if try changeInOverlay(target, when: when, layout: layout, key: key, frame: frame, item: item, lookups: lookups, workspace: workspace,
+                                   observer: observer) {
+                return
+            }
             guard let existing = try current(workspace, layout, key) else {
                 if ifMissing == .error { throw OperationFailure(message: "update of \(layout.name): no row with key \(key)") }
                 return report(.update, layout.name, key, .rowMissing)
             }
-            guard try conditionHolds(when, frame: frame, item: item, lookups: lookups, row: existing) else {
+            var row = existing
+            guard try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups) else {
                 return report(.update, layout.name, key, .whenFalse(row: existing))
             }
-            let row = try assign(target, to: existing, frame: frame, item: item, lookups: lookups)
             workspace.put(layout.position, key, row)
             report(.update, layout.name, key, .wrote(before: existing, after: row))
         case .delete(let target, let when):
@@ -366,30 +374,64 @@ struct DeclarativeProjection: Sendable {
         let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
         for slot in target.key {
             guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
-            let value = try evaluate(expression, context, what: { "key column \(slot.name)" })
+            let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
             guard value != .null else { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
-            values.append(try canonical(value, slot))
+            values.append(try Self.canonical(value, slot))
         }
         return RowKey(values)
     }
 
-    /// Evaluates every assignment against `row` (all read the row as it was), then stores them.
-    private func assign(_ target: Target, to row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
-                        lookups: LookupRows) throws -> [ProjectionValue] {
-        let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
-        var result = row
-        for slot in target.set {
-            guard let index = slot.index, let expression = slot.expression else { throw OperationFailure(message: "unknown column \(slot.name)") }
-            let value = try evaluate(expression, context, what: { "column \(slot.name)" })
-            result[index] = try canonical(value, slot)
+    /// An upsert or update of a row the chunk in progress already wrote: changed in place in the
+    /// overlay (no copy of the row per operation). False, having done nothing, when the overlay
+    /// holds no row at `key`, and with an observer (a trace, which reports the row before and
+    /// after): the operation then takes the general path. A false `when` changes nothing, as there.
+    private func changeInOverlay(_ target: Target, when: Compiled?, layout: TableLayout, key: RowKey, frame: EventFrame, item: ForEachItem?,
+                                 lookups: LookupRows, workspace: RowWorkspace, observer: OperationObserver?) throws -> Bool {
+        guard observer == nil else { return false }
+        // `Self.change`: the closure captures no copy of the projection (a copy retains each of its parts).
+        return try workspace.changeInOverlay(layout.position, key) { row in
+            _ = try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups)
         }
-        return result
+    }
+
+    /// Applies `target`'s assignments to `row` when `when` holds on it (false otherwise, `row`
+    /// unchanged). Every expression reads the row as it was: all are evaluated first, then
+    /// stored, so a failing one leaves the row as it was; `row` is written in place (when its
+    /// array is not shared, no copy).
+    private static func change(_ row: inout [ProjectionValue], _ target: Target, when: Compiled?, frame: EventFrame, item: ForEachItem?,
+                        lookups: LookupRows) throws -> Bool {
+        var values = frame.takeValues()
+        defer { frame.giveBack(&values) }
+        // A separate call: its context (which holds the row) is gone before the row is written.
+        guard try Self.evaluate(target, when: when, on: row, frame: frame, item: item, lookups: lookups, into: &values) else { return false }
+        for (position, slot) in target.set.enumerated() {
+            if let index = slot.index { swap(&row[index], &values[position]) }
+        }
+        return true
+    }
+
+    /// `when` and then every assignment of `target` evaluated against `row`, into `values` (in
+    /// `target.set`'s order); false when `when` does not hold.
+    private static func evaluate(_ target: Target, when: Compiled?, on row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
+                          lookups: LookupRows, into values: inout [ProjectionValue]) throws -> Bool {
+        let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
+        if let when, try !Self.holds(when, context) { return false }
+        for slot in target.set {
+            guard slot.index != nil, let expression = slot.expression else { throw OperationFailure(message: "unknown column \(slot.name)") }
+            let value = try Self.evaluate(expression, context, what: { "column \(slot.name)" })
+            values.append(try Self.canonical(value, slot))
+        }
+        return true
     }
 
     private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                                 row: [ProjectionValue]) throws -> Bool {
         guard let condition else { return true }
-        let value = try evaluate(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups), what: { "when" })
+        return try Self.holds(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups))
+    }
+
+    private static func holds(_ condition: Compiled, _ context: SlotContext) throws -> Bool {
+        let value = try Self.evaluate(condition, context, what: { "when" })
         do {
             return try ExpressionEvaluator.isTrue(value)  // null is false; a non-boolean is an error
         } catch {
@@ -397,7 +439,7 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
-    private func evaluate(_ expression: Compiled, _ context: SlotContext, what: () -> String) throws -> ProjectionValue {
+    private static func evaluate(_ expression: Compiled, _ context: SlotContext, what: () -> String) throws -> ProjectionValue {
         do {
             return try ExpressionEvaluator.evaluate(expression.compiled, in: context)
         } catch {
@@ -405,7 +447,7 @@ struct DeclarativeProjection: Sendable {
         }
     }
 
-    private func canonical(_ value: ProjectionValue, _ slot: Slot) throws -> ProjectionValue {
+    private static func canonical(_ value: ProjectionValue, _ slot: Slot) throws -> ProjectionValue {
         do {
             return try ColumnValues.canonical(value, for: slot.column)
         } catch {
@@ -599,6 +641,9 @@ final class EventFrame {
     /// The event's decoded slots, taken out once per event rather than once per field read.
     private var payloadFields: DecodedFields?
     private var metadataFields: DecodedFields?
+    /// Scratch for an operation's evaluated values (`DeclarativeProjection.change`), kept across
+    /// operations so that evaluating them allocates nothing.
+    private var values: [ProjectionValue] = []
 
     init(_ events: [ProjectionEvent], _ index: Int, _ fields: EventFields, keys: KeyTape? = nil) {
         self.events = events
@@ -615,6 +660,19 @@ final class EventFrame {
         self.index = index
         payloadFields = events[index].payloadFields
         metadataFields = events[index].metadataFields
+    }
+
+    /// The scratch values, moved out (the caller gives them back with `giveBack`).
+    func takeValues() -> [ProjectionValue] {
+        var taken: [ProjectionValue] = []
+        swap(&taken, &values)
+        return taken
+    }
+
+    /// Returns the scratch values, emptied, their capacity kept.
+    func giveBack(_ taken: inout [ProjectionValue]) {
+        taken.removeAll(keepingCapacity: true)
+        swap(&taken, &values)
     }
 
     var event: ProjectionEvent {

@@ -160,13 +160,7 @@ final class RowWorkspace {
     }
 
     func put(_ table: Int, _ key: RowKey, _ row: [ProjectionValue]?) {
-        // The first write of a key by the current event remembers what its layer held before
-        // (`.notInOverlay`: nothing in that layer), for lookups and for undoing the event.
-        if tracksEvents, beforeEvent[table][key] == nil {
-            let prior = speculating ? speculative[table][key] : overlayRows[table][key]
-            beforeEvent[table][key] = prior.map { .entry($0) } ?? .notInOverlay
-            beforeEventEmpty = false
-        }
+        noteBeforeEvent(table, key)
         if speculating {
             speculative[table][key] = .some(row)
             return
@@ -174,6 +168,29 @@ final class RowWorkspace {
         if overlayRows[table].updateValue(row, forKey: key) == nil {
             overlayBytes += Self.estimatedBytes(key, row)
         }
+    }
+
+    /// The first write of a key by the current event remembers what its layer held before
+    /// (`.notInOverlay`: nothing in that layer), for lookups and for undoing the event.
+    private func noteBeforeEvent(_ table: Int, _ key: RowKey) {
+        guard tracksEvents, beforeEvent[table][key] == nil else { return }
+        let prior = speculating ? speculative[table][key] : overlayRows[table][key]
+        beforeEvent[table][key] = prior.map { .entry($0) } ?? .notInOverlay
+        beforeEventEmpty = false
+    }
+
+    /// Changes the row the chunk in progress already wrote at `key`, in place: `change` gets the
+    /// overlay's own array, so a row written by several events of a chunk is not copied per
+    /// operation (a copy allocates and retains every string of it). Returns false, changing
+    /// nothing, when the overlay holds no row at `key` (not written yet in this chunk, or
+    /// deleted) or while speculating: the caller then `put`s the whole row. A row whose array is
+    /// shared (with the rows committing, the cache or the event's undo record) is copied by the
+    /// write, as any array is, so those keep what they held.
+    func changeInOverlay(_ table: Int, _ key: RowKey, _ change: (inout [ProjectionValue]) throws -> Void) rethrows -> Bool {
+        guard !speculating, let index = overlayRows[table].index(forKey: key), overlayRows[table].values[index] != nil else { return false }
+        noteBeforeEvent(table, key)
+        try change(&overlayRows[table].values[index]!)
+        return true
     }
 
     /// Memory a row takes in a workspace dictionary, roughly: the key and value arrays, the
