@@ -67,7 +67,7 @@ func runProcess(_ executable: String, _ arguments: [String], environment extra: 
 
 /// A `reprise` process running in the background (a live worker, a paused rebuild).
 final class BackgroundProcess: @unchecked Sendable {
-    // @unchecked: the pipes are read by Foundation's background readers; fields are set once.
+    // @unchecked: the pipes are read by two threads of this type's own; fields are set once.
     let process = Process()
     private let output = Pipe(), error = Pipe()
     private let collected = CollectedOutput()
@@ -83,10 +83,13 @@ final class BackgroundProcess: @unchecked Sendable {
         process.currentDirectoryURL = URL(fileURLWithPath: RebuildEnvironment.repositoryRoot())
         process.standardOutput = output
         process.standardError = error
-        let collected = collected
-        output.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData, error: false) }
-        error.fileHandleForReading.readabilityHandler = { handle in collected.append(handle.availableData, error: true) }
         try process.run()
+        // Plain blocking reads on threads of their own, not `readabilityHandler`: on Linux,
+        // libdispatch's event loop can crash the test process (SIGSEGV in
+        // `_dispatch_event_loop_drain`) while it watches pipes of processes that come and go
+        // (swift-corelibs-foundation issue 3276); it did once in this suite.
+        collected.drain(output.fileHandleForReading.fileDescriptor, error: false)
+        collected.drain(error.fileHandleForReading.fileDescriptor, error: true)
     }
 
     var pid: Int32 { process.processIdentifier }
@@ -119,9 +122,9 @@ final class BackgroundProcess: @unchecked Sendable {
             if !title.isEmpty { titleSeen.withLock { $0 = title } }
             return !process.isRunning
         }
-        output.fileHandleForReading.readabilityHandler = nil
-        error.fileHandleForReading.readabilityHandler = nil
-        let (out, err) = collected.texts(adding: output.fileHandleForReading.readDataToEndOfFile(), error.fileHandleForReading.readDataToEndOfFile())
+        // The readers end at the end of the pipes, which close with the process.
+        try await waitUntil("the output of reprise \(process.arguments?.first ?? "") to end", limit: .seconds(30)) { collected.drained }
+        let (out, err) = collected.texts
         let outcome = ProcessOutcome(process, standardOutput: out, standardError: err)
         SecretWatch.check(out + err + titleSeen.withLock { $0 }, from: (process.arguments ?? []).joined(separator: " "))
         return outcome
@@ -133,15 +136,41 @@ final class CollectedOutput: @unchecked Sendable {
     // @unchecked: every access holds the lock.
     private let lock = NSLock()
     private var out = Data(), err = Data()
+    private var ended = 0
     func append(_ data: Data, error: Bool) {
         lock.lock()
         defer { lock.unlock() }
         if error { err.append(data) } else { out.append(data) }
     }
-    func texts(adding outTail: Data, _ errTail: Data) -> (String, String) {
+
+    /// Reads `descriptor` to its end on a thread of its own.
+    func drain(_ descriptor: Int32, error: Bool) {
+        let thread = Thread { [self] in
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+                if count < 0 && errno == EINTR { continue }
+                guard count > 0 else { break }
+                append(Data(buffer[0..<count]), error: error)
+            }
+            lock.lock()
+            ended += 1
+            lock.unlock()
+        }
+        thread.start()
+    }
+
+    /// Both pipes were read to their end.
+    var drained: Bool {
         lock.lock()
         defer { lock.unlock() }
-        return (String(decoding: out + outTail, as: UTF8.self), String(decoding: err + errTail, as: UTF8.self))
+        return ended == 2
+    }
+
+    var texts: (String, String) {
+        lock.lock()
+        defer { lock.unlock() }
+        return (String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
     }
 }
 
