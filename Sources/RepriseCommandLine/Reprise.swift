@@ -34,6 +34,7 @@ public enum Reprise {
         let arguments = Array(CommandLine.arguments.dropFirst())
         // Passwords in URL flags stay out of `ps`: the parser works on the copy above.
         ProcessTitle.hidePasswords()
+        MemoryRelease.configureAllocator()
         CommandLineContext.install(projections: projections, hooks: hooks, metricsFactories: metricsFactories)
         await RepriseCommand.main(arguments)
     }

@@ -1,4 +1,5 @@
 @testable import RepriseEngine
+import Glibc
 import RepriseSupport
 import Testing
 
@@ -34,5 +35,17 @@ struct MemoryReleaseTests {
         let resident = try #require(MemoryRelease.residentBytes())
         // A test process holds at least its code and libraries, and far less than the machine.
         #expect(resident > 4 * mib && resident < 64 << 30, "\(resident)")
+    }
+
+    @Test func bigBuffersGetMappingsOfTheirOwnAfterTheAllocatorIsConfigured() throws {
+        try #require(getenv("GLIBC_TUNABLES") == nil && getenv("REPRISE_MALLOC_TRIM") == nil, "the environment sets the allocator itself")
+        // Freeing a mapped 20 MiB block raises glibc's own threshold to 20 MiB: from then on a
+        // 3 MiB buffer would come from an arena, unless the threshold was set by hand.
+        let large = UnsafeMutableRawPointer.allocate(byteCount: 20 * mib, alignment: 16)
+        large.storeBytes(of: 1, as: UInt8.self)
+        large.deallocate()
+        MemoryRelease.configureAllocator()
+        #expect(MemoryRelease.mapsBlock(ofSize: 3 * mib + 100), "a chunk's dictionary buffer of 3 MiB is mapped, and unmapped when freed")
+        #expect(!MemoryRelease.mapsBlock(ofSize: 1 * mib), "below 2 MiB, blocks come from the arenas")
     }
 }
