@@ -42,6 +42,22 @@ package struct EventStoreReader: Sendable {
         var readMetadata: Bool
         /// Only the events of one partition (a partitioned rebuild's first round).
         var partition: PartitionSpec?
+        /// Read the transaction id, event id and time (`readsEnvelopeText`); when false they are
+        /// NULL in the cursor's rows and no handler of the round reads them.
+        var readEnvelopeText = true
+    }
+
+    /// Whether a handler of `group` can read an event's transaction id, event id or time: a Swift
+    /// projection can read anything, a projection file only what its expressions name
+    /// (`event.event_id`, `event.recorded_at`; every field a compiled projection reads is in its
+    /// field table). The rebuild's samples name neither: about a fifth of the cursor's bytes.
+    static func readsEnvelopeText(_ group: [ActiveBuild]) -> Bool {
+        group.contains { build in
+            guard let declarative = build.declarative else { return true }
+            return declarative.fields.references.contains { reference in
+                reference == .envelope(.eventID) || reference == .envelope(.recordedAt)
+            }
+        }
     }
 
     /// The events of one partition: whose key hashes into `hashes` (modulo `modulus`); the key
@@ -101,7 +117,7 @@ package struct EventStoreReader: Sendable {
         _ body: ([ProjectionEvent]) async throws -> Void
     ) async throws {
         let (clause, parameters) = try whereClause(round)
-        let columns = round.readMetadata ? source.envelopeColumns : source.envelopeColumnsWithoutMetadata
+        let columns = source.envelopeColumns(metadata: round.readMetadata, envelopeText: round.readEnvelopeText)
         let sql = "SELECT \(columns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)"
         let reader = self
         try await connection.withCursor(sql, parameters, fetchSize: fetchSize) { cursor in

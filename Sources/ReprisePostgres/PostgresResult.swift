@@ -92,8 +92,10 @@ public final class PostgresResult: @unchecked Sendable {
     public func withValueBytes<R>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
         guard row >= 0 && row < rowCount && column >= 0 && column < columnCount else { return try body(nil) }
         let r = Int32(row), c = Int32(column)
-        if PQgetisnull(handle, r, c) == 1 { return try body(nil) }
+        // A NULL has length 0 (libpq's documentation): only an empty value needs the third call
+        // (the decode thread reads five values per event).
         let length = Int(PQgetlength(handle, r, c))
+        if length == 0, PQgetisnull(handle, r, c) == 1 { return try body(nil) }
         guard let pointer = PQgetvalue(handle, r, c) else { return try body(nil) }
         return try body(UnsafeRawBufferPointer(start: pointer, count: length))
     }
