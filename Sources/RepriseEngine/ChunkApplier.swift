@@ -60,7 +60,8 @@ package struct ChunkApplier: Sendable {
         let record = group[0].record
         let spec = EventStoreReader.Round(
             eventTypes: eventTypes, baseSnapshot: record.baseSnapshot, targetSnapshot: record.targetSnapshot,
-            afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata, partition: group[0].partitionSpec)
+            afterPosition: group.map(\.record.roundPosition).min() ?? 0, readMetadata: decoders.readMetadata, partition: group[0].partitionSpec,
+            envelope: EventStoreReader.envelopeReads(group))
         // A count only for a progress bar (the live worker has none: no count on its hot path).
         // A partition's share of the whole round's count is close enough and spares hashing
         // every key a second time.

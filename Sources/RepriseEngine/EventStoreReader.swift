@@ -42,6 +42,35 @@ package struct EventStoreReader: Sendable {
         var readMetadata: Bool
         /// Only the events of one partition (a partitioned rebuild's first round).
         var partition: PartitionSpec?
+        /// What the round's handlers can read of the envelope (`envelopeReads`).
+        var envelope = EnvelopeReads.all
+    }
+
+    /// The envelope fields a round's handlers can read, besides position, version and type.
+    struct EnvelopeReads: Sendable {
+        /// The transaction id, event id and time; when false they are NULL in the cursor's rows
+        /// (about a fifth of its bytes, all decrypted over TLS and copied by libpq).
+        var text: Bool
+        /// The stream id, decoded per event when true; when false an event decodes it from its
+        /// batch only if it is read.
+        var streamID: Bool
+        static let all = EnvelopeReads(text: true, streamID: true)
+    }
+
+    /// What the handlers of `group` can read: a Swift projection anything, a projection file only
+    /// what its expressions name (every field a compiled projection reads is in its field table),
+    /// and the stream id also where parked streams are left out (`ChunkApplier.indexes`).
+    static func envelopeReads(_ group: [ActiveBuild]) -> EnvelopeReads {
+        var reads = EnvelopeReads(text: false, streamID: false)
+        for build in group {
+            guard let declarative = build.declarative else { return .all }
+            for reference in declarative.fields.references {
+                if reference == .envelope(.eventID) || reference == .envelope(.recordedAt) { reads.text = true }
+                if reference == .envelope(.streamID) { reads.streamID = true }
+            }
+            if !build.parkedStreams.isEmpty { reads.streamID = true }
+        }
+        return reads
     }
 
     /// The events of one partition: whose key hashes into `hashes` (modulo `modulus`); the key
@@ -101,7 +130,8 @@ package struct EventStoreReader: Sendable {
         _ body: ([ProjectionEvent]) async throws -> Void
     ) async throws {
         let (clause, parameters) = try whereClause(round)
-        let columns = round.readMetadata ? source.envelopeColumns : source.envelopeColumnsWithoutMetadata
+        let columns = source.envelopeColumns(metadata: round.readMetadata, envelopeText: round.envelope.text)
+        let streamIDs = round.envelope.streamID
         let sql = "SELECT \(columns) FROM \(source.qualifiedTable) WHERE \(clause) ORDER BY \(source.position)"
         let reader = self
         try await connection.withCursor(sql, parameters, fetchSize: fetchSize) { cursor in
@@ -116,7 +146,8 @@ package struct EventStoreReader: Sendable {
                     guard let batch = try await batches.next() else { break }
                     timings.add(.read, ContinuousClock.now - started)
                     let next = Task {
-                        try await reader.decodeConcurrently(batch, decoder: decoder, metadataDecoder: metadataDecoder, timings: timings)
+                        try await reader.decodeConcurrently(
+                            batch, decoder: decoder, metadataDecoder: metadataDecoder, streamIDs: streamIDs, timings: timings)
                     }
                     if let previous = decoding {
                         decoding = nil
@@ -187,12 +218,13 @@ package struct EventStoreReader: Sendable {
     /// `decode` on the global executor, whatever the caller's isolation.
     @concurrent
     private func decodeConcurrently(
-        _ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder, timings: EngineTimings
+        _ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder, streamIDs: Bool, timings: EngineTimings
     ) async throws -> [ProjectionEvent] {
-        try timings.measure(.decode) { try decode(batch, decoder: decoder, metadataDecoder: metadataDecoder) }
+        try timings.measure(.decode) { try decode(batch, decoder: decoder, metadataDecoder: metadataDecoder, streamIDs: streamIDs) }
     }
 
-    func decode(_ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder) throws -> [ProjectionEvent] {
+    /// The events of `batch`; with `streamIDs` false their stream ids stay in the batch until read.
+    func decode(_ batch: PostgresResult, decoder: JSONFieldDecoder, metadataDecoder: JSONFieldDecoder, streamIDs: Bool = true) throws -> [ProjectionEvent] {
         var events: [ProjectionEvent] = []
         events.reserveCapacity(batch.rowCount)
         let mapping = source.source
@@ -206,7 +238,7 @@ package struct EventStoreReader: Sendable {
             let metadata = try decodeJSON(batch, row, EnvelopeColumn.metadata, decoder: metadataDecoder, encoding: mapping.metadataEncoding,
                                           column: mapping.metadataColumn ?? "metadata", position: position, type: type)
             events.append(ProjectionEvent(
-                position: position, envelope: batch, row: row, streamID: batch.string(row, EnvelopeColumn.streamID) ?? "",
+                position: position, envelope: batch, row: row, streamID: streamIDs ? batch.string(row, EnvelopeColumn.streamID) ?? "" : nil,
                 streamVersion: batch.int64(row, EnvelopeColumn.streamVersion) ?? 0,
                 type: type, payload: payload, metadata: metadata))
         }

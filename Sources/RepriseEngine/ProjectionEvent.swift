@@ -23,7 +23,7 @@ public struct ProjectionEvent: Sendable {
         set { change { $0.text.eventID = newValue } }
     }
     public var streamID: String {
-        get { storage.fields.streamID }
+        get { storage.fields.streamID ?? storage.fields.text.streamID }
         set { change { $0.streamID = newValue } }
     }
     public var streamVersion: Int64 {
@@ -79,17 +79,23 @@ public struct ProjectionEvent: Sendable {
     }
 
     /// An event decoded by `EventStoreReader`, whose transaction id, event id and time stay in
-    /// `row` of `envelope` until read.
-    init(position: Int64, envelope: PostgresResult, row: Int, streamID: String, streamVersion: Int64, type: String,
-         payload: DecodedPart, metadata: DecodedPart) {
-        self.init(position: position, text: EnvelopeText(envelope, row: row, position: position),
-                  streamID: streamID, streamVersion: streamVersion, type: type, payload: payload, metadata: metadata)
+    /// `row` of `envelope` until read; and its stream id too when `streamID` is nil.
+    init(position: Int64, envelope: PostgresResult, row: Int, streamID: String?, streamVersion: Int64, type: String,
+         payload: consuming DecodedPart, metadata: consuming DecodedPart) {
+        let (payloadTree, payloadFields) = payload.parts()
+        let (metadataTree, metadataFields) = metadata.parts()
+        // The envelope text built in the expression: passed to another initializer it was
+        // copied and destroyed (a retain and a release per event).
+        storage = Storage(Fields(
+            position: position, text: EnvelopeText(envelope, row: row, position: position), streamID: streamID,
+            streamVersion: streamVersion, type: type, payloadTree: payloadTree, metadataTree: metadataTree,
+            payloadFields: payloadFields, metadataFields: metadataFields))
     }
 
     private init(position: Int64, text: EnvelopeText, streamID: String, streamVersion: Int64, type: String,
-                 payload: DecodedPart, metadata: DecodedPart) {
-        let (payloadTree, payloadFields) = payload.parts
-        let (metadataTree, metadataFields) = metadata.parts
+                 payload: consuming DecodedPart, metadata: consuming DecodedPart) {
+        let (payloadTree, payloadFields) = payload.parts()
+        let (metadataTree, metadataFields) = metadata.parts()
         // Built in place: a `Fields` variable changed after it was made was copied into the
         // storage and then destroyed (a retain and a release of each of its references).
         storage = Storage(Fields(
@@ -101,7 +107,9 @@ public struct ProjectionEvent: Sendable {
     private struct Fields: Sendable {
         var position: Int64
         var text: EnvelopeText
-        var streamID: String
+        /// Nil: in the batch (`text`), decoded on each read. The rebuild's reader leaves it there
+        /// when no handler of the round reads it (a `String` per event, most of them allocated).
+        var streamID: String?
         var streamVersion: Int64
         var type: String
         var payloadTree: JSONValue
@@ -119,6 +127,8 @@ public struct ProjectionEvent: Sendable {
     /// A setter: the storage is shared by the copies of this event, so it is replaced, not changed.
     private mutating func change(_ body: (inout Fields) -> Void) {
         var fields = storage.fields
+        // A text setter lets go of the batch: the stream id is taken out of it first.
+        if fields.streamID == nil { fields.streamID = fields.text.streamID }
         body(&fields)
         storage = Storage(fields)
     }
@@ -155,6 +165,8 @@ public struct ProjectionEvent: Sendable {
             get { row.map { $0.result.string($0.index, EnvelopeColumn.recordedAt) ?? "" } ?? strings.recordedAt }
             set { materialize(); strings.recordedAt = newValue }
         }
+        /// The stream id in the batch (for `Fields.streamID` nil, which only events of a batch have).
+        var streamID: String { row.map { $0.result.string($0.index, EnvelopeColumn.streamID) ?? "" } ?? "" }
 
         /// Before a setter: the other fields as strings, the batch no longer needed.
         private mutating func materialize() {
@@ -169,8 +181,9 @@ public struct ProjectionEvent: Sendable {
         case tree(JSONValue)
         case fields(DecodedFields)
 
-        /// The tree (`.null` for slots) and the slots (nil for a tree), as `Fields` keeps them.
-        var parts: (JSONValue, DecodedFields?) {
+        /// The tree (`.null` for slots) and the slots (nil for a tree), as `Fields` keeps them;
+        /// consuming, so the part moves instead of being copied and destroyed.
+        consuming func parts() -> (JSONValue, DecodedFields?) {
             switch self {
             case .tree(let tree): (tree, nil)
             case .fields(let decoded): (.null, decoded)

@@ -53,7 +53,11 @@ public struct RebuildEngine: Sendable {
         let names = projections.map(\.definition.name)
         guard Set(names).count == names.count else { throw EngineError(.invalidRequest, message: "a projection is named twice") }
 
-        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL) { connections in
+        // The plain rebuild never queries the store while its cursor is open (snapshots are
+        // taken before and between rounds), so one PostgreSQL session serves as reader and
+        // control: each login costs the client SCRAM's 4,096 HMAC rounds and a TLS handshake
+        // (docs/throughput-decode3.md).
+        return try await EngineConnections.with(postgresURL: postgresURL, mysqlURL: mysqlURL, controlSession: .reader) { connections in
             // One rebuild per projection at a time.
             let locks = names.map { Self.rebuildLockName($0, database: connections.database) }
             return try await connections.locks.withNamedLocks(locks, busy: { lock in
@@ -480,6 +484,7 @@ public struct RebuildEngine: Sendable {
 /// PostgreSQL, a writer and a lock holder on MySQL.
 package struct EngineConnections: Sendable {
     package let reader: PostgresConnection
+    /// The reader itself when opened with `.reader`.
     package let control: PostgresConnection
     let writer: MySQLConnection
     package let locks: MySQLConnection
@@ -491,22 +496,37 @@ package struct EngineConnections: Sendable {
     /// whether `body` returned or threw (closing the lock connection releases any named lock
     /// left on it).
     package static func with<Result: Sendable>(
-        postgresURL: String, mysqlURL: String, _ body: (EngineConnections) async throws -> Result
+        postgresURL: String, mysqlURL: String, controlSession: ControlSession = .own, _ body: (EngineConnections) async throws -> Result
     ) async throws -> Result {
-        let connections = try await open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        let connections = try await open(postgresURL: postgresURL, mysqlURL: mysqlURL, controlSession: controlSession)
         return try await withCleanup({ try await body(connections) }, cleanup: { await connections.close() })
     }
 
+    /// Where the control statements (snapshots, source resolution, advisory locks) run.
+    package enum ControlSession: Sendable {
+        /// A PostgreSQL session of their own: for callers that use it while the reader's cursor
+        /// is open (partitioned rebuilds, the live worker).
+        case own
+        /// The reader's session: for callers that never do, so they log in once, not twice.
+        case reader
+    }
+
     /// Opens the connections; those opened before a failure are closed again.
-    package static func open(postgresURL: String, mysqlURL: String) async throws -> EngineConnections {
+    package static func open(postgresURL: String, mysqlURL: String, controlSession: ControlSession = .own) async throws -> EngineConnections {
         var opened: [@Sendable () async -> Void] = []
         do {
             let writer = try await MySQLConnection.connect(url: mysqlURL)
             opened.append { await writer.close() }
             let reader = try await PostgresConnection.connect(url: postgresURL)
             opened.append { await reader.close() }
-            let control = try await PostgresConnection.connect(url: postgresURL)
-            opened.append { await control.close() }
+            let control: PostgresConnection
+            switch controlSession {
+            case .own:
+                control = try await PostgresConnection.connect(url: postgresURL)
+                opened.append { await control.close() }
+            case .reader:
+                control = reader
+            }
             let locks = try await MySQLConnection.connect(url: mysqlURL)
             opened.append { await locks.close() }
             let store = ReadModelStore(connection: writer)
@@ -545,7 +565,7 @@ package struct EngineConnections: Sendable {
     /// Closes every connection, the lock holder last; closing it releases its named locks.
     package func close() async {
         await reader.close()
-        await control.close()
+        if control !== reader { await control.close() }
         await writer.close()
         await locks.close()
     }

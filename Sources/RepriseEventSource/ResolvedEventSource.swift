@@ -9,6 +9,17 @@ public struct ResolvedEventSource: Sendable {
     public let envelopeColumns: String
     /// The same list with `NULL` for metadata (when no projection reads it).
     public let envelopeColumnsWithoutMetadata: String
+    /// The list a rebuild's cursor reads: `NULL` for metadata unless `metadata`, and for the
+    /// transaction id, event id and time unless `envelopeText` (over TLS every byte of the cursor
+    /// is decrypted, and libpq copies every value; the column numbers stay the same).
+    public func envelopeColumns(metadata: Bool, envelopeText: Bool) -> String {
+        guard !envelopeText else { return metadata ? envelopeColumns : envelopeColumnsWithoutMetadata }
+        return (envelopeWithoutText + [metadata ? metadataColumn : "NULL"]).joined(separator: ", ")
+    }
+    /// The list up to the payload, with `NULL` for the transaction id, event id and time; and the
+    /// metadata column.
+    private let envelopeWithoutText: [String]
+    private let metadataColumn: String
     public let qualifiedTable: String
     public let position: String
     let eventType: String
@@ -108,8 +119,12 @@ public struct ResolvedEventSource: Sendable {
             recordedAt ?? "NULL",
             jsonText(source.payloadColumn, source.payloadEncoding),
         ]
-        envelopeColumns = (parts + [source.metadataColumn.map { jsonText($0, source.metadataEncoding) } ?? "NULL"]).joined(separator: ", ")
+        metadataColumn = source.metadataColumn.map { jsonText($0, source.metadataEncoding) } ?? "NULL"
+        envelopeColumns = (parts + [metadataColumn]).joined(separator: ", ")
         envelopeColumnsWithoutMetadata = (parts + ["NULL"]).joined(separator: ", ")
+        var withoutText = parts
+        for index in [1, 2, 6] { withoutText[index] = "NULL" }  // transaction id, event id, recorded at
+        envelopeWithoutText = withoutText
     }
 
     /// `character varying(255)` → `character varying`.

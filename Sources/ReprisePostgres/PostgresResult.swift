@@ -46,33 +46,42 @@ public final class PostgresResult: @unchecked Sendable {
     }
 
     public func int64(_ row: Int, _ column: Int) -> Int64? {
-        withValueBytes(row, column) { bytes in
-            guard let bytes, !bytes.isEmpty else { return nil }
-            // Up to 18 digits cannot overflow: no overflow checks (positions, versions).
-            let first = bytes[0] == UInt8(ascii: "-") ? 1 : 0
-            if bytes.count - first <= 18 {
-                var value: Int64 = 0
-                var index = first
-                while index < bytes.count {
-                    let digit = bytes[index] &- UInt8(ascii: "0")
-                    guard digit < 10 else { return nil }
-                    value = value &* 10 &+ Int64(digit)
-                    index += 1
-                }
-                return first == 1 ? -value : value
-            }
+        // Read directly, not through `withValueBytes`' closure (twice per event on the decode
+        // thread). NULL and empty text both have length 0 and both give nil: no `PQgetisnull`.
+        guard row >= 0 && row < rowCount && column >= 0 && column < columnCount else { return nil }
+        let r = Int32(row), c = Int32(column)
+        let length = Int(PQgetlength(handle, r, c))
+        guard length > 0, let pointer = PQgetvalue(handle, r, c) else { return nil }
+        return Self.int64(UnsafeRawBufferPointer(start: pointer, count: length))
+    }
+
+    /// The integer a non-empty decimal text spells, or nil.
+    @inline(__always)
+    private static func int64(_ bytes: UnsafeRawBufferPointer) -> Int64? {
+        // Up to 18 digits cannot overflow: no overflow checks (positions, versions).
+        let first = bytes[0] == UInt8(ascii: "-") ? 1 : 0
+        if bytes.count - first <= 18 {
             var value: Int64 = 0
-            var negative = false
-            for (offset, byte) in bytes.enumerated() {
-                if offset == 0 && byte == UInt8(ascii: "-") { negative = true; continue }
-                guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
-                let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
-                let (added, overflow2) = multiplied.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
-                if overflow1 || overflow2 { return nil }
-                value = added
+            var index = first
+            while index < bytes.count {
+                let digit = bytes[index] &- UInt8(ascii: "0")
+                guard digit < 10 else { return nil }
+                value = value &* 10 &+ Int64(digit)
+                index += 1
             }
-            return negative ? -value : value
+            return first == 1 ? -value : value
         }
+        var value: Int64 = 0
+        var negative = false
+        for (offset, byte) in bytes.enumerated() {
+            if offset == 0 && byte == UInt8(ascii: "-") { negative = true; continue }
+            guard byte >= UInt8(ascii: "0") && byte <= UInt8(ascii: "9") else { return nil }
+            let (multiplied, overflow1) = value.multipliedReportingOverflow(by: 10)
+            let (added, overflow2) = multiplied.addingReportingOverflow(Int64(byte - UInt8(ascii: "0")))
+            if overflow1 || overflow2 { return nil }
+            value = added
+        }
+        return negative ? -value : value
     }
 
     public func int(_ row: Int, _ column: Int) -> Int? { int64(row, column).map { Int($0) } }
@@ -92,8 +101,10 @@ public final class PostgresResult: @unchecked Sendable {
     public func withValueBytes<R>(_ row: Int, _ column: Int, _ body: (UnsafeRawBufferPointer?) throws -> R) rethrows -> R {
         guard row >= 0 && row < rowCount && column >= 0 && column < columnCount else { return try body(nil) }
         let r = Int32(row), c = Int32(column)
-        if PQgetisnull(handle, r, c) == 1 { return try body(nil) }
+        // A NULL has length 0 (libpq's documentation): only an empty value needs the third call
+        // (the decode thread reads five values per event).
         let length = Int(PQgetlength(handle, r, c))
+        if length == 0, PQgetisnull(handle, r, c) == 1 { return try body(nil) }
         guard let pointer = PQgetvalue(handle, r, c) else { return try body(nil) }
         return try body(UnsafeRawBufferPointer(start: pointer, count: length))
     }

@@ -19,6 +19,22 @@ struct PostgresTests {
         await db.close()
     }
 
+    /// `withValueBytes` asks libpq whether a value is NULL only when it is empty: NULL and the empty
+    /// string must still differ, in every accessor.
+    @Test func nullAndEmptyValuesStayApart() async throws {
+        let db = try await TestServers.postgres()
+        let result = try await db.query("SELECT NULL::text, ''::text, 'x'::text, NULL::bigint, '{}'::jsonb::text")
+        #expect(result.string(0, 0) == nil && result.isNull(0, 0))
+        #expect(result.string(0, 1) == "" && !result.isNull(0, 1))
+        #expect(result.string(0, 2) == "x")
+        #expect(result.int64(0, 3) == nil && result.int64(0, 1) == nil)
+        #expect(result.withValueBytes(0, 0) { $0 == nil })
+        #expect(result.withValueBytes(0, 1) { $0?.count == 0 })
+        #expect(result.withValueBytes(0, 4) { $0.map { Array($0) } == Array("{}".utf8) })
+        #expect(result.withValueBytes(1, 0) { $0 == nil } && result.withValueBytes(0, 5) { $0 == nil })
+        await db.close()
+    }
+
     @Test func badStatementGivesTypedErrorWithSQLState() async throws {
         let db = try await TestServers.postgres()
         await #expect {
