@@ -371,19 +371,18 @@ struct DeclarativeProjection: Sendable {
 
     /// The key an operation names: its key columns' values, canonical for their types.
     private func keyOf(_ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?, lookups: LookupRows) throws -> RowKey {
-        let slots = target.key
-        // Made at its final size in one allocation (`reserveCapacity` on an empty array allocates
-        // through the general grow path), written in place.
-        let values = try layout.defaultRow.withUnsafeBufferPointer { defaultRow in
+        // `reserveCapacity` on an empty array: a specialized allocation (`Array(repeating:count:)`
+        // and `init(unsafeUninitializedCapacity:)` call the stdlib's unspecialized allocator,
+        // which looks up the array's type metadata per key: twice the instructions).
+        var values: [ProjectionValue] = []
+        values.reserveCapacity(target.key.count)
+        try layout.defaultRow.withUnsafeBufferPointer { defaultRow in
             let context = SlotContext(frame: frame, item: item, row: defaultRow, lookups: lookups)
-            return try [ProjectionValue](unsafeUninitializedCapacity: slots.count) { buffer, initialized in
-                for slot in slots {
-                    guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
-                    let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
-                    if case .null = value { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
-                    (buffer.baseAddress! + initialized).initialize(to: try Self.canonical(value, slot))
-                    initialized += 1
-                }
+            for slot in target.key {
+                guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
+                let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
+                if case .null = value { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
+                values.append(try Self.canonical(value, slot))
             }
         }
         return RowKey(values)
