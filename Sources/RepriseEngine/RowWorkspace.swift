@@ -186,6 +186,7 @@ final class RowWorkspace {
     /// deleted) or while speculating: the caller then `put`s the whole row. A row whose array is
     /// shared (with the rows committing, the cache or the event's undo record) is copied by the
     /// write, as any array is, so those keep what they held.
+    @inline(__always)  // into the operation that calls it (its closure then needs no context of its own)
     func changeInOverlay(_ table: Int, _ key: RowKey, _ change: (inout [ProjectionValue]) throws -> Void) rethrows -> Bool {
         guard !speculating else { return false }
         guard tracksEvents else {
@@ -198,6 +199,7 @@ final class RowWorkspace {
         return true
     }
 
+    @inline(__always)
     private static func change(in rows: inout Rows, at key: RowKey, _ change: (inout [ProjectionValue]) throws -> Void) rethrows -> Bool {
         guard let index = rows.index(forKey: key), rows.values[index] != nil else { return false }
         try change(&rows.values[index]!)
