@@ -63,7 +63,8 @@ enum ColumnValues {
             default: throw ConversionError(message: "\(value) is not a boolean for column \(column.name)")
             }
         case .date:
-            if case .string(let text) = value, text.utf8.count == 10, isoDate(text) != nil { return value }  // already YYYY-MM-DD
+            // Already YYYY-MM-DD: checked in place (`isoDate` would also return a copy of the text).
+            if case .string(let text) = value, text.utf8.count == 10, bytesOf(text, { startsWithDate($0) }) { return value }
             guard case .string(let text) = value, let date = isoDate(text) else {
                 throw ConversionError(message: "\(value) is not a date (YYYY-MM-DD…) for column \(column.name)")
             }

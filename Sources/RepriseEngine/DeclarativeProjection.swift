@@ -242,18 +242,20 @@ struct DeclarativeProjection: Sendable {
     /// A lookup's key; nil when a key column's value is null (no row can have it).
     private func lookupKey(_ lookup: Lookup, _ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?,
                            lookups: LookupRows) throws -> RowKey? {
-        let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
-        var values: [ProjectionValue] = []
-        values.reserveCapacity(target.key.count)
-        for slot in target.key {
-            guard let expression = slot.expression else {
-                throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(slot.name)")
+        try layout.defaultRow.withUnsafeBufferPointer { defaultRow in
+            let context = SlotContext(frame: frame, item: item, row: defaultRow, lookups: lookups)
+            var values: [ProjectionValue] = []
+            values.reserveCapacity(target.key.count)
+            for slot in target.key {
+                guard let expression = slot.expression else {
+                    throw OperationFailure(message: "lookup \(lookup.alias): no value for key column \(slot.name)")
+                }
+                let value = try Self.evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
+                if case .null = value { return nil }
+                values.append(try Self.canonical(value, slot))
             }
-            let value = try Self.evaluate(expression, context, what: { "lookup \(lookup.alias) key column \(slot.name)" })
-            if value == .null { return nil }
-            values.append(try Self.canonical(value, slot))
+            return RowKey(values)
         }
-        return RowKey(values)
     }
 
     private func run(_ step: Step, path: () -> String, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
@@ -369,14 +371,19 @@ struct DeclarativeProjection: Sendable {
 
     /// The key an operation names: its key columns' values, canonical for their types.
     private func keyOf(_ target: Target, layout: TableLayout, frame: EventFrame, item: ForEachItem?, lookups: LookupRows) throws -> RowKey {
+        // `reserveCapacity` on an empty array: a specialized allocation (`Array(repeating:count:)`
+        // and `init(unsafeUninitializedCapacity:)` call the stdlib's unspecialized allocator,
+        // which looks up the array's type metadata per key: twice the instructions).
         var values: [ProjectionValue] = []
         values.reserveCapacity(target.key.count)
-        let context = SlotContext(frame: frame, item: item, row: layout.defaultRow, lookups: lookups)
-        for slot in target.key {
-            guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
-            let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
-            guard value != .null else { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
-            values.append(try Self.canonical(value, slot))
+        try layout.defaultRow.withUnsafeBufferPointer { defaultRow in
+            let context = SlotContext(frame: frame, item: item, row: defaultRow, lookups: lookups)
+            for slot in target.key {
+                guard let expression = slot.expression else { throw OperationFailure(message: "no value for key column \(slot.name)") }
+                let value = try Self.evaluate(expression, context, what: { "key column \(slot.name)" })
+                if case .null = value { throw OperationFailure(message: "key column \(slot.name) is null (\(expression.source))") }
+                values.append(try Self.canonical(value, slot))
+            }
         }
         return RowKey(values)
     }
@@ -400,26 +407,43 @@ struct DeclarativeProjection: Sendable {
     /// array is not shared, no copy).
     private static func change(_ row: inout [ProjectionValue], _ target: Target, when: Compiled?, frame: EventFrame, item: ForEachItem?,
                         lookups: LookupRows) throws -> Bool {
-        var values = frame.takeValues()
-        defer { frame.giveBack(&values) }
-        // A separate call: its context (which holds the row) is gone before the row is written.
-        guard try Self.evaluate(target, when: when, on: row, frame: frame, item: item, lookups: lookups, into: &values) else { return false }
-        for (position, slot) in target.set.enumerated() {
-            if let index = slot.index { swap(&row[index], &values[position]) }
+        // The values wait in a stack buffer (no array to keep, clear and check for uniqueness per operation).
+        try withUnsafeTemporaryAllocation(of: ProjectionValue.self, capacity: max(target.set.count, 1)) { values in
+            let values = values.baseAddress!
+            var evaluated = 0
+            let holds: Bool
+            do {
+                // Evaluated against the row as it was, then stored: a failing one leaves the row unchanged.
+                holds = try row.withUnsafeBufferPointer { before in
+                    try Self.evaluate(target, when: when, on: before, frame: frame, item: item, lookups: lookups, into: values,
+                                      evaluated: &evaluated)
+                }
+            } catch {
+                values.deinitialize(count: evaluated)
+                throw error
+            }
+            guard holds else { return false }
+            // Every slot has an index (`evaluate` fails on one without): each value moves to its column.
+            let indexes = target.setIndexes
+            row.withUnsafeMutableBufferPointer { row in
+                for position in 0..<evaluated { row[indexes[position]] = (values + position).move() }
+            }
+            return true
         }
-        return true
     }
 
     /// `when` and then every assignment of `target` evaluated against `row`, into `values` (in
-    /// `target.set`'s order); false when `when` does not hold.
-    private static func evaluate(_ target: Target, when: Compiled?, on row: [ProjectionValue], frame: EventFrame, item: ForEachItem?,
-                          lookups: LookupRows, into values: inout [ProjectionValue]) throws -> Bool {
+    /// `target.set`'s order, `evaluated` counting those initialized); false when `when` does not hold.
+    private static func evaluate(_ target: Target, when: Compiled?, on row: UnsafeBufferPointer<ProjectionValue>, frame: EventFrame,
+                                 item: ForEachItem?, lookups: LookupRows, into values: UnsafeMutablePointer<ProjectionValue>,
+                                 evaluated: inout Int) throws -> Bool {
         let context = SlotContext(frame: frame, item: item, row: row, lookups: lookups)
         if let when, try !Self.holds(when, context) { return false }
         for slot in target.set {
             guard slot.index != nil, let expression = slot.expression else { throw OperationFailure(message: "unknown column \(slot.name)") }
             let value = try Self.evaluate(expression, context, what: { "column \(slot.name)" })
-            values.append(try Self.canonical(value, slot))
+            (values + evaluated).initialize(to: try Self.canonical(value, slot))
+            evaluated += 1
         }
         return true
     }
@@ -427,7 +451,9 @@ struct DeclarativeProjection: Sendable {
     private func conditionHolds(_ condition: Compiled?, frame: EventFrame, item: ForEachItem?, lookups: LookupRows,
                                 row: [ProjectionValue]) throws -> Bool {
         guard let condition else { return true }
-        return try Self.holds(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups))
+        return try row.withUnsafeBufferPointer { row in
+            try Self.holds(condition, SlotContext(frame: frame, item: item, row: row, lookups: lookups))
+        }
     }
 
     private static func holds(_ condition: Compiled, _ context: SlotContext) throws -> Bool {
@@ -505,12 +531,15 @@ extension DeclarativeProjection {
         let layout: TableLayout?
         let key: [Slot]
         let set: [Slot]
+        /// `set`'s row slots, in its order (-1 for an unknown column, which fails before any is read).
+        let setIndexes: [Int]
 
         init(table: String, layout: TableLayout?, key: [Slot], set: [Slot]) {
             self.table = table
             self.layout = layout
             self.key = key
             self.set = set
+            setIndexes = set.map { $0.index ?? -1 }
         }
     }
 
@@ -633,50 +662,43 @@ final class EventFrame {
     /// retains each of its fields).
     /// A chunk's pass moves one frame from event to event (`move(to:)`) instead of allocating one per event.
     private let events: [ProjectionEvent]
-    private(set) var index: Int
     let fields: EventFields
     /// The keys the prefetch pass evaluated for this event, when it kept them.
     let keys: KeyTape?
 
-    /// The event's decoded slots, taken out once per event rather than once per field read.
-    private var payloadFields: DecodedFields?
-    private var metadataFields: DecodedFields?
-    /// Scratch for an operation's evaluated values (`DeclarativeProjection.change`), kept across
-    /// operations so that evaluating them allocates nothing.
-    private var values: [ProjectionValue] = []
+    /// The event's index and decoded slots (taken out once per event rather than once per field
+    /// read), in one stored property: moving to the next event is one exclusivity-checked access.
+    private var current: Current
+
+    private struct Current {
+        var index: Int
+        var payloadFields: DecodedFields?
+        var metadataFields: DecodedFields?
+
+        init(_ event: ProjectionEvent, at index: Int) {
+            self.index = index
+            payloadFields = event.payloadFields
+            metadataFields = event.metadataFields
+        }
+    }
 
     init(_ events: [ProjectionEvent], _ index: Int, _ fields: EventFields, keys: KeyTape? = nil) {
         self.events = events
-        self.index = index
         self.fields = fields
         self.keys = keys
-        payloadFields = events[index].payloadFields
-        metadataFields = events[index].metadataFields
+        current = Current(events[index], at: index)
     }
+
+    var index: Int { current.index }
 
     /// The frame now reads `events[index]`.
     func move(to index: Int) {
-        guard index != self.index else { return }
-        self.index = index
-        payloadFields = events[index].payloadFields
-        metadataFields = events[index].metadataFields
-    }
-
-    /// The scratch values, moved out (the caller gives them back with `giveBack`).
-    func takeValues() -> [ProjectionValue] {
-        var taken: [ProjectionValue] = []
-        swap(&taken, &values)
-        return taken
-    }
-
-    /// Returns the scratch values, emptied, their capacity kept.
-    func giveBack(_ taken: inout [ProjectionValue]) {
-        taken.removeAll(keepingCapacity: true)
-        swap(&taken, &values)
+        guard index != current.index else { return }
+        current = Current(events[index], at: index)
     }
 
     var event: ProjectionEvent {
-        _read { yield events[index] }
+        _read { yield events[current.index] }
     }
 
     /// The type of another event of the frame's array (which handler to run, before moving).
@@ -688,11 +710,12 @@ final class EventFrame {
     func value(_ index: Int, item: ForEachItem?) -> ProjectionValue {
         let id = fields.ids[index]
         switch fields.kinds[index] {
+        // Read through the optional in place: no copy of the slots (a retain and release per field).
         case .payload:
-            if let decoded = payloadFields, let value = decoded.value(id) { return value }
+            if let value = current.payloadFields?.value(id) { return value }
             return event.payload.value(at: fields.paths[index][...])?.projectionValue ?? .null
         case .metadata:
-            if let decoded = metadataFields, let value = decoded.value(id) { return value }
+            if let value = current.metadataFields?.value(id) { return value }
             return event.metadata.value(at: fields.paths[index][...])?.projectionValue ?? .null
         case .item:
             switch item {
@@ -712,10 +735,10 @@ final class EventFrame {
         let id = fields.ids[index]
         switch fields.kinds[index] {
         case .payload:
-            if let decoded = payloadFields, let elements = decoded.elements(id) { return elements }
+            if let elements = current.payloadFields?.elements(id) { return elements }
             return ForEachElements(event.payload.value(at: fields.paths[index][...]))
         case .metadata:
-            if let decoded = metadataFields, let elements = decoded.elements(id) { return elements }
+            if let elements = current.metadataFields?.elements(id) { return elements }
             return ForEachElements(event.metadata.value(at: fields.paths[index][...]))
         case .item:
             switch item {
@@ -763,28 +786,40 @@ struct TableKeys {
 /// nil entries are keys the first pass could not evaluate (`apply` evaluates them and reports
 /// the error). Each event has its own run, so an event that fails leaves the next one aligned.
 final class KeyTape {
-    private var keys: [RowKey?] = []
-    private var starts: [Int] = []
-    private var next = 0
-    private var end = 0
+    /// One stored property: each call is one exclusivity-checked access to the class's storage,
+    /// not one per field it reads or writes.
+    private var state = State()
+
+    private struct State {
+        var keys: [RowKey?] = []
+        var starts: [Int] = []
+        var next = 0
+        var end = 0
+
+        mutating func startEvent() { starts.append(keys.count) }
+
+        mutating func rewind(toEvent index: Int) {
+            next = starts[index]
+            end = index + 1 < starts.count ? starts[index + 1] : keys.count
+        }
+
+        mutating func take() -> RowKey? {
+            guard next < end else { return nil }
+            defer { next += 1 }
+            return keys[next]
+        }
+    }
 
     /// The next keys appended belong to the next event.
-    func startEvent() { starts.append(keys.count) }
+    func startEvent() { state.startEvent() }
 
-    func append(_ key: RowKey?) { keys.append(key) }
+    func append(_ key: RowKey?) { state.keys.append(key) }
 
     /// Positions the tape at the keys of event `index` (in the order events were started).
-    func rewind(toEvent index: Int) {
-        next = starts[index]
-        end = index + 1 < starts.count ? starts[index + 1] : keys.count
-    }
+    func rewind(toEvent index: Int) { state.rewind(toEvent: index) }
 
     /// The next key of the event; nil when the first pass could not evaluate it (or none is left).
-    func take() -> RowKey? {
-        guard next < end else { return nil }
-        defer { next += 1 }
-        return keys[next]
-    }
+    func take() -> RowKey? { state.take() }
 }
 
 /// The current `for_each` element: a tree, or element `index` of an array decoded into item slots.
@@ -795,9 +830,13 @@ enum ForEachItem {
 
 /// What compiled expressions read: the event (and `for_each` item) and the row being written.
 struct SlotContext: CompiledExpressionContext {
-    let frame: EventFrame
+    /// unowned(unsafe): a context lives only inside the call that made it, whose caller holds
+    /// the frame (a strong reference would retain and release it per context).
+    unowned(unsafe) let frame: EventFrame
     let item: ForEachItem?
-    let row: [ProjectionValue]
+    /// The row, borrowed for the call that made the context (`withUnsafeBufferPointer`): the
+    /// context then retains no array.
+    let row: UnsafeBufferPointer<ProjectionValue>
     let lookups: LookupRows
 
     func value(ofField index: Int) throws(ExpressionError) -> ProjectionValue {
@@ -824,16 +863,15 @@ struct LookupRows {
         case unresolved
     }
 
-    private var aliases: [String] = []
-    private var entries: [(layout: TableLayout, row: Row)] = []
+    /// One array (copying the rows into each expression context retains one buffer, not two).
+    private var entries: [(alias: String, layout: TableLayout, row: Row)] = []
 
     mutating func append(_ alias: String, _ layout: TableLayout, _ row: Row) {
-        aliases.append(alias)
-        entries.append((layout, row))
+        entries.append((alias, layout, row))
     }
 
     func value(_ alias: String, _ column: String) throws(ExpressionError) -> ProjectionValue {
-        guard let position = aliases.lastIndex(of: alias) else { throw ExpressionError("unknown lookup \(alias)") }
+        guard let position = entries.lastIndex(where: { $0.alias == alias }) else { throw ExpressionError("unknown lookup \(alias)") }
         let entry = entries[position]
         switch entry.row {
         case .row(let values):

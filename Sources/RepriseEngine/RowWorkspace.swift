@@ -186,10 +186,23 @@ final class RowWorkspace {
     /// deleted) or while speculating: the caller then `put`s the whole row. A row whose array is
     /// shared (with the rows committing, the cache or the event's undo record) is copied by the
     /// write, as any array is, so those keep what they held.
+    @inline(__always)  // into the operation that calls it (its closure then needs no context of its own)
     func changeInOverlay(_ table: Int, _ key: RowKey, _ change: (inout [ProjectionValue]) throws -> Void) rethrows -> Bool {
-        guard !speculating, let index = overlayRows[table].index(forKey: key), overlayRows[table].values[index] != nil else { return false }
+        guard !speculating else { return false }
+        guard tracksEvents else {
+            // Nothing to note before the change: found and changed in one access to the overlay.
+            return try Self.change(in: &overlayRows[table], at: key, change)
+        }
+        guard let index = overlayRows[table].index(forKey: key), overlayRows[table].values[index] != nil else { return false }
         noteBeforeEvent(table, key)
         try change(&overlayRows[table].values[index]!)
+        return true
+    }
+
+    @inline(__always)
+    private static func change(in rows: inout Rows, at key: RowKey, _ change: (inout [ProjectionValue]) throws -> Void) rethrows -> Bool {
+        guard let index = rows.index(forKey: key), rows.values[index] != nil else { return false }
+        try change(&rows.values[index]!)
         return true
     }
 

@@ -101,10 +101,14 @@ extension ExpressionEvaluator {
             }
             return (1...12).contains(month) && (1...31).contains(day)
         }
-        let ok = text.utf8.withContiguousStorageIfAvailable(plausible) ?? Array(text.utf8).withUnsafeBufferPointer(plausible)
-        guard ok else { return nil }
-        // Byte-wise, so a combining mark after the day cannot join the tenth character.
-        return text.utf8.count == 10 ? text : String(decoding: text.utf8.prefix(10), as: UTF8.self)
+        // Checked and cut in one pass over the bytes. Byte-wise, so a combining mark after the
+        // day cannot join the tenth character; ten ASCII bytes make a small string (no allocation).
+        func part(_ bytes: UnsafeBufferPointer<UInt8>) -> String? {
+            guard plausible(bytes) else { return nil }
+            return bytes.count == 10 ? text : String(decoding: UnsafeBufferPointer(rebasing: bytes[..<10]), as: UTF8.self)
+        }
+        if let day = text.utf8.withContiguousStorageIfAvailable(part) { return day }
+        return Array(text.utf8).withUnsafeBufferPointer(part)
     }
 
     private static func arityError(_ function: Function, _ count: Int) -> ExpressionError {
