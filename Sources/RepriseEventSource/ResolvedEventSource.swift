@@ -7,18 +7,16 @@ public struct ResolvedEventSource: Sendable {
     /// `SELECT` list in the fixed order readers decode: position, transaction id, event id, stream id,
     /// stream version, event type, recorded at (ISO-8601 UTC), payload, metadata.
     public let envelopeColumns: String
-    /// The same list with `NULL` for metadata (when no projection reads it).
-    public let envelopeColumnsWithoutMetadata: String
     /// The list a rebuild's cursor reads: `NULL` for metadata unless `metadata`, and for the
     /// transaction id, event id and time unless `envelopeText` (over TLS every byte of the cursor
     /// is decrypted, and libpq copies every value; the column numbers stay the same).
     public func envelopeColumns(metadata: Bool, envelopeText: Bool) -> String {
-        guard !envelopeText else { return metadata ? envelopeColumns : envelopeColumnsWithoutMetadata }
-        return (envelopeWithoutText + [metadata ? metadataColumn : "NULL"]).joined(separator: ", ")
+        envelopeParts.map { column, isText in envelopeText || !isText ? column : "NULL" }.joined(separator: ", ")
+            + ", " + (metadata ? metadataColumn : "NULL")
     }
-    /// The list up to the payload, with `NULL` for the transaction id, event id and time; and the
-    /// metadata column.
-    private let envelopeWithoutText: [String]
+    /// The list up to the payload, each column marked when it is envelope text (transaction id,
+    /// event id, recorded at); and the metadata column.
+    private let envelopeParts: [(column: String, isText: Bool)]
     private let metadataColumn: String
     public let qualifiedTable: String
     public let position: String
@@ -109,22 +107,18 @@ public struct ResolvedEventSource: Sendable {
         streamID = PostgresIdentifier.quote(source.streamIDColumn)
         streamIDType = Self.baseType(streamType) == "character varying" || Self.baseType(streamType) == "character" ? "text" : Self.baseType(streamType)
         self.recordedAt = recordedAt
-        let parts = [
-            position,
-            transactionID.map { "\($0.column)::text" } ?? "NULL",
-            source.eventIDColumn.map { "\(PostgresIdentifier.quote($0))::text" } ?? "NULL",
-            "\(streamID)::text",
-            source.streamVersionColumn.map { PostgresIdentifier.quote($0) } ?? "NULL",
-            "\(eventType)::text",
-            recordedAt ?? "NULL",
-            jsonText(source.payloadColumn, source.payloadEncoding),
+        envelopeParts = [
+            (position, false),
+            (transactionID.map { "\($0.column)::text" } ?? "NULL", true),
+            (source.eventIDColumn.map { "\(PostgresIdentifier.quote($0))::text" } ?? "NULL", true),
+            ("\(streamID)::text", false),
+            (source.streamVersionColumn.map { PostgresIdentifier.quote($0) } ?? "NULL", false),
+            ("\(eventType)::text", false),
+            (recordedAt ?? "NULL", true),
+            (jsonText(source.payloadColumn, source.payloadEncoding), false),
         ]
         metadataColumn = source.metadataColumn.map { jsonText($0, source.metadataEncoding) } ?? "NULL"
-        envelopeColumns = (parts + [metadataColumn]).joined(separator: ", ")
-        envelopeColumnsWithoutMetadata = (parts + ["NULL"]).joined(separator: ", ")
-        var withoutText = parts
-        for index in [1, 2, 6] { withoutText[index] = "NULL" }  // transaction id, event id, recorded at
-        envelopeWithoutText = withoutText
+        envelopeColumns = (envelopeParts.map(\.column) + [metadataColumn]).joined(separator: ", ")
     }
 
     /// `character varying(255)` → `character varying`.

@@ -69,7 +69,10 @@ package enum MemoryRelease {
     package static func returnFreePages(residentCeiling: Int? = nil) {
         guard enabled else { return }
         let now = ContinuousClock.now
-        let resident = residentCeiling == nil ? nil : residentBytes()
+        // The resident size decides only between the two intervals: not read on other chunks.
+        let since = last.withLock { last in last.map { $0.duration(to: now) } }
+        let undecided = since.map { $0 >= minimumInterval && $0 < interval } ?? false
+        let resident = residentCeiling != nil && undecided ? residentBytes() : nil
         let due = last.withLock { last in
             guard isDue(now: now, last: last, residentBytes: resident, ceiling: residentCeiling) else { return false }
             last = now
