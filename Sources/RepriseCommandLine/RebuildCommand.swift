@@ -50,6 +50,9 @@ struct RebuildCommand: AsyncParsableCommand {
     @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
     var noBulkLoad = false
 
+    @Flag(help: "Read the rows each step needs while the step before runs its handlers (faster when the row cache misses often, as on long histories; uses more memory).")
+    var readAhead = false
+
     @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
     var fetchSize = 5_000
 
@@ -123,6 +126,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.chunkSize = chunkSize
             options.flushBytes = flushMib << 20
             options.bulkLoad = !noBulkLoad
+            options.readAhead = readAhead
             options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired

@@ -18,6 +18,8 @@ package final class ActiveBuild {
     var lookupQueries: Int64 = 0
     /// Keys `rowReadQueries` asked for.
     var rowReadKeys: Int64 = 0
+    /// The part of `rowReadKeys` read ahead of their step (`ReadAhead`).
+    var rowReadKeysAhead: Int64 = 0
     /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
     package var repairs: Int64 = 0
 

@@ -12,17 +12,49 @@ import RepriseProjection
 /// written earlier in the chunk, in earlier chunks (the workspace's cache) and rows the build
 /// never wrote (the written-key filter) cost no query.
 extension ChunkApplier {
+    /// Applies a step of events; with `next` (the step after it) and `ahead` (the rows read for
+    /// this step while the one before was handled), see `ReadAhead`. Returns the read-ahead
+    /// started for `next`, nil when none was started.
     func applyDeclarative(_ events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, to build: ActiveBuild,
-                          store: ReadModelStore) async throws {
+                          store: ReadModelStore, ahead: ReadAhead? = nil, next: (events: [ProjectionEvent], indexes: [Int])? = nil) async throws -> ReadAhead? {
         let workspace = build.workspace
-        var keys = TableKeys(workspace.tables)
-        // Without lookups a key depends on the event only: the first pass keeps the keys for the second.
-        let tape = declarative.hasLookups ? nil : KeyTape()
-        timings.measure(.handle) {
-            let frame = declarative.frame(over: events, at: indexes[0])
-            for index in indexes { declarative.keysTouched(in: frame, at: index, workspace: workspace, into: &keys, tape: tape) }
+        var keys: TableKeys
+        let tape: KeyTape?
+        if let ahead { try await remember(ahead, for: build) }
+        if let ahead, ahead.indexes == indexes {
+            (keys, tape) = (ahead.keys, ahead.tape)
+        } else {
+            (keys, tape) = timings.measure(.handle) { Self.keysTouched(by: events, at: indexes, declarative, workspace: workspace) }
         }
         try await prefetch(keys, for: build, store: store)
+        // Every key of this step is known now, so the next step's reads ask only for rows this
+        // step does not touch: what they return stays true while this step is applied.
+        let started = next.flatMap { readAhead($0.events, at: $0.indexes, declarative, for: build) }
+        do {
+            try await applyInStages(events, at: indexes, declarative, to: build, store: store, tape: tape)
+        } catch {
+            await started?.discard()
+            throw error
+        }
+        return started
+    }
+
+    /// The keys a step's events touch, with their tape (without lookups a key depends on the
+    /// event only: the first pass keeps the keys for the second).
+    static func keysTouched(by events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, workspace: RowWorkspace)
+        -> (TableKeys, KeyTape?)
+    {
+        var keys = TableKeys(workspace.tables)
+        let tape = declarative.hasLookups ? nil : KeyTape()
+        let frame = declarative.frame(over: events, at: indexes[0])
+        for index in indexes { declarative.keysTouched(in: frame, at: index, workspace: workspace, into: &keys, tape: tape) }
+        return (keys, tape)
+    }
+
+    /// Applies the events in order; an event that needs a row not read yet starts the next stage.
+    private func applyInStages(_ events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, to build: ActiveBuild,
+                                        store: ReadModelStore, tape: KeyTape?) async throws {
+        let workspace = build.workspace
         var start = 0
         while start < indexes.count {
             var stopped: Int?

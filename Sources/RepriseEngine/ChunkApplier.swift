@@ -16,6 +16,9 @@ package struct ChunkApplier: Sendable {
     /// Where chunks read rows back (a rebuild's own connection, so reads do not wait behind the
     /// commit in flight); nil: the writer's (the live worker).
     var rowReads: ReadModelStore? = nil
+    /// Whether chunks read the next step's rows while a step's handlers run (`ReadAhead`; on
+    /// `rowReads` only).
+    var readsAhead = false
 
     package typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
 
@@ -202,18 +205,37 @@ package struct ChunkApplier: Sendable {
     /// (seeing the rows of a chunk still committing). Returns per build the number of events
     /// applied. On a failure no build keeps anything of the chunk being gathered.
     func handle(_ events: [ProjectionEvent], group: [ActiveBuild]) async throws -> [Int] {
-        var counts: [Int] = []
+        try await handle(events, group: group, next: nil, readAheads: []).counts
+    }
+
+    /// `handle`, with the step that comes after this one (`next`): builds that read ahead start
+    /// reading its rows while this step's handlers run (`ReadAhead`, one per build of the group,
+    /// returned for the next call, which takes them in `readAheads`).
+    func handle(_ events: [ProjectionEvent], group: [ActiveBuild], next: [ProjectionEvent]?, readAheads: [ReadAhead?])
+        async throws -> (counts: [Int], readAheads: [ReadAhead?])
+    {
+        var counts: [Int] = [], started: [ReadAhead?] = []
         do {
-            for build in group {
+            for (position, build) in group.enumerated() {
                 let relevant = Self.indexes(of: events, appliedBy: build)
-                try await apply(events, at: relevant, to: build)
+                let ahead = position < readAheads.count ? readAheads[position] : nil
+                if let declarative = build.declarative, !relevant.isEmpty {
+                    let following = next.map { (events: $0, indexes: Self.indexes(of: $0, appliedBy: build)) }
+                    started.append(try await applyDeclarative(events, at: relevant, declarative, to: build, store: store, ahead: ahead, next: following))
+                } else {
+                    await ahead?.discard()
+                    try await apply(events, at: relevant, to: build)
+                    started.append(nil)
+                }
                 counts.append(relevant.count)
             }
         } catch {
+            // No read outlives the step: the ones started, and the ones this step did not take.
+            for ahead in started + readAheads.dropFirst(started.count) { await ahead?.discard() }
             for build in group { build.workspace.discardOverlay() }
             throw error
         }
-        return counts
+        return (counts, started)
     }
 
     /// Moves the gathered chunk's rows to the commit stage, for every build it advances.
@@ -305,12 +327,17 @@ package struct ChunkApplier: Sendable {
     /// connection is reopened and the read made once more.
     func readRows(_ layout: TableLayout, physical: String, keys: [RowKey], store: ReadModelStore) async throws -> [RowKey: [ProjectionValue]] {
         guard let rowReads else { return try await store.tables.loadRows(layout, physical: physical, keys: keys) }
+        return ReadModelTables.rows(try await Self.selectRows(layout, physical: physical, keys: keys, from: rowReads), layout)
+    }
+
+    /// The queries of `readRows` on the read connection, their answers unconverted.
+    static func selectRows(_ layout: TableLayout, physical: String, keys: [RowKey], from rowReads: ReadModelStore) async throws -> [MySQLResult] {
         do {
-            return try await rowReads.tables.loadRows(layout, physical: physical, keys: keys)
+            return try await rowReads.tables.selectRows(layout, physical: physical, keys: keys)
         } catch {
             guard TransientFailure.isConnectionLoss(error), await rowReads.connection.isLost else { throw error }
             _ = try await rowReads.connection.reopen()
-            return try await rowReads.tables.loadRows(layout, physical: physical, keys: keys)
+            return try await rowReads.tables.selectRows(layout, physical: physical, keys: keys)
         }
     }
 
@@ -342,7 +369,7 @@ package struct ChunkApplier: Sendable {
     func apply(_ events: [ProjectionEvent], at indexes: [Int], to build: ActiveBuild) async throws {
         guard !indexes.isEmpty else { return }
         if let declarative = build.declarative {
-            try await applyDeclarative(events, at: indexes, declarative, to: build, store: store)
+            _ = try await applyDeclarative(events, at: indexes, declarative, to: build, store: store)
         } else if case .code(let projection) = build.runnable {
             let events = indexes.count == events.count ? events : indexes.map { events[$0] }
             try await prefetchRowsNeeded(by: events, projection, for: build, store: store)

@@ -24,6 +24,10 @@ final class ChunkPipeline {
     private(set) var chunkNumber: Int
     private var open: ChunkApplier.OpenChunk?
     private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>)?
+    /// The step submitted last, handled when the next one arrives.
+    private var waiting: [ProjectionEvent]?
+    /// Per build, the rows of `waiting` being read (`ReadAhead`).
+    private var readAheads: [ReadAhead?] = []
 
     init(applier: ChunkApplier, group: [ActiveBuild], bounds: ChunkBounds, chunkNumber: Int) {
         self.applier = applier
@@ -33,12 +37,39 @@ final class ChunkPipeline {
         self.chunkNumber = chunkNumber
     }
 
-    /// Handles a step of events into the chunk being gathered; ends the chunk when a bound is reached.
+    /// Takes a step of events and handles it; with read-ahead, it is handled when the step after
+    /// it arrives (or at `finish`), so that its handlers run while the next step's rows are read
+    /// (`ReadAhead`).
     func submit(_ events: [ProjectionEvent]) async throws {
         guard !events.isEmpty else { return }
+        guard applier.readsAhead else { return try await handle(events, next: nil) }
+        guard let step = waiting else {
+            waiting = events
+            return
+        }
+        waiting = events
+        try await handle(step, next: events)
+    }
+
+    /// Handles a step of events into the chunk being gathered; ends the chunk when a bound is
+    /// reached. After a failure here nothing more is handled: the step waiting is dropped.
+    private func handle(_ events: [ProjectionEvent], next: [ProjectionEvent]?) async throws {
+        do {
+            try await handleStep(events, next: next)
+        } catch {
+            waiting = nil
+            for ahead in readAheads { await ahead?.discard() }
+            readAheads = []
+            throw error
+        }
+    }
+
+    private func handleStep(_ events: [ProjectionEvent], next: [ProjectionEvent]?) async throws {
         let counts: [Int]
         do {
-            counts = try await applier.handle(events, group: group)
+            let taken = readAheads
+            readAheads = []
+            (counts, readAheads) = try await applier.handle(events, group: group, next: next, readAheads: taken)
         } catch {
             // `handle` dropped every build's overlay: the whole chunk being gathered.
             open = nil
@@ -70,16 +101,27 @@ final class ChunkPipeline {
         inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number) })
     }
 
-    /// Commits the chunk being gathered and waits for every commit.
+    /// Handles the step waiting, commits the chunk being gathered and waits for every commit.
     func finish() async throws {
+        if let step = waiting {
+            waiting = nil
+            try await handle(step, next: nil)
+        }
         try await endChunk()
         try await settle()
     }
 
-    /// After a failure elsewhere: the chunk being gathered is dropped (its events are applied
-    /// again from the checkpoint by the next run); the chunk in flight is committed and
-    /// recorded, or forgotten.
+    /// After a failure elsewhere (reading or decoding events): the step waiting is handled, as
+    /// it would have been before the failure without the read-ahead; the chunk being gathered is
+    /// dropped (its events are applied again from the checkpoint by the next run); the chunk in
+    /// flight is committed and recorded, or forgotten.
     func abandon() async {
+        if let step = waiting {
+            waiting = nil
+            try? await handle(step, next: nil)
+        }
+        for ahead in readAheads { await ahead?.discard() }
+        readAheads = []
         if open != nil {
             for build in group { build.workspace.discardOverlay() }
             open = nil

@@ -77,18 +77,31 @@ package struct ReadModelTables: Sendable {
 
     /// Reads the rows with these keys from a table; keys not returned do not exist.
     func loadRows(_ layout: TableLayout, physical: String, keys: [RowKey]) async throws -> [RowKey: [ProjectionValue]] {
-        var rows: [RowKey: [ProjectionValue]] = [:]
+        Self.rows(try await selectRows(layout, physical: physical, keys: keys), layout)
+    }
+
+    /// `loadRows`'s queries, their answers as MySQL sent them.
+    func selectRows(_ layout: TableLayout, physical: String, keys: [RowKey]) async throws -> [MySQLResult] {
+        var results: [MySQLResult] = []
         let columns = layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ")
         var start = 0
         while start < keys.count {
             let slice = keys[start..<min(start + Self.keysPerStatement, keys.count)]
             let (condition, parameters) = Self.keyCondition(layout, slice)
-            let result = try await connection.query("SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(condition)", parameters)
+            results.append(try await connection.query("SELECT \(columns) FROM \(MySQLIdentifier.quote(physical)) WHERE \(condition)", parameters))
+            start += slice.count
+        }
+        return results
+    }
+
+    /// `selectRows`'s answers as rows by key.
+    static func rows(_ results: [MySQLResult], _ layout: TableLayout) -> [RowKey: [ProjectionValue]] {
+        var rows: [RowKey: [ProjectionValue]] = [:]
+        for result in results {
             for row in 0..<result.rowCount {
                 let values = layout.columns.enumerated().map { ColumnValues.fromMySQL(result.rows[row][$0.offset], for: $0.element) }
                 rows[layout.key(of: values)] = values
             }
-            start += slice.count
         }
         return rows
     }

@@ -108,7 +108,8 @@ public struct RebuildEngine: Sendable {
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowReadKeys: build.rowReadKeys, rowsLoaded: build.rowsLoaded))
+                rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowReadKeys: build.rowReadKeys, rowsLoaded: build.rowsLoaded,
+                rowReadKeysAhead: build.rowReadKeysAhead))
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -305,6 +306,7 @@ public struct RebuildEngine: Sendable {
         var chunkNumber = 0
         var applier = ChunkApplier(store: store, hooks: hooks, timings: timings)
         applier.rowReads = rowReads
+        applier.readsAhead = options.readAhead && rowReads != nil
         var indexesBuilt = false
         while true {
             let record = group[0].record

@@ -142,6 +142,16 @@ final class RowWorkspace {
         return .unknown
     }
 
+    /// Whether a lookup would find the key unknown, without what a lookup does besides (promote
+    /// it, remember a key the filter rules out): a read ahead of the step that uses the key is
+    /// not a use of it.
+    func isUnknown(_ table: Int, _ key: RowKey) -> Bool {
+        if overlayRows[table][key] != nil || pendingRows[table][key] != nil || young[table][key] != nil || old[table][key] != nil { return false }
+        if complete[table] { return false }
+        if let filter = written[table], !filter.mightContain(key) { return false }
+        return true
+    }
+
     /// Records rows fetched from MySQL (and keys found absent) for the chunk in progress.
     func remember(_ table: String, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
         guard let position = position(table) else { preconditionFailure("rows remembered for unknown table \(table)") }
