@@ -5,7 +5,7 @@ import RepriseProjection
 /// run (`RebuildOptions.readAhead`, off by default). Without it the handlers wait for every
 /// step's read: at 10M events, about 1.1 million customer rows dropped from the cache and read
 /// back cost 35 s of a 269 s run, the handlers idle meanwhile; with it they waited 1-2 s. Peak
-/// resident size rose in every run measured (docs/throughput-readahead.md), hence off by default.
+/// resident size was higher in every run measured (docs/throughput-readahead.md), hence off by default.
 ///
 /// Only for projections without lookups (their keys depend on the events alone) and only on a
 /// read connection of its own (the live worker reads on its writer, whose transaction may be

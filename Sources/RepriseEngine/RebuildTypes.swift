@@ -32,8 +32,8 @@ public struct RebuildOptions: Sendable {
     public var bulkLoad = true
     /// Read the next step's rows on the read connection while a step's handlers run (projections
     /// without lookups; `ReadAhead`). Off by default: at 10M events it took the handlers' wait
-    /// for rows read back from 35 s to about 1.5 s, but peak resident size rose by 40-150 MB in
-    /// every run measured (docs/throughput-readahead.md).
+    /// for rows read back from 35 s to about 1.5 s, but its peak resident size was 445-559 MB
+    /// against 398-459 MB without (docs/throughput-readahead.md).
     public var readAhead = false
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
