@@ -67,21 +67,22 @@ struct BadInputTests {
             }
         }
 
-        func engine(chunkSize: Int = 2) throws -> RebuildEngine {
+        func engine(chunkSize: Int = 2, readAhead: Bool = false) throws -> RebuildEngine {
             var options = RebuildOptions()
             options.chunkSize = chunkSize
             options.fetchSize = chunkSize
+            options.readAhead = readAhead
             return RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: environment.mysqlURL, source: try source, options: options)
         }
 
-        func rebuild(chunkSize: Int = 2) async throws -> [RebuildResult] {
-            try await engine(chunkSize: chunkSize).rebuild([.file(try BadInputTests.projection())])
+        func rebuild(chunkSize: Int = 2, readAhead: Bool = false) async throws -> [RebuildResult] {
+            try await engine(chunkSize: chunkSize, readAhead: readAhead).rebuild([.file(try BadInputTests.projection())])
         }
 
         /// The error a rebuild stops with.
-        func failedRebuild() async throws -> EngineError? {
+        func failedRebuild(readAhead: Bool = false) async throws -> EngineError? {
             do {
-                _ = try await rebuild()
+                _ = try await rebuild(readAhead: readAhead)
                 return nil
             } catch let error as EngineError {
                 return error
@@ -91,6 +92,23 @@ struct BadInputTests {
 
     static func projection() throws -> ProjectionDefinition {
         try ProjectionFileParser.parse(yaml: projectionYAML, file: "balances.yml")
+    }
+
+    /// With read-ahead the pipeline holds a step back; a payload that fails to decode after it
+    /// still finds that step handled and committed, as without read-ahead.
+    @Test func withReadAheadMalformedJSONStopsTheRebuildAtTheSamePlace() async throws {
+        try await Store.with { store in
+            for account in ["a", "b"] { try await store.append(account, "Opened", #"{"owner": "\#(account)"}"#) }
+            try await store.append("b", "Deposited", #"{"amount": 3}"#)
+            try await store.append("a", "Deposited", #"{"amount": 2}"#)
+            let bad = try await store.append("a", "Deposited", #"{"amount": 5"#)
+            try await store.append("b", "Deposited", #"{"amount": 4}"#)
+            let error = try await store.failedRebuild(readAhead: true)
+            #expect(error?.kind == .badPayload)
+            #expect(error?.position == bad)
+            let building = try await store.environment.mysql.query("SELECT events_applied FROM reprise_builds WHERE state = 'building'")
+            #expect(building.int64(0, 0) == 4, "two chunks of two events before the bad one")
+        }
     }
 
     @Test func malformedJSONStopsARebuildAtItsPositionAndParksItsStreamLive() async throws {
