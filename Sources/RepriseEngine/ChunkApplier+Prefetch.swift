@@ -53,7 +53,7 @@ extension ChunkApplier {
 
     /// Applies the events in order; an event that needs a row not read yet starts the next stage.
     private func applyInStages(_ events: [ProjectionEvent], at indexes: [Int], _ declarative: DeclarativeProjection, to build: ActiveBuild,
-                                        store: ReadModelStore, tape: KeyTape?) async throws {
+                               store: ReadModelStore, tape: KeyTape?) async throws {
         let workspace = build.workspace
         var start = 0
         while start < indexes.count {
