@@ -27,7 +27,7 @@ struct ReadAhead {
     /// docs/throughput-readahead.md).
     struct FetchedRows: Sendable {
         let layout: TableLayout
-        let requested: [RowKey]
+        let requested: Set<RowKey>
         let results: [MySQLResult]
     }
 
@@ -45,16 +45,16 @@ extension ChunkApplier {
         guard readsAhead, let rowReads, !declarative.hasLookups, !indexes.isEmpty else { return nil }
         let workspace = build.workspace
         let (keys, tape) = timings.measure(.handle) { Self.keysTouched(by: events, at: indexes, declarative, workspace: workspace) }
-        var asked: [(layout: TableLayout, physical: String, keys: [RowKey])] = []
+        var asked: [(layout: TableLayout, physical: String, keys: Set<RowKey>)] = []
         for layout in workspace.tables.sorted(by: { $0.name < $1.name }) {
             let unknown = keys.byTable[layout.position].filter { workspace.isUnknown(layout.position, $0) }
-            if !unknown.isEmpty { asked.append((layout, build.tableName(layout.name), Array(unknown))) }
+            if !unknown.isEmpty { asked.append((layout, build.tableName(layout.name), unknown)) }
         }
         let reads = Task {
             var fetched: [ReadAhead.FetchedRows] = []
             for table in asked {
                 try Task.checkCancellation()
-                let results = try await Self.selectRows(table.layout, physical: table.physical, keys: table.keys, from: rowReads)
+                let results = try await Self.selectRows(table.layout, physical: table.physical, keys: Array(table.keys), from: rowReads)
                 fetched.append(ReadAhead.FetchedRows(layout: table.layout, requested: table.keys, results: results))
             }
             return fetched
@@ -66,7 +66,7 @@ extension ChunkApplier {
     func remember(_ ahead: ReadAhead, for build: ActiveBuild) async throws {
         let fetched = try await timings.measure(.prefetch) { try await ahead.reads.value }
         for table in fetched {
-            build.workspace.remember(table.layout.position, fetched: ReadModelTables.rows(table.results, table.layout), requested: Set(table.requested))
+            build.workspace.remember(table.layout.position, fetched: ReadModelTables.rows(table.results, table.layout), requested: table.requested)
             build.rowReadKeys += Int64(table.requested.count)
             build.rowReadKeysAhead += Int64(table.requested.count)
             build.rowReadQueries += Int64((table.requested.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
