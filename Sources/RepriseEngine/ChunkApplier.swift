@@ -167,6 +167,9 @@ package struct ChunkApplier: Sendable {
         /// Per table: rows MySQL does not hold yet (bulk-loaded), and the others (upserted or deleted).
         var tables: [(layout: TableLayout, physical: String, new: [[ProjectionValue]], rows: [RowKey: [ProjectionValue]?])]
         var events: Int
+        /// The tables are the build's own (bulk loads allowed): rows that may exist are
+        /// rewritten by a bulk load that replaces them too, not by upserts.
+        var bulkLoads = false
 
         var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count } }
     }
@@ -257,7 +260,7 @@ package struct ChunkApplier: Sendable {
             let tables = workspace.stageOverlaySeparatingNewRows().map { split in
                 (layout: split.layout, physical: build.tableName(split.layout.name), new: split.new, rows: split.others)
             }
-            return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
+            return StagedWrite(checkpoint: checkpoint, tables: tables, events: events, bulkLoads: true)
         }
         workspace.stageOverlay()
         let tables = zip(workspace.tables, workspace.pendingRows).compactMap { layout, rows in
@@ -289,7 +292,7 @@ package struct ChunkApplier: Sendable {
         var rows = 0
         for table in write.tables {
             rows += try await store.tables.loadNewRows(table.layout, physical: table.physical, rows: table.new)
-            rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows)
+            rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows, replacingByLoad: write.bulkLoads)
         }
         return rows
     }

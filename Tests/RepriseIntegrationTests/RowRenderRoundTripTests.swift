@@ -6,7 +6,8 @@ import Testing
 
 /// A chunk's rows written both ways the commit writes them, rendered straight into MySQL's text
 /// (docs/throughput-render.md): bulk-loaded as new rows (`loadNewRows`) and upserted
-/// (`writeRows`), hostile values of every column type come back as they were.
+/// (`writeRows`), or rewritten by a bulk load that replaces them (`writeRows(replacingByLoad:)`),
+/// hostile values of every column type come back as they were.
 @Suite("Rows rendered straight into LOAD DATA and upserts round-trip (real MySQL)")
 struct RowRenderRoundTripTests {
     static let table = TableDefinition(
@@ -43,13 +44,19 @@ struct RowRenderRoundTripTests {
         }
     }
 
-    @Test func hostileValuesOfEveryColumnTypeComeBackFromBothPaths() async throws {
+    /// A new table of `table`'s columns, with its primary key and `indexes` (SQL after it).
+    static func createTable(indexes: String) async throws -> (MySQLConnection, String) {
         let db = try await TestServers.mysql()
         let physical = TestServers.uniqueName("render")
-        let layout = TableLayout(Self.table)
         try await db.execute(
-            "CREATE TABLE \(physical) (" + Self.table.columns.map { "`\($0.name)` \($0.type.sql)\($0.nullable ? "" : " NOT NULL")" }.joined(separator: ", ")
-                + ", PRIMARY KEY (id)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+            "CREATE TABLE \(physical) (" + table.columns.map { "`\($0.name)` \($0.type.sql)\($0.nullable ? "" : " NOT NULL")" }.joined(separator: ", ")
+                + ", PRIMARY KEY (id)\(indexes)) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin")
+        return (db, physical)
+    }
+
+    @Test func hostileValuesOfEveryColumnTypeComeBackFromBothPaths() async throws {
+        let (db, physical) = try await Self.createTable(indexes: "")
+        let layout = TableLayout(Self.table)
         let tables = ReadModelStore(connection: db).tables
         let loaded = try Self.rows(from: 0, big: true)
         let upserted = try Self.rows(from: 1_000, big: true)
@@ -66,6 +73,41 @@ struct RowRenderRoundTripTests {
             let key = layout.key(of: row)
             #expect(back[key] == row, "row \(key)")
         }
+        try await db.execute("DROP TABLE \(physical)")
+        await db.close()
+    }
+
+    /// Rows that exist, rewritten by the REPLACE load a build's own tables use instead of upserts,
+    /// on a table with a secondary index (as after the index build): each key ends with the
+    /// chunk's row, once; a delete in the same write removes its row; nothing else changes.
+    @Test func rowsThatExistRewrittenByTheReplacingLoadEndAsUpserted() async throws {
+        let (db, physical) = try await Self.createTable(indexes: ", KEY ix_1 (i)")
+        let layout = TableLayout(Self.table)
+        let tables = ReadModelStore(connection: db).tables
+        let first = try Self.rows(from: 0, big: true)
+        _ = try await tables.loadNewRows(layout, physical: physical, rows: first)
+        // Every other row changed (text columns swapped, the indexed column moved), one deleted.
+        let changed = first.enumerated().filter { $0.offset % 2 == 0 }.map { index, row in
+            var row = row
+            (row[4], row[5]) = (row[5] == .null ? .string("was null") : row[5], row[4])
+            row[1] = .int(Int64(100 + index))
+            return row
+        }
+        let deleted = layout.key(of: first[1])
+        var write = Dictionary(uniqueKeysWithValues: changed.map { (layout.key(of: $0), Optional($0)) })
+        write[deleted] = .some(nil)
+        #expect(try await tables.writeRows(layout, physical: physical, rows: write, replacingByLoad: true) == changed.count + 1)
+
+        let changedByKey = Dictionary(uniqueKeysWithValues: changed.map { (layout.key(of: $0), $0) })
+        let expected = first.filter { layout.key(of: $0) != deleted }.map { changedByKey[layout.key(of: $0)] ?? $0 }
+        let back = try await tables.loadRows(layout, physical: physical, keys: first.map { layout.key(of: $0) })
+        #expect(back.count == expected.count)
+        for row in expected {
+            let key = layout.key(of: row)
+            #expect(back[key] == row, "row \(key)")
+        }
+        let count = try await db.query("SELECT COUNT(*) FROM \(physical)")
+        #expect(count.rows.first?.first == .some(String(expected.count)))
         try await db.execute("DROP TABLE \(physical)")
         await db.close()
     }
