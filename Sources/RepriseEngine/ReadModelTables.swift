@@ -109,11 +109,12 @@ package struct ReadModelTables: Sendable {
     /// Writes rows the table does not hold yet with one bulk load (`LOAD DATA LOCAL INFILE` from
     /// memory, each row rendered straight into the load's text); returns the number of rows.
     /// REPLACE: were a key there after all, the row still ends as the chunk's final row, as an
-    /// upsert would leave it.
+    /// upsert would leave it. The rows go in key order (`ColumnValues.inKeyOrder`): InnoDB then
+    /// fills its pages in turn.
     func loadNewRows(_ layout: TableLayout, physical: String, rows: [[ProjectionValue]]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         try await connection.loadRowsInterruptibly(
-            into: physical, columns: layout.columns.map(\.name), rows: rows, duplicates: .replace,
+            into: physical, columns: layout.columns.map(\.name), rows: ColumnValues.inKeyOrder(rows, keyIndexes: layout.keyIndexes), duplicates: .replace,
             render: ColumnValues.rowRenderer(layout.columns))
         return rows.count
     }
