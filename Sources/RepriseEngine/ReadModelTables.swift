@@ -106,11 +106,11 @@ package struct ReadModelTables: Sendable {
         return rows
     }
 
-    /// Writes rows the table does not hold yet with one bulk load (`LOAD DATA LOCAL INFILE` from
-    /// memory, each row rendered straight into the load's text); returns the number of rows.
-    /// REPLACE: were a key there after all, the row still ends as the chunk's final row, as an
-    /// upsert would leave it. The rows go in key order (`ColumnValues.inKeyOrder`): InnoDB then
-    /// fills its pages in turn.
+    /// Writes rows with one bulk load (`LOAD DATA LOCAL INFILE` from memory, each row rendered
+    /// straight into the load's text); returns the number of rows. Meant for rows the table does
+    /// not hold yet; REPLACE makes a row whose key is there end as the chunk's final row all the
+    /// same, as an upsert would (which `writeRows(replacingByLoad:)` relies on). The rows go in
+    /// key order (`ColumnValues.inKeyOrder`): InnoDB then fills its pages in turn.
     func loadNewRows(_ layout: TableLayout, physical: String, rows: [[ProjectionValue]]) async throws -> Int {
         guard !rows.isEmpty else { return 0 }
         try await connection.loadRowsInterruptibly(
@@ -126,20 +126,20 @@ package struct ReadModelTables: Sendable {
     /// memory, so replacing it leaves what the upsert would, and the server parses no SQL per
     /// row (measured in docs/throughput-io.md).
     func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?], replacingByLoad: Bool = false) async throws -> Int {
-        var upserts: [[ProjectionValue]] = []
+        var present: [[ProjectionValue]] = []
         var deletes: [RowKey] = []
-        upserts.reserveCapacity(rows.count)
+        present.reserveCapacity(rows.count)
         for (key, row) in rows {
             if let row {
-                upserts.append(row)
+                present.append(row)
             } else {
                 deletes.append(key)
             }
         }
         let table = MySQLIdentifier.quote(physical)
         if replacingByLoad {
-            _ = try await loadNewRows(layout, physical: physical, rows: upserts)
-        } else if !upserts.isEmpty {
+            _ = try await loadNewRows(layout, physical: physical, rows: present)
+        } else if !present.isEmpty {
             let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
             let keyNames = Set(layout.definition.primaryKey)
             let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
@@ -149,7 +149,7 @@ package struct ReadModelTables: Sendable {
                 ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
                 : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
             try await connection.executeBatch(
-                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix,
+                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: present, suffix: suffix,
                 render: ColumnValues.rowRenderer(layout.columns))
         }
         var start = 0
@@ -159,7 +159,7 @@ package struct ReadModelTables: Sendable {
             try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
             start += slice.count
         }
-        return upserts.count + deletes.count
+        return present.count + deletes.count
     }
 
     /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.

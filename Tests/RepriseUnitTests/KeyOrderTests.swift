@@ -3,8 +3,9 @@ import Foundation
 import RepriseProjection
 import Testing
 
-/// Rows go to a bulk load in primary-key order (docs/throughput-10m.md): the order must be
-/// MySQL's for the key types the tables use, and every row must still be there.
+/// Rows go to a bulk load in primary-key order (docs/throughput-10m.md): MySQL's order for the
+/// key types the tables use, as far as the first 16 bytes of two key columns tell, with every row
+/// still there.
 @Suite("Rows in key order for bulk loads (no server)")
 struct KeyOrderTests {
     @Test func rowsAreOrderedByTheKeyColumnsAsMySQLOrdersThem() {
