@@ -129,7 +129,7 @@ extension ChunkApplier {
                 try await readRows(layout, physical: build.tableName(layout.name), keys: Array(unknown), store: store)
             }
             build.rowReadKeys += Int64(unknown.count)
-            let queries = Int64((unknown.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
+            let queries = ReadModelTables.queries(forKeys: unknown.count)
             build.rowReadQueries += queries
             if keys.lookupTables.contains(layout.position) { build.lookupQueries += queries }
             workspace.remember(layout.position, fetched: fetched, requested: unknown)

@@ -69,7 +69,7 @@ extension ChunkApplier {
             build.workspace.remember(table.layout.position, fetched: ReadModelTables.rows(table.results, table.layout), requested: table.requested)
             build.rowReadKeys += Int64(table.requested.count)
             build.rowReadKeysAhead += Int64(table.requested.count)
-            build.rowReadQueries += Int64((table.requested.count + ReadModelTables.keysPerStatement - 1) / ReadModelTables.keysPerStatement)
+            build.rowReadQueries += ReadModelTables.queries(forKeys: table.requested.count)
         }
     }
 }

@@ -291,8 +291,8 @@ package struct ChunkApplier: Sendable {
     private static func writeRows(_ write: StagedWrite, to store: ReadModelStore) async throws -> Int {
         var rows = 0
         for table in write.tables {
-            rows += try await store.tables.loadNewRows(table.layout, physical: table.physical, rows: table.new)
-            rows += try await store.tables.writeRows(table.layout, physical: table.physical, rows: table.rows, replacingByLoad: write.bulkLoads)
+            rows += try await store.tables.writeRows(
+                table.layout, physical: table.physical, new: table.new, rows: table.rows, replacingByLoad: write.bulkLoads)
         }
         return rows
     }

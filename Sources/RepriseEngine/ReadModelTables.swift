@@ -9,6 +9,9 @@ package struct ReadModelTables: Sendable {
     /// Keys per `IN (…)` list: well under MySQL's limits, big enough to be few round trips.
     package static let keysPerStatement = 1_000
 
+    /// The `SELECT`s `selectRows` sends for `keys` keys.
+    static func queries(forKeys keys: Int) -> Int64 { Int64((keys + keysPerStatement - 1) / keysPerStatement) }
+
     package func exists(_ name: String) async throws -> Bool {
         try await connection.query(
             "SELECT COUNT(*) FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name = ?", [.string(name)]
@@ -119,13 +122,16 @@ package struct ReadModelTables: Sendable {
         return rows.count
     }
 
-    /// Writes a chunk's final rows: the rows that exist after the chunk, deletes for the others.
-    /// Returns the number of rows written. Rows that exist go by upserts (multi-row statements,
-    /// rendered straight into them) or, with `replacingByLoad` (a build's own tables, which have
-    /// no unique key but the primary key), by one bulk load with REPLACE: the row is whole in
-    /// memory, so replacing it leaves what the upsert would, and the server parses no SQL per
-    /// row (measured in docs/throughput-io.md).
-    func writeRows(_ layout: TableLayout, physical: String, rows: [RowKey: [ProjectionValue]?], replacingByLoad: Bool = false) async throws -> Int {
+    /// Writes a chunk's final rows: `new` (rows the table does not hold yet, bulk-loaded), the
+    /// rows that exist after the chunk, deletes for the others. Returns the number of rows
+    /// written. Rows that exist go by upserts (multi-row statements, rendered straight into
+    /// them) or, with `replacingByLoad` (a build's own tables, which have no unique key but the
+    /// primary key), in the same bulk load as `new`, with REPLACE: the row is whole in memory, so
+    /// replacing it leaves what the upsert would, and the server parses no SQL per row (measured
+    /// in docs/throughput-io.md).
+    func writeRows(
+        _ layout: TableLayout, physical: String, new: [[ProjectionValue]] = [], rows: [RowKey: [ProjectionValue]?], replacingByLoad: Bool = false
+    ) async throws -> Int {
         var present: [[ProjectionValue]] = []
         var deletes: [RowKey] = []
         present.reserveCapacity(rows.count)
@@ -138,8 +144,11 @@ package struct ReadModelTables: Sendable {
         }
         let table = MySQLIdentifier.quote(physical)
         if replacingByLoad {
-            _ = try await loadNewRows(layout, physical: physical, rows: present)
-        } else if !present.isEmpty {
+            _ = try await loadNewRows(layout, physical: physical, rows: new + present)
+        } else {
+            _ = try await loadNewRows(layout, physical: physical, rows: new)
+        }
+        if !replacingByLoad, !present.isEmpty {
             let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
             let keyNames = Set(layout.definition.primaryKey)
             let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
@@ -159,7 +168,7 @@ package struct ReadModelTables: Sendable {
             try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
             start += slice.count
         }
-        return present.count + deletes.count
+        return new.count + present.count + deletes.count
     }
 
     /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.
