@@ -57,7 +57,7 @@ struct RebuildCommand: AsyncParsableCommand {
     var fetchSize = 5_000
 
     @Option(help: ArgumentHelp(
-        "Rows known from earlier chunks kept in memory (MiB, estimated, all projections together); past it the rows used least recently are dropped and read again when needed.",
+        "Rows known from earlier chunks kept in memory (MiB, all projections together); past it the rows used least recently are dropped and read again when needed.",
         valueName: "MiB"))
     var rowCacheMib = RebuildOptions.defaultRowCacheBytes >> 20
 

@@ -67,8 +67,10 @@ public struct RebuildOptions: Sendable {
 
     /// Measured on the 2-core benchmark machine (docs/throughput-io.md).
     public static let defaultFlushBytes = 64 << 20
-    /// Measured on the 2-core benchmark machine (docs/throughput-memory.md).
-    public static let defaultRowCacheBytes = 128 << 20
+    /// Measured on the 2-core benchmark machine (docs/throughput-10m.md): rows held flat, 64
+    /// MiB holds more rows than 128 MiB of rows as arrays did; at 10M events, 128 MiB read back
+    /// fewer rows but held 45 MB more, for no wall time measurable on that host.
+    public static let defaultRowCacheBytes = 64 << 20
     /// Events handled per step (never more than a chunk): one batched row read per table, one
     /// pass of the handlers; also the catch-up round small enough to end a rebuild.
     var step: Int { max(1, min(chunkSize ?? stepSize, stepSize)) }

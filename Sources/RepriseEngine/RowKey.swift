@@ -33,6 +33,9 @@ public struct RowKey: Hashable, Sendable, CustomStringConvertible {
 
     public func hash(into hasher: inout Hasher) { hasher.combine(hash) }
 
+    /// The hash computed when the key was made (`RowGeneration`'s index places keys by it).
+    var storedHash: Int { hash }
+
     /// What dictionaries and sets hash: the stored hash mixed with the table's seed (so two
     /// tables still order their keys differently), without running `Hasher` on it again. The
     /// stored hash is already `Hasher`'s (randomly seeded per process): equal keys give equal

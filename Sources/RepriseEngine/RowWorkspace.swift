@@ -16,18 +16,27 @@ final class RowWorkspace {
     /// position (`TableLayout.position`): a row lookup then hashes its key only, never the
     /// table's name (it used to, once per layer it probed).
     let tables: [TableLayout]
-    /// Known rows from committed chunks: a row, or nil for a row known not to exist. Two
-    /// generations approximate "least recently used": lookups promote old entries to the young
-    /// generation; when the young one fills half the limit, the old one is dropped. Hot rows
-    /// (a busy customer) stay; rows of finished orders age out. Memory stays under the limit.
-    private var young: [Rows]
-    private var old: [Rows]
-    private var youngRows = 0
-    /// Estimated memory of the generations' rows (`estimatedBytes`, counted when a key enters a
-    /// generation): what `RowCacheBudget` bounds over the projections read together.
-    private(set) var youngBytes = 0
-    private(set) var oldBytes = 0
-    var cachedBytes: Int { youngBytes + oldBytes }
+    /// Known rows from committed chunks: a row, or a key known not to exist, held flat
+    /// (`RowGeneration`). Two generations approximate "least recently used": lookups promote
+    /// old entries to the young generation; when the young one fills half the limit, the old one
+    /// is dropped. Hot rows (a busy customer) stay; rows of finished orders age out. Memory stays
+    /// under the limit.
+    private var young: RowGeneration
+    private var old: RowGeneration
+    /// Rows the last recorded chunk wrote that MySQL did not hold before (a new order, a new
+    /// day of a product's sales), apart from the generations until the next chunk is recorded:
+    /// most such rows are never touched again, and in the generations they pushed out the rows
+    /// that are (measured at 10M events: 9 million new rows, 300,000 of them touched in a later
+    /// chunk, against 249,000 customers touched nine times each). A row of it that a lookup
+    /// uses moves to the young generation. A key is held here or in the generations, never both.
+    private var fresh: RowGeneration
+    private var youngRows: Int { young.rowCount }
+    /// Memory of the generations' rows (`RowGeneration.bytes`): what `RowCacheBudget` bounds
+    /// over the projections read together.
+    var youngBytes: Int { young.bytes }
+    var oldBytes: Int { old.bytes }
+    var freshBytes: Int { fresh.bytes }
+    var cachedBytes: Int { youngBytes + oldBytes + freshBytes }
     /// Memory of the written-key filters, which grow with the keys the build wrote.
     var filterBytes: Int { written.reduce(0) { $0 + ($1?.bytes ?? 0) } }
     /// Rows written by the chunk in progress (nil: deleted), per table position.
@@ -69,8 +78,9 @@ final class RowWorkspace {
         self.layouts = layouts
         self.tables = ordered
         let empty = Array(repeating: Rows(), count: ordered.count)
-        young = empty
-        old = empty
+        young = RowGeneration(tables: ordered.count)
+        old = RowGeneration(tables: ordered.count)
+        fresh = RowGeneration(tables: ordered.count)
         overlayRows = empty
         pendingRows = empty
         speculative = empty
@@ -128,17 +138,28 @@ final class RowWorkspace {
 
     private func lookupBelowOverlay(_ table: Int, _ key: RowKey) -> Lookup {
         if let committing = pendingRows[table][key] { return committing.map { .present($0) } ?? .absent }
-        if let known = young[table][key] { return known.map { .present($0) } ?? .absent }
-        if let known = old[table][key] {
-            store(table, key, known)  // promote: it is in use
-            return known.map { .present($0) } ?? .absent
+        switch young.find(table, key) {
+        case .present(let row): return .present(row)
+        case .absent: return .absent
+        case .notHeld: break
         }
-        if complete[table] { return .absent }
-        if let filter = written[table], !filter.mightContain(key) {
-            // Remembered: keys written later in the chunk could make the filter say "maybe" for this one.
+        switch old.find(table, key) {
+        case .present(let row):
+            store(table, key, row)  // promote: it is in use
+            return .present(row)
+        case .absent:
             store(table, key, nil)
             return .absent
+        case .notHeld: break
         }
+        if case .present(let row) = fresh.find(table, key) {
+            store(table, key, row)  // moves: it is in use
+            return .present(row)
+        }
+        if complete[table] { return .absent }
+        // Not remembered: the filter changes only when a chunk is staged, and a key staged is
+        // found above (the overlay, the rows committing, the cache) before the filter is asked.
+        if let filter = written[table], !filter.mightContain(key) { return .absent }
         return .unknown
     }
 
@@ -146,7 +167,11 @@ final class RowWorkspace {
     /// it, remember a key the filter rules out): a read ahead of the step that uses the key is
     /// not a use of it.
     func isUnknown(_ table: Int, _ key: RowKey) -> Bool {
-        if overlayRows[table][key] != nil || pendingRows[table][key] != nil || young[table][key] != nil || old[table][key] != nil { return false }
+        if overlayRows[table][key] != nil || pendingRows[table][key] != nil || young.holds(table, key) || old.holds(table, key)
+            || fresh.holds(table, key)
+        {
+            return false
+        }
         if complete[table] { return false }
         if let filter = written[table], !filter.mightContain(key) { return false }
         return true
@@ -159,7 +184,7 @@ final class RowWorkspace {
     }
 
     func remember(_ table: Int, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
-        for key in requested where young[table][key] == nil {
+        for key in requested where !young.holds(table, key) {
             store(table, key, fetched[key])
         }
     }
@@ -314,8 +339,7 @@ final class RowWorkspace {
     /// Whether MySQL holds no row with this key, as far as the cache and the filter know; only
     /// between chunks (nothing committing) and before the key is staged.
     private func isAbsentBetweenChunks(_ table: Int, _ key: RowKey) -> Bool {
-        if let known = young[table][key] { return known == nil }
-        if let known = old[table][key] { return known == nil }
+        if let absent = young.isAbsent(table, key) ?? old.isAbsent(table, key) ?? fresh.isAbsent(table, key) { return absent }
         if complete[table] { return true }
         if let filter = written[table] { return !filter.mightContain(key) }
         return false
@@ -333,10 +357,33 @@ final class RowWorkspace {
         turnGenerationIfFull()
     }
 
-    /// The staged chunk committed: its writes are now what MySQL holds.
+    /// The staged chunk committed: its writes are now what MySQL holds. Rows MySQL did not
+    /// hold before (not known present here) replace the fresh rows of the chunk before; the
+    /// others go to the young generation. With a row bound (`cacheLimit`), which counts the
+    /// generations only, every row goes to the young generation.
     func commitPending() {
+        let previous = fresh
+        fresh = RowGeneration(tables: tables.count)
+        // Rows of the previous chunk's fresh rows not used since are dropped: tables no longer complete.
+        if previous.rowCount > 0 { complete = Array(repeating: false, count: tables.count) }
         for (table, rows) in pendingRows.enumerated() {
-            for (key, row) in rows { store(table, key, row) }
+            for (key, row) in rows {
+                // Each generation probed once: most rows are new and held nowhere.
+                let inYoung = young.isAbsent(table, key)
+                let inOld = inYoung == nil ? old.isAbsent(table, key) : nil
+                let knownPresent = (inYoung ?? inOld ?? previous.isAbsent(table, key)) == false
+                if let row, !knownPresent, cacheLimit == .max {
+                    if inYoung != nil {
+                        young.forget(table, key)
+                        old.forget(table, key)
+                    } else if inOld != nil {
+                        old.forget(table, key)
+                    }
+                    fresh.store(table, key, row)
+                } else {
+                    young.store(table, key, row)
+                }
+            }
         }
         pendingRows = Array(repeating: [:], count: tables.count)
         turnGenerationIfFull()
@@ -363,19 +410,14 @@ final class RowWorkspace {
     /// steps (by the row limit here, or by `RowCacheBudget` for the group's bytes).
     func turnGeneration() {
         old = young
-        oldBytes = youngBytes
-        young = Array(repeating: [:], count: tables.count)
-        youngRows = 0
-        youngBytes = 0
+        young = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
     }
 
-    /// Mutates the generations in place (copying a table's dictionary out and back would copy it whole).
+    /// Into the young generation; a key is never held by the fresh rows as well.
     private func store(_ table: Int, _ key: RowKey, _ row: [ProjectionValue]?) {
-        if young[table].updateValue(row, forKey: key) == nil {
-            youngRows += 1
-            youngBytes += Self.estimatedBytes(key, row)
-        }
+        young.store(table, key, row)
+        fresh.forget(table, key)
     }
 
     /// The chunk failed: forget its writes.
@@ -392,20 +434,20 @@ final class RowWorkspace {
         pendingRows = Array(repeating: [:], count: tables.count)
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
         // never seen is still absent from MySQL.
-        young = Array(repeating: [:], count: tables.count)
-        old = Array(repeating: [:], count: tables.count)
-        youngRows = 0
-        youngBytes = 0
-        oldBytes = 0
+        young = RowGeneration(tables: tables.count)
+        old = RowGeneration(tables: tables.count)
+        fresh = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
     }
 }
 
-/// Bounds the row caches of the projections read together (one rebuild group) by their estimated
-/// bytes, so a rebuild's memory is set by its settings, not by the size of the history: when the
-/// young generations of the group together reach half the budget, every workspace of the group
-/// turns its generations (a two-generation LRU over the group: rows any event used since the last
-/// turn survive one more). A busy projection takes the share it uses; a quiet one's rows age out.
+/// Bounds the row caches of the projections read together (one rebuild group) by their bytes
+/// (`RowGeneration.bytes`: records and index slots, what the rows really take), so a rebuild's
+/// memory is set by its settings, not by the size of the history: when the young generations of
+/// the group together reach half of what the filters and the fresh rows leave, every workspace of
+/// the group turns its generations (a two-generation LRU over the group: rows any event used
+/// since the last turn survive one more). A busy projection takes the share it uses; a quiet
+/// one's rows age out.
 struct RowCacheBudget {
     let bytes: Int
 
@@ -416,8 +458,10 @@ struct RowCacheBudget {
         // (at most half), so what a rebuild holds is set by the budget, not the history's length.
         let filters = workspaces.reduce(0) { $0 + $1.filterBytes }
         let rows = max(bytes - filters, bytes / 2)
+        // The fresh rows (one chunk's new rows) take theirs, the generations share the rest.
+        let generations = max(rows - workspaces.reduce(0) { $0 + $1.freshBytes }, rows / 2)
         let young = workspaces.reduce(0) { $0 + $1.youngBytes }
-        guard young >= rows / 2 else { return }
+        guard young >= generations / 2 else { return }
         for workspace in workspaces { workspace.turnGeneration() }
     }
 }

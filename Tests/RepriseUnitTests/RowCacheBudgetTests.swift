@@ -11,7 +11,8 @@ struct RowCacheBudgetTests {
 
     private func key(_ id: Int64) -> RowKey { RowKey([.int(id)]) }
     private func row(_ id: Int64) -> [ProjectionValue] { [.int(id), .int(id * 10)] }
-    private var rowBytes: Int { RowWorkspace.estimatedBytes(key(1), row(1)) }
+    /// The most a row of these tests takes in the cache (ids past 255 take their full 8 bytes).
+    private var rowBytes: Int { RowGeneration.cachedBytes(key(1_000), row(1_000)) }
 
     /// Commits rows `ids` as one chunk, then ends the step as the pipeline does.
     private func commit(_ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget) {
@@ -80,9 +81,52 @@ struct RowCacheBudgetTests {
         budget.turnIfFull([workspace])
         workspace.turnGeneration()
         workspace.turnGeneration()
-        // Committed rows may go now; the overlay's stay.
+        // Rows new to MySQL stay as the fresh rows until the next chunk is recorded, whatever the turns.
+        #expect(!workspace.isUnknown(0, key(0)), "a fresh row was dropped before the next chunk was recorded")
+        workspace.stageOverlay()
+        workspace.commitPending()
+        // Committed rows may go now; the last chunk's stay.
         if case .unknown = workspace.lookup("t", key(0)) {} else { Issue.record("a committed row past the bound should be dropped") }
-        if case .present = workspace.lookup("t", key(99)) {} else { Issue.record("a row of the chunk being gathered was dropped") }
+        if case .present = workspace.lookup("t", key(99)) {} else { Issue.record("a row of the last chunk was dropped") }
+    }
+
+    @Test func newRowsStayOneChunkUnlessUsedAndNoCopyOutlivesANewerOne() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        // Chunk 1: rows 0..<10, which MySQL did not hold (looked up: unknown, read back: absent).
+        workspace.remember("t", fetched: [:], requested: Set((0..<10).map(key)))
+        for id in Int64(0)..<10 { workspace.put("t", key(id), row(id)) }
+        workspace.stageOverlay()
+        workspace.commitPending()
+        #expect(workspace.freshBytes > 0, "new rows are held as the fresh rows")
+        // Chunk 2 uses row 3 (it moves to the generations) and rewrites row 4 with a new value.
+        guard case .present = workspace.lookup("t", key(3)) else { Issue.record("a fresh row is not found"); return }
+        if case .present = workspace.lookup("t", key(4)) {} else { Issue.record("a fresh row is not found") }
+        workspace.put("t", key(4), [.int(4), .int(-4)])
+        workspace.stageOverlay()
+        workspace.commitPending()
+        // The rows of chunk 1 not used since are dropped; the used one and the rewritten one stay.
+        if case .unknown = workspace.lookup("t", key(5)) {} else { Issue.record("an unused fresh row should be dropped at the next chunk") }
+        if case .present(let used) = workspace.lookup("t", key(3)) { #expect(used == row(3)) } else { Issue.record("a used row was dropped") }
+        if case .present(let rewritten) = workspace.lookup("t", key(4)) { #expect(rewritten == [.int(4), .int(-4)]) } else { Issue.record("the rewritten row was dropped") }
+        // Turns drop the generations; no older copy of row 4 may come back.
+        workspace.turnGeneration()
+        workspace.turnGeneration()
+        workspace.stageOverlay()
+        workspace.commitPending()
+        if case .unknown = workspace.lookup("t", key(4)) {} else { Issue.record("row 4 should be dropped, not an older copy found") }
+    }
+
+    @Test func aNewTablesRowDroppedWithItsFreshRowsIsNeverTakenForAbsent() {
+        // A build's own table starts complete (a miss means absent) until a row of it is dropped.
+        let workspace = RowWorkspace(tables: [table], freshTables: true, cacheLimit: .max)
+        for id in Int64(0)..<5 { workspace.put("t", key(id), row(id)) }
+        workspace.stageOverlay()
+        workspace.commitPending()
+        for id in Int64(5)..<10 { workspace.put("t", key(id), row(id)) }
+        workspace.stageOverlay()
+        workspace.commitPending()  // rows 0..<5, unused, are dropped here
+        guard case .unknown = workspace.lookup("t", key(2)) else { Issue.record("a row MySQL holds was taken for absent or kept"); return }
+        if case .absent = workspace.lookup("t", key(1_000)) {} else { Issue.record("a key never written is absent (the filter says so)") }
     }
 
     @Test func aMissAfterEvictionTakesTheRowReadBack() {
