@@ -132,23 +132,18 @@ package struct ReadModelTables: Sendable {
     func writeRows(
         _ layout: TableLayout, physical: String, new: [[ProjectionValue]] = [], rows: [RowKey: [ProjectionValue]?], replacingByLoad: Bool = false
     ) async throws -> Int {
-        var present: [[ProjectionValue]] = []
-        var deletes: [RowKey] = []
-        present.reserveCapacity(rows.count)
+        var loaded = new, upserts: [[ProjectionValue]] = [], deletes: [RowKey] = []
+        if replacingByLoad { loaded.reserveCapacity(new.count + rows.count) } else { upserts.reserveCapacity(rows.count) }
         for (key, row) in rows {
             if let row {
-                present.append(row)
+                if replacingByLoad { loaded.append(row) } else { upserts.append(row) }
             } else {
                 deletes.append(key)
             }
         }
         let table = MySQLIdentifier.quote(physical)
-        if replacingByLoad {
-            _ = try await loadNewRows(layout, physical: physical, rows: new + present)
-        } else {
-            _ = try await loadNewRows(layout, physical: physical, rows: new)
-        }
-        if !replacingByLoad, !present.isEmpty {
+        _ = try await loadNewRows(layout, physical: physical, rows: loaded)
+        if !upserts.isEmpty {
             let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
             let keyNames = Set(layout.definition.primaryKey)
             let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
@@ -158,7 +153,7 @@ package struct ReadModelTables: Sendable {
                 ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
                 : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
             try await connection.executeBatch(
-                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: present, suffix: suffix,
+                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix,
                 render: ColumnValues.rowRenderer(layout.columns))
         }
         var start = 0
@@ -168,7 +163,7 @@ package struct ReadModelTables: Sendable {
             try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
             start += slice.count
         }
-        return new.count + present.count + deletes.count
+        return loaded.count + upserts.count + deletes.count
     }
 
     /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.

@@ -17,13 +17,6 @@ import RepriseProjection
 /// past 15 bytes). The index's slots stay 16 bytes, whatever the key: a wider slot would cost
 /// more than the rows save (the inline keys tried on 2026-12-01 did).
 final class RowGeneration {
-    /// What a generation holds for a key.
-    enum Held {
-        case present([ProjectionValue])
-        case absent
-        case notHeld
-    }
-
     /// Rows held, over all tables (a key stored again counts once).
     private(set) var rowCount = 0
     /// Bytes the generation takes: encoded records, and a slot pair per row at the index's
@@ -45,16 +38,14 @@ final class RowGeneration {
         indexes = Array(repeating: TableIndex(), count: tables)
     }
 
-    /// What the generation holds for `key`; a present row is decoded.
-    func find(_ table: Int, _ key: RowKey) -> Held {
+    /// What the generation holds for `key` (`.unknown`: nothing); a present row is decoded.
+    func find(_ table: Int, _ key: RowKey) -> RowWorkspace.Lookup {
         // An empty generation (the fresh rows before a chunk is recorded, the old one before a
         // turn) answers without touching its index.
-        guard rowCount > 0, let location = indexes[table].location(of: key, in: self) else { return .notHeld }
+        guard rowCount > 0, let location = indexes[table].location(of: key, in: self) else { return .unknown }
         return withRecord(at: location) { record in
             var reader = RecordReader(record)
-            guard reader.readByte() == Self.present else { return .absent }
-            let keyValues = Int(reader.readByte())
-            reader.skipValues(keyValues)
+            guard reader.skipKey() else { return .absent }
             let rowValues = Int(reader.readByte())
             return .present(reader.readValues(rowValues))
         }
@@ -78,11 +69,12 @@ final class RowGeneration {
     func store(_ table: Int, _ key: RowKey, _ row: [ProjectionValue]?) -> Bool {
         record.removeAll(keepingCapacity: true)
         RecordWriter.write(key, row, into: &record)
-        if let location = indexes[table].location(of: key, in: self) {
+        if let slot = indexes[table].slot(of: key, in: self) {
+            let location = indexes[table].location(at: slot)
             if record.count <= withRecord(at: location, { RecordReader($0).recordLength() }) {
                 rewrite(at: location)
             } else {
-                indexes[table].repoint(key, to: append(), in: self)
+                indexes[table].repoint(slot, to: append())
             }
             return false
         }
@@ -153,10 +145,12 @@ private struct TableIndex {
     private static let forgotten = -1
 
     func location(of key: RowKey, in generation: RowGeneration) -> Int? {
-        slot(of: key, in: generation).map { locations[$0] - 1 }
+        slot(of: key, in: generation).map(location(at:))
     }
 
-    private func slot(of key: RowKey, in generation: RowGeneration) -> Int? {
+    func location(at slot: Int) -> Int { locations[slot] - 1 }
+
+    func slot(of key: RowKey, in generation: RowGeneration) -> Int? {
         guard taken > 0 else { return nil }
         let hash = key.storedHash
         let mask = hashes.count - 1
@@ -172,9 +166,8 @@ private struct TableIndex {
         return nil
     }
 
-    /// Points an indexed `key` at its new `location`.
-    mutating func repoint(_ key: RowKey, to location: Int, in generation: RowGeneration) {
-        guard let slot = slot(of: key, in: generation) else { preconditionFailure("repointing a key not indexed") }
+    /// Points the key at `slot` (from `slot(of:in:)`) at its new `location`.
+    mutating func repoint(_ slot: Int, to location: Int) {
         locations[slot] = location + 1
     }
 
@@ -296,7 +289,7 @@ private struct RecordReader {
         return true
     }
 
-    /// Reads the next value and compares it with `value`; strings and integers without building a value.
+    /// Reads the next value and compares it with `value`; a string without building one.
     private mutating func readEquals(_ value: ProjectionValue) -> Bool {
         switch value {
         case .string(var text):
@@ -311,13 +304,18 @@ private struct RecordReader {
         }
     }
 
+    /// Reads past the presence byte and the key; true when a row follows.
+    mutating func skipKey() -> Bool {
+        let present = readByte() == RowGeneration.present
+        let keyValues = Int(readByte())
+        skipValues(keyValues)
+        return present
+    }
+
     /// The bytes of the record, read from its first byte.
     func recordLength() -> Int {
         var reader = self
-        let present = reader.readByte() == RowGeneration.present
-        let keyValues = Int(reader.readByte())
-        reader.skipValues(keyValues)
-        if present {
+        if reader.skipKey() {
             let rowValues = Int(reader.readByte())
             reader.skipValues(rowValues)
         }

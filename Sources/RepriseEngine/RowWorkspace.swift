@@ -138,11 +138,8 @@ final class RowWorkspace {
 
     private func lookupBelowOverlay(_ table: Int, _ key: RowKey) -> Lookup {
         if let committing = pendingRows[table][key] { return committing.map { .present($0) } ?? .absent }
-        switch young.find(table, key) {
-        case .present(let row): return .present(row)
-        case .absent: return .absent
-        case .notHeld: break
-        }
+        let inYoung = young.find(table, key)
+        if case .unknown = inYoung {} else { return inYoung }
         switch old.find(table, key) {
         case .present(let row):
             store(table, key, row)  // promote: it is in use
@@ -150,7 +147,7 @@ final class RowWorkspace {
         case .absent:
             store(table, key, nil)
             return .absent
-        case .notHeld: break
+        case .unknown: break
         }
         if case .present(let row) = fresh.find(table, key) {
             store(table, key, row)  // moves: it is in use

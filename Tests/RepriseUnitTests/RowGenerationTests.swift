@@ -49,7 +49,7 @@ struct RowGenerationTests {
         #expect(generation.isAbsent(0, RowKey([.string("c-9")])) == false)
         #expect(generation.isAbsent(1, RowKey([.string("c-5")])) == true)
         #expect(generation.isAbsent(1, RowKey([.string("c-6")])) == nil)
-        if case .notHeld = generation.find(0, RowKey([.string("c-10000")])) {} else { Issue.record("a key never stored is not held") }
+        if case .unknown = generation.find(0, RowKey([.string("c-10000")])) {} else { Issue.record("a key never stored is not held") }
         // Same characters, other value kind or other key width: other keys.
         #expect(!generation.holds(0, RowKey([.int(5)])))
         #expect(!generation.holds(0, RowKey([.string("c-5"), .int(0)])))
