@@ -50,6 +50,9 @@ struct RebuildCommand: AsyncParsableCommand {
     @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
     var noBulkLoad = false
 
+    @Flag(help: "Read back and cache the rows of merge tables too (tables changed only by upserts that set, add to counters or fill columns once, which by default are merged by MySQL without being read; docs/merge-tables.md). For comparison.")
+    var noMergeTables = false
+
     @Flag(help: "Read the rows each step needs while the step before runs its handlers (faster when the row cache misses often, as on long histories; uses more memory).")
     var readAhead = false
 
@@ -127,6 +130,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.flushBytes = flushMib << 20
             options.bulkLoad = !noBulkLoad
             options.readAhead = readAhead
+            options.mergeTables = !noMergeTables
             options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired

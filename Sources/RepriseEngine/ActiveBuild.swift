@@ -23,12 +23,14 @@ package final class ActiveBuild {
     /// Repairs of this build's live rows seen so far (the live worker drops its cache on a new one).
     package var repairs: Int64 = 0
 
-    package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int) {
+    /// `mergeTables`: the workspace merges into the rows of the projection's merge tables, never reading them.
+    package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int, mergeTables: Bool = true) {
         self.record = record
         self.runnable = runnable
         if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
         workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit)
         workspace.tracksEvents = declarative?.hasLookups ?? false
+        if let declarative, mergeTables { workspace.mergeUnreadRows(of: declarative.mergeTablePositions) }
         resumed = !fresh
     }
 

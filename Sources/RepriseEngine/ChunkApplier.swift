@@ -164,14 +164,15 @@ package struct ChunkApplier: Sendable {
     struct StagedWrite: Sendable {
         /// The checkpoint the transaction advances (nil: rows only, outside the round order).
         var checkpoint: CheckpointTarget?
-        /// Per table: rows MySQL does not hold yet (bulk-loaded), and the others (upserted or deleted).
-        var tables: [(layout: TableLayout, physical: String, new: [[ProjectionValue]], rows: [RowKey: [ProjectionValue]?])]
+        /// Per table: rows MySQL does not hold yet (bulk-loaded), the others (upserted or
+        /// deleted), and merge rows that may exist (`MergeRow`).
+        var tables: [(layout: TableLayout, physical: String, new: [[ProjectionValue]], rows: [RowKey: [ProjectionValue]?], merges: [MergeBatch])]
         var events: Int
         /// The tables are the build's own (bulk loads allowed): rows that may exist are
         /// rewritten by a bulk load that replaces them too, not by upserts.
         var bulkLoads = false
 
-        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count } }
+        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count + $1.merges.reduce(0) { $0 + $1.rows.count } } }
     }
 
     /// A chunk ready to commit: per build it advances, the rows and the checkpoint.
@@ -258,13 +259,15 @@ package struct ChunkApplier: Sendable {
         let workspace = build.workspace
         if bulkLoadNewRows && !build.writesLiveTables {
             let tables = workspace.stageOverlaySeparatingNewRows().map { split in
-                (layout: split.layout, physical: build.tableName(split.layout.name), new: split.new, rows: split.others)
+                (layout: split.layout, physical: build.tableName(split.layout.name), new: split.new, rows: split.others, merges: split.merges)
             }
             return StagedWrite(checkpoint: checkpoint, tables: tables, events: events, bulkLoads: true)
         }
         workspace.stageOverlay()
-        let tables = zip(workspace.tables, workspace.pendingRows).compactMap { layout, rows in
-            rows.isEmpty ? nil : (layout: layout, physical: build.tableName(layout.name), new: [[ProjectionValue]](), rows: rows)
+        // Without bulk loads every merge row may exist: all go by merging upserts.
+        let tables = zip(workspace.tables, zip(workspace.pendingRows, workspace.pendingMergeBatches)).compactMap { layout, staged in
+            staged.0.isEmpty && staged.1.isEmpty
+                ? nil : (layout: layout, physical: build.tableName(layout.name), new: [[ProjectionValue]](), rows: staged.0, merges: staged.1)
         }
         return StagedWrite(checkpoint: checkpoint, tables: tables, events: events)
     }
@@ -292,7 +295,7 @@ package struct ChunkApplier: Sendable {
         var rows = 0
         for table in write.tables {
             rows += try await store.tables.writeRows(
-                table.layout, physical: table.physical, new: table.new, rows: table.rows, replacingByLoad: write.bulkLoads)
+                table.layout, physical: table.physical, new: table.new, rows: table.rows, merges: table.merges, replacingByLoad: write.bulkLoads)
         }
         return rows
     }

@@ -9,6 +9,8 @@ struct DeclarativeProjection: Sendable {
     let layouts: [String: TableLayout]
     /// Whether any handler has a lookup (its events may need rows only known once others are read).
     let hasLookups: Bool
+    /// Positions of the tables whose rows are merged, never read (`mergeTables(_:layouts:)`).
+    let mergeTablePositions: [Int]
     /// Per event type, its operations compiled (a handful: comparing short type names beats hashing them).
     private let handlers: [(type: String, handler: Handler)]
     /// The event fields the compiled expressions read, by index.
@@ -20,7 +22,9 @@ struct DeclarativeProjection: Sendable {
         for (position, table) in definition.tables.enumerated() { layouts[table.name] = TableLayout(table, position: position) }
         self.layouts = layouts
         hasLookups = definition.handlers.values.contains { Self.containsLookup($0) }
-        var compiler = Compiler(layouts: layouts)
+        let merged = Self.mergeTables(definition, layouts: layouts)
+        mergeTablePositions = merged.compactMap { layouts[$0]?.position }.sorted()
+        var compiler = Compiler(layouts: layouts, mergeTables: merged)
         var handlers: [(type: String, handler: Handler)] = []
         for (type, operations) in definition.handlers.sorted(by: { $0.key < $1.key }) {
             handlers.append((type, Handler(path: "handlers.\(type)", steps: compiler.compile(operations))))
@@ -39,7 +43,7 @@ struct DeclarativeProjection: Sendable {
         handlers.contains { $0.type == type }
     }
 
-    private static func containsLookup(_ operations: [RowOperation]) -> Bool {
+    static func containsLookup(_ operations: [RowOperation]) -> Bool {
         operations.contains {
             switch $0 {
             case .lookup: true
@@ -95,7 +99,8 @@ struct DeclarativeProjection: Sendable {
                 var key: RowKey?
                 if let layout = target.layout {
                     key = try? keyOf(target, layout: layout, frame: frame, item: item, lookups: lookups)
-                    if let key { keys.insert(key, table: layout.position) }
+                    // A merge reads no row: its key is only kept for `apply`.
+                    if let key, target.merge == nil || !workspace.mergesRows(of: layout.position) { keys.insert(key, table: layout.position) }
                 }
                 tape?.append(key)
             case .forEach(let field, let nested):
@@ -281,6 +286,9 @@ struct DeclarativeProjection: Sendable {
         case .upsert(let target, let when):
             let layout = try layoutOf(target)
             let key = try operationKey(target, layout: layout, frame: frame, item: item, lookups: lookups)
+            if let merge = target.merge, observer == nil, workspace.mergesRows(of: layout.position) {
+                return try Self.merge(target, merge, layout: layout, key: key, frame: frame, item: item, lookups: lookups, workspace: workspace)
+            }
             if try changeInOverlay(target, when: when, layout: layout, key: key, frame: frame, item: item, lookups: lookups, workspace: workspace,
                                    observer: observer) {
                 return
@@ -398,6 +406,32 @@ struct DeclarativeProjection: Sendable {
         // `Self.change`: the closure captures no copy of the projection (a copy retains each of its parts).
         return try workspace.changeInOverlay(layout.position, key) { row in
             _ = try Self.change(&row, target, when: when, frame: frame, item: item, lookups: lookups)
+        }
+    }
+
+    /// An upsert of a merge table: its operands evaluated from the event, then merged into the
+    /// chunk's change to the row (`MergeRow`), which is never read. A failing one changes nothing.
+    private static func merge(_ target: Target, _ merge: (kinds: [MergeOperation], operands: [Compiled]), layout: TableLayout, key: RowKey,
+                              frame: EventFrame, item: ForEachItem?, lookups: LookupRows, workspace: RowWorkspace) throws {
+        try withUnsafeTemporaryAllocation(of: ProjectionValue.self, capacity: max(merge.operands.count, 1)) { operands in
+            let operands = operands.baseAddress!
+            var evaluated = 0
+            defer { operands.deinitialize(count: evaluated) }
+            try layout.defaultRow.withUnsafeBufferPointer { defaultRow in
+                // The operands read no row: the context's row is never read.
+                let context = SlotContext(frame: frame, item: item, row: defaultRow, lookups: lookups)
+                for (position, operand) in merge.operands.enumerated() {
+                    (operands + position).initialize(to: try Self.evaluate(operand, context, what: { "column \(target.set[position].name)" }))
+                    evaluated += 1
+                }
+            }
+            do {
+                try workspace.merge(layout.position, key) { row throws(ColumnValues.ConversionError) in
+                    try row.merge(columns: target.setIndexes, kinds: merge.kinds, operands: operands, layout: layout)
+                }
+            } catch let error as ColumnValues.ConversionError {
+                throw OperationFailure(message: error.message)
+            }
         }
     }
 
@@ -533,13 +567,17 @@ extension DeclarativeProjection {
         let set: [Slot]
         /// `set`'s row slots, in its order (-1 for an unknown column, which fails before any is read).
         let setIndexes: [Int]
+        /// An upsert of a merge table: per assignment of `set`, how it merges into a row not read
+        /// and the expression of the event it merges (`MergeRow`).
+        let merge: (kinds: [MergeOperation], operands: [Compiled])?
 
-        init(table: String, layout: TableLayout?, key: [Slot], set: [Slot]) {
+        init(table: String, layout: TableLayout?, key: [Slot], set: [Slot], merge: (kinds: [MergeOperation], operands: [Compiled])? = nil) {
             self.table = table
             self.layout = layout
             self.key = key
             self.set = set
             setIndexes = set.map { $0.index ?? -1 }
+            self.merge = merge
         }
     }
 
@@ -556,10 +594,15 @@ extension DeclarativeProjection {
     /// Resolves operations against the layouts and numbers the fields they read.
     struct Compiler {
         let layouts: [String: TableLayout]
+        /// Tables whose upserts compile to merges (`DeclarativeProjection.mergeTables`).
+        let mergeTables: Set<String>
         var fields: [FieldReference] = []
         var fieldIndex: [FieldReference: Int] = [:]
 
-        init(layouts: [String: TableLayout]) { self.layouts = layouts }
+        init(layouts: [String: TableLayout], mergeTables: Set<String> = []) {
+            self.layouts = layouts
+            self.mergeTables = mergeTables
+        }
 
         mutating func field(_ reference: FieldReference) -> Int {
             if let index = fieldIndex[reference] { return index }
@@ -595,6 +638,22 @@ extension DeclarativeProjection {
             return Target(table: table, layout: layout, key: key, set: slots)
         }
 
+        /// `target` for an upsert, with its merge when `table` is a merge table.
+        mutating func upsertTarget(_ table: String, _ values: [ColumnAssignment]) -> Target {
+            let plain = target(table, keyFrom: values, set: values)
+            guard mergeTables.contains(table), let layout = plain.layout else { return plain }
+            var kinds: [MergeOperation] = [], operands: [Compiled] = []
+            for assignment in values {
+                // `mergeTables` checked every assignment of the table's upserts.
+                guard let kind = DeclarativeProjection.mergeKind(assignment, layout) else { return plain }
+                kinds.append(kind)
+                let operand = kind == .set ? assignment.value : DeclarativeProjection.operandOnOwnColumn(assignment.value, assignment.column)?.operand
+                guard let operand else { return plain }
+                operands.append(expression(operand, layout))
+            }
+            return Target(table: table, layout: layout, key: plain.key, set: plain.set, merge: (kinds, operands))
+        }
+
         mutating func condition(_ when: Expression?, _ table: String) -> Compiled? {
             when.map { expression($0, layouts[table]) }
         }
@@ -605,7 +664,7 @@ extension DeclarativeProjection {
                 case .insert(let table, let values, let when):
                     return .insert(target(table, keyFrom: values, set: values), when: condition(when, table))
                 case .upsert(let table, let values, let when):
-                    return .upsert(target(table, keyFrom: values, set: values), when: condition(when, table))
+                    return .upsert(upsertTarget(table, values), when: condition(when, table))
                 case .update(let table, let key, let set, let when, let ifMissing):
                     return .update(target(table, keyFrom: key, set: set), when: condition(when, table), ifMissing: ifMissing)
                 case .delete(let table, let key, let when):

@@ -123,14 +123,16 @@ package struct ReadModelTables: Sendable {
     }
 
     /// Writes a chunk's final rows: `new` (rows the table does not hold yet, bulk-loaded), the
-    /// rows that exist after the chunk, deletes for the others. Returns the number of rows
+    /// rows that exist after the chunk, deletes for the others, and `merges` (changes to rows
+    /// that may exist, applied by MySQL to the row it holds). Returns the number of rows
     /// written. Rows that exist go by upserts (multi-row statements, rendered straight into
     /// them) or, with `replacingByLoad` (a build's own tables, which have no unique key but the
     /// primary key), in the same bulk load as `new`, with REPLACE: the row is whole in memory, so
     /// replacing it leaves what the upsert would, and the server parses no SQL per row (measured
     /// in docs/throughput-io.md).
     func writeRows(
-        _ layout: TableLayout, physical: String, new: [[ProjectionValue]] = [], rows: [RowKey: [ProjectionValue]?], replacingByLoad: Bool = false
+        _ layout: TableLayout, physical: String, new: [[ProjectionValue]] = [], rows: [RowKey: [ProjectionValue]?], merges: [MergeBatch] = [],
+        replacingByLoad: Bool = false
     ) async throws -> Int {
         var loaded = new, upserts: [[ProjectionValue]] = [], deletes: [RowKey] = []
         if replacingByLoad { loaded.reserveCapacity(new.count + rows.count) } else { upserts.reserveCapacity(rows.count) }
@@ -156,6 +158,13 @@ package struct ReadModelTables: Sendable {
                 prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix,
                 render: ColumnValues.rowRenderer(layout.columns))
         }
+        var merged = 0
+        for batch in merges {
+            try await connection.executeBatch(
+                prefix: "INSERT INTO \(table) (\(layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", "))) VALUES", rows: batch.rows,
+                suffix: Self.mergeSuffix(layout, batch.operations), render: ColumnValues.rowRenderer(layout.columns))
+            merged += batch.rows.count
+        }
         var start = 0
         while start < deletes.count {
             let slice = deletes[start..<min(start + Self.keysPerStatement, deletes.count)]
@@ -163,7 +172,17 @@ package struct ReadModelTables: Sendable {
             try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
             start += slice.count
         }
-        return loaded.count + upserts.count + deletes.count
+        return loaded.count + upserts.count + merged + deletes.count
+    }
+
+    /// `ON DUPLICATE KEY UPDATE` of merge rows with these operations (the key columns excluded;
+    /// a key alone updates nothing).
+    static func mergeSuffix(_ layout: TableLayout, _ operations: [MergeOperation]) -> String {
+        let updates = layout.columns.indices.compactMap { index in
+            layout.keyIndexes.contains(index) ? nil : operations[index].updateClause(MySQLIdentifier.quote(layout.columns[index].name))
+        }
+        let key = MySQLIdentifier.quote(layout.columns[layout.keyIndexes[0]].name)
+        return "ON DUPLICATE KEY UPDATE " + (updates.isEmpty ? "\(key) = \(key)" : updates.joined(separator: ", "))
     }
 
     /// `(k1, k2) IN ((?, ?), …)` for a list of keys, with its parameters.

@@ -135,7 +135,7 @@ extension RebuildEngine {
             var partitionRecord = record
             partitionRecord.partition = partition
             partitionRecord.roundPosition = partition.roundPosition
-            let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit)
+            let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
             build.partitionSpec = .rebuild(keys: keys, number: partition.number, count: partitions)
             let number = partition.number
             _ = try await applier.readRound(
@@ -172,7 +172,7 @@ extension RebuildEngine {
                 projection: definition.name, version: definition.version, buildID: record.buildID, catchUpRounds: 0, tableRows: [:], swapped: false,
                 previousBuildID: nil, appliedSnapshot: nil)
         }
-        let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        let build = ActiveBuild(record: current, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
         if current.baseSnapshot == nil {
             // The partitions together applied the first round: the build moves to catch-up rounds.
             try await store.ledger.sumPartitions(into: current)

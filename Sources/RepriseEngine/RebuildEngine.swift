@@ -182,7 +182,7 @@ public struct RebuildEngine: Sendable {
         let merged = try await LivePartitions.merge(
             retired, runnable: runnable, checkOwners: false, writesLiveTables: false, parkedStreams: [], store: store, reader: events,
             snapshots: snapshots, database: database, chunkSize: options.smallRound, fetchSize: options.fetchSize, cacheLimit: options.rowCacheRowsInFixedChunks)
-        let build = ActiveBuild(record: merged, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+        let build = ActiveBuild(record: merged, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
         var chunkNumber = 0
         for round in 0...options.maxCatchUpRounds {
             if build.record.roundPosition == 0 {
@@ -257,11 +257,11 @@ public struct RebuildEngine: Sendable {
         }
         if let resumable {
             try await store.tables.create(definition, build: resumable)
-            return ActiveBuild(record: resumable, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit)
+            return ActiveBuild(record: resumable, runnable: runnable, fresh: false, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
         }
         let record = try await store.registry.createBuild(definition, snapshot: snapshot)
         try await store.tables.create(definition, build: record)
-        return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit)
+        return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
     }
 
     func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {

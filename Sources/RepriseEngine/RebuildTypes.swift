@@ -35,6 +35,11 @@ public struct RebuildOptions: Sendable {
     /// for rows read back from 35 s to about 1.5 s, but its peak resident size was 445-559 MB
     /// against 398-459 MB without (docs/throughput-readahead.md).
     public var readAhead = false
+    /// Rows of merge tables (every operation on them an upsert that sets columns from the
+    /// event, adds to integer counters or fills columns once) are never read: each chunk's
+    /// change is merged into the row MySQL holds (`MergeRow`, docs/merge-tables.md). Off, they
+    /// are read back and cached like any row.
+    public var mergeTables = true
     /// Rows per `FETCH` from the PostgreSQL cursor.
     public var fetchSize = 5_000
     /// Rows known from committed chunks kept in memory: estimated bytes, summed over the
@@ -67,10 +72,10 @@ public struct RebuildOptions: Sendable {
 
     /// Measured on the 2-core benchmark machine (docs/throughput-io.md).
     public static let defaultFlushBytes = 64 << 20
-    /// Measured on the 2-core benchmark machine (docs/throughput-10m.md): rows held flat, 64
-    /// MiB holds more rows than 128 MiB of rows as arrays did; at 10M events, 128 MiB read back
-    /// fewer rows but held 45 MB more, for no wall time measurable on that host.
-    public static let defaultRowCacheBytes = 64 << 20
+    /// Measured on the 2-core benchmark machine (docs/merge-tables.md): since merge tables are
+    /// never read, the three samples' 10M rebuild reads back about 63,000 order rows with 24,
+    /// 32 or 64 MiB alike, and 32 MiB holds 25-40 MB less than 64.
+    public static let defaultRowCacheBytes = 32 << 20
     /// Events handled per step (never more than a chunk): one batched row read per table, one
     /// pass of the handlers; also the catch-up round small enough to end a rebuild.
     var step: Int { max(1, min(chunkSize ?? stepSize, stepSize)) }

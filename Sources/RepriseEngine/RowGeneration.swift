@@ -27,9 +27,13 @@ final class RowGeneration {
     /// The record being stored, encoded (reused: its capacity stays).
     private var record: [UInt8] = []
 
-    /// The first segment is small (a live worker's or a test's generation holds a few rows); they
-    /// double up to `largestSegment`, above glibc's mapped-block threshold.
-    static let firstSegment = 64 << 10
+    /// Every segment is a mapping of its own (glibc's mapped-block threshold, `MemoryRelease`):
+    /// a generation lives for many chunks, and segments taken from the malloc arenas pinned their
+    /// pages between the chunks' short-lived rows (10M events, docs/merge-tables.md: peak RSS
+    /// 310 MB at a 32 MiB cache; with 64 KiB first segments 366 MB at 24 MiB, 335-352 at 64).
+    /// Only touched pages are resident, so a generation of a few rows takes a few pages. They
+    /// double up to `largestSegment`.
+    static let firstSegment = 2 << 20
     static let largestSegment = 4 << 20
     /// Bytes a row costs in the index, counted as two 16-byte slots (the index is 35-70% full).
     static let slotBytesPerRow = 2 * MemoryLayout<Int>.stride * 2

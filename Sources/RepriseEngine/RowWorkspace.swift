@@ -45,6 +45,12 @@ final class RowWorkspace {
     private(set) var overlayBytes = 0
     /// Rows of the previous chunk while its transaction commits (the pipeline's second stage).
     private(set) var pendingRows: [Rows]
+    /// Per table position: its rows are merged, never read (`DeclarativeProjection.mergeTables`).
+    private var mergeTables: [Bool]
+    /// The chunk in progress's changes to rows of merge tables, per table position.
+    private var mergeRows: [[RowKey: MergeRow]]
+    /// Those of the chunk committing.
+    private(set) var pendingMerges: [[RowKey: MergeRow]]
     /// Tables whose every row is in the cache (fresh tables of a new build): a miss means absent.
     private var complete: [Bool]
     /// Rows per projection (`--row-cache-limit`, `Int.max` when only the byte budget bounds the cache).
@@ -83,6 +89,9 @@ final class RowWorkspace {
         fresh = RowGeneration(tables: ordered.count)
         overlayRows = empty
         pendingRows = empty
+        mergeTables = Array(repeating: false, count: ordered.count)
+        mergeRows = Array(repeating: [:], count: ordered.count)
+        pendingMerges = mergeRows
         speculative = empty
         beforeEvent = Array(repeating: [:], count: ordered.count)
         missing = Array(repeating: [], count: ordered.count)
@@ -100,6 +109,31 @@ final class RowWorkspace {
         var byName: [String: [RowKey: Value]] = [:]
         for (position, rows) in layer.enumerated() where !rows.isEmpty { byName[tables[position].name] = rows }
         return byName
+    }
+
+    /// From now on, operations on the tables at `positions` merge into rows they do not read
+    /// (`merge`); set before the first event. Their rows are never cached, so the filter alone
+    /// tells a new key (the table is never complete).
+    func mergeUnreadRows(of positions: [Int]) {
+        for position in positions {
+            mergeTables[position] = true
+            complete[position] = false
+        }
+    }
+
+    /// Whether operations on the table at `position` merge into rows they do not read.
+    func mergesRows(of position: Int) -> Bool { mergeTables[position] }
+
+    /// Changes the chunk's merge row at `key` (a new one when the chunk has none), in place.
+    func merge<Failure: Error>(_ table: Int, _ key: RowKey, _ change: (inout MergeRow) throws(Failure) -> Void) throws(Failure) {
+        if let index = mergeRows[table].index(forKey: key) {
+            try change(&mergeRows[table].values[index])
+            return
+        }
+        var row = MergeRow(tables[table], key: key)
+        try change(&row)
+        overlayBytes += Self.estimatedBytes(key, row.values) + row.operations.count
+        mergeRows[table][key] = row
     }
 
     /// The position of a table given by name (code projections and traces name their tables).
@@ -310,24 +344,39 @@ final class RowWorkspace {
     func stageOverlay() {
         precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
         noteWritten(overlayRows)
+        noteWritten(mergeRows)
         pendingRows = overlayRows
+        pendingMerges = mergeRows
         overlayRows = Array(repeating: [:], count: tables.count)
+        mergeRows = Array(repeating: [:], count: tables.count)
         overlayBytes = 0
     }
+
+    /// The chunk committing's merge rows, per table position, in batches of equal operations.
+    var pendingMergeBatches: [[MergeBatch]] { pendingMerges.map { MergeBatch.grouping($0.values) } }
 
     /// Like `stageOverlay`, and splits the staged rows per table: rows MySQL certainly does not
     /// hold yet (known absent, a complete table, or a key never staged before), which can be
     /// bulk-loaded, and the others (upserts and deletes).
-    func stageOverlaySeparatingNewRows() -> [(layout: TableLayout, new: [[ProjectionValue]], others: Rows)] {
+    /// Merge rows go the same way: a new key's row as if new, the others in batches.
+    func stageOverlaySeparatingNewRows() -> [(layout: TableLayout, new: [[ProjectionValue]], others: Rows, merges: [MergeBatch])] {
         precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
-        var split: [(layout: TableLayout, new: [[ProjectionValue]], others: Rows)] = []
+        var split: [(layout: TableLayout, new: [[ProjectionValue]], others: Rows, merges: [MergeBatch])] = []
         for (table, rows) in overlayRows.enumerated() where !rows.isEmpty {
             var new: [[ProjectionValue]] = [], others: Rows = [:]
             for (key, row) in rows {
                 if let row, isAbsentBetweenChunks(table, key) { new.append(row) } else { others[key] = .some(row) }
             }
             // Nothing new: the staged rows as they are, uncopied.
-            split.append(new.isEmpty ? (tables[table], [], rows) : (tables[table], new, others))
+            split.append(new.isEmpty ? (tables[table], [], rows, []) : (tables[table], new, others, []))
+        }
+        for (table, rows) in mergeRows.enumerated() where !rows.isEmpty {
+            var new: [[ProjectionValue]] = [], others: [MergeRow] = []
+            new.reserveCapacity(rows.count)
+            for (key, row) in rows {
+                if isAbsentBetweenChunks(table, key) { new.append(row.values) } else { others.append(row) }
+            }
+            split.append((tables[table], new, [:], MergeBatch.grouping(others)))
         }
         stageOverlay()
         return split
@@ -346,6 +395,12 @@ final class RowWorkspace {
     private func noteWritten(_ rows: [Rows]) {
         for (table, tableRows) in rows.enumerated() where written[table] != nil {
             for (key, row) in tableRows where row != nil { written[table]?.insert(key) }
+        }
+    }
+
+    private func noteWritten(_ merges: [[RowKey: MergeRow]]) {
+        for (table, rows) in merges.enumerated() where written[table] != nil {
+            for key in rows.keys { written[table]?.insert(key) }
         }
     }
 
@@ -383,6 +438,8 @@ final class RowWorkspace {
             }
         }
         pendingRows = Array(repeating: [:], count: tables.count)
+        // What MySQL made of the merge rows is not known here: they are not cached.
+        pendingMerges = pendingRows.map { _ in [:] }
         turnGenerationIfFull()
     }
 
@@ -420,6 +477,7 @@ final class RowWorkspace {
     /// The chunk failed: forget its writes.
     func discardOverlay() {
         overlayRows = Array(repeating: [:], count: tables.count)
+        mergeRows = Array(repeating: [:], count: tables.count)
         overlayBytes = 0
         beforeEvent = Array(repeating: [:], count: tables.count)
         beforeEventEmpty = true
@@ -429,6 +487,7 @@ final class RowWorkspace {
     func reset() {
         discardOverlay()
         pendingRows = Array(repeating: [:], count: tables.count)
+        pendingMerges = pendingRows.map { _ in [:] }
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
         // never seen is still absent from MySQL.
         young = RowGeneration(tables: tables.count)

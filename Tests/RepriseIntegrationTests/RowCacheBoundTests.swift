@@ -5,7 +5,10 @@ import Testing
 /// dropped and read back, and the tables end exactly as with a cache that holds everything.
 @Suite("Row cache bounded in bytes (real servers)")
 struct RowCacheBoundTests {
+    /// Merge tables off: their rows (the customers, the product days) are never read, and this
+    /// suite is about rows dropped from the cache and read back (docs/merge-tables.md).
     private static func steps(_ options: inout RebuildOptions) {
+        options.mergeTables = false
         options.stepSize = 100
         options.fetchSize = 100
         options.flushBytes = 200_000
