@@ -342,7 +342,7 @@ final class RowWorkspace {
 
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
     func stageOverlay() {
-        precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
+        precondition(pendingRows.allSatisfy(\.isEmpty) && pendingMerges.allSatisfy(\.isEmpty), "a chunk is already committing")
         noteWritten(overlayRows)
         noteWritten(mergeRows)
         pendingRows = overlayRows
@@ -360,7 +360,7 @@ final class RowWorkspace {
     /// bulk-loaded, and the others (upserts and deletes).
     /// Merge rows go the same way: a new key's row as if new, the others in batches.
     func stageOverlaySeparatingNewRows() -> [(layout: TableLayout, new: [[ProjectionValue]], others: Rows, merges: [MergeBatch])] {
-        precondition(pendingRows.allSatisfy(\.isEmpty), "a chunk is already committing")
+        precondition(pendingRows.allSatisfy(\.isEmpty) && pendingMerges.allSatisfy(\.isEmpty), "a chunk is already committing")
         var split: [(layout: TableLayout, new: [[ProjectionValue]], others: Rows, merges: [MergeBatch])] = []
         for (table, rows) in overlayRows.enumerated() where !rows.isEmpty {
             var new: [[ProjectionValue]] = [], others: Rows = [:]
@@ -439,7 +439,7 @@ final class RowWorkspace {
         }
         pendingRows = Array(repeating: [:], count: tables.count)
         // What MySQL made of the merge rows is not known here: they are not cached.
-        pendingMerges = pendingRows.map { _ in [:] }
+        pendingMerges = Array(repeating: [:], count: tables.count)
         turnGenerationIfFull()
     }
 
@@ -487,7 +487,7 @@ final class RowWorkspace {
     func reset() {
         discardOverlay()
         pendingRows = Array(repeating: [:], count: tables.count)
-        pendingMerges = pendingRows.map { _ in [:] }
+        pendingMerges = Array(repeating: [:], count: tables.count)
         // `written` stays: it holds every key ever put (the failed chunk's too), so a key it has
         // never seen is still absent from MySQL.
         young = RowGeneration(tables: tables.count)
