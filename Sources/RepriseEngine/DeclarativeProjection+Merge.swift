@@ -16,8 +16,8 @@ extension DeclarativeProjection {
                 case .upsert(let table, let values, let when):
                     guard when == nil, let layout = layouts[table] else { refused.insert(table); continue }
                     for assignment in values {
-                        guard let kind = mergeKind(assignment, layout) else { refused.insert(table); break }
-                        kinds[table, default: [:]][assignment.column, default: []].insert(kind)
+                        guard let merge = mergeAssignment(assignment, layout) else { refused.insert(table); break }
+                        kinds[table, default: [:]][assignment.column, default: []].insert(merge.kind)
                     }
                 case .insert(let table, _, _), .update(let table, _, _, _, _), .delete(let table, _, _):
                     refused.insert(table)
@@ -35,26 +35,26 @@ extension DeclarativeProjection {
         })
     }
 
-    /// How an assignment merges into a row it does not read; nil when it needs the row.
-    static func mergeKind(_ assignment: ColumnAssignment, _ layout: TableLayout) -> MergeOperation? {
+    /// How an assignment merges into a row it does not read, and the expression of the event it
+    /// merges (the whole value for `set`, `e` for `add` and `coalesce`); nil when it needs the row.
+    static func mergeAssignment(_ assignment: ColumnAssignment, _ layout: TableLayout) -> (kind: MergeOperation, operand: Expression)? {
         guard let index = layout.columnIndex[assignment.column] else { return nil }
         let column = layout.columns[index]
-        if readsNoRow(assignment.value) { return .set }
-        guard !layout.keyIndexes.contains(index), let operand = operandOnOwnColumn(assignment.value, column.name) else { return nil }
-        switch operand.kind {
+        if readsNoRow(assignment.value) { return (.set, assignment.value) }
+        guard !layout.keyIndexes.contains(index), let merge = operandOnOwnColumn(assignment.value, column.name) else { return nil }
+        switch merge.kind {
         case .add:
             guard column.type == .int || column.type == .bigint, !column.nullable, column.defaultValue == .int(0) else { return nil }
-            return .add
         case .coalesce:
             guard column.defaultValue == nil || column.defaultValue == .null else { return nil }
-            return .coalesce
         default:
             return nil
         }
+        return merge
     }
 
     /// `c + e`, `e + c` or `coalesce(c, e)` where `c` is `column` and `e` reads no row: the kind and `e`.
-    static func operandOnOwnColumn(_ expression: Expression, _ column: String) -> (kind: MergeOperation, operand: Expression)? {
+    private static func operandOnOwnColumn(_ expression: Expression, _ column: String) -> (kind: MergeOperation, operand: Expression)? {
         switch expression {
         case .binary(.add, .column(let name), let operand) where name == column && readsNoRow(operand):
             return (.add, operand)

@@ -645,11 +645,9 @@ extension DeclarativeProjection {
             var kinds: [MergeOperation] = [], operands: [Compiled] = []
             for assignment in values {
                 // `mergeTables` checked every assignment of the table's upserts.
-                guard let kind = DeclarativeProjection.mergeKind(assignment, layout) else { return plain }
-                kinds.append(kind)
-                let operand = kind == .set ? assignment.value : DeclarativeProjection.operandOnOwnColumn(assignment.value, assignment.column)?.operand
-                guard let operand else { return plain }
-                operands.append(expression(operand, layout))
+                guard let merge = DeclarativeProjection.mergeAssignment(assignment, layout) else { return plain }
+                kinds.append(merge.kind)
+                operands.append(expression(merge.operand, layout))
             }
             return Target(table: table, layout: layout, key: plain.key, set: plain.set, merge: (kinds, operands))
         }

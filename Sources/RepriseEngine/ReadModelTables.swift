@@ -145,24 +145,14 @@ package struct ReadModelTables: Sendable {
         }
         let table = MySQLIdentifier.quote(physical)
         _ = try await loadNewRows(layout, physical: physical, rows: loaded)
-        if !upserts.isEmpty {
-            let names = layout.columns.map { MySQLIdentifier.quote($0.name) }
-            let keyNames = Set(layout.definition.primaryKey)
-            let updates = layout.columns.filter { !keyNames.contains($0.name) }.map {
-                "\(MySQLIdentifier.quote($0.name)) = VALUES(\(MySQLIdentifier.quote($0.name)))"
-            }
-            let suffix = updates.isEmpty
-                ? "ON DUPLICATE KEY UPDATE \(names[layout.keyIndexes[0]]) = \(names[layout.keyIndexes[0]])"
-                : "ON DUPLICATE KEY UPDATE " + updates.joined(separator: ", ")
-            try await connection.executeBatch(
-                prefix: "INSERT INTO \(table) (\(names.joined(separator: ", "))) VALUES", rows: upserts, suffix: suffix,
-                render: ColumnValues.rowRenderer(layout.columns))
-        }
+        // A whole row upserted is a merge row that sets every column.
+        let batches = upserts.isEmpty ? merges : merges + [MergeBatch(operations: Array(repeating: .set, count: layout.columns.count), rows: upserts)]
+        let names = layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", ")
         var merged = 0
-        for batch in merges {
+        for batch in batches {
             try await connection.executeBatch(
-                prefix: "INSERT INTO \(table) (\(layout.columns.map { MySQLIdentifier.quote($0.name) }.joined(separator: ", "))) VALUES", rows: batch.rows,
-                suffix: Self.mergeSuffix(layout, batch.operations), render: ColumnValues.rowRenderer(layout.columns))
+                prefix: "INSERT INTO \(table) (\(names)) VALUES", rows: batch.rows, suffix: Self.mergeSuffix(layout, batch.operations),
+                render: ColumnValues.rowRenderer(layout.columns))
             merged += batch.rows.count
         }
         var start = 0
@@ -172,11 +162,11 @@ package struct ReadModelTables: Sendable {
             try await connection.execute("DELETE FROM \(table) WHERE \(condition)", parameters)
             start += slice.count
         }
-        return loaded.count + upserts.count + merged + deletes.count
+        return loaded.count + merged + deletes.count
     }
 
-    /// `ON DUPLICATE KEY UPDATE` of merge rows with these operations (the key columns excluded;
-    /// a key alone updates nothing).
+    /// `ON DUPLICATE KEY UPDATE` of rows with these operations per column (the key columns
+    /// excluded; a key alone updates nothing); whole rows: `.set` everywhere.
     static func mergeSuffix(_ layout: TableLayout, _ operations: [MergeOperation]) -> String {
         let updates = layout.columns.indices.compactMap { index in
             layout.keyIndexes.contains(index) ? nil : operations[index].updateClause(MySQLIdentifier.quote(layout.columns[index].name))

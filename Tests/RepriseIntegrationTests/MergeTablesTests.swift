@@ -1,4 +1,5 @@
 import RepriseEngine
+import RepriseProjection
 import Testing
 
 /// Merge tables (docs/merge-tables.md): tables whose rows a rebuild changes without reading
@@ -15,21 +16,23 @@ struct MergeTablesTests {
         options.rowCacheBytes = 20_000
     }
 
-    /// The samples' tables after a rebuild that reads every row (merge tables off).
-    private static func expectedRows(_ environment: RebuildEnvironment, tables: [String]) async throws -> [String: [[String]]] {
+    /// Seeds the store, then rebuilds the samples reading every row (merge tables off): the
+    /// samples, their tables, and those tables' rows.
+    private static func seededWithExpectedRows(_ environment: RebuildEnvironment, events: Int, seed: UInt64) async throws
+        -> (samples: [ProjectionDefinition], tables: [String], expected: [String: [[String]]])
+    {
+        try await environment.seed(events: events, seed: seed)
         let samples = try RebuildEnvironment.samples()
+        let tables = samples.flatMap(\.tables).map(\.name).sorted()
         _ = try await environment.engine { smallChunks(&$0); $0.mergeTables = false }.rebuild(samples.map { .file($0) })
         var expected: [String: [[String]]] = [:]
         for table in tables { expected[table] = try await environment.rows(table) }
-        return expected
+        return (samples, tables, expected)
     }
 
     @Test func mergedTablesAreNeverReadAndEndAsReadOnes() async throws {
         try await RebuildEnvironment.with { environment in
-            try await environment.seed(events: 3_000, seed: 68)
-            let samples = try RebuildEnvironment.samples()
-            let tables = samples.flatMap(\.tables).map(\.name).sorted()
-            let expected = try await Self.expectedRows(environment, tables: tables)
+            let (samples, tables, expected) = try await Self.seededWithExpectedRows(environment, events: 3_000, seed: 68)
             #expect(expected["customer_stats"]?.isEmpty == false && expected["product_sales_daily"]?.isEmpty == false)
 
             let unmerged = try await environment.engine { Self.smallChunks(&$0); $0.mergeTables = false }.rebuild(samples.map { .file($0) })
@@ -51,10 +54,7 @@ struct MergeTablesTests {
     @Test func aResumedBuildMergesIntoTheRowsItDidNotWrite() async throws {
         struct Stop: Error {}
         try await RebuildEnvironment.with { environment in
-            try await environment.seed(events: 3_000, seed: 69)
-            let samples = try RebuildEnvironment.samples()
-            let tables = samples.flatMap(\.tables).map(\.name).sorted()
-            let expected = try await Self.expectedRows(environment, tables: tables)
+            let (samples, tables, expected) = try await Self.seededWithExpectedRows(environment, events: 3_000, seed: 69)
 
             var hooks = RebuildHooks()
             hooks.afterChunkCommit = { chunk in if chunk == 3 { throw Stop() } }
@@ -70,10 +70,7 @@ struct MergeTablesTests {
     /// Without bulk loads every change goes by SQL: the merge rows all by merging upserts.
     @Test func withoutBulkLoadsMergeRowsAreUpserted() async throws {
         try await RebuildEnvironment.with { environment in
-            try await environment.seed(events: 2_000, seed: 70)
-            let samples = try RebuildEnvironment.samples()
-            let tables = samples.flatMap(\.tables).map(\.name).sorted()
-            let expected = try await Self.expectedRows(environment, tables: tables)
+            let (samples, tables, expected) = try await Self.seededWithExpectedRows(environment, events: 2_000, seed: 70)
             let merged = try await environment.engine { Self.smallChunks(&$0); $0.bulkLoad = false }.rebuild(samples.map { .file($0) })
             #expect(merged.first { $0.projection == "customer_stats" }?.rowReadKeys == 0)
             for table in tables { #expect(try await environment.rows(table) == expected[table], "\(table)") }
