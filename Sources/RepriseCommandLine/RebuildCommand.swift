@@ -67,6 +67,11 @@ struct RebuildCommand: AsyncParsableCommand {
     @Option(help: ArgumentHelp("Deprecated: use --row-cache-mib. Also bounds each projection's cache by rows.", valueName: "rows"))
     var rowCacheLimit: Int?
 
+    @Option(help: ArgumentHelp(
+        "ALTER TABLEs adding the new tables' secondary indexes at once after the bulk phase, each on a MySQL connection of its own (MySQL builds one ALTER on one thread). 1: one table after the other.",
+        valueName: "n"))
+    var indexBuilds = 2
+
     @Option(help: "Swapped-out builds kept for rollback, per projection.")
     var keepRetired = 1
 
@@ -106,6 +111,7 @@ struct RebuildCommand: AsyncParsableCommand {
         guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
         guard rowCacheLimit ?? 2 >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
         guard rowCacheMib > 0 else { throw ValidationError("--row-cache-mib must be positive") }
+        guard (1...64).contains(indexBuilds) else { throw ValidationError("--index-builds is between 1 and 64") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
         if partitions == nil, join != nil || worker != nil { throw ValidationError("--join and --worker are for partitioned workers: give --partitions too") }
         if let join, join < 0 { throw ValidationError("--join is a number of seconds") }
@@ -134,6 +140,7 @@ struct RebuildCommand: AsyncParsableCommand {
             options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
             options.fetchSize = fetchSize
             options.keepRetiredBuilds = keepRetired
+            options.indexBuilds = indexBuilds
             options.rowCacheBytes = rowCacheMib << 20
             if let rowCacheLimit {
                 Terminal.error("warning: --row-cache-limit is deprecated: the row cache is bounded in bytes by --row-cache-mib (\(rowCacheMib) MiB); the row count bounds each projection as well")

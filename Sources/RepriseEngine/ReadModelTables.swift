@@ -63,6 +63,21 @@ package struct ReadModelTables: Sendable {
         return declared.filter { !names.contains($0.name) }
     }
 
+    /// InnoDB's estimate of each table's rows (`information_schema.tables.table_rows`), by name;
+    /// tables it does not list are left out.
+    package func estimatedRows(_ physical: [String]) async throws -> [String: Int64] {
+        guard !physical.isEmpty else { return [:] }
+        let result = try await connection.query(
+            "SELECT table_name, table_rows FROM information_schema.tables WHERE table_schema = DATABASE() AND table_name IN ("
+                + physical.map { _ in "?" }.joined(separator: ", ") + ")",
+            physical.map { .string($0) })
+        var rows: [String: Int64] = [:]
+        for row in 0..<result.rowCount {
+            if let name = result.string(row, 0) { rows[name] = result.int64(row, 1) ?? 0 }
+        }
+        return rows
+    }
+
     /// Adds indexes to a table in one `ALTER TABLE` (one pass over the rows for all of them). One
     /// statement: interrupted (crash, `KILL QUERY` on cancellation), it adds none of them.
     package func addIndexes(_ indexes: [SecondaryIndex], physical: String) async throws {

@@ -4,6 +4,7 @@ import RepriseEventStore
 import RepriseMySQL
 import RepriseProjection
 import ReprisePostgres
+import Synchronization
 
 /// Full rebuilds: streams events from PostgreSQL into new (green) tables in checkpointed
 /// chunks, catches up with events committed meanwhile, checks, and swaps the tables in with
@@ -343,10 +344,12 @@ public struct RebuildEngine: Sendable {
     /// adds exactly what is missing, and tables of older versions (created with their indexes)
     /// get nothing. Builds that write live tables are never touched.
     ///
-    /// The ALTERs run on a connection of their own with a long read timeout
+    /// MySQL builds an ALTER's indexes on one thread, and nothing else runs meanwhile: up to
+    /// `RebuildOptions.indexBuilds` ALTERs (of different tables) run at once, the biggest tables
+    /// first, each on a connection of its own with a long read timeout
     /// (`indexBuildReadTimeoutSeconds`, unless the URL sets `read-timeout`): on a 10M-event build
     /// an index build takes longer than the 10 s a read may otherwise wait, and was cut off as a
-    /// lost connection.
+    /// lost connection. The first failure cancels the others.
     func buildMissingIndexes(
         _ group: [ActiveBuild], store: ReadModelStore, hooks: RebuildHooks, progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws {
@@ -354,41 +357,77 @@ public struct RebuildEngine: Sendable {
             !build.writesLiveTables && build.record.state == .building && build.definition.tables.contains { !$0.indexes.isEmpty }
         }
         guard !indexed.isEmpty else { return }
-        let connection = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: Self.indexBuildReadTimeoutSeconds)
-        try await withCleanup({
-            try await buildMissingIndexes(indexed, store: store, ddl: ReadModelStore(connection: connection), hooks: hooks, progress: progress)
-        }, cleanup: { await connection.close() })
-    }
-
-    /// How long a read may wait on the index-building connection: an index build of a big table
-    /// takes minutes (8 hours, MySQL's default `wait_timeout`; SIGTERM still ends it at once).
-    static let indexBuildReadTimeoutSeconds = 8 * 3600
-
-    private func buildMissingIndexes(
-        _ group: [ActiveBuild], store: ReadModelStore, ddl: ReadModelStore, hooks: RebuildHooks,
-        progress: @escaping @Sendable (RebuildProgress) -> Void
-    ) async throws {
-        var alters = 0
-        for build in group {
+        var pending: [IndexBuild] = []
+        for build in indexed {
             for table in build.definition.tables where !table.indexes.isEmpty {
                 let physical = build.record.physicalName(table.name)
                 let missing = try await store.tables.missingIndexes(table, physical: physical)
-                guard !missing.isEmpty else { continue }
-                progress(RebuildProgress(
-                    projections: [build.name], phase: .buildingIndexes(table: physical, indexes: missing.map(\.description)), eventsDone: 0, eventsTotal: 0))
-                try await hooks.beforeIndexBuild(alters)
-                alters += 1
-                do {
-                    try await timings.measure(.indexBuild) { try await ddl.tables.addIndexes(missing, physical: physical) }
-                } catch let error as MySQLError where error.code != .cancelled {
-                    throw EngineError(
-                        .database, projection: build.name,
-                        message: "adding the indexes \(missing.map(\.description).joined(separator: ", ")) to \(physical) failed; the next run adds the missing ones",
-                        underlying: error)
+                if !missing.isEmpty { pending.append(IndexBuild(projection: build.name, physical: physical, indexes: missing)) }
+            }
+        }
+        guard !pending.isEmpty else { return }
+        // Biggest first: the longest ALTER starts at once, the small ones fill in beside it.
+        let rows = try await store.tables.estimatedRows(pending.map(\.physical))
+        pending = pending.enumerated().sorted { ($0.element.rows(rows), $1.offset) > ($1.element.rows(rows), $0.offset) }.map(\.element)
+        let queue = IndexBuildQueue(pending)
+        let mysqlURL = mysqlURL
+        try await timings.measure(.indexBuild) {
+            try await withThrowingTaskGroup(of: Void.self) { tasks in
+                for _ in 0..<min(max(1, options.indexBuilds), pending.count) {
+                    tasks.addTask {
+                        let connection = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: Self.indexBuildReadTimeoutSeconds)
+                        try await withCleanup({
+                            let tables = ReadModelStore(connection: connection).tables
+                            while let (alter, build) = queue.next() {
+                                try Task.checkCancellation()
+                                progress(RebuildProgress(
+                                    projections: [build.projection], phase: .buildingIndexes(table: build.physical, indexes: build.indexes.map(\.description)),
+                                    eventsDone: 0, eventsTotal: 0))
+                                try await hooks.beforeIndexBuild(alter)
+                                do {
+                                    try await tables.addIndexes(build.indexes, physical: build.physical)
+                                } catch let error as MySQLError where error.code != .cancelled {
+                                    throw EngineError(
+                                        .database, projection: build.projection,
+                                        message: "adding the indexes \(build.indexes.map(\.description).joined(separator: ", ")) to \(build.physical) failed; the next run adds the missing ones",
+                                        underlying: error)
+                                }
+                            }
+                        }, cleanup: { await connection.close() })
+                    }
                 }
+                try await tasks.waitForAll()
             }
         }
     }
+
+    /// One table's missing secondary indexes, added by one `ALTER TABLE`.
+    private struct IndexBuild: Sendable {
+        let projection: String
+        let physical: String
+        let indexes: [SecondaryIndex]
+
+        func rows(_ estimates: [String: Int64]) -> Int64 { estimates[physical] ?? 0 }
+    }
+
+    /// The ALTERs left, taken in turn by the connections that run them.
+    private final class IndexBuildQueue: Sendable {
+        private let state: Mutex<(next: Int, builds: [IndexBuild])>
+        init(_ builds: [IndexBuild]) { state = Mutex((0, builds)) }
+
+        /// The next ALTER and its number (from 0, in the order taken); nil when none is left.
+        func next() -> (Int, IndexBuild)? {
+            state.withLock { state in
+                guard state.next < state.builds.count else { return nil }
+                defer { state.next += 1 }
+                return (state.next, state.builds[state.next])
+            }
+        }
+    }
+
+    /// How long a read may wait on an index-building connection: an index build of a big table
+    /// takes minutes (8 hours, MySQL's default `wait_timeout`; SIGTERM still ends it at once).
+    static let indexBuildReadTimeoutSeconds = 8 * 3600
 
     /// A MySQL connection of its own for the rows chunks read back (evicted rows, keys the filter
     /// cannot rule out): on the writer's connection each read waited behind the statements of the

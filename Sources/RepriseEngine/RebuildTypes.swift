@@ -48,6 +48,10 @@ public struct RebuildOptions: Sendable {
     public var rowCacheBytes = RebuildOptions.defaultRowCacheBytes
     /// Also bounds each projection's cache by rows (the bound before `rowCacheBytes`; `Int.max`: none).
     public var rowCacheLimit = Int.max
+    /// ALTER TABLEs adding a new build's secondary indexes at once after the bulk phase, each on
+    /// a connection of its own (MySQL builds an ALTER's indexes on one thread; nothing else runs
+    /// then). 1: one table after the other.
+    public var indexBuilds = 2
     /// Swapped-out builds kept for rollback, per projection.
     public var keepRetiredBuilds = 1
     /// Catch-up rounds after the bulk read before swapping anyway.

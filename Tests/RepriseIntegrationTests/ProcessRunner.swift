@@ -116,11 +116,19 @@ final class BackgroundProcess: @unchecked Sendable {
 
     /// Waits for the exit (polling, bounded), then returns what it printed. The process title is
     /// sampled while it still runs, so the secret scan sees a title, not an empty /proc entry.
+    /// A process that does not exit in time fails the test with what it printed so far (the
+    /// tail of its standard error says where it hung).
     func finish(limit: Duration = .seconds(120)) async throws -> ProcessOutcome {
-        try await waitUntil("reprise \(process.arguments?.first ?? "") to exit", limit: limit) {
-            let title = commandLine
-            if !title.isEmpty { titleSeen.withLock { $0 = title } }
-            return !process.isRunning
+        do {
+            try await waitUntil("reprise \(process.arguments?.first ?? "") to exit", limit: limit) {
+                let title = commandLine
+                if !title.isEmpty { titleSeen.withLock { $0 = title } }
+                return !process.isRunning
+            }
+        } catch {
+            let (out, err) = collected.texts
+            throw TestSetupError(
+                "\(error); pid \(pid) (stopped: \(isStopped)) printed: \(String(out.suffix(2_000))) | standard error: \(String(err.suffix(4_000)))")
         }
         // The readers end at the end of the pipes, which close with the process.
         try await waitUntil("the output of reprise \(process.arguments?.first ?? "") to end", limit: .seconds(30)) { collected.drained }
