@@ -55,7 +55,7 @@ enum RebuildSummary {
         for result in results {
             let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             var line = "\(result.projection) v\(result.version): build \(result.buildID)\(result.resumed ? " (resumed)" : ""), "
-            line += "\(result.eventsApplied) events applied, \(result.rowsWritten) row writes (\(result.rowsLoaded) bulk-loaded), \(result.rowReadQueries) row-read queries "
+            line += "\(result.eventsApplied) events applied, \(result.rowsWritten) row writes (\(result.rowsLoaded) bulk-loaded, \(result.rowsMerged) merged), \(result.rowReadQueries) row-read queries "
                 + "(\(result.lookupQueries) for lookups), \(result.catchUpRounds) catch-up rounds; rows: \(tables)"
             if !result.partitionsApplied.isEmpty || result.tableRows.isEmpty {
                 line += "; partitions applied by this worker: " + (result.partitionsApplied.isEmpty ? "none" : result.partitionsApplied.map(String.init).joined(separator: ","))
@@ -80,7 +80,7 @@ enum RebuildSummary {
         let items = results.map { result in
             let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\($0.value)" }.joined(separator: ",")
             return "{\"projection\":\(quote(result.projection)),\"version\":\(result.version),\"build\":\(result.buildID),"
-                + "\"resumed\":\(result.resumed),\"events_applied\":\(result.eventsApplied),\"row_writes\":\(result.rowsWritten),\"rows_loaded\":\(result.rowsLoaded),"
+                + "\"resumed\":\(result.resumed),\"events_applied\":\(result.eventsApplied),\"row_writes\":\(result.rowsWritten),\"rows_loaded\":\(result.rowsLoaded),\"rows_merged\":\(result.rowsMerged),"
                 + "\"row_read_queries\":\(result.rowReadQueries),\"lookup_queries\":\(result.lookupQueries),\"row_read_keys\":\(result.rowReadKeys),\"row_read_keys_ahead\":\(result.rowReadKeysAhead),"
                 + "\"catch_up_rounds\":\(result.catchUpRounds),\"swapped\":\(result.swapped),"
                 + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)},"

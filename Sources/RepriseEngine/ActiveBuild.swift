@@ -11,6 +11,8 @@ package final class ActiveBuild {
     var rowsWritten: Int64 = 0
     /// The part of `rowsWritten` that was bulk-loaded (rows new to the build's tables).
     var rowsLoaded: Int64 = 0
+    /// Rows of merge tables written by merging upserts (`MergeRow`): rows that may exist.
+    var rowsMerged: Int64 = 0
     var catchUpRounds = 0
     /// Queries that read rows from MySQL for chunks (prefetches and code projections' reads).
     var rowReadQueries: Int64 = 0

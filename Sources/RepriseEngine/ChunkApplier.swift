@@ -307,6 +307,7 @@ package struct ChunkApplier: Sendable {
             advanceInMemory(build, to: staged.lastPosition, events: write.events)
             build.rowsWritten += Int64(rows)
             build.rowsLoaded += Int64(write.tables.reduce(0) { $0 + $1.new.count })
+            build.rowsMerged += Int64(write.tables.reduce(0) { $0 + $1.merges.reduce(0) { $0 + $1.rows.count } })
         }
     }
 

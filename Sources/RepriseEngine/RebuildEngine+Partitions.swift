@@ -257,6 +257,7 @@ struct PartitionsDone {
     var eventsApplied: Int64 = 0
     var rowsWritten: Int64 = 0
     var rowsLoaded: Int64 = 0
+    var rowsMerged: Int64 = 0
     var rowReadQueries: Int64 = 0
     var lookupQueries: Int64 = 0
     var rowReadKeys: Int64 = 0
@@ -267,6 +268,7 @@ struct PartitionsDone {
         eventsApplied += build.eventsApplied
         rowsWritten += build.rowsWritten
         rowsLoaded += build.rowsLoaded
+        rowsMerged += build.rowsMerged
         rowReadQueries += build.rowReadQueries
         lookupQueries += build.lookupQueries
         rowReadKeys += build.rowReadKeys
@@ -280,6 +282,6 @@ struct PartitionsDone {
             projection: projection, version: version, buildID: buildID, resumed: false, eventsApplied: eventsApplied, rowsWritten: rowsWritten,
             catchUpRounds: catchUpRounds, tableRows: tableRows, swapped: swapped, previousBuildID: previousBuildID,
             appliedSnapshot: appliedSnapshot, partitionsApplied: applied, rowReadQueries: rowReadQueries, lookupQueries: lookupQueries,
-            rowReadKeys: rowReadKeys, rowsLoaded: rowsLoaded)
+            rowReadKeys: rowReadKeys, rowsLoaded: rowsLoaded, rowsMerged: rowsMerged)
     }
 }

@@ -110,7 +110,7 @@ public struct RebuildEngine: Sendable {
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
                 rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowReadKeys: build.rowReadKeys, rowsLoaded: build.rowsLoaded,
-                rowReadKeysAhead: build.rowReadKeysAhead))
+                rowReadKeysAhead: build.rowReadKeysAhead, rowsMerged: build.rowsMerged))
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -209,7 +209,7 @@ public struct RebuildEngine: Sendable {
             projection: definition.name, version: definition.version, buildID: retired.buildID, resumed: true,
             eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds, tableRows: tableRows,
             swapped: true, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
-            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded)
+            rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowsLoaded: build.rowsLoaded, rowsMerged: build.rowsMerged)
     }
 
     /// Checks the source mapping against the table PostgreSQL has.

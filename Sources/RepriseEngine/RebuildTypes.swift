@@ -181,6 +181,9 @@ public struct RebuildResult: Sendable {
     public var rowsLoaded: Int64 = 0
     /// The part of `rowReadKeys` read while the step before was handled (`ReadAhead`).
     public var rowReadKeysAhead: Int64 = 0
+    /// The part of `rowsWritten` sent as merge rows of merge tables (rows that may exist, merged
+    /// by MySQL into the row it holds: docs/merge-tables.md); none with `mergeTables` off.
+    public var rowsMerged: Int64 = 0
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

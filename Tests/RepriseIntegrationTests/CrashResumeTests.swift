@@ -116,6 +116,9 @@ struct BuildCheckpoint {
 struct RunSummary {
     var resumed: Bool
     var eventsApplied: Int64
+    var rowWrites: Int64
+    var rowsLoaded: Int64
+    var rowsMerged: Int64
 
     init(_ output: String, projection: Int = 0) throws {
         let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no JSON summary in: \(output)")
@@ -124,6 +127,9 @@ struct RunSummary {
         try #require(projections.count > projection)
         resumed = try #require(projections[projection]["resumed"] as? Bool)
         eventsApplied = try #require((projections[projection]["events_applied"] as? NSNumber)?.int64Value)
+        rowWrites = try #require((projections[projection]["row_writes"] as? NSNumber)?.int64Value)
+        rowsLoaded = try #require((projections[projection]["rows_loaded"] as? NSNumber)?.int64Value)
+        rowsMerged = try #require((projections[projection]["rows_merged"] as? NSNumber)?.int64Value)
     }
 }
 

@@ -46,6 +46,10 @@ struct MergeTablesTests {
             }
             // A projection that updates its rows still reads them back.
             #expect((merged.first { $0.projection == "order_summary" }?.rowReadKeys ?? 0) > 0)
+            // Merged rows are counted: customers met again in later chunks; none without merging.
+            #expect((merged.first { $0.projection == "customer_stats" }?.rowsMerged ?? 0) > 0)
+            #expect(merged.first { $0.projection == "order_summary" }?.rowsMerged == 0)
+            #expect(unmerged.allSatisfy { $0.rowsMerged == 0 }, "\(unmerged.map(\.rowsMerged))")
         }
     }
 
@@ -63,6 +67,10 @@ struct MergeTablesTests {
             }
             let resumed = try await environment.engine(Self.smallChunks).rebuild(samples.map { .file($0) })
             #expect(resumed.allSatisfy { $0.resumed })
+            for name in ["customer_stats", "product_sales_daily"] {
+                let result = resumed.first { $0.projection == name }
+                #expect(result?.rowsLoaded == 0 && (result?.rowsMerged ?? 0) > 0, "\(name): nothing known new, every row merged")
+            }
             for table in tables { #expect(try await environment.rows(table) == expected[table], "\(table)") }
         }
     }
@@ -74,6 +82,22 @@ struct MergeTablesTests {
             let merged = try await environment.engine { Self.smallChunks(&$0); $0.bulkLoad = false }.rebuild(samples.map { .file($0) })
             #expect(merged.first { $0.projection == "customer_stats" }?.rowReadKeys == 0)
             for table in tables { #expect(try await environment.rows(table) == expected[table], "\(table)") }
+        }
+    }
+
+    /// `reprise rebuild --json` says how many rows went by merging upserts: in a projection of
+    /// merge tables only, every row write is bulk-loaded or merged.
+    @Test func theSummaryCountsMergedRows() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 71)
+            let outcome = try runReprise(
+                ["rebuild", "customer_stats", "--projections-dir", RebuildEnvironment.repositoryRoot() + "/projections",
+                 "--store-schema", environment.storeSchema.schema, "--chunk-size", "200", "--json"],
+                environment: environment.processVariables)
+            try #require(outcome.status == 0, "\(outcome.standardError)")
+            let summary = try RunSummary(outcome.standardOutput)
+            #expect(summary.rowsMerged > 0 && summary.rowsLoaded > 0, "\(outcome.standardOutput)")
+            #expect(summary.rowsLoaded + summary.rowsMerged == summary.rowWrites, "\(outcome.standardOutput)")
         }
     }
 }
