@@ -67,7 +67,8 @@ enum RebuildSummary {
             }
             lines.append(line)
         }
-        lines.append("done in \(ProgressLine.duration(seconds)) (\(String(format: "%.1f", seconds)) s), \(Int(Double(events) / max(seconds, 0.001))) events/s")
+        lines.append("done in \(ProgressLine.duration(seconds)) (\(String(format: "%.1f", seconds)) s), \(Int(Double(events) / max(seconds, 0.001))) events/s"
+            + (MemoryRelease.peakResidentBytes().map { ", peak memory \($0 >> 20) MiB" } ?? ""))
         if let timings {
             let spent = timings.seconds
             lines.append("time: " + EngineTimings.Phase.allCases.map { "\($0.rawValue) \(String(format: "%.1f", spent[$0] ?? 0)) s" }.joined(separator: ", "))
@@ -90,6 +91,8 @@ enum RebuildSummary {
         let phases = [("read", EngineTimings.Phase.read), ("decode", .decode), ("handlers", .handle), ("row_reads", .prefetch), ("writes", .write),
                       ("index_build", .indexBuild)]
             .map { "\"\($0.0)\":\(String(format: "%.3f", spent[$0.1] ?? 0))" }.joined(separator: ",")
-        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
+        // The process's high-water mark: what a memory limit (a container's) must allow.
+        let peak = MemoryRelease.peakResidentBytes().map { String($0 >> 20) } ?? "null"
+        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"peak_rss_mib\":\(peak),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
     }
 }

@@ -91,6 +91,14 @@ package enum MemoryRelease {
         return residentBytes > ceiling && since >= minimumInterval
     }
 
+    /// The most the process has had resident so far, in bytes (`getrusage`'s `ru_maxrss`, the
+    /// kernel's high-water mark, as `/usr/bin/time` reports it); nil where it cannot be read.
+    package static func peakResidentBytes() -> Int? {
+        var usage = rusage()
+        guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0, usage.ru_maxrss > 0 else { return nil }
+        return usage.ru_maxrss * 1024
+    }
+
     /// The process's resident size in bytes (`/proc/self/statm`'s second field, in pages); nil
     /// where it cannot be read.
     package static func residentBytes() -> Int? {

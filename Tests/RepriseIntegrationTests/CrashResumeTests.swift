@@ -119,6 +119,8 @@ struct RunSummary {
     var rowWrites: Int64
     var rowsLoaded: Int64
     var rowsMerged: Int64
+    /// `peak_rss_mib`: the process's high-water mark (nil: null, not readable).
+    var peakResidentMiB: Int?
 
     init(_ output: String, projection: Int = 0) throws {
         let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no JSON summary in: \(output)")
@@ -130,6 +132,7 @@ struct RunSummary {
         rowWrites = try #require((projections[projection]["row_writes"] as? NSNumber)?.int64Value)
         rowsLoaded = try #require((projections[projection]["rows_loaded"] as? NSNumber)?.int64Value)
         rowsMerged = try #require((projections[projection]["rows_merged"] as? NSNumber)?.int64Value)
+        peakResidentMiB = (object["peak_rss_mib"] as? NSNumber)?.intValue
     }
 }
 

@@ -86,7 +86,7 @@ struct MergeTablesTests {
     }
 
     /// `reprise rebuild --json` says how many rows went by merging upserts: in a projection of
-    /// merge tables only, every row write is bulk-loaded or merged.
+    /// merge tables only, every row write is bulk-loaded or merged. It gives the peak memory too.
     @Test func theSummaryCountsMergedRows() async throws {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 2_000, seed: 71)
@@ -98,6 +98,8 @@ struct MergeTablesTests {
             let summary = try RunSummary(outcome.standardOutput)
             #expect(summary.rowsMerged > 0 && summary.rowsLoaded > 0, "\(outcome.standardOutput)")
             #expect(summary.rowsLoaded + summary.rowsMerged == summary.rowWrites, "\(outcome.standardOutput)")
+            // The process's peak resident size, for memory limits: a process this size has some.
+            #expect(summary.peakResidentMiB.map { $0 > 8 && $0 < 8_192 } == true, "\(outcome.standardOutput)")
         }
     }
 }
