@@ -172,7 +172,11 @@ package struct ChunkApplier: Sendable {
         /// rewritten by a bulk load that replaces them too, not by upserts.
         var bulkLoads = false
 
-        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count + $1.merges.reduce(0) { $0 + $1.rows.count } } }
+        var rowCount: Int { tables.reduce(0) { $0 + $1.new.count + $1.rows.count } + mergedRowCount }
+        /// Rows bulk-loaded as new to the tables.
+        var loadedRowCount: Int { tables.reduce(0) { $0 + $1.new.count } }
+        /// Merge rows sent to MySQL to merge into the rows it holds.
+        var mergedRowCount: Int { tables.reduce(0) { $0 + $1.merges.reduce(0) { $0 + $1.rows.count } } }
     }
 
     /// A chunk ready to commit: per build it advances, the rows and the checkpoint.
@@ -306,8 +310,8 @@ package struct ChunkApplier: Sendable {
             build.workspace.commitPending()
             advanceInMemory(build, to: staged.lastPosition, events: write.events)
             build.rowsWritten += Int64(rows)
-            build.rowsLoaded += Int64(write.tables.reduce(0) { $0 + $1.new.count })
-            build.rowsMerged += Int64(write.tables.reduce(0) { $0 + $1.merges.reduce(0) { $0 + $1.rows.count } })
+            build.rowsLoaded += Int64(write.loadedRowCount)
+            build.rowsMerged += Int64(write.mergedRowCount)
         }
     }
 

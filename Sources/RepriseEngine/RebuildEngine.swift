@@ -368,7 +368,7 @@ public struct RebuildEngine: Sendable {
         guard !pending.isEmpty else { return }
         // Biggest first: the longest ALTER starts at once, the small ones fill in beside it.
         let rows = try await store.tables.estimatedRows(pending.map(\.physical))
-        pending = pending.enumerated().sorted { ($0.element.rows(rows), $1.offset) > ($1.element.rows(rows), $0.offset) }.map(\.element)
+        pending.sort { rows[$0.physical] ?? 0 > rows[$1.physical] ?? 0 }
         let queue = IndexBuildQueue(pending)
         let mysqlURL = mysqlURL
         try await timings.measure(.indexBuild) {
@@ -406,8 +406,6 @@ public struct RebuildEngine: Sendable {
         let projection: String
         let physical: String
         let indexes: [SecondaryIndex]
-
-        func rows(_ estimates: [String: Int64]) -> Int64 { estimates[physical] ?? 0 }
     }
 
     /// The ALTERs left, taken in turn by the connections that run them.

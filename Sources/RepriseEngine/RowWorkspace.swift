@@ -343,8 +343,8 @@ final class RowWorkspace {
     /// The chunk's writes go to the commit stage; the next chunk writes a new overlay.
     func stageOverlay() {
         precondition(pendingRows.allSatisfy(\.isEmpty) && pendingMerges.allSatisfy(\.isEmpty), "a chunk is already committing")
-        noteWritten(overlayRows)
-        noteWritten(mergeRows)
+        noteWritten(overlayRows) { $0 != nil }
+        noteWritten(mergeRows) { _ in true }
         pendingRows = overlayRows
         pendingMerges = mergeRows
         overlayRows = Array(repeating: [:], count: tables.count)
@@ -392,15 +392,10 @@ final class RowWorkspace {
     }
 
     /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
-    private func noteWritten(_ rows: [Rows]) {
-        for (table, tableRows) in rows.enumerated() where written[table] != nil {
-            for (key, row) in tableRows where row != nil { written[table]?.insert(key) }
-        }
-    }
-
-    private func noteWritten(_ merges: [[RowKey: MergeRow]]) {
-        for (table, rows) in merges.enumerated() where written[table] != nil {
-            for key in rows.keys { written[table]?.insert(key) }
+    /// Notes in the written-key filters the keys of the rows a chunk puts (`puts`: not a delete).
+    private func noteWritten<Row>(_ tables: [[RowKey: Row]], puts: (Row) -> Bool) {
+        for (table, rows) in tables.enumerated() where written[table] != nil {
+            for (key, row) in rows where puts(row) { written[table]?.insert(key) }
         }
     }
 
@@ -445,7 +440,9 @@ final class RowWorkspace {
 
     /// The chunk committed: its writes are now what MySQL holds.
     func commitOverlay() {
-        noteWritten(overlayRows)
+        // Merge rows go to MySQL only through staging (`stageOverlay`): what they make is not known here.
+        precondition(mergeRows.allSatisfy(\.isEmpty), "merge rows are committed by staging them")
+        noteWritten(overlayRows) { $0 != nil }
         for (table, rows) in overlayRows.enumerated() {
             for (key, row) in rows { store(table, key, row) }
         }

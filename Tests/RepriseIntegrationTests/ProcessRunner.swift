@@ -127,6 +127,7 @@ final class BackgroundProcess: @unchecked Sendable {
             }
         } catch {
             let (out, err) = collected.texts
+            SecretWatch.check(out + err, from: (process.arguments ?? []).joined(separator: " "))
             throw TestSetupError(
                 "\(error); pid \(pid) (stopped: \(isStopped)) printed: \(String(out.suffix(2_000))) | standard error: \(String(err.suffix(4_000)))")
         }
