@@ -267,9 +267,9 @@ package struct ChunkApplier: Sendable {
             }
             return StagedWrite(checkpoint: checkpoint, tables: tables, events: events, bulkLoads: true)
         }
-        workspace.stageOverlay()
         // Without bulk loads every merge row may exist: all go by merging upserts.
-        let tables = zip(workspace.tables, zip(workspace.pendingRows, workspace.pendingMergeBatches)).compactMap { layout, staged in
+        let merges = workspace.stageOverlay()
+        let tables = zip(workspace.tables, zip(workspace.pendingRows, merges)).compactMap { layout, staged in
             staged.0.isEmpty && staged.1.isEmpty
                 ? nil : (layout: layout, physical: build.tableName(layout.name), new: [[ProjectionValue]](), rows: staged.0, merges: staged.1)
         }
@@ -277,10 +277,12 @@ package struct ChunkApplier: Sendable {
     }
 
     /// Writes a staged chunk's rows and checkpoints in one transaction; returns rows written per build.
-    func commit(_ writes: [StagedWrite], through lastPosition: Int64, number: Int) async throws -> [Int] {
+    /// `ended` is marked when the transaction has ended (committed or not).
+    func commit(_ writes: [StagedWrite], through lastPosition: Int64, number: Int, ended: CommitCompletion? = nil) async throws -> [Int] {
         let store = store, hooks = hooks
         let started = ContinuousClock.now
         defer { timings.add(.write, ContinuousClock.now - started) }
+        defer { ended?.mark() }  // also when the transaction fails
         let written = try await store.connection.withTransaction { _ in
             var written: [Int] = []
             for write in writes {
@@ -290,6 +292,8 @@ package struct ChunkApplier: Sendable {
             try await hooks.beforeChunkCommit(number)
             return written
         }
+        // Before the hook: what the hook waits for (a test) then sees the chunk recorded at the next step.
+        ended?.mark()
         try await hooks.afterCommitStatement(number)
         return written
     }

@@ -1,5 +1,6 @@
 import RepriseEngine
 import RepriseMySQL
+import RepriseProjection
 import Synchronization
 import Testing
 
@@ -47,6 +48,33 @@ struct ChunkFlushTests {
             #expect(perStep[0].rowsWritten > gathered[0].rowsWritten)
             // Each row is bulk-loaded by the chunk that first writes it, upserted by the later ones.
             #expect(perStep[0].rowsLoaded == Int64(expected.count))
+        }
+    }
+
+    /// A chunk whose commit has ended is recorded at the next step, while the chunk after it is
+    /// still gathered: its rows go to the cache and its staged copies are freed then, not when
+    /// the next chunk ends (the two chunks' rows were held together for a whole chunk).
+    @Test func aCommittedChunkIsRecordedWhileTheNextOneIsGathered() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 66)
+            let committed = Atomic<Bool>(false)
+            let handledWhenRecorded = Mutex<[Int: Int]>([:])
+            // Chunks of five steps of 100 events. The handler of event 601 (the second step of
+            // chunk 2) waits until chunk 1's transaction has ended.
+            let projection = PausingStreamCounts(pauseAt: 601) { committed.load(ordering: .relaxed) }
+            var hooks = RebuildHooks()
+            hooks.afterCommitStatement = { chunk in if chunk == 1 { committed.store(true, ordering: .relaxed) } }
+            hooks.afterChunkCommit = { chunk in
+                let handled = projection.handled.value
+                handledWhenRecorded.withLock { $0[chunk] = handled }
+            }
+            let results = try await environment.engine { Self.gathering(&$0); $0.chunkSize = 500 }.rebuild([.code(projection)], hooks: hooks)
+            #expect(results[0].swapped)
+            #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            // Recorded after the step of events 501-600 or 601-700, not once chunk 2 ended (1,000).
+            let recorded = handledWhenRecorded.withLock { $0 }
+            let first = try #require(recorded[1])
+            #expect(first > 500 && first <= 700, "chunk 1 recorded after \(first) events")
         }
     }
 
@@ -156,4 +184,34 @@ struct ChunkFlushTests {
             #expect(recorded == handled)
         }
     }
+}
+
+/// `stream_counts` in Swift that counts the events it handles; at event `pauseAt` it waits
+/// until `resume` says so.
+private struct PausingStreamCounts: Projection {
+    private let counts = StreamCountsInSwift()
+    let handled = HandledEvents()
+    let pauseAt: Int
+    let resume: @Sendable () -> Bool
+
+    init(pauseAt: Int, resume: @escaping @Sendable () -> Bool) {
+        self.pauseAt = pauseAt
+        self.resume = resume
+    }
+
+    var definition: ProjectionDefinition { counts.definition }
+
+    func handle(_ event: ProjectionEvent, rows: ProjectionRows) async throws {
+        if handled.add() == pauseAt { try await waitUntil("the pause at event \(pauseAt) to end") { resume() } }
+        try await counts.handle(event, rows: rows)
+    }
+}
+
+/// Events handled so far, readable from hooks.
+final class HandledEvents: Sendable {
+    private let count = Atomic<Int>(0)
+
+    /// Counts one more event; returns the count.
+    func add() -> Int { count.add(1, ordering: .relaxed).newValue }
+    var value: Int { count.load(ordering: .relaxed) }
 }
