@@ -114,6 +114,25 @@ final class BackgroundProcess: @unchecked Sendable {
 
     func signal(_ number: Int32) { kill(pid, number) }
 
+    /// The backtraces of a hung process's threads, by `gdb` where it is installed (empty
+    /// otherwise), without frame arguments (they could hold a connection's password): what a
+    /// timeout reports, so a hang that does not come back says where it waited.
+    static func threadStacks(of pid: Int32) -> String {
+        let gdb = "/usr/bin/gdb"
+        guard FileManager.default.isExecutableFile(atPath: gdb) else { return "" }
+        let process = Process(), output = Pipe()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/timeout")
+        process.arguments = ["60", gdb, "--batch", "-p", String(pid), "-ex", "set print frame-arguments none", "-ex", "thread apply all bt 20"]
+        process.standardOutput = output
+        process.standardError = FileHandle.nullDevice
+        guard (try? process.run()) != nil else { return "" }
+        let data = output.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        // Only the threads and their frames: gdb's banner and symbol-loading lines say nothing.
+        return String(decoding: data, as: UTF8.self).split(separator: "\n")
+            .filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.joined(separator: "\n")
+    }
+
     /// Waits for the exit (polling, bounded), then returns what it printed. The process title is
     /// sampled while it still runs, so the secret scan sees a title, not an empty /proc entry.
     /// A process that does not exit in time fails the test with what it printed so far (the
@@ -127,9 +146,11 @@ final class BackgroundProcess: @unchecked Sendable {
             }
         } catch {
             let (out, err) = collected.texts
-            SecretWatch.check(out + err, from: (process.arguments ?? []).joined(separator: " "))
+            let stacks = Self.threadStacks(of: pid)
+            SecretWatch.check(out + err + commandLine + stacks, from: (process.arguments ?? []).joined(separator: " "))
             throw TestSetupError(
-                "\(error); pid \(pid) (stopped: \(isStopped)) printed: \(String(out.suffix(2_000))) | standard error: \(String(err.suffix(4_000)))")
+                "\(error); pid \(pid) [\(commandLine)] (stopped: \(isStopped)) printed: \(String(out.suffix(2_000))) | standard error: \(String(err.suffix(4_000)))"
+                    + (stacks.isEmpty ? "" : " | its threads: \(String(stacks.prefix(12_000)))"))
         }
         // The readers end at the end of the pipes, which close with the process.
         try await waitUntil("the output of reprise \(process.arguments?.first ?? "") to end", limit: .seconds(30)) { collected.drained }
