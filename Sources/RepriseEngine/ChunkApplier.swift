@@ -277,12 +277,12 @@ package struct ChunkApplier: Sendable {
     }
 
     /// Writes a staged chunk's rows and checkpoints in one transaction; returns rows written per build.
-    /// `ended` is marked when the transaction has ended (committed or not).
-    func commit(_ writes: [StagedWrite], through lastPosition: Int64, number: Int, ended: CommitCompletion? = nil) async throws -> [Int] {
+    /// `committed` is marked once the transaction committed (a failed one is seen when the
+    /// pipeline waits for it at the chunk's end, as before).
+    func commit(_ writes: [StagedWrite], through lastPosition: Int64, number: Int, committed: CommitCompletion? = nil) async throws -> [Int] {
         let store = store, hooks = hooks
         let started = ContinuousClock.now
         defer { timings.add(.write, ContinuousClock.now - started) }
-        defer { ended?.mark() }  // also when the transaction fails
         let written = try await store.connection.withTransaction { _ in
             var written: [Int] = []
             for write in writes {
@@ -293,7 +293,7 @@ package struct ChunkApplier: Sendable {
             return written
         }
         // Before the hook: what the hook waits for (a test) then sees the chunk recorded at the next step.
-        ended?.mark()
+        committed?.mark()
         try await hooks.afterCommitStatement(number)
         return written
     }

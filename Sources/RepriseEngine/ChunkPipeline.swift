@@ -7,10 +7,10 @@ import Synchronization
 /// its rows and checkpoint commit in one MySQL transaction (on the MySQL connection's own
 /// thread) while the handlers already gather the next chunk against a workspace that sees the
 /// committing rows. A chunk is staged only after the one before it is recorded, so checkpoints
-/// stay in order. A chunk whose commit has ended is recorded at the next step, not when the
+/// stay in order. A chunk that has committed is recorded at the next step, not when the
 /// chunk after it ends: its rows move to the cache and its staged copies are freed while the
 /// next chunk is still gathered, so the two chunks' rows are held together only while a commit
-/// runs (docs/throughput-10m.md: with the changes beside it, 10M peaks of 303-365 MB became 259-263).
+/// runs (docs/throughput-10m.md: with the changes beside it, 10M peaks of 303-365 MB became 252-263).
 ///
 /// When a chunk's commit fails, `ChunkRetryPolicy` decides: the same staged rows are written
 /// again (recognized as done if the COMMIT reached the server; the rows are final values, so a
@@ -27,7 +27,7 @@ final class ChunkPipeline {
     /// The number of the last chunk staged in this run.
     private(set) var chunkNumber: Int
     private var open: ChunkApplier.OpenChunk?
-    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, ended: CommitCompletion)?
+    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion)?
     /// The step submitted last, handled when the next one arrives.
     private var waiting: [ProjectionEvent]?
     /// Per build, the rows of `waiting` being read (`ReadAhead`).
@@ -83,7 +83,7 @@ final class ChunkPipeline {
         chunk.add(events, counts: counts)
         open = chunk
         for build in group { build.workspace.endStep() }
-        if let flight = inFlight, flight.ended.isMarked { try await settle() }
+        if let flight = inFlight, flight.committed.isMarked { try await settle() }
         bounds.rowCache.turnIfFull(group.lazy.map(\.workspace))
         if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
@@ -103,8 +103,8 @@ final class ChunkPipeline {
         chunkNumber += 1
         let staged = applier.stage(chunk, number: chunkNumber, group: group, bulkLoadNewRows: bounds.bulkLoadNewRows)
         let applier = applier, writes = staged.writes, lastPosition = staged.lastPosition, number = staged.number
-        let ended = CommitCompletion()
-        inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number, ended: ended) }, ended)
+        let committed = CommitCompletion()
+        inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number, committed: committed) }, committed)
     }
 
     /// Handles the step waiting, commits the chunk being gathered and waits for every commit.
@@ -185,7 +185,7 @@ final class ChunkPipeline {
     }
 }
 
-/// Marked by a chunk's commit once its transaction has ended, so the pipeline can tell between
+/// Marked by a chunk's commit once its transaction committed, so the pipeline can tell between
 /// steps, without waiting, that the chunk is ready to be recorded.
 final class CommitCompletion: Sendable {
     private let marked = Atomic<Bool>(false)
