@@ -36,6 +36,16 @@ enum CommandLineContext {
     /// Metrics backends of a team's own executable, fed beside the Prometheus registry.
     static var metricsFactories: [any MetricsFactory] { state.withLock { $0.metricsFactories } }
 
+    /// The hooks of a build run from the command line (`rebuild`, `migrate`): the installed ones,
+    /// and a warning on standard error when a lost MySQL session was reopened, saying what it lost.
+    static var buildHooks: RebuildHooks {
+        var hooks = Self.hooks.rebuild
+        hooks.connectionReopened = { chunk, reopened in
+            Terminal.error("warning: \(reopened); " + (chunk.map { "redoing chunk \($0)" } ?? "took its named locks back"))
+        }
+        return hooks
+    }
+
     /// The Swift projections registered with `Reprise.main(projections:)`.
     static var codeProjections: [any Projection] { state.withLock { $0.projections } }
 

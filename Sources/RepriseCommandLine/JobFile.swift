@@ -32,10 +32,15 @@ struct JobFile {
 
     /// The settings each kind accepts: the command's own options, in snake_case.
     static let allowedSettings: [Kind: Set<String>] = [
-        .rebuild: ["partitions", "join", "lease_seconds", "row_cache_limit", "row_cache_mib", "chunk_size", "flush_mib", "flush_seconds", "no_bulk_load", "no_merge_tables", "read_ahead", "index_builds", "fetch_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "restart", "no_swap", "source"],
-        .migrate: ["chunk_size", "keep_retired", "projections_dir", "store_schema", "events_table", "outbox_table", "source"],
+        .rebuild: buildTuning.union(["partitions", "join", "lease_seconds", "projections_dir", "store_schema", "events_table", "outbox_table", "restart", "no_swap", "source"]),
+        .migrate: buildTuning.union(["projections_dir", "store_schema", "events_table", "outbox_table", "source"]),
         .live: ["source", "partitions", "max_partitions", "worker", "lease_seconds", "chunk_size", "batch_window_ms", "poll_ms", "on_poison", "queue", "exchange", "projections_dir", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
         .relay: ["outbox", "shares", "max_shares", "transient_messages", "batch_size", "poll_seconds", "retention_hours", "exchange", "store_schema", "events_table", "outbox_table", "metrics_port", "metrics_host"],
+    ]
+    /// `BuildTuningOptions`: the chunk, cache and index settings of rebuild and migrate jobs.
+    static let buildTuning: Set<String> = [
+        "chunk_size", "flush_mib", "flush_seconds", "no_bulk_load", "no_merge_tables", "read_ahead", "fetch_size", "row_cache_mib", "row_cache_limit",
+        "index_builds", "keep_retired",
     ]
     static let flagSettings: Set<String> = ["no_bulk_load", "no_merge_tables", "read_ahead", "restart", "no_swap", "transient_messages"]
 

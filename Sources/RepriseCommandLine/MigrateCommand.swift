@@ -12,6 +12,9 @@ struct MigrateCommand: AsyncParsableCommand {
             head, runs the checks and swaps all tables at once. A running `reprise live` follows the new \
             version without a restart (it reloads the projection files). The previous version's tables \
             are kept for `reprise rollback` (with that version's file) while --keep-retired allows. \
+            The new version is built with the chunk, cache and index settings of `reprise rebuild`. \
+            SIGTERM or SIGINT cancels the statement in progress, releases the locks and connections \
+            and exits with 143 (130 for SIGINT); run the same command again to resume the build. \
             Same exit codes as `reprise rebuild`.
             """)
 
@@ -25,11 +28,7 @@ struct MigrateCommand: AsyncParsableCommand {
     @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
-    @Option(help: "Most events per chunk (default: no count; a chunk ends by the changed rows it holds or its age, as in `rebuild`).")
-    var chunkSize: Int?
-
-    @Option(help: "Swapped-out builds kept for rollback.")
-    var keepRetired = 1
+    @OptionGroup var tuning: BuildTuningOptions
 
     @Flag(help: "No progress output.")
     var quiet = false
@@ -47,20 +46,25 @@ struct MigrateCommand: AsyncParsableCommand {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
             if abandon { return try await abandonBuilt(runnable.definition) }
-            var options = RebuildOptions()
-            options.chunkSize = chunkSize
-            options.keepRetiredBuilds = keepRetired
+            var options = tuning.rebuildOptions
+            tuning.warnAboutDeprecatedOptions()
             options.swap = !review
             let engine = RebuildEngine(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres), options: options)
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let migration: MigrationResult
+            let hooks = CommandLineContext.buildHooks
             do {
                 migration = try await runningEngine(display) {
-                    try await engine.migrate(runnable, hooks: CommandLineContext.hooks.rebuild) { display.update($0) }
+                    try await Signals.cancelling {
+                        try await engine.migrate(runnable, hooks: hooks) { display.update($0) }
+                    }
                 }
             } catch let refused as MigrationRefused {
                 throw ValidationError(refused.description)
+            } catch let interrupted as Interrupted {
+                Terminal.error("\(interrupted): the statement in progress was cancelled and the locks and connections released; run the same command again to resume the build")
+                throw ExitCode(interrupted.exitCode)
             }
             if review { return try await showReview(engine, runnable.definition, [migration.rebuild]) }
             let result = migration.rebuild

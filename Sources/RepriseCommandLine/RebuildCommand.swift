@@ -36,44 +36,7 @@ struct RebuildCommand: AsyncParsableCommand {
     @OptionGroup var eventSource: SourceOptions
     @OptionGroup var mysql: MySQLOptions
 
-    @Option(help: ArgumentHelp(
-        "Most events per chunk (one MySQL transaction and checkpoint each). Default: no count; a chunk ends at --flush-mib of changed rows or after --flush-seconds, and writes each row it changed once.",
-        valueName: "events"))
-    var chunkSize: Int?
-
-    @Option(help: ArgumentHelp("Changed rows held in memory (MiB, estimated, all projections together) that end a chunk.", valueName: "MiB"))
-    var flushMib = RebuildOptions.defaultFlushBytes >> 20
-
-    @Option(help: ArgumentHelp("Longest a chunk gathers events before it commits (what a crash makes the next run redo).", valueName: "seconds"))
-    var flushSeconds = 10.0
-
-    @Flag(help: "Upsert every row, also rows new to the build's tables (by default those are bulk-loaded with LOAD DATA LOCAL INFILE from memory).")
-    var noBulkLoad = false
-
-    @Flag(help: "Read back and cache the rows of merge tables too (tables changed only by upserts that set, add to counters or fill columns once, which by default are merged by MySQL without being read; docs/merge-tables.md). For comparison.")
-    var noMergeTables = false
-
-    @Flag(help: "Read the rows each step needs while the step before runs its handlers (faster when the row cache misses often, as on long histories; uses more memory).")
-    var readAhead = false
-
-    @Option(help: "Rows per FETCH from the PostgreSQL cursor.")
-    var fetchSize = 5_000
-
-    @Option(help: ArgumentHelp(
-        "Rows known from earlier chunks kept in memory (MiB, all projections together); past it the rows used least recently are dropped and read again when needed.",
-        valueName: "MiB"))
-    var rowCacheMib = RebuildOptions.defaultRowCacheBytes >> 20
-
-    @Option(help: ArgumentHelp("Deprecated: use --row-cache-mib. Also bounds each projection's cache by rows.", valueName: "rows"))
-    var rowCacheLimit: Int?
-
-    @Option(help: ArgumentHelp(
-        "ALTER TABLEs adding the new tables' secondary indexes at once after the bulk phase, each on a MySQL connection of its own (MySQL builds one ALTER on one thread). 1: one table after the other.",
-        valueName: "n"))
-    var indexBuilds = 2
-
-    @Option(help: "Swapped-out builds kept for rollback, per projection.")
-    var keepRetired = 1
+    @OptionGroup var tuning: BuildTuningOptions
 
     @Flag(help: "Build the new tables but do not swap them in.")
     var noSwap = false
@@ -106,12 +69,6 @@ struct RebuildCommand: AsyncParsableCommand {
     var json = false
 
     func validate() throws {
-        guard chunkSize ?? 1 > 0, fetchSize > 0 else { throw ValidationError("--chunk-size and --fetch-size must be positive") }
-        guard flushMib > 0, flushSeconds > 0 else { throw ValidationError("--flush-mib and --flush-seconds must be positive") }
-        guard keepRetired >= 0 else { throw ValidationError("--keep-retired cannot be negative") }
-        guard rowCacheLimit ?? 2 >= 2 else { throw ValidationError("--row-cache-limit must be at least 2") }
-        guard rowCacheMib > 0 else { throw ValidationError("--row-cache-mib must be positive") }
-        guard (1...64).contains(indexBuilds) else { throw ValidationError("--index-builds is between 1 and 64") }
         if let partitions, !(1...1024).contains(partitions) { throw ValidationError("--partitions is between 1 and 1024") }
         if partitions == nil, join != nil || worker != nil { throw ValidationError("--join and --worker are for partitioned workers: give --partitions too") }
         if let join, join < 0 { throw ValidationError("--join is a number of seconds") }
@@ -131,21 +88,8 @@ struct RebuildCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let selected = try selection.selected()
-            var options = RebuildOptions()
-            options.chunkSize = chunkSize
-            options.flushBytes = flushMib << 20
-            options.bulkLoad = !noBulkLoad
-            options.readAhead = readAhead
-            options.mergeTables = !noMergeTables
-            options.flushInterval = .milliseconds(Int64(flushSeconds * 1000))
-            options.fetchSize = fetchSize
-            options.keepRetiredBuilds = keepRetired
-            options.indexBuilds = indexBuilds
-            options.rowCacheBytes = rowCacheMib << 20
-            if let rowCacheLimit {
-                Terminal.error("warning: --row-cache-limit is deprecated: the row cache is bounded in bytes by --row-cache-mib (\(rowCacheMib) MiB); the row count bounds each projection as well")
-                options.rowCacheLimit = rowCacheLimit
-            }
+            var options = tuning.rebuildOptions
+            tuning.warnAboutDeprecatedOptions()
             options.joinOnly = join.map { .milliseconds(Int64($0 * 1000)) }
             options.leaseSeconds = leaseSeconds
             options.swap = !noSwap
@@ -153,24 +97,20 @@ struct RebuildCommand: AsyncParsableCommand {
             let engine = RebuildEngine(
                 postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres),
                 options: options)
-            var hooks = CommandLineContext.hooks.rebuild
-            // A lost MySQL session reopened before a chunk is redone: say what it lost.
-            hooks.connectionReopened = { chunk, reopened in
-                Terminal.error("warning: \(reopened); " + (chunk.map { "redoing chunk \($0)" } ?? "took its named locks back"))
-            }
+            let hooks = CommandLineContext.buildHooks
             let display = RebuildProgressDisplay(quiet: quiet || json)
             let started = ContinuousClock.now
             let results: [RebuildResult]
-            let partitions = partitions, worker = worker ?? Self.defaultWorkerName(), finalHooks = hooks
+            let partitions = partitions, worker = worker ?? Self.defaultWorkerName()
             do {
                 results = try await runningEngine(display) {
                     try await Signals.cancelling {
                         if let partitions {
-                            return try await engine.rebuildPartitioned(selected, partitions: partitions, worker: worker, hooks: finalHooks) { progress in
+                            return try await engine.rebuildPartitioned(selected, partitions: partitions, worker: worker, hooks: hooks) { progress in
                                 display.update(progress)
                             }
                         }
-                        return try await engine.rebuild(selected, hooks: finalHooks) { progress in
+                        return try await engine.rebuild(selected, hooks: hooks) { progress in
                             display.update(progress)
                         }
                     }

@@ -73,17 +73,7 @@ struct CancellationTests {
             "rebuild", "stream_counts", "--projections-dir", folder, "--store-schema", environment.storeSchema.schema,
             "--chunk-size", "250", "--fetch-size", "100", "--quiet",
         ]
-        let rebuild = try BackgroundProcess(arguments, environment: environment.processVariables)
-        try await waitUntil("the rebuild to wait for \(lock)") {
-            try await holder.query(
-                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
-                [.string("SELECT GET_LOCK('\(lock)'%")]).int(0, 0) == 1
-        }
-        rebuild.signal(SIGTERM)
-        let stopped = try await rebuild.finish()
-        #expect(stopped.signal == nil, "the process should unwind, not die of the signal: \(stopped.standardError)")
-        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
-        #expect(stopped.standardError.contains("stopped by SIGTERM"))
+        let stopped = try await Self.stoppedBySIGTERM(arguments, whileWaitingFor: lock, heldBy: holder, environment)
         #expect(!stopped.standardError.contains("could not take"), "the wait must end by the signal, not by its timeout")
         // It ended while the blocker still held the lock.
         #expect(try await holder.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.string(lock)]).int(0, 0) == 1)
@@ -96,6 +86,57 @@ struct CancellationTests {
         // The rerun finished the interrupted build instead of starting another.
         let builds = try await environment.mysql.query("SELECT state FROM reprise_builds ORDER BY build_id")
         #expect(builds.rows.map { $0[0] } == ["active"])
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
+    /// Runs `reprise` with `arguments` until it waits for `lock` (held by `holder`) in a MySQL
+    /// statement, sends SIGTERM, and checks it unwound: exit 143, "stopped by SIGTERM".
+    private static func stoppedBySIGTERM(
+        _ arguments: [String], whileWaitingFor lock: String, heldBy holder: MySQLConnection, _ environment: RebuildEnvironment
+    ) async throws -> ProcessOutcome {
+        let process = try BackgroundProcess(arguments, environment: environment.processVariables)
+        try await waitUntil("`reprise \(arguments[0])` to wait for \(lock)") {
+            try await holder.query(
+                "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID <> CONNECTION_ID() AND INFO LIKE ?",
+                [.string("SELECT GET_LOCK('\(lock)'%")]).int(0, 0) == 1
+        }
+        process.signal(SIGTERM)
+        let stopped = try await process.finish()
+        #expect(stopped.signal == nil, "the process should unwind, not die of the signal: \(stopped.standardError)")
+        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
+        #expect(stopped.standardError.contains("stopped by SIGTERM"), "\(stopped.standardError)")
+        return stopped
+    }
+
+    /// The same for `reprise migrate`: SIGTERM while the new version waits for the swap's lock
+    /// (held by this test) unwinds the process with 143, and a rerun finishes that build of the
+    /// new version. The build's settings are rebuild's (`--flush-mib`, `--index-builds`, ...).
+    @Test func sigtermEndsAMigrationInsideALongMySQLStatementAndTheMigrationResumes() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_500, seed: 63)
+        let folder = try streamCountsFolder()
+        let common = ["--projections-dir", folder, "--store-schema", environment.storeSchema.schema, "--quiet"]
+        let first = try runReprise(["rebuild", "stream_counts"] + common, environment: environment.processVariables)
+        try #require(first.status == 0, "\(first.standardError)")
+        try streamCountsYAML.replacing("version: 1", with: "version: 2").write(toFile: folder + "/stream_counts.yml", atomically: true, encoding: .utf8)
+        let lock = RebuildEngine.projectionLockName("stream_counts", database: environment.database)
+        let holder = try await MySQLConnectionForLock.hold(lock, url: environment.mysqlURL)
+        let arguments = ["migrate", "stream_counts", "--flush-mib", "1", "--row-cache-mib", "1", "--index-builds", "1", "--fetch-size", "100"] + common
+        let stopped = try await Self.stoppedBySIGTERM(arguments, whileWaitingFor: lock, heldBy: holder, environment)
+        #expect(stopped.standardError.contains("run the same command again to resume"), "\(stopped.standardError)")
+        // It ended while the blocker still held the lock, and version 1 is still the live one.
+        #expect(try await holder.query("SELECT IS_USED_LOCK(?) = CONNECTION_ID()", [.string(lock)]).int(0, 0) == 1)
+        await holder.close()
+        #expect(try await environment.mysql.query("SELECT version FROM reprise_builds WHERE state = 'active'").rows.map { $0[0] } == ["1"])
+
+        let resumed = try runReprise(arguments, environment: environment.processVariables)
+        #expect(resumed.status == 0, "rerun failed: \(resumed.standardError)")
+        #expect(resumed.standardOutput.contains("migrated from v1"), "\(resumed.standardOutput)")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        // The rerun finished the interrupted build of version 2 instead of starting another.
+        let builds = try await environment.mysql.query("SELECT version, state FROM reprise_builds ORDER BY build_id")
+        #expect(builds.rows.map { "\($0[0] ?? "") \($0[1] ?? "")" } == ["1 retired", "2 active"])
         try? FileManager.default.removeItem(atPath: folder)
         await environment.tearDown()
     }
