@@ -141,6 +141,35 @@ struct CancellationTests {
         await environment.tearDown()
     }
 
+    /// And for `reprise rollback`: SIGTERM while the retired build waits for the swap's lock
+    /// leaves the live build live, and a rerun rolls back.
+    @Test func sigtermEndsARollbackInsideALongMySQLStatementAndARerunRollsBack() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_000, seed: 64)
+        let folder = try streamCountsFolder()
+        let common = ["--projections-dir", folder, "--store-schema", environment.storeSchema.schema]
+        for _ in 0..<2 {
+            let rebuilt = try runReprise(["rebuild", "stream_counts", "--quiet"] + common, environment: environment.processVariables)
+            try #require(rebuilt.status == 0, "\(rebuilt.standardError)")
+        }
+        let active = "SELECT build_id FROM reprise_builds WHERE state = 'active'"
+        let second = try #require(try await environment.mysql.query(active).rows.first?.first ?? nil)
+        let lock = RebuildEngine.projectionLockName("stream_counts", database: environment.database)
+        let holder = try await MySQLConnectionForLock.hold(lock, url: environment.mysqlURL)
+        let arguments = ["rollback", "stream_counts"] + common
+        let stopped = try await Self.stoppedBySIGTERM(arguments, whileWaitingFor: lock, heldBy: holder, environment)
+        #expect(stopped.standardError.contains("run the same command again to roll back"), "\(stopped.standardError)")
+        #expect(try await environment.mysql.query(active).rows.map { $0[0] } == [second], "the live build stays live")
+        await holder.close()
+
+        let rolledBack = try runReprise(arguments, environment: environment.processVariables)
+        #expect(rolledBack.status == 0, "rerun failed: \(rolledBack.standardError)")
+        #expect(try await environment.mysql.query(active).rows.map { $0[0] } != [second], "the retired build is live again")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
     /// KILL CONNECTION of the rebuild's MySQL session inside a chunk's transaction: the loss is
     /// reported, the session is reopened explicitly (losing nothing the chunk needs), the chunk is
     /// redone, and every event counts once.
