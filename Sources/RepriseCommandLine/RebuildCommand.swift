@@ -79,6 +79,16 @@ struct RebuildCommand: AsyncParsableCommand {
         }
     }
 
+    /// A partition's heartbeat is its chunks' commits, which may come up to `--flush-seconds`
+    /// apart (plus the commit): with a lease shorter than about twice that, another worker may
+    /// take a partition from a worker that is alive. Not refused: small chunks (`--chunk-size`,
+    /// `--flush-mib`) may commit far more often; said, with the remedy.
+    static func leaseWarning(leaseSeconds: Int, flushSeconds: Double) -> String? {
+        guard Double(leaseSeconds) < 2 * flushSeconds else { return nil }
+        func seconds(_ value: Double) -> String { value == value.rounded() ? String(Int(value)) : String(value) }
+        return "warning: --lease-seconds \(leaseSeconds) is under twice --flush-seconds (\(seconds(flushSeconds))): a partition's lease is renewed by its chunks' commits, which may come \(seconds(flushSeconds)) s apart, so another worker may take a partition from a worker that is alive; give --flush-seconds \(seconds(Double(leaseSeconds) / 2)) or less, or a longer lease"
+    }
+
     static func defaultWorkerName() -> String {
         var name = [CChar](repeating: 0, count: 256)
         gethostname(&name, name.count - 1)
@@ -90,6 +100,9 @@ struct RebuildCommand: AsyncParsableCommand {
             let selected = try selection.selected()
             var options = tuning.rebuildOptions
             tuning.warnAboutDeprecatedOptions()
+            if partitions != nil, let warning = Self.leaseWarning(leaseSeconds: leaseSeconds, flushSeconds: tuning.flushSeconds) {
+                Terminal.error(warning)
+            }
             options.joinOnly = join.map { .milliseconds(Int64($0 * 1000)) }
             options.leaseSeconds = leaseSeconds
             options.swap = !noSwap

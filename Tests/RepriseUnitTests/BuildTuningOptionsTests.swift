@@ -59,4 +59,13 @@ struct BuildTuningOptionsTests {
         #expect(options.flushBytes == 16 << 20 && options.rowCacheBytes == 8 << 20 && options.indexBuilds == 1)
         #expect(!options.bulkLoad && options.keepRetiredBuilds == 2)
     }
+
+    @Test func aLeaseShorterThanTwoFlushIntervalsIsWarnedAbout() {
+        #expect(RebuildCommand.leaseWarning(leaseSeconds: 120, flushSeconds: 10) == nil)
+        #expect(RebuildCommand.leaseWarning(leaseSeconds: 20, flushSeconds: 10) == nil)
+        let warning = RebuildCommand.leaseWarning(leaseSeconds: 2, flushSeconds: 10)
+        #expect(warning?.contains("--lease-seconds 2 is under twice --flush-seconds (10)") == true, "\(warning ?? "none")")
+        #expect(warning?.contains("give --flush-seconds 1 or less") == true, "\(warning ?? "none")")
+        #expect(RebuildCommand.leaseWarning(leaseSeconds: 3, flushSeconds: 2.5)?.contains("give --flush-seconds 1.5 or less") == true)
+    }
 }
