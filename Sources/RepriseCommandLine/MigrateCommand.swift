@@ -63,8 +63,7 @@ struct MigrateCommand: AsyncParsableCommand {
             } catch let refused as MigrationRefused {
                 throw ValidationError(refused.description)
             } catch let interrupted as Interrupted {
-                Terminal.error("\(interrupted): the statement in progress was cancelled and the locks and connections released; run the same command again to resume the build")
-                throw ExitCode(interrupted.exitCode)
+                throw interrupted.reported(rerun: "run the same command again to resume the build")
             }
             if review { return try await showReview(engine, runnable.definition, [migration.rebuild]) }
             let result = migration.rebuild

@@ -129,8 +129,7 @@ struct RebuildCommand: AsyncParsableCommand {
                     }
                 }
             } catch let interrupted as Interrupted {
-                Terminal.error("\(interrupted): the statement in progress was cancelled and the locks and connections released; run the same command again to resume from the last committed chunk")
-                throw ExitCode(interrupted.exitCode)
+                throw interrupted.reported(rerun: "run the same command again to resume from the last committed chunk")
             } catch let nothing as NothingToJoin {
                 // A late --join worker: the build is done or was never started; not a failure.
                 if !quiet && !json { Terminal.output("\(nothing)") }

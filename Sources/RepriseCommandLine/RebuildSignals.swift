@@ -1,10 +1,11 @@
+import ArgumentParser
 import Dispatch
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// SIGTERM and SIGINT for one-shot commands (`reprise rebuild`): the long-running workers
+/// SIGTERM and SIGINT for one-shot commands (`rebuild`, `migrate`, `rollback`): the long-running workers
 /// are services in a `ServiceGroup`, which handles their signals (see `Observability.run`).
 enum Signals {}
 
@@ -15,6 +16,13 @@ struct Interrupted: Error, CustomStringConvertible {
     /// The shell's convention: 128 + the signal number.
     var exitCode: Int32 { 128 + signal }
     var description: String { "stopped by \(name)" }
+
+    /// Says on standard error that the command stopped, having let go of what it held, and what
+    /// running it again does (`rerun`); the exit code to end with.
+    func reported(rerun: String) -> ExitCode {
+        Terminal.error("\(self): the statement in progress was cancelled and the locks and connections released; \(rerun)")
+        return ExitCode(exitCode)
+    }
 }
 
 extension Signals {

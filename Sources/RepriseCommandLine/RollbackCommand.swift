@@ -33,8 +33,7 @@ struct RollbackCommand: AsyncParsableCommand {
             do {
                 result = try await Signals.cancelling { try await engine.rollback(runnable) }
             } catch let interrupted as Interrupted {
-                Terminal.error("\(interrupted): the statement in progress was cancelled and the locks and connections released; run the same command again to roll back")
-                throw ExitCode(interrupted.exitCode)
+                throw interrupted.reported(rerun: "run the same command again to roll back")
             }
             let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             Terminal.output("\(result.projection): build \(result.buildID) is live again (caught up \(result.eventsApplied) events); build \(result.previousBuildID.map(String.init) ?? "-") retired; rows: \(rows)")

@@ -68,4 +68,16 @@ struct BuildTuningOptionsTests {
         #expect(warning?.contains("give --flush-seconds 1 or less") == true, "\(warning ?? "none")")
         #expect(RebuildCommand.leaseWarning(leaseSeconds: 3, flushSeconds: 2.5)?.contains("give --flush-seconds 1.5 or less") == true)
     }
+
+    @Test func migrateAndRebuildJobsAcceptExactlyTheBuildSettings() {
+        // The job files' list is written by hand: it must name every option of the group, and only those.
+        let options = Set(BuildTuningOptions.helpMessage(columns: 400).split(separator: "\n").compactMap { line -> String? in
+            let words = line.split(separator: " ")
+            guard let first = words.first, first.hasPrefix("--"), first != "--help" else { return nil }
+            return String(first.dropFirst(2)).replacing("-", with: "_")
+        })
+        #expect(options == JobFile.buildTuning, "options \(options.sorted()) against job settings \(JobFile.buildTuning.sorted())")
+        #expect(JobFile.buildTuning.isSubset(of: JobFile.allowedSettings[.migrate] ?? []))
+        #expect(JobFile.buildTuning.isSubset(of: JobFile.allowedSettings[.rebuild] ?? []))
+    }
 }
