@@ -27,7 +27,11 @@ final class ChunkPipeline {
     /// The number of the last chunk staged in this run.
     private(set) var chunkNumber: Int
     private var open: ChunkApplier.OpenChunk?
-    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion)?
+    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion, gathering: Duration)?
+    /// How long commits take against gathering, for the resident size the bounds imply.
+    private(set) var pace = CommitPace()
+    /// Whether the group's cache generations have been serving rows again (judged at each turn).
+    private let generationSizing = GenerationSizing()
     /// The step submitted last, handled when the next one arrives.
     private var waiting: [ProjectionEvent]?
     /// Per build, the rows of `waiting` being read (`ReadAhead`).
@@ -84,7 +88,7 @@ final class ChunkPipeline {
         open = chunk
         for build in group { build.workspace.endStep() }
         if let flight = inFlight, flight.committed.isMarked { try await settle() }
-        bounds.rowCache.turnIfFull(group.lazy.map(\.workspace))
+        bounds.rowCache.turnIfFull(group.lazy.map(\.workspace), sizing: generationSizing)
         if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
         {
@@ -99,12 +103,14 @@ final class ChunkPipeline {
     func endChunk() async throws {
         guard let chunk = open else { return }
         open = nil
+        let gathering = chunk.opened.duration(to: .now)
         try await settle()
         chunkNumber += 1
         let staged = applier.stage(chunk, number: chunkNumber, group: group, bulkLoadNewRows: bounds.bulkLoadNewRows)
         let applier = applier, writes = staged.writes, lastPosition = staged.lastPosition, number = staged.number
         let committed = CommitCompletion()
-        inFlight = (staged, Task { try await applier.commit(writes, through: lastPosition, number: number, committed: committed) }, committed)
+        let commit = Task { try await applier.commit(writes, through: lastPosition, number: number, committed: committed) }
+        inFlight = (staged, commit, committed, gathering)
     }
 
     /// Handles the step waiting, commits the chunk being gathered and waits for every commit.
@@ -144,19 +150,20 @@ final class ChunkPipeline {
         // Small chunks (a live catch-up) free too little to be worth the walk. Not after every
         // chunk (the walk and the pages faulted in again cost CPU): every 20 s, or sooner once
         // the resident size passes what the bounds imply.
-        MemoryRelease.returnFreePages(residentCeiling: bounds.residentCeiling)
+        MemoryRelease.returnFreePages(residentCeiling: bounds.residentCeiling(pace: pace))
     }
 
     /// `settle` without the memory release; true when a chunk was recorded that wrote at least
     /// `rowsWorthReleasing` rows.
     private func settleInFlight() async throws -> Bool {
-        guard let (staged, commit, _) = inFlight else { return false }
+        guard let (staged, commit, committed, gathering) = inFlight else { return false }
         inFlight = nil
         var outcome = await commit.result
         var failedAttempts = 0
         while true {
             switch outcome {
             case .success(let written):
+                if let committing = committed.duration { pace.record(gathering: gathering, committing: committing) }
                 applier.record(staged, written: written)
                 try await applier.hooks.afterChunkCommit(staged.number)
                 return staged.writes.reduce(0, { $0 + $1.rowCount }) >= Self.rowsWorthReleasing
@@ -189,7 +196,14 @@ final class ChunkPipeline {
 /// steps, without waiting, that the chunk is ready to be recorded.
 final class CommitCompletion: Sendable {
     private let marked = Atomic<Bool>(false)
+    private let started = ContinuousClock.now
+    private let took = Mutex<Duration?>(nil)
 
-    func mark() { marked.store(true, ordering: .releasing) }
+    func mark() {
+        took.withLock { $0 = started.duration(to: .now) }
+        marked.store(true, ordering: .releasing)
+    }
     var isMarked: Bool { marked.load(ordering: .acquiring) }
+    /// From the commit's start to its mark; nil before (and for a commit retried after a failure).
+    var duration: Duration? { took.withLock { $0 } }
 }

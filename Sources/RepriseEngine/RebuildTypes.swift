@@ -111,12 +111,18 @@ package struct ChunkBounds: Sendable {
     var rowCache = RowCacheBudget(bytes: .max)
 
     /// What the process's resident size should stay under with these bounds: the row cache, the
-    /// chunk being gathered and the chunk committing (each up to `maxBytes`), plus what the
-    /// process holds besides (code and libraries, connections, fetched batches: about 45 MB
-    /// measured, doubled). Nil when a bound is open (the live worker's chunks).
-    var residentCeiling: Int? {
+    /// chunk being gathered and the chunk committing, plus what the process holds besides (code
+    /// and libraries, connections, fetched batches: about 45 MB measured, doubled). Nil when a
+    /// bound is open (the live worker's chunks).
+    ///
+    /// The two chunks are held together only while a commit runs: by its end the chunk being
+    /// gathered holds `pace.ratio` of a chunk (commits take 0.55-0.7 of the gathering time at
+    /// 1M and 10M events alike, docs/throughput-10m.md), so they count `1 + ratio` chunks, not
+    /// two. Two while the pace is unknown (before the first commit) or slower than gathering.
+    func residentCeiling(pace: CommitPace) -> Int? {
         guard rowCache.bytes < .max, maxBytes < .max else { return nil }
-        return rowCache.bytes + 2 * maxBytes + (96 << 20)
+        let chunks = 1 + min(max(pace.ratio, 0), 1)
+        return rowCache.bytes + Int(Double(maxBytes) * chunks) + (96 << 20)
     }
 
     /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.

@@ -35,6 +35,9 @@ final class RowWorkspace {
     /// over the projections read together.
     var youngBytes: Int { young.bytes }
     var oldBytes: Int { old.bytes }
+    var oldRowCount: Int { old.rowCount }
+    /// Rows of the old generation a lookup used since the last turn (`GenerationSizing`).
+    private(set) var oldRowsUsed = 0
     var freshBytes: Int { fresh.bytes }
     var cachedBytes: Int { youngBytes + oldBytes + freshBytes }
     /// Memory of the written-key filters, which grow with the keys the build wrote.
@@ -176,9 +179,11 @@ final class RowWorkspace {
         if case .unknown = inYoung {} else { return inYoung }
         switch old.find(table, key) {
         case .present(let row):
+            oldRowsUsed += 1
             store(table, key, row)  // promote: it is in use
             return .present(row)
         case .absent:
+            oldRowsUsed += 1
             store(table, key, nil)
             return .absent
         case .unknown: break
@@ -465,6 +470,7 @@ final class RowWorkspace {
     /// old. Only clean rows are dropped: the overlay and the committing rows stay. Called between
     /// steps (by the row limit here, or by `RowCacheBudget` for the group's bytes).
     func turnGeneration() {
+        oldRowsUsed = 0
         old = young
         young = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
@@ -494,6 +500,7 @@ final class RowWorkspace {
         // never seen is still absent from MySQL.
         young = RowGeneration(tables: tables.count)
         old = RowGeneration(tables: tables.count)
+        oldRowsUsed = 0
         fresh = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
     }
@@ -509,17 +516,55 @@ final class RowWorkspace {
 struct RowCacheBudget {
     let bytes: Int
 
-    /// Called between steps, never while a step's prefetched rows are in use.
-    func turnIfFull(_ workspaces: some Collection<RowWorkspace>) {
+    /// Called between steps, never while a step's prefetched rows are in use. `sizing` (the
+    /// group's, kept across its turns) keeps the generations at an eighth of their share while
+    /// the rows they drop are not used again.
+    func turnIfFull(_ workspaces: some Collection<RowWorkspace>, sizing: GenerationSizing) {
         guard bytes < .max else { return }
         // The written-key filters grow with the history; they take their share of the budget
         // (at most half), so what a rebuild holds is set by the budget, not the history's length.
         let filters = workspaces.reduce(0) { $0 + $1.filterBytes }
         let rows = max(bytes - filters, bytes / 2)
         // The fresh rows (one chunk's new rows) take theirs, the generations share the rest.
-        let generations = max(rows - workspaces.reduce(0) { $0 + $1.freshBytes }, rows / 2)
+        let generations = max(rows - workspaces.reduce(0) { $0 + $1.freshBytes }, rows / 2) >> sizing.halvings
         let young = workspaces.reduce(0) { $0 + $1.youngBytes }
         guard young >= generations / 2 else { return }
+        sizing.judge(oldRows: workspaces.reduce(0) { $0 + $1.oldRowCount }, usedAgain: workspaces.reduce(0) { $0 + $1.oldRowsUsed })
         for workspace in workspaces { workspace.turnGeneration() }
+    }
+}
+
+/// Whether a group's cache generations earn their share of `RowCacheBudget`, judged at each turn
+/// by what the old generation, about to be dropped, served since the turn before.
+///
+/// The old generation is what a cache twice the young one's size holds beyond it. When none of
+/// its rows were used again before it is dropped, a smaller cache would have read back no more,
+/// and its memory is spent for nothing. Measured on the three samples at 10M events
+/// (docs/throughput-10m.md): the old generation served 0 rows at every turn, and a 4 MiB cache
+/// read back as many order rows as the default 32 MiB (rows of orders whose next event comes
+/// much later than any such cache holds). A projection whose lookups come back to the same rows
+/// (a customer's country, every order) uses its old generation at once and keeps the whole
+/// share; at 1M events the three samples' cache never turns, so nothing changes there.
+final class GenerationSizing {
+    /// The generations may fill their share divided by 2 to this power: 0 or `maxHalvings`.
+    private(set) var halvings = 0
+    static let maxHalvings = 3
+    /// Under this share of the old generation's rows used again, the generations shrink to an
+    /// eighth; over `growShare`, they get their whole share back. Between, they stay as they are.
+    static let shrinkShare = 0.001
+    static let growShare = 0.01
+    /// Old generations with fewer rows tell nothing either way.
+    static let rowsToJudge = 1_000
+
+    init() {}
+
+    func judge(oldRows: Int, usedAgain: Int) {
+        guard oldRows >= Self.rowsToJudge else { return }
+        let share = Double(usedAgain) / Double(oldRows)
+        if share < Self.shrinkShare {
+            halvings = Self.maxHalvings
+        } else if share > Self.growShare {
+            halvings = 0
+        }
     }
 }

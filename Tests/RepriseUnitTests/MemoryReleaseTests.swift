@@ -23,12 +23,22 @@ struct MemoryReleaseTests {
         #expect(MemoryRelease.isDue(now: start + .seconds(2), last: start, residentBytes: 2 * ceiling, ceiling: ceiling))
     }
 
-    @Test func theCeilingIsTheBudgetsTwoChunksAndTheProcessAndOpenBoundsHaveNone() {
+    @Test func theCeilingIsTheBudgetTheChunksAtTheCommitsPaceAndTheProcessAndOpenBoundsHaveNone() throws {
         var bounds = RebuildOptions().chunkBounds
-        #expect(bounds.residentCeiling == RebuildOptions.defaultRowCacheBytes + 2 * RebuildOptions.defaultFlushBytes + 96 * mib)
+        let flush = RebuildOptions.defaultFlushBytes
+        var pace = CommitPace()
+        // Before a commit was timed: two whole chunks.
+        #expect(bounds.residentCeiling(pace: pace) == RebuildOptions.defaultRowCacheBytes + 2 * flush + 96 * mib)
+        // Commits at 0.6 of the gathering time: the chunk committing and 0.6 of the next one.
+        for _ in 0..<40 { pace.record(gathering: .seconds(5), committing: .seconds(3)) }
+        let ceiling = try #require(bounds.residentCeiling(pace: pace))
+        #expect(abs(ceiling - (RebuildOptions.defaultRowCacheBytes + flush * 16 / 10 + 96 * mib)) < 1 << 10)
         bounds.rowCache = RowCacheBudget(bytes: 64 * mib)
-        #expect(bounds.residentCeiling == 64 * mib + 2 * RebuildOptions.defaultFlushBytes + 96 * mib)
-        #expect(ChunkBounds.fixed(100).residentCeiling == nil, "the live worker's chunks: only the interval")
+        #expect(bounds.residentCeiling(pace: pace) == ceiling + 32 * mib)
+        // Commits slower than gathering: never more than two chunks.
+        for _ in 0..<40 { pace.record(gathering: .seconds(1), committing: .seconds(4)) }
+        #expect(bounds.residentCeiling(pace: pace) == 64 * mib + 2 * flush + 96 * mib)
+        #expect(ChunkBounds.fixed(100).residentCeiling(pace: pace) == nil, "the live worker's chunks: only the interval")
     }
 
     @Test func theResidentSizeIsReadFromTheSystem() throws {

@@ -15,11 +15,13 @@ struct RowCacheBudgetTests {
     private var rowBytes: Int { RowGeneration.cachedBytes(key(1_000), row(1_000)) }
 
     /// Commits rows `ids` as one chunk, then ends the step as the pipeline does.
-    private func commit(_ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget) {
+    private func commit(
+        _ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget, _ sizing: GenerationSizing = GenerationSizing()
+    ) {
         for id in ids { workspace.put("t", key(id), row(id)) }
         workspace.commitOverlay()
         workspace.endStep()
-        budget.turnIfFull([workspace])
+        budget.turnIfFull([workspace], sizing: sizing)
     }
 
     @Test func rowsPastTheBoundAreDroppedOldestFirst() {
@@ -71,14 +73,14 @@ struct RowCacheBudgetTests {
         workspace.stageOverlay()  // committing
         for id in Int64(50)..<100 { workspace.put("t", key(id), row(id)) }  // the chunk being gathered
         workspace.endStep()
-        budget.turnIfFull([workspace])
+        budget.turnIfFull([workspace], sizing: GenerationSizing())
         for _ in 0..<3 { workspace.turnGeneration() }
         for id in Int64(0)..<100 {
             guard case .present(let found) = workspace.lookup("t", key(id)) else { Issue.record("row \(id) was dropped before it was written"); return }
             #expect(found == row(id))
         }
         workspace.commitPending()
-        budget.turnIfFull([workspace])
+        budget.turnIfFull([workspace], sizing: GenerationSizing())
         workspace.turnGeneration()
         workspace.turnGeneration()
         // Rows new to MySQL stay as the fresh rows until the next chunk is recorded, whatever the turns.
@@ -145,15 +147,78 @@ struct RowCacheBudgetTests {
         let busy = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let quiet = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let budget = RowCacheBudget(bytes: 60 * rowBytes)
+        let sizing = GenerationSizing()
         for id in Int64(0)..<20 { quiet.put("t", key(id), row(id)) }
         quiet.commitOverlay()
         for chunk in Int64(1)...10 {
             for id in chunk * 100..<chunk * 100 + 20 { busy.put("t", key(id), row(id)) }
             busy.commitOverlay()
-            budget.turnIfFull([busy, quiet])
+            budget.turnIfFull([busy, quiet], sizing: sizing)
             #expect(busy.cachedBytes + quiet.cachedBytes <= 60 * rowBytes + 20 * rowBytes)
         }
         #expect(quiet.cachedBytes == 0, "the quiet projection's unused rows aged out")
         if case .present = busy.lookup("t", key(1_000)) {} else { Issue.record("the busy projection's newest row was dropped") }
+    }
+
+    // MARK: the generations sized by use (GenerationSizing)
+
+    @Test func rowsNeverUsedAgainShrinkTheGenerationsToAnEighth() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 20_000 * rowBytes)
+        let sizing = GenerationSizing()
+        var held: [Int] = []
+        for chunk in Int64(0)..<80 {
+            commit(chunk * 2_000..<(chunk + 1) * 2_000, workspace, budget, sizing)
+            held.append(workspace.cachedBytes)
+        }
+        #expect(sizing.halvings == GenerationSizing.maxHalvings)
+        // Young and old together under a quarter of the budget (each turn at half the eighth),
+        // plus the chunk committed last.
+        let late = held.suffix(20).max() ?? 0
+        #expect(late <= 20_000 * rowBytes / 4 + 2_000 * rowBytes, "held \(late) bytes at the end")
+        // Without sizing the cache fills its budget: the test would not tell the difference otherwise.
+        let unsized = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        var unsizedPeak = 0
+        for chunk in Int64(0)..<80 {
+            for id in chunk * 2_000..<(chunk + 1) * 2_000 { unsized.put("t", key(id), row(id)) }
+            unsized.commitOverlay()
+            budget.turnIfFull([unsized], sizing: GenerationSizing())
+            unsizedPeak = max(unsizedPeak, unsized.cachedBytes)
+        }
+        #expect(unsizedPeak >= 20_000 * rowBytes / 2, "an unsized cache should hold over half its budget, held \(unsizedPeak)")
+    }
+
+    @Test func rowsUsedAgainKeepTheWholeShare() {
+        let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        let budget = RowCacheBudget(bytes: 20_000 * rowBytes)
+        let sizing = GenerationSizing()
+        var reads = 0
+        for chunk in Int64(0)..<80 {
+            // Every chunk uses again the rows of the chunk two before (some in the old generation:
+            // with the rows promoted, the young one fills in about two and a half chunks).
+            if chunk >= 2 {
+                for id in (chunk - 2) * 2_000..<(chunk - 1) * 2_000 {
+                    if case .unknown = workspace.lookup("t", key(id)) { reads += 1 }
+                }
+            }
+            commit(chunk * 2_000..<(chunk + 1) * 2_000, workspace, budget, sizing)
+        }
+        #expect(sizing.halvings == 0)
+        #expect(reads == 0, "rows used two chunks later should still be cached, \(reads) were not")
+    }
+
+    @Test func theGenerationsShrinkOnlyWhenTheirRowsServeNothingAndComeBackAtOnce() {
+        let sizing = GenerationSizing()
+        #expect(sizing.halvings == 0, "the whole share until a turn says otherwise")
+        sizing.judge(oldRows: 999, usedAgain: 0)
+        #expect(sizing.halvings == 0, "too few rows to judge")
+        sizing.judge(oldRows: 10_000, usedAgain: 10)
+        #expect(sizing.halvings == 0, "0.1% used again: kept")
+        sizing.judge(oldRows: 10_000, usedAgain: 9)
+        #expect(sizing.halvings == GenerationSizing.maxHalvings, "under 0.1%: an eighth")
+        sizing.judge(oldRows: 10_000, usedAgain: 100)
+        #expect(sizing.halvings == GenerationSizing.maxHalvings, "between the two shares it stays")
+        sizing.judge(oldRows: 10_000, usedAgain: 101)
+        #expect(sizing.halvings == 0, "over 1%: the whole share at once")
     }
 }
