@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
 import RepriseLive
+import Synchronization
 
 struct ReplayCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
@@ -71,19 +72,43 @@ struct ReplayCommand: AsyncParsableCommand {
             configuration.rate = rate
             configuration.restart = restart
             if let afterConfirm = CommandLineContext.hooks.replayAfterConfirm { configuration.afterConfirm = afterConfirm }
-            // Counted from where this run starts, so the rate and ETA are this run's.
-            var line: (progress: ProgressLine, start: Int64)?
-            let done = try await HistoryReplay(configuration).run { progress in
-                guard !progress.finished else { return }
-                if line == nil {
-                    let label = "replay to \(exchange)" + (progress.resumed ? " (resumed after \(progress.published) events, at position \(progress.lastPosition))" : "")
-                    line = (ProgressLine(label: label, total: Int(progress.total - progress.published), quiet: quiet), progress.published)
-                }
-                let start = line?.start ?? 0
-                line?.progress.update(done: Int(progress.published - start))
+            let display = ReplayProgressDisplay(exchange: exchange, quiet: quiet)
+            let replay = HistoryReplay(configuration)
+            let done: HistoryReplay.Progress
+            do {
+                // SIGTERM/SIGINT: the rate's wait or the statement in progress is cancelled and the
+                // connections closed; every confirmed batch whose position was saved stays done.
+                done = try await Signals.cancelling { try await replay.run { display.update($0) } }
+            } catch let interrupted as Interrupted {
+                if !quiet && Terminal.standardErrorIsTerminal { Terminal.endStatus() }
+                throw interrupted.reported(
+                    rerun: "run the same command again to resume after the last batch saved (a batch confirmed but not yet saved is published again)")
             }
             if !quiet && Terminal.standardErrorIsTerminal { Terminal.endStatus() }
             Terminal.output("replayed \(done.published) events to \(exchange) (positions \(from)...\(done.lastPosition)\(done.resumed ? ", resumed" : ""))")
+        }
+    }
+}
+
+/// The replay's progress line, counted from where this run starts so the rate and ETA are this run's.
+private final class ReplayProgressDisplay: Sendable {
+    private let state = Mutex<(line: ProgressLine, start: Int64)?>(nil)
+    private let exchange: String
+    private let quiet: Bool
+
+    init(exchange: String, quiet: Bool) {
+        self.exchange = exchange
+        self.quiet = quiet
+    }
+
+    func update(_ progress: HistoryReplay.Progress) {
+        guard !progress.finished else { return }
+        state.withLock { state in
+            if state == nil {
+                let label = "replay to \(exchange)" + (progress.resumed ? " (resumed after \(progress.published) events, at position \(progress.lastPosition))" : "")
+                state = (ProgressLine(label: label, total: Int(progress.total - progress.published), quiet: quiet), progress.published)
+            }
+            if let start = state?.start { state?.line.update(done: Int(progress.published - start)) }
         }
     }
 }
