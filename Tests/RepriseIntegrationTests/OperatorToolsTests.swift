@@ -430,13 +430,9 @@ struct ReplayTests {
         return positions
     }
 
-    /// SIGTERM stops a replay between batches (here in the wait that keeps it under `--rate`):
-    /// the process unwinds and exits 143, the replay stays recorded as unfinished, and the same
-    /// command resumes it. No event is missing; only a batch confirmed but not yet saved when
-    /// the signal came may arrive twice.
-    @Test func sigtermStopsAReplayAndTheSameCommandResumesItWithoutGaps() async throws {
-        let environment = try await RebuildEnvironment.make()
-        try await environment.seed(events: 600, seed: 99)
+    /// A fresh exchange with a queue bound to every routing key, and the variables a `reprise
+    /// replay` process needs to reach the broker.
+    static func boundQueue(_ environment: RebuildEnvironment) async throws -> (exchange: String, queue: String, variables: [String: String]) {
         let exchange = TestServers.uniqueName("reprise.test.replay"), queue = TestServers.uniqueName("reprise.test.backfill")
         let amqp = try await TestServers.amqp()
         try await amqp.declareExchange(exchange, type: .topic)
@@ -445,6 +441,24 @@ struct ReplayTests {
         await amqp.close()
         var variables = environment.processVariables
         variables["REPRISE_AMQP_URL"] = TestServers.amqpURL
+        return (exchange, queue, variables)
+    }
+
+    static func delete(_ exchange: String, _ queue: String) async {
+        guard let cleanup = try? await TestServers.amqp() else { return }
+        try? await cleanup.deleteQueue(queue)
+        try? await cleanup.deleteExchange(exchange)
+        await cleanup.close()
+    }
+
+    /// SIGTERM stops a replay between batches (here in the wait that keeps it under `--rate`):
+    /// the process unwinds and exits 143, the replay stays recorded as unfinished, and the same
+    /// command resumes it. No event is missing; only a batch confirmed but not yet saved when
+    /// the signal came may arrive twice.
+    @Test func sigtermStopsAReplayAndTheSameCommandResumesItWithoutGaps() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 600, seed: 99)
+        let (exchange, queue, variables) = try await Self.boundQueue(environment)
         let rows = try await environment.postgres.query(
             "SELECT global_position FROM \(environment.storeSchema.qualifiedEvents) WHERE global_position BETWEEN 1 AND 600 ORDER BY 1")
         let expected = (0..<rows.rowCount).compactMap { rows.int64($0, 0) }
@@ -487,24 +501,14 @@ struct ReplayTests {
         #expect(delivered.filter { seen.insert($0).inserted } == expected)
         #expect(delivered.count - expected.count <= 10, "\(delivered.count - expected.count) messages delivered twice")
 
-        let cleanup = try await TestServers.amqp()
-        try? await cleanup.deleteQueue(queue)
-        try? await cleanup.deleteExchange(exchange)
-        await cleanup.close()
+        await Self.delete(exchange, queue)
         await environment.tearDown()
     }
 
     @Test func replayDeliversARangeOnceInPositionOrderAndResumesAfterKillWithoutGaps() async throws {
         let environment = try await RebuildEnvironment.make()
         try await environment.seed(events: 1_200, seed: 98)
-        let exchange = TestServers.uniqueName("reprise.test.replay"), queue = TestServers.uniqueName("reprise.test.backfill")
-        let amqp = try await TestServers.amqp()
-        try await amqp.declareExchange(exchange, type: .topic)
-        try await amqp.declareQueue(queue)
-        try await amqp.bindQueue(queue, exchange: exchange, routingKey: "#")
-        await amqp.close()
-        var variables = environment.processVariables
-        variables["REPRISE_AMQP_URL"] = TestServers.amqpURL
+        let (exchange, queue, variables) = try await Self.boundQueue(environment)
         let types = ["OrderCreated", "OrderItemAdded", "PaymentReceived"]
         let rows = try await environment.postgres.query(
             "SELECT global_position FROM \(environment.storeSchema.qualifiedEvents) WHERE global_position BETWEEN 201 AND 1000 AND event_type = ANY($1::text[]) ORDER BY 1",
@@ -540,10 +544,7 @@ struct ReplayTests {
         #expect(Array(delivered[150..<200]) == batchThree)
         #expect(Array(delivered.dropFirst(200)) == Array(expected.dropFirst(150)))
 
-        let cleanup = try await TestServers.amqp()
-        try? await cleanup.deleteQueue(queue)
-        try? await cleanup.deleteExchange(exchange)
-        await cleanup.close()
+        await Self.delete(exchange, queue)
         await environment.tearDown()
     }
 }
