@@ -37,9 +37,20 @@ struct RepairCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
-            let result = try await StreamRepair.repair(
-                runnable, streamID: stream, postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(),
-                source: try eventSource.eventSource(postgres), lockTimeoutSeconds: lockTimeout)
+            let (stream, postgresURL, mysqlURL, source, lockTimeout) = (
+                stream, try postgres.resolvedURL(), try mysql.resolvedURL(), try eventSource.eventSource(postgres), lockTimeout
+            )
+            let result: StreamRepair.Result
+            do {
+                // SIGTERM/SIGINT: the wait for the lock or the statement in progress is cancelled;
+                // the repair's transaction is all or nothing, so the rows are as they were.
+                result = try await Signals.cancelling {
+                    try await StreamRepair.repair(
+                        runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, lockTimeoutSeconds: lockTimeout)
+                }
+            } catch let interrupted as Interrupted {
+                throw interrupted.reported(rerun: "the stream's rows are as they were; run the same command again to repair them")
+            }
             Terminal.output("\(result.projection): stream \(result.streamID), rows decided by \(result.decidedBy); build \(result.buildID); recomputed from the \(result.eventsApplied) events the live tables cover")
             for row in result.rows {
                 let key = TraceCommand.keyText(row.key)

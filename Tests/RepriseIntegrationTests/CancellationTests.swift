@@ -170,6 +170,33 @@ struct CancellationTests {
         await environment.tearDown()
     }
 
+    /// The same for `reprise repair`: SIGTERM while it waits for the projection lock (held by
+    /// this test, as a live worker's catch-up would) unwinds it with 143 and the damaged row
+    /// stays as it was; the same command then repairs it.
+    @Test func sigtermEndsARepairWaitingForTheProjectionLockAndARerunRepairs() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_000, seed: 65)
+        let folder = try streamCountsFolder()
+        let common = ["--projections-dir", folder, "--store-schema", environment.storeSchema.schema]
+        let rebuilt = try runReprise(["rebuild", "stream_counts", "--quiet"] + common, environment: environment.processVariables)
+        try #require(rebuilt.status == 0, "\(rebuilt.standardError)")
+        let stream = try #require(try await environment.mysql.query("SELECT stream_id FROM stream_counts ORDER BY stream_id LIMIT 1").rows.first?.first ?? nil)
+        try await environment.mysql.execute("UPDATE stream_counts SET events = 0 WHERE stream_id = ?", [.string(stream)])
+        let lock = RebuildEngine.projectionLockName("stream_counts", database: environment.database)
+        let holder = try await MySQLConnectionForLock.hold(lock, url: environment.mysqlURL)
+        let arguments = ["repair", "stream_counts", "--stream", stream] + common
+        let stopped = try await Self.stoppedBySIGTERM(arguments, whileWaitingFor: lock, heldBy: holder, environment)
+        #expect(stopped.standardError.contains("run the same command again to repair"), "\(stopped.standardError)")
+        #expect(try await environment.mysql.query("SELECT events FROM stream_counts WHERE stream_id = ?", [.string(stream)]).int(0, 0) == 0)
+        await holder.close()
+
+        let repaired = try runReprise(arguments, environment: environment.processVariables)
+        #expect(repaired.status == 0, "rerun failed: \(repaired.standardError)")
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
     /// KILL CONNECTION of the rebuild's MySQL session inside a chunk's transaction: the loss is
     /// reported, the session is reopened explicitly (losing nothing the chunk needs), the chunk is
     /// redone, and every event counts once.
