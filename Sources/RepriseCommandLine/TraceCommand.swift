@@ -45,9 +45,19 @@ struct TraceCommand: AsyncParsableCommand {
     func run() async throws {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
-            let trace = try await StreamTracer.trace(
-                runnable, streamID: stream, postgresURL: try postgres.resolvedURL(), mysqlURL: fromLive ? try mysql.resolvedURL() : try? mysql.resolvedURL(),
-                source: try eventSource.eventSource(postgres), fromLive: fromLive, upto: upto)
+            let (stream, fromLive, upto, postgresURL, source) = (stream, fromLive, upto, try postgres.resolvedURL(), try eventSource.eventSource(postgres))
+            let mysqlURL = fromLive ? try mysql.resolvedURL() : try? mysql.resolvedURL()
+            let trace: StreamTrace
+            do {
+                // SIGTERM/SIGINT: the read in progress is cancelled on its server (a trace of a
+                // payload key scans the store); nothing was written.
+                trace = try await Signals.cancelling {
+                    try await StreamTracer.trace(
+                        runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, fromLive: fromLive, upto: upto)
+                }
+            } catch let interrupted as Interrupted {
+                throw interrupted.reported(rerun: "a trace writes nothing; run it again to see the stream")
+            }
             if json {
                 let encoder = JSONEncoder()
                 encoder.outputFormatting = [.prettyPrinted, .sortedKeys]

@@ -197,6 +197,45 @@ struct CancellationTests {
         await environment.tearDown()
     }
 
+    /// `reprise trace` reads only, but a trace of a payload key scans the store: SIGTERM while
+    /// its read waits (here for a lock this test holds on the events table) cancels the read on
+    /// PostgreSQL and exits 143, leaving no session behind.
+    @Test func sigtermEndsATraceWaitingForTheEventStoreAndCancelsItsRead() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 300, seed: 66)
+        let folder = try streamCountsFolder()
+        let events = environment.storeSchema.qualifiedEvents
+        let stream = try #require(try await environment.postgres.query("SELECT stream_id FROM \(events) ORDER BY global_position LIMIT 1").string(0, 0))
+        try await environment.postgres.execute("BEGIN")
+        try await environment.postgres.execute("LOCK TABLE \(events) IN ACCESS EXCLUSIVE MODE")
+        // Sessions waiting for a lock. Inside this test's transaction, pg_stat_activity keeps what
+        // it showed at its first read unless the snapshot is cleared.
+        let waitingSessions = {
+            try await environment.postgres.execute("SELECT pg_stat_clear_snapshot()")
+            return try await environment.postgres.query(
+                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND datname = current_database()"
+            ).int64(0, 0)
+        }
+        let process = try BackgroundProcess(
+            ["trace", "stream_counts", "--stream", stream, "--projections-dir", folder, "--store-schema", environment.storeSchema.schema],
+            environment: environment.processVariables)
+        try await waitUntil("`reprise trace` to wait for the events table") { try await waitingSessions() == 1 }
+        process.signal(SIGTERM)
+        let stopped = try await process.finish()
+        #expect(stopped.signal == nil, "the process should unwind, not die of the signal: \(stopped.standardError)")
+        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
+        #expect(stopped.standardError.contains("stopped by SIGTERM"), "\(stopped.standardError)")
+        #expect(try await waitingSessions() == 0, "the trace's read was cancelled, not left waiting")
+        try await environment.postgres.execute("ROLLBACK")
+
+        let traced = try runReprise(
+            ["trace", "stream_counts", "--stream", stream, "--projections-dir", folder, "--store-schema", environment.storeSchema.schema],
+            environment: environment.processVariables)
+        #expect(traced.status == 0, "\(traced.standardError)")
+        try? FileManager.default.removeItem(atPath: folder)
+        await environment.tearDown()
+    }
+
     /// KILL CONNECTION of the rebuild's MySQL session inside a chunk's transaction: the loss is
     /// reported, the session is reopened explicitly (losing nothing the chunk needs), the chunk is
     /// redone, and every event counts once.
