@@ -1,5 +1,6 @@
 import ArgumentParser
 import CoreMetrics
+import Glibc
 import RepriseEngine
 import RepriseSupport
 
@@ -36,7 +37,36 @@ public enum Reprise {
         ProcessTitle.hidePasswords()
         MemoryRelease.configureAllocator()
         CommandLineContext.install(projections: projections, hooks: hooks, metricsFactories: metricsFactories)
-        await RepriseCommand.main(arguments)
+        let code = await RepriseCommand.exitCode(running: arguments)
+        // Ended without the C libraries' exit handlers. Every connection was closed and awaited by
+        // the command, but its executor thread ends on its own afterwards, and OpenSSL's exit
+        // handler (registered by libpq) frees locks that a thread ending then still takes: a
+        // `reprise init` of the demo crashed that way once (SIGSEGV in pthread_rwlock_unlock, its
+        // work done). Buffered output is flushed first; the system releases the rest.
+        fflush(nil)
+        _exit(code)
+    }
+}
+
+extension RepriseCommand {
+    /// Parses `arguments`, runs the command, and returns the exit code, having printed what the
+    /// argument parser prints (help and versions on standard output, errors on standard error).
+    static func exitCode(running arguments: [String]) async -> Int32 {
+        do {
+            var command = try parseAsRoot(arguments)
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+            return ExitCode.success.rawValue
+        } catch {
+            let code = exitCode(for: error), message = fullMessage(for: error)
+            if !message.isEmpty {
+                if code == .success { Terminal.output(message) } else { Terminal.error(message) }
+            }
+            return code.rawValue
+        }
     }
 }
 
