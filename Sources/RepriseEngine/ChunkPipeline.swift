@@ -29,7 +29,7 @@ final class ChunkPipeline {
     private var open: ChunkApplier.OpenChunk?
     private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion, gathering: Duration)?
     /// How long commits take against gathering, for the resident size the bounds imply.
-    private(set) var pace = CommitPace()
+    private var pace = CommitPace()
     /// Whether the group's cache generations have been serving rows again (judged at each turn).
     private let generationSizing = GenerationSizing()
     /// The step submitted last, handled when the next one arrives.
@@ -195,15 +195,11 @@ final class ChunkPipeline {
 /// Marked by a chunk's commit once its transaction committed, so the pipeline can tell between
 /// steps, without waiting, that the chunk is ready to be recorded.
 final class CommitCompletion: Sendable {
-    private let marked = Atomic<Bool>(false)
     private let started = ContinuousClock.now
+    /// From the commit's start to its mark; nil before (and for a commit retried after a failure).
     private let took = Mutex<Duration?>(nil)
 
-    func mark() {
-        took.withLock { $0 = started.duration(to: .now) }
-        marked.store(true, ordering: .releasing)
-    }
-    var isMarked: Bool { marked.load(ordering: .acquiring) }
-    /// From the commit's start to its mark; nil before (and for a commit retried after a failure).
+    func mark() { took.withLock { $0 = started.duration(to: .now) } }
+    var isMarked: Bool { duration != nil }
     var duration: Duration? { took.withLock { $0 } }
 }

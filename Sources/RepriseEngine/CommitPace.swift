@@ -1,3 +1,5 @@
+import RepriseSupport
+
 /// How long a chunk's commit takes against the time the handlers took to gather it.
 ///
 /// While a chunk commits, the handlers gather the next one, so the two chunks' rows are held
@@ -16,13 +18,5 @@ struct CommitPace: Sendable {
         // Half from this chunk, half from those before: a slow moment counts at once, one odd
         // chunk does not count all the way.
         ratio = (ratio + committed / gathered) / 2
-    }
-}
-
-extension Duration {
-    /// The duration in seconds, as a floating-point number.
-    var seconds: Double {
-        let (seconds, attoseconds) = components
-        return Double(seconds) + Double(attoseconds) / 1e18
     }
 }

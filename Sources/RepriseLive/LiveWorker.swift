@@ -2,6 +2,7 @@ import RepriseAMQP
 import RepriseEventSource
 import RepriseEngine
 import RepriseEventStore
+import RepriseSupport
 
 /// The live projection worker: RabbitMQ messages published by the relay say "events were
 /// committed"; the worker applies them to the active builds and acknowledges the messages after
@@ -236,7 +237,7 @@ public struct LiveWorker: Sendable {
                     boundTypes.append(type)
                 }
                 let elapsed = ContinuousClock.now - started
-                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                let seconds = elapsed.seconds
                 for outcome in outcomes where outcome.eventsApplied > 0 || !deliveries.isEmpty {
                     report(.applied(
                         projection: outcome.projection, events: outcome.eventsApplied, messages: deliveries.count,

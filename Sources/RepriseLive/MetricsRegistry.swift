@@ -1,4 +1,5 @@
 import CoreMetrics
+import RepriseSupport
 import Synchronization
 
 /// The counters and gauges of a long-running worker, recorded through swift-metrics.
@@ -94,6 +95,6 @@ public final class MetricsRegistry: Sendable {
     }
 
     private static func seconds(_ duration: Duration) -> Double {
-        Double(duration.components.seconds) + Double(duration.components.attoseconds) / 1e18
+        duration.seconds
     }
 }

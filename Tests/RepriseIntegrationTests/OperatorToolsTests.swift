@@ -471,11 +471,7 @@ struct ReplayTests {
             let row = try? await environment.postgres.query(recorded, [.text(exchange)])
             return (row?.int64(0, 0) ?? 0) >= 50
         }
-        process.signal(SIGTERM)
-        let stopped = try await process.finish()
-        #expect(stopped.signal == nil, "the process should unwind, not die of the signal: \(stopped.standardError)")
-        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
-        #expect(stopped.standardError.contains("stopped by SIGTERM"), "\(stopped.standardError)")
+        let stopped = try await process.stoppedBySIGTERM()
         #expect(stopped.standardError.contains("run the same command again to resume"), "\(stopped.standardError)")
         let saved = try await environment.postgres.query(recorded, [.text(exchange)])
         #expect(saved.string(0, 1) == "t", "the replay is not finished")

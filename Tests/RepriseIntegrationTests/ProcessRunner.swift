@@ -133,6 +133,17 @@ final class BackgroundProcess: @unchecked Sendable {
             .filter { $0.hasPrefix("Thread ") || $0.hasPrefix("#") }.joined(separator: "\n")
     }
 
+    /// Sends SIGTERM and waits for the process; expects the graceful stop of `Signals.cancelling`:
+    /// unwound (not killed by the signal), exit 143, "stopped by SIGTERM" on standard error.
+    func stoppedBySIGTERM() async throws -> ProcessOutcome {
+        signal(SIGTERM)
+        let stopped = try await finish()
+        #expect(stopped.signal == nil, "the process should unwind, not die of the signal: \(stopped.standardError)")
+        #expect(stopped.status == 143, "exit status \(stopped.status): \(stopped.standardError)")
+        #expect(stopped.standardError.contains("stopped by SIGTERM"), "\(stopped.standardError)")
+        return stopped
+    }
+
     /// Waits for the exit (polling, bounded), then returns what it printed. The process title is
     /// sampled while it still runs, so the secret scan sees a title, not an empty /proc entry.
     /// A process that does not exit in time fails the test with what it printed so far (the
