@@ -27,9 +27,7 @@ final class ChunkPipeline {
     /// The number of the last chunk staged in this run.
     private(set) var chunkNumber: Int
     private var open: ChunkApplier.OpenChunk?
-    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion, gathering: Duration)?
-    /// How long commits take against gathering, for the resident size the bounds imply.
-    private var pace = CommitPace()
+    private var inFlight: (staged: ChunkApplier.StagedChunk, commit: Task<[Int], any Error>, committed: CommitCompletion)?
     /// Whether the group's cache generations have been serving rows again (judged at each turn).
     private let generationSizing = GenerationSizing()
     /// The step submitted last, handled when the next one arrives.
@@ -87,7 +85,17 @@ final class ChunkPipeline {
         chunk.add(events, counts: counts)
         open = chunk
         for build in group { build.workspace.endStep() }
-        if let flight = inFlight, flight.committed.isMarked { try await settle() }
+        if let flight = inFlight {
+            let gathered = dirtyBytes
+            if flight.committed.isMarked {
+                try await settle()
+            } else if gathered >= bounds.bytesGatheredWhileCommitting {
+                // A commit slower than the gathering: the handlers wait for it rather than hold
+                // two whole chunks (the committing chunk's rows stay until it ends).
+                await applier.hooks.gatheringWaitsForCommit(flight.staged.number, gathered)
+                try await settle()
+            }
+        }
         bounds.rowCache.turnIfFull(group.lazy.map(\.workspace), sizing: generationSizing)
         if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
@@ -103,14 +111,13 @@ final class ChunkPipeline {
     func endChunk() async throws {
         guard let chunk = open else { return }
         open = nil
-        let gathering = chunk.opened.duration(to: .now)
         try await settle()
         chunkNumber += 1
         let staged = applier.stage(chunk, number: chunkNumber, group: group, bulkLoadNewRows: bounds.bulkLoadNewRows)
         let applier = applier, writes = staged.writes, lastPosition = staged.lastPosition, number = staged.number
         let committed = CommitCompletion()
         let commit = Task { try await applier.commit(writes, through: lastPosition, number: number, committed: committed) }
-        inFlight = (staged, commit, committed, gathering)
+        inFlight = (staged, commit, committed)
     }
 
     /// Handles the step waiting, commits the chunk being gathered and waits for every commit.
@@ -147,23 +154,20 @@ final class ChunkPipeline {
     /// live and stay resident (measured: half of a chunk's memory was freed after the trim).
     private func settle() async throws {
         guard try await settleInFlight() else { return }
-        // Small chunks (a live catch-up) free too little to be worth the walk. Not after every
-        // chunk (the walk and the pages faulted in again cost CPU): every 20 s, or sooner once
-        // the resident size passes what the bounds imply.
-        MemoryRelease.returnFreePages(residentCeiling: bounds.residentCeiling(pace: pace))
+        // Small chunks (a live catch-up) free too little to be worth the walk.
+        MemoryRelease.returnFreePages(atMostEvery: bounds.freePagesSpacing)
     }
 
     /// `settle` without the memory release; true when a chunk was recorded that wrote at least
     /// `rowsWorthReleasing` rows.
     private func settleInFlight() async throws -> Bool {
-        guard let (staged, commit, committed, gathering) = inFlight else { return false }
+        guard let (staged, commit, _) = inFlight else { return false }
         inFlight = nil
         var outcome = await commit.result
         var failedAttempts = 0
         while true {
             switch outcome {
             case .success(let written):
-                if let committing = committed.duration { pace.record(gathering: gathering, committing: committing) }
                 applier.record(staged, written: written)
                 try await applier.hooks.afterChunkCommit(staged.number)
                 return staged.writes.reduce(0, { $0 + $1.rowCount }) >= Self.rowsWorthReleasing
@@ -195,11 +199,8 @@ final class ChunkPipeline {
 /// Marked by a chunk's commit once its transaction committed, so the pipeline can tell between
 /// steps, without waiting, that the chunk is ready to be recorded.
 final class CommitCompletion: Sendable {
-    private let started = ContinuousClock.now
-    /// From the commit's start to its mark; nil before (and for a commit retried after a failure).
-    private let took = Mutex<Duration?>(nil)
+    private let marked = Atomic<Bool>(false)
 
-    func mark() { took.withLock { $0 = started.duration(to: .now) } }
-    var isMarked: Bool { duration != nil }
-    var duration: Duration? { took.withLock { $0 } }
+    func mark() { marked.store(true, ordering: .releasing) }
+    var isMarked: Bool { marked.load(ordering: .acquiring) }
 }

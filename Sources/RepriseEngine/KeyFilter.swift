@@ -37,10 +37,20 @@ struct KeyFilter {
         }
     }
 
-    private var segments = [Segment(log2Bits: 23)]
+    private var segments: [Segment]
+
+    /// A first segment for about `expectedKeys` keys (at least 1,600: 2 KiB), 1 MiB by default.
+    init(expectedKeys: Int = 800_000) {
+        let bits = max(expectedKeys, 1_600) * 10
+        segments = [Segment(log2Bits: min(Int.bitWidth - bits.leadingZeroBitCount, 34))]
+    }
 
     mutating func insert(_ key: RowKey) {
-        let hash = UInt64(bitPattern: Int64(key.hashValue))
+        insert(hash: UInt64(bitPattern: Int64(key.hashValue)))
+    }
+
+    /// Inserts a key by a hash of it that callers compute alike for insert and query.
+    mutating func insert(hash: UInt64) {
         // Keys written again (most staged rows of a long build) do not fill the filter.
         guard !mightContain(hash) else { return }
         if let last = segments.last, last.count >= last.capacity {
@@ -55,6 +65,8 @@ struct KeyFilter {
     func mightContain(_ key: RowKey) -> Bool {
         mightContain(UInt64(bitPattern: Int64(key.hashValue)))
     }
+
+    func mightContain(hash: UInt64) -> Bool { mightContain(hash) }
 
     private func mightContain(_ hash: UInt64) -> Bool {
         segments.contains { $0.mightContain(hash) }

@@ -1,5 +1,6 @@
 import RepriseMySQL
 import RepriseProjection
+import RepriseSupport
 
 /// A projection the engine can run: a projection file, or Swift code.
 public enum RunnableProjection: Sendable {
@@ -110,19 +111,25 @@ package struct ChunkBounds: Sendable {
     /// Bounds the group's cached rows (the live worker's caches are bounded by rows only).
     var rowCache = RowCacheBudget(bytes: .max)
 
-    /// What the process's resident size should stay under with these bounds: the row cache, the
-    /// chunk being gathered and the chunk committing, plus what the process holds besides (code
-    /// and libraries, connections, fetched batches: about 45 MB measured, doubled). Nil when a
-    /// bound is open (the live worker's chunks).
+    /// What the chunk being gathered may hold while the chunk before it commits: three quarters
+    /// of `maxBytes`, then the handlers wait for the commit. Commits take 0.55-0.7 of a chunk's
+    /// gathering time at 1M and 10M events alike (docs/throughput-10m.md), so this only stops
+    /// the slow ones, which otherwise hold two whole chunks at once: the highest resident sizes
+    /// of a long rebuild.
+    var bytesGatheredWhileCommitting: Int {
+        maxBytes < .max ? maxBytes / 4 * 3 : .max
+    }
+
+    /// The least time between two returns of free pages to the system, after big chunks.
     ///
-    /// The two chunks are held together only while a commit runs: by its end the chunk being
-    /// gathered holds `pace.ratio` of a chunk (commits take 0.55-0.7 of the gathering time at
-    /// 1M and 10M events alike, docs/throughput-10m.md), so they count `1 + ratio` chunks, not
-    /// two. Two while the pace is unknown (before the first commit) or slower than gathering.
-    func residentCeiling(pace: CommitPace) -> Int? {
-        guard rowCache.bytes < .max, maxBytes < .max else { return nil }
-        let chunks = 1 + min(max(pace.ratio, 0), 1)
-        return rowCache.bytes + Int(Double(maxBytes) * chunks) + (96 << 20)
+    /// A rebuild's chunks (bounded in bytes) free tens of megabytes each, between rows that live
+    /// on (the cache, the next chunk), so the arenas' free pages grow with every chunk until they
+    /// are returned: measured at 10M events (docs/throughput-10m.md), 20-30 MB resident above
+    /// what is live within three chunks, returned by each trim. So after every chunk, at most
+    /// every `MemoryRelease.minimumInterval` (the walk takes 15-35 ms, a chunk about 3 s). The
+    /// live worker's chunks (no byte bound) free little each: every `MemoryRelease.interval`.
+    var freePagesSpacing: Duration {
+        maxBytes < .max ? MemoryRelease.minimumInterval : MemoryRelease.interval
     }
 
     /// Chunks of `events` events, one step each (the live worker's small chunks), all rows upserted.
@@ -196,6 +203,9 @@ public struct RebuildResult: Sendable {
 public struct RebuildHooks: Sendable {
     /// After a chunk's rows are written, before its transaction commits.
     public var beforeChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
+    /// The chunk being gathered reached `bytesGatheredWhileCommitting` (`gatheredBytes`) while
+    /// chunk `chunk` still commits: the handlers wait for that commit.
+    public var gatheringWaitsForCommit: @Sendable (_ chunk: Int, _ gatheredBytes: Int) async -> Void = { _, _ in }
     /// After a chunk's transaction committed.
     public var afterChunkCommit: @Sendable (_ chunk: Int) async throws -> Void = { _ in }
     /// Right after the COMMIT of a chunk's transaction, inside the commit step: a throw here is

@@ -88,6 +88,11 @@ final class RowGeneration {
         return true
     }
 
+    /// Calls `body` with the stored hash (`RowKey.storedHash`) of each key held for `table`.
+    func forEachKeyHash(_ table: Int, _ body: (Int) -> Void) {
+        indexes[table].forEachHash(body)
+    }
+
     /// Drops what the generation holds for `key` (its record stays until the generation is dropped).
     func forget(_ table: Int, _ key: RowKey) {
         if rowCount > 0, indexes[table].remove(key, in: self) { rowCount -= 1 }
@@ -186,6 +191,10 @@ private struct TableIndex {
         locations[slot] = location + 1
         taken += 1
         live += 1
+    }
+
+    func forEachHash(_ body: (Int) -> Void) {
+        for slot in locations.indices where locations[slot] > 0 { body(hashes[slot]) }
     }
 
     /// Drops `key`; true when it was indexed.

@@ -38,6 +38,10 @@ final class RowWorkspace {
     var oldRowCount: Int { old.rowCount }
     /// Rows of the old generation a lookup used since the last turn (`GenerationSizing`).
     private(set) var oldRowsUsed = 0
+    /// Rows read back from MySQL since the last turn that the small generations had dropped
+    /// lately (`GenerationSizing`): what a cache of the whole share would have saved.
+    private(set) var droppedRowsReadBack = 0
+    private var dropped = DroppedKeys()
     var freshBytes: Int { fresh.bytes }
     var cachedBytes: Int { youngBytes + oldBytes + freshBytes }
     /// Memory of the written-key filters, which grow with the keys the build wrote.
@@ -221,6 +225,7 @@ final class RowWorkspace {
 
     func remember(_ table: Int, fetched: [RowKey: [ProjectionValue]], requested: Set<RowKey>) {
         for key in requested where !young.holds(table, key) {
+            if dropped.mightContain(table, key) { droppedRowsReadBack += 1 }
             store(table, key, fetched[key])
         }
     }
@@ -469,8 +474,11 @@ final class RowWorkspace {
     /// The old generation is dropped (its rows live on in MySQL only) and the young one becomes
     /// old. Only clean rows are dropped: the overlay and the committing rows stay. Called between
     /// steps (by the row limit here, or by `RowCacheBudget` for the group's bytes).
-    func turnGeneration() {
+    /// `notingDropped`: the generations are held small, and the keys dropped are noted.
+    func turnGeneration(notingDropped: Bool = false) {
+        if notingDropped { dropped.note(old, tables: tables.count) } else { dropped.removeAll() }
         oldRowsUsed = 0
+        droppedRowsReadBack = 0
         old = young
         young = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
@@ -501,6 +509,7 @@ final class RowWorkspace {
         young = RowGeneration(tables: tables.count)
         old = RowGeneration(tables: tables.count)
         oldRowsUsed = 0
+        droppedRowsReadBack = 0
         fresh = RowGeneration(tables: tables.count)
         complete = Array(repeating: false, count: tables.count)
     }
@@ -529,13 +538,16 @@ struct RowCacheBudget {
         let generations = max(rows - workspaces.reduce(0) { $0 + $1.freshBytes }, rows / 2) >> sizing.halvings
         let young = workspaces.reduce(0) { $0 + $1.youngBytes }
         guard young >= generations / 2 else { return }
-        sizing.judge(oldRows: workspaces.reduce(0) { $0 + $1.oldRowCount }, usedAgain: workspaces.reduce(0) { $0 + $1.oldRowsUsed })
-        for workspace in workspaces { workspace.turnGeneration() }
+        sizing.judge(
+            oldRows: workspaces.reduce(0) { $0 + $1.oldRowCount },
+            usedAgain: workspaces.reduce(0) { $0 + $1.oldRowsUsed + $1.droppedRowsReadBack })
+        for workspace in workspaces { workspace.turnGeneration(notingDropped: sizing.halvings > 0) }
     }
 }
 
 /// Whether a group's cache generations earn their share of `RowCacheBudget`, judged at each turn
-/// by what the old generation, about to be dropped, served since the turn before.
+/// by what the old generation, about to be dropped, served since the turn before, and, while
+/// the generations are small, by the rows read back that they had dropped lately (`DroppedKeys`).
 ///
 /// The old generation is what a cache twice the young one's size holds beyond it. When none of
 /// its rows were used again before it is dropped, a smaller cache would have read back no more,
@@ -543,11 +555,15 @@ struct RowCacheBudget {
 /// (docs/throughput-10m.md): the old generation served 0 rows at every turn, and a 4 MiB cache
 /// read back as many order rows as the default 32 MiB (rows of orders whose next event comes
 /// much later than any such cache holds). A projection whose lookups come back to the same rows
-/// (a customer's country, every order) uses its old generation at once and keeps the whole
-/// share; at 1M events the three samples' cache never turns, so nothing changes there.
+/// (a customer's country, every order) uses its old generation at once and gets the whole share.
+///
+/// The generations start small: a cache that started whole held its whole share until the
+/// second turn (the first judged), and at 10M events that was the run's highest resident size,
+/// 10-20 MB above the rest. A small cache that drops rows used again reads them back, and those
+/// reads count: over 1% of the old generation's rows, the whole share comes back at once.
 final class GenerationSizing {
     /// The generations may fill their share divided by 2 to this power: 0 or `maxHalvings`.
-    private(set) var halvings = 0
+    private(set) var halvings: Int
     static let maxHalvings = 3
     /// Under this share of the old generation's rows used again, the generations shrink to an
     /// eighth; over `growShare`, they get their whole share back. Between, they stay as they are.
@@ -556,7 +572,10 @@ final class GenerationSizing {
     /// Old generations with fewer rows tell nothing either way.
     static let rowsToJudge = 1_000
 
-    init() {}
+    /// `halvings`: where to start (an eighth; 0, the whole share, for tests of the budget).
+    init(halvings: Int = maxHalvings) {
+        self.halvings = halvings
+    }
 
     func judge(oldRows: Int, usedAgain: Int) {
         guard oldRows >= Self.rowsToJudge else { return }

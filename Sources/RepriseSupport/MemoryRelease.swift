@@ -10,10 +10,9 @@ import Synchronization
 /// between them: measured on a 10M-event rebuild, the arenas held 475 MB of which 226 MB were in
 /// use, and one arena held 134 MB for 0.6 MB in use. `malloc_trim` releases the free pages inside
 /// every arena (`madvise`), so the resident size follows what is live, not what the history's
-/// length has left behind. It walks every free chunk and the pages it releases are faulted in
-/// again when reused, so it does not run after every chunk: at most every `interval`, or sooner
-/// (at most every `minimumInterval`) once the resident size passes the ceiling the caller's
-/// settings imply.
+/// length has left behind. It walks every free chunk (15-35 ms at 10M events) and the pages it
+/// releases are faulted in again when reused: a rebuild runs it after each big chunk, at most
+/// every `minimumInterval`; the live worker, whose chunks free little, every `interval`.
 package enum MemoryRelease {
     /// Whether `REPRISE_MALLOC_TRIM=0` turned it off (to compare, or where another allocator is preloaded).
     private static let enabled: Bool = {
@@ -24,10 +23,9 @@ package enum MemoryRelease {
     /// When pages were last returned (process-wide: a partitioned rebuild runs several pipelines).
     private static let last = Mutex<ContinuousClock.Instant?>(nil)
 
-    /// The longest time between two trims of a rebuild.
+    /// The time between two trims of the live worker.
     package static let interval: Duration = .seconds(20)
-    /// The shortest time between two trims, also above the ceiling: when live memory itself is
-    /// above it, trimming cannot help and must not run after every chunk.
+    /// The shortest time between two trims of a rebuild (its chunks may be small and quick).
     package static let minimumInterval: Duration = .seconds(2)
 
     /// Blocks from this size up get a mapping of their own, unmapped when freed.
@@ -63,32 +61,24 @@ package enum MemoryRelease {
         return malloc_usable_size(block) % page == page - 16
     }
 
-    /// Returns free pages of every malloc arena to the system when `isDue` says so. CPU work
-    /// only (walks the free lists; no I/O), milliseconds to tens of them. `residentCeiling`:
-    /// bytes the process's resident size should stay under (nil: only every `interval`).
-    package static func returnFreePages(residentCeiling: Int? = nil) {
+    /// Returns free pages of every malloc arena to the system, unless it did so less than
+    /// `spacing` ago (process-wide). CPU work only (walks the free lists; no I/O), milliseconds
+    /// to tens of them.
+    package static func returnFreePages(atMostEvery spacing: Duration = interval) {
         guard enabled else { return }
         let now = ContinuousClock.now
-        // The resident size decides only between the two intervals: not read on other chunks.
-        let since = last.withLock { last in last.map { $0.duration(to: now) } }
-        let undecided = since.map { $0 >= minimumInterval && $0 < interval } ?? false
-        let resident = residentCeiling != nil && undecided ? residentBytes() : nil
         let due = last.withLock { last in
-            guard isDue(now: now, last: last, residentBytes: resident, ceiling: residentCeiling) else { return false }
+            guard isDue(now: now, last: last, spacing: spacing) else { return false }
             last = now
             return true
         }
         if due { _ = malloc_trim(0) }
     }
 
-    /// Whether a trim is due: none yet, `interval` since the last one, or `minimumInterval`
-    /// since it with the resident size above the ceiling.
-    package static func isDue(now: ContinuousClock.Instant, last: ContinuousClock.Instant?, residentBytes: Int?, ceiling: Int?) -> Bool {
+    /// Whether a trim is due: none yet, or `spacing` since the last one.
+    package static func isDue(now: ContinuousClock.Instant, last: ContinuousClock.Instant?, spacing: Duration) -> Bool {
         guard let last else { return true }
-        let since = last.duration(to: now)
-        if since >= interval { return true }
-        guard let residentBytes, let ceiling else { return false }
-        return residentBytes > ceiling && since >= minimumInterval
+        return last.duration(to: now) >= spacing
     }
 
     /// The most the process has had resident so far, in bytes (`getrusage`'s `ru_maxrss`, the
@@ -97,19 +87,5 @@ package enum MemoryRelease {
         var usage = rusage()
         guard getrusage(RUSAGE_SELF.rawValue, &usage) == 0, usage.ru_maxrss > 0 else { return nil }
         return usage.ru_maxrss * 1024
-    }
-
-    /// The process's resident size in bytes (`/proc/self/statm`'s second field, in pages); nil
-    /// where it cannot be read.
-    package static func residentBytes() -> Int? {
-        let descriptor = open("/proc/self/statm", O_RDONLY | O_CLOEXEC)
-        guard descriptor >= 0 else { return nil }
-        defer { close(descriptor) }
-        var buffer = [UInt8](repeating: 0, count: 128)
-        let count = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
-        guard count > 0 else { return nil }
-        let fields = buffer[0..<count].split(separator: UInt8(ascii: " "))
-        guard fields.count > 1, let pages = Int(String(decoding: fields[1], as: UTF8.self)) else { return nil }
-        return pages * Int(sysconf(Int32(_SC_PAGESIZE)))
     }
 }

@@ -78,6 +78,42 @@ struct ChunkFlushTests {
         }
     }
 
+    /// A commit slower than the gathering: once the chunk being gathered holds three quarters of
+    /// the byte bound, the handlers wait for the commit, so two whole chunks are never held at
+    /// once (docs/throughput-10m.md: the slow commits made a long rebuild's highest resident sizes).
+    @Test func theHandlersWaitForASlowCommitOnceTheNextChunkHoldsThreeQuartersOfTheBound() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 67)
+            let waits = Mutex<[(chunk: Int, bytes: Int)]>([])
+            let (waited, signal) = AsyncStream<Void>.makeStream()
+            var hooks = RebuildHooks()
+            hooks.gatheringWaitsForCommit = { chunk, bytes in
+                waits.withLock { $0.append((chunk, bytes)) }
+                signal.yield()
+            }
+            // Chunk 1's commit holds until the handlers wait for it. Without the wait they would
+            // gather chunk 2 to its whole bound and wait only to stage it: then the commit goes
+            // on after 30 s, and the test fails below.
+            hooks.beforeChunkCommit = { chunk in
+                guard chunk == 1 else { return }
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { for await _ in waited { return } }
+                    group.addTask { try? await Task.sleep(for: .seconds(30)) }
+                    await group.next()
+                    group.cancelAll()
+                }
+            }
+            let results = try await environment.engine(Self.smallChunks).rebuild([.file(try streamCounts())], hooks: hooks)
+            signal.finish()
+            #expect(results[0].swapped)
+            #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let first = try #require(waits.withLock { $0.first }, "the handlers never waited for chunk 1's commit")
+            #expect(first.chunk == 1)
+            // The bound is 60,000 bytes; three quarters of it: 45,000.
+            #expect(first.bytes >= 45_000, "waited with \(first.bytes) bytes gathered")
+        }
+    }
+
     /// The shipped samples built with every row upserted and with new rows bulk-loaded end in
     /// the same tables, value for value.
     @Test func bulkLoadedRowsEqualUpsertedRows() async throws {

@@ -4,47 +4,29 @@ import RepriseSupport
 import Testing
 
 /// When a rebuild returns free pages to the system (docs/throughput-memory.md).
-@Suite("Free pages returned by the resident size and the clock (no server)")
+@Suite("Free pages returned after big chunks (no server)")
 struct MemoryReleaseTests {
     let start = ContinuousClock.now
-    let mib = 1 << 20
 
-    @Test func theFirstTrimIsDueAndThenOnlyAfterTheInterval() {
-        #expect(MemoryRelease.isDue(now: start, last: nil, residentBytes: nil, ceiling: nil))
-        #expect(!MemoryRelease.isDue(now: start + .seconds(19), last: start, residentBytes: nil, ceiling: nil))
-        #expect(MemoryRelease.isDue(now: start + .seconds(20), last: start, residentBytes: nil, ceiling: nil))
+    @Test func theFirstTrimIsDueAndThenOnlyAfterItsSpacing() {
+        #expect(MemoryRelease.isDue(now: start, last: nil, spacing: .seconds(20)))
+        #expect(!MemoryRelease.isDue(now: start + .seconds(19), last: start, spacing: .seconds(20)))
+        #expect(MemoryRelease.isDue(now: start + .seconds(20), last: start, spacing: .seconds(20)))
     }
 
-    @Test func aboveTheCeilingATrimIsDueSoonerButNotAfterEveryChunk() {
-        let ceiling = 352 * mib
-        #expect(!MemoryRelease.isDue(now: start + .seconds(5), last: start, residentBytes: ceiling, ceiling: ceiling), "at the ceiling: not yet")
-        #expect(MemoryRelease.isDue(now: start + .seconds(5), last: start, residentBytes: ceiling + 1, ceiling: ceiling))
-        #expect(!MemoryRelease.isDue(now: start + .seconds(1), last: start, residentBytes: 2 * ceiling, ceiling: ceiling), "within the minimum interval")
-        #expect(MemoryRelease.isDue(now: start + .seconds(2), last: start, residentBytes: 2 * ceiling, ceiling: ceiling))
+    @Test func aRebuildTrimsAfterEveryBigChunkAtMostEveryTwoSecondsAndTheLiveWorkerEveryTwenty() {
+        // A rebuild's chunks are bounded in bytes: free pages go back after each (measured at 10M
+        // events, 20-30 MB resident above what is live within three chunks otherwise).
+        #expect(RebuildOptions().chunkBounds.freePagesSpacing == .seconds(2))
+        #expect(RebuildOptions().chunkBounds.freePagesSpacing == MemoryRelease.minimumInterval)
+        // The live worker's chunks (no byte bound) free little each.
+        #expect(ChunkBounds.fixed(100).freePagesSpacing == .seconds(20))
     }
 
-    @Test func theCeilingIsTheBudgetTheChunksAtTheCommitsPaceAndTheProcessAndOpenBoundsHaveNone() throws {
-        var bounds = RebuildOptions().chunkBounds
+    @Test func theChunkGatheredWhileAnotherCommitsStopsAtThreeQuartersOfTheBound() {
         let flush = RebuildOptions.defaultFlushBytes
-        var pace = CommitPace()
-        // Before a commit was timed: two whole chunks.
-        #expect(bounds.residentCeiling(pace: pace) == RebuildOptions.defaultRowCacheBytes + 2 * flush + 96 * mib)
-        // Commits at 0.6 of the gathering time: the chunk committing and 0.6 of the next one.
-        for _ in 0..<40 { pace.record(gathering: .seconds(5), committing: .seconds(3)) }
-        let ceiling = try #require(bounds.residentCeiling(pace: pace))
-        #expect(abs(ceiling - (RebuildOptions.defaultRowCacheBytes + flush * 16 / 10 + 96 * mib)) < 1 << 10)
-        bounds.rowCache = RowCacheBudget(bytes: 64 * mib)
-        #expect(bounds.residentCeiling(pace: pace) == ceiling + 32 * mib)
-        // Commits slower than gathering: never more than two chunks.
-        for _ in 0..<40 { pace.record(gathering: .seconds(1), committing: .seconds(4)) }
-        #expect(bounds.residentCeiling(pace: pace) == 64 * mib + 2 * flush + 96 * mib)
-        #expect(ChunkBounds.fixed(100).residentCeiling(pace: pace) == nil, "the live worker's chunks: only the interval")
-    }
-
-    @Test func theResidentSizeIsReadFromTheSystem() throws {
-        let resident = try #require(MemoryRelease.residentBytes())
-        // A test process holds at least its code and libraries, and far less than the machine.
-        #expect(resident > 4 * mib && resident < 64 << 30, "\(resident)")
+        #expect(RebuildOptions().chunkBounds.bytesGatheredWhileCommitting == flush / 4 * 3)
+        #expect(ChunkBounds.fixed(100).bytesGatheredWhileCommitting == .max, "the live worker's chunks have no byte bound")
     }
 
     /// In a process of its own: an arena with free space serves even a big block from it, so

@@ -14,9 +14,10 @@ struct RowCacheBudgetTests {
     /// The most a row of these tests takes in the cache (ids past 255 take their full 8 bytes).
     private var rowBytes: Int { RowGeneration.cachedBytes(key(1_000), row(1_000)) }
 
-    /// Commits rows `ids` as one chunk, then ends the step as the pipeline does.
+    /// Commits rows `ids` as one chunk, then ends the step as the pipeline does. By default the
+    /// generations hold their whole share (as once their rows are used again): the budget's tests.
     private func commit(
-        _ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget, _ sizing: GenerationSizing = GenerationSizing()
+        _ ids: some Sequence<Int64>, _ workspace: RowWorkspace, _ budget: RowCacheBudget, _ sizing: GenerationSizing = GenerationSizing(halvings: 0)
     ) {
         for id in ids { workspace.put("t", key(id), row(id)) }
         workspace.commitOverlay()
@@ -73,14 +74,14 @@ struct RowCacheBudgetTests {
         workspace.stageOverlay()  // committing
         for id in Int64(50)..<100 { workspace.put("t", key(id), row(id)) }  // the chunk being gathered
         workspace.endStep()
-        budget.turnIfFull([workspace], sizing: GenerationSizing())
+        budget.turnIfFull([workspace], sizing: GenerationSizing(halvings: 0))
         for _ in 0..<3 { workspace.turnGeneration() }
         for id in Int64(0)..<100 {
             guard case .present(let found) = workspace.lookup("t", key(id)) else { Issue.record("row \(id) was dropped before it was written"); return }
             #expect(found == row(id))
         }
         workspace.commitPending()
-        budget.turnIfFull([workspace], sizing: GenerationSizing())
+        budget.turnIfFull([workspace], sizing: GenerationSizing(halvings: 0))
         workspace.turnGeneration()
         workspace.turnGeneration()
         // Rows new to MySQL stay as the fresh rows until the next chunk is recorded, whatever the turns.
@@ -147,7 +148,7 @@ struct RowCacheBudgetTests {
         let busy = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let quiet = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let budget = RowCacheBudget(bytes: 60 * rowBytes)
-        let sizing = GenerationSizing()
+        let sizing = GenerationSizing(halvings: 0)
         for id in Int64(0)..<20 { quiet.put("t", key(id), row(id)) }
         quiet.commitOverlay()
         for chunk in Int64(1)...10 {
@@ -160,9 +161,9 @@ struct RowCacheBudgetTests {
         if case .present = busy.lookup("t", key(1_000)) {} else { Issue.record("the busy projection's newest row was dropped") }
     }
 
-    // MARK: the generations sized by use (GenerationSizing)
+    // MARK: the generations sized by use (GenerationSizing, DroppedKeys)
 
-    @Test func rowsNeverUsedAgainShrinkTheGenerationsToAnEighth() {
+    @Test func rowsNeverUsedAgainKeepTheGenerationsAtAnEighthFromTheStart() {
         let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let budget = RowCacheBudget(bytes: 20_000 * rowBytes)
         let sizing = GenerationSizing()
@@ -173,52 +174,81 @@ struct RowCacheBudgetTests {
         }
         #expect(sizing.halvings == GenerationSizing.maxHalvings)
         // Young and old together under a quarter of the budget (each turn at half the eighth),
-        // plus the chunk committed last.
-        let late = held.suffix(20).max() ?? 0
-        #expect(late <= 20_000 * rowBytes / 4 + 2_000 * rowBytes, "held \(late) bytes at the end")
-        // Without sizing the cache fills its budget: the test would not tell the difference otherwise.
-        let unsized = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
-        var unsizedPeak = 0
+        // plus the chunk committed last: from the first chunk on, not only once judged.
+        let most = held.max() ?? 0
+        #expect(most <= 20_000 * rowBytes / 4 + 2_000 * rowBytes, "held \(most) bytes at most")
+        // With the whole share the cache fills its budget: the test would not tell the difference otherwise.
+        let whole = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
+        var wholePeak = 0
         for chunk in Int64(0)..<80 {
-            for id in chunk * 2_000..<(chunk + 1) * 2_000 { unsized.put("t", key(id), row(id)) }
-            unsized.commitOverlay()
-            budget.turnIfFull([unsized], sizing: GenerationSizing())
-            unsizedPeak = max(unsizedPeak, unsized.cachedBytes)
+            for id in chunk * 2_000..<(chunk + 1) * 2_000 { whole.put("t", key(id), row(id)) }
+            whole.commitOverlay()
+            budget.turnIfFull([whole], sizing: GenerationSizing(halvings: 0))
+            wholePeak = max(wholePeak, whole.cachedBytes)
         }
-        #expect(unsizedPeak >= 20_000 * rowBytes / 2, "an unsized cache should hold over half its budget, held \(unsizedPeak)")
+        #expect(wholePeak >= 20_000 * rowBytes / 2, "a cache with its whole share should hold over half its budget, held \(wholePeak)")
     }
 
-    @Test func rowsUsedAgainKeepTheWholeShare() {
+    @Test func rowsUsedAgainTwoChunksLaterGrowTheGenerationsToTheWholeShareAndAreThenKept() {
         let workspace = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         let budget = RowCacheBudget(bytes: 20_000 * rowBytes)
         let sizing = GenerationSizing()
-        var reads = 0
+        var readsByChunk: [Int] = []
         for chunk in Int64(0)..<80 {
-            // Every chunk uses again the rows of the chunk two before (some in the old generation:
-            // with the rows promoted, the young one fills in about two and a half chunks).
+            // Every chunk uses again the rows of the chunk two before: past what the small
+            // generations hold, so only the rows read back that they dropped tell of it.
+            var reads = 0
             if chunk >= 2 {
+                var requested = Set<RowKey>()
                 for id in (chunk - 2) * 2_000..<(chunk - 1) * 2_000 {
-                    if case .unknown = workspace.lookup("t", key(id)) { reads += 1 }
+                    if case .unknown = workspace.lookup("t", key(id)) { requested.insert(key(id)) }
                 }
+                reads = requested.count
+                // Read back from MySQL, as the prefetch does.
+                workspace.remember("t", fetched: Dictionary(uniqueKeysWithValues: requested.map { ($0, row(0)) }), requested: requested)
             }
+            readsByChunk.append(reads)
             commit(chunk * 2_000..<(chunk + 1) * 2_000, workspace, budget, sizing)
         }
         #expect(sizing.halvings == 0)
-        #expect(reads == 0, "rows used two chunks later should still be cached, \(reads) were not")
+        let firstWithoutReads = readsByChunk.indices.dropFirst(2).first { readsByChunk[$0] == 0 } ?? readsByChunk.count
+        #expect(firstWithoutReads <= 10, "the whole share should come back within a few turns: \(readsByChunk.prefix(12))")
+        #expect(readsByChunk[firstWithoutReads...].allSatisfy { $0 == 0 }, "rows used two chunks later should stay cached once grown: \(readsByChunk)")
     }
 
-    @Test func theGenerationsShrinkOnlyWhenTheirRowsServeNothingAndComeBackAtOnce() {
+    @Test func theGenerationsStartAtAnEighthAndComeBackWholeAtOnceWhenTheirRowsServe() {
         let sizing = GenerationSizing()
-        #expect(sizing.halvings == 0, "the whole share until a turn says otherwise")
-        sizing.judge(oldRows: 999, usedAgain: 0)
-        #expect(sizing.halvings == 0, "too few rows to judge")
+        #expect(sizing.halvings == GenerationSizing.maxHalvings, "an eighth until a turn says otherwise")
+        sizing.judge(oldRows: 999, usedAgain: 500)
+        #expect(sizing.halvings == GenerationSizing.maxHalvings, "too few rows to judge")
+        sizing.judge(oldRows: 10_000, usedAgain: 100)
+        #expect(sizing.halvings == GenerationSizing.maxHalvings, "1% used again: between the two shares it stays")
+        sizing.judge(oldRows: 10_000, usedAgain: 101)
+        #expect(sizing.halvings == 0, "over 1%: the whole share at once")
         sizing.judge(oldRows: 10_000, usedAgain: 10)
         #expect(sizing.halvings == 0, "0.1% used again: kept")
         sizing.judge(oldRows: 10_000, usedAgain: 9)
         #expect(sizing.halvings == GenerationSizing.maxHalvings, "under 0.1%: an eighth")
-        sizing.judge(oldRows: 10_000, usedAgain: 100)
-        #expect(sizing.halvings == GenerationSizing.maxHalvings, "between the two shares it stays")
-        sizing.judge(oldRows: 10_000, usedAgain: 101)
-        #expect(sizing.halvings == 0, "over 1%: the whole share at once")
+    }
+
+    @Test func droppedKeysAreKnownPerTableForEightToSixteenTurns() {
+        let generation = RowGeneration(tables: 2)
+        for id in Int64(0)..<1_000 { generation.store(0, key(id), row(id)) }
+        var dropped = DroppedKeys()
+        dropped.note(generation, tables: 2)
+        #expect((Int64(0)..<1_000).allSatisfy { dropped.mightContain(0, key($0)) }, "a Bloom filter has no false negatives")
+        let otherTable = (Int64(0)..<1_000).filter { dropped.mightContain(1, key($0)) }.count
+        let otherKeys = (Int64(5_000)..<6_000).filter { dropped.mightContain(0, key($0)) }.count
+        #expect(otherTable < 50 && otherKeys < 50, "about 2% false positives: \(otherTable), \(otherKeys)")
+        // Later turns drop other keys; the first ones are forgotten once two filters have filled after them.
+        let later = RowGeneration(tables: 2)
+        for id in Int64(10_000)..<10_100 { later.store(0, key(id), row(id)) }
+        for _ in 1..<(2 * DroppedKeys.turnsPerFilter) { dropped.note(later, tables: 2) }
+        #expect((Int64(0)..<1_000).allSatisfy { dropped.mightContain(0, key($0)) }, "still within sixteen turns")
+        dropped.note(later, tables: 2)
+        let remembered = (Int64(0)..<1_000).filter { dropped.mightContain(0, key($0)) }.count
+        #expect(remembered < 50, "forgotten after sixteen turns, \(remembered) still found")
+        dropped.removeAll()
+        #expect(!dropped.mightContain(0, key(10_000)))
     }
 }
