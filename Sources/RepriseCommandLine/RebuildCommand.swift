@@ -3,6 +3,7 @@ import Synchronization
 import RepriseEngine
 import RepriseMySQL
 import RepriseProjection
+import RepriseSupport
 
 #if canImport(Glibc)
 import Glibc
@@ -136,7 +137,7 @@ struct RebuildCommand: AsyncParsableCommand {
                 return
             }
             let elapsed = ContinuousClock.now - started
-            let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+            let seconds = elapsed.seconds
             if json {
                 Terminal.output(RebuildSummary.json(results, seconds: seconds, timings: engine.timings))
             } else if !quiet {

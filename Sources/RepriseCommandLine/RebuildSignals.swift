@@ -26,6 +26,16 @@ struct Interrupted: Error, CustomStringConvertible {
 }
 
 extension Signals {
+    /// `cancelling`, for a command that shows no status line: a stop is reported on standard
+    /// error with what a rerun does (`Interrupted.reported(rerun:)`), and its exit code thrown.
+    static func cancelling<Result: Sendable>(rerun: String, _ body: @escaping @Sendable () async throws -> Result) async throws -> Result {
+        do {
+            return try await cancelling(body)
+        } catch let interrupted as Interrupted {
+            throw interrupted.reported(rerun: rerun)
+        }
+    }
+
     /// Runs `body` until it returns or SIGTERM/SIGINT arrives. On a signal the task running
     /// `body` is cancelled: the statement in progress is cancelled on its server (`PQcancel`,
     /// `KILL QUERY`), every `with…` scope releases what it holds, and once `body` has unwound,

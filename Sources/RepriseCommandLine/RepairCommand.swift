@@ -40,16 +40,11 @@ struct RepairCommand: AsyncParsableCommand {
             let (stream, postgresURL, mysqlURL, source, lockTimeout) = (
                 stream, try postgres.resolvedURL(), try mysql.resolvedURL(), try eventSource.eventSource(postgres), lockTimeout
             )
-            let result: StreamRepair.Result
-            do {
-                // SIGTERM/SIGINT: the wait for the lock or the statement in progress is cancelled;
-                // the repair's transaction is all or nothing, so the rows are as they were.
-                result = try await Signals.cancelling {
-                    try await StreamRepair.repair(
-                        runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, lockTimeoutSeconds: lockTimeout)
-                }
-            } catch let interrupted as Interrupted {
-                throw interrupted.reported(rerun: "the stream's rows are as they were; run the same command again to repair them")
+            // SIGTERM/SIGINT: the wait for the lock or the statement in progress is cancelled;
+            // the repair's transaction is all or nothing, so the rows are as they were.
+            let result = try await Signals.cancelling(rerun: "the stream's rows are as they were; run the same command again to repair them") {
+                try await StreamRepair.repair(
+                    runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, lockTimeoutSeconds: lockTimeout)
             }
             Terminal.output("\(result.projection): stream \(result.streamID), rows decided by \(result.decidedBy); build \(result.buildID); recomputed from the \(result.eventsApplied) events the live tables cover")
             for row in result.rows {

@@ -29,12 +29,7 @@ struct RollbackCommand: AsyncParsableCommand {
         try await reportingFailures {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
             let engine = RebuildEngine(postgresURL: try postgres.resolvedURL(), mysqlURL: try mysql.resolvedURL(), source: try eventSource.eventSource(postgres))
-            let result: RebuildResult
-            do {
-                result = try await Signals.cancelling { try await engine.rollback(runnable) }
-            } catch let interrupted as Interrupted {
-                throw interrupted.reported(rerun: "run the same command again to roll back")
-            }
+            let result = try await Signals.cancelling(rerun: "run the same command again to roll back") { try await engine.rollback(runnable) }
             let rows = result.tableRows.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }.joined(separator: " ")
             Terminal.output("\(result.projection): build \(result.buildID) is live again (caught up \(result.eventsApplied) events); build \(result.previousBuildID.map(String.init) ?? "-") retired; rows: \(rows)")
         }

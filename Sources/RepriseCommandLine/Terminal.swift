@@ -3,6 +3,7 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import RepriseSupport
 
 /// Writing to the terminal: progress lines on standard error, results on standard output.
 package enum Terminal {
@@ -69,7 +70,7 @@ struct ProgressLine {
 
     var elapsedSeconds: Double {
         let elapsed = ContinuousClock.now - start
-        return Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+        return elapsed.seconds
     }
 
     mutating func update(done: Int) {

@@ -47,16 +47,11 @@ struct TraceCommand: AsyncParsableCommand {
             let runnable = try ProjectionCatalog.load(directory: projectionsDir).projection(named: projection)
             let (stream, fromLive, upto, postgresURL, source) = (stream, fromLive, upto, try postgres.resolvedURL(), try eventSource.eventSource(postgres))
             let mysqlURL = fromLive ? try mysql.resolvedURL() : try? mysql.resolvedURL()
-            let trace: StreamTrace
-            do {
-                // SIGTERM/SIGINT: the read in progress is cancelled on its server (a trace of a
-                // payload key scans the store); nothing was written.
-                trace = try await Signals.cancelling {
-                    try await StreamTracer.trace(
-                        runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, fromLive: fromLive, upto: upto)
-                }
-            } catch let interrupted as Interrupted {
-                throw interrupted.reported(rerun: "a trace writes nothing; run it again to see the stream")
+            // SIGTERM/SIGINT: the read in progress is cancelled on its server (a trace of a
+            // payload key scans the store); nothing was written.
+            let trace = try await Signals.cancelling(rerun: "a trace writes nothing; run it again to see the stream") {
+                try await StreamTracer.trace(
+                    runnable, streamID: stream, postgresURL: postgresURL, mysqlURL: mysqlURL, source: source, fromLive: fromLive, upto: upto)
             }
             if json {
                 let encoder = JSONEncoder()

@@ -85,8 +85,9 @@ final class ChunkPipeline {
         chunk.add(events, counts: counts)
         open = chunk
         for build in group { build.workspace.endStep() }
+        // Recording the chunk in flight and turning the cache leave the chunk being gathered as it is.
+        let gathered = dirtyBytes
         if let flight = inFlight {
-            let gathered = dirtyBytes
             if flight.committed.isMarked {
                 try await settle()
             } else if gathered >= bounds.bytesGatheredWhileCommitting {
@@ -97,7 +98,7 @@ final class ChunkPipeline {
             }
         }
         bounds.rowCache.turnIfFull(group.lazy.map(\.workspace), sizing: generationSizing)
-        if chunk.events >= bounds.maxEvents || dirtyBytes >= bounds.maxBytes
+        if chunk.events >= bounds.maxEvents || gathered >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
         {
             try await endChunk()

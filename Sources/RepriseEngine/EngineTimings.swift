@@ -1,3 +1,4 @@
+import RepriseSupport
 import Synchronization
 
 /// Where a rebuild's wall time goes: waiting for PostgreSQL batches, decoding payloads, running
@@ -36,7 +37,7 @@ public final class EngineTimings: Sendable {
     /// Seconds per phase.
     public var seconds: [Phase: Double] {
         totals.withLock { totals in
-            totals.mapValues { Double($0.components.seconds) + Double($0.components.attoseconds) / 1e18 }
+            totals.mapValues(\.seconds)
         }
     }
 }

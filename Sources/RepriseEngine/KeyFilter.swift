@@ -52,7 +52,7 @@ struct KeyFilter {
     /// Inserts a key by a hash of it that callers compute alike for insert and query.
     mutating func insert(hash: UInt64) {
         // Keys written again (most staged rows of a long build) do not fill the filter.
-        guard !mightContain(hash) else { return }
+        guard !mightContain(hash: hash) else { return }
         if let last = segments.last, last.count >= last.capacity {
             segments.append(Segment(log2Bits: min(Int(last.mask.nonzeroBitCount) + 1, 34)))
         }
@@ -63,12 +63,11 @@ struct KeyFilter {
     var bytes: Int { segments.reduce(0) { $0 + $1.bits.count * MemoryLayout<UInt64>.stride } }
 
     func mightContain(_ key: RowKey) -> Bool {
-        mightContain(UInt64(bitPattern: Int64(key.hashValue)))
+        mightContain(hash: UInt64(bitPattern: Int64(key.hashValue)))
     }
 
-    func mightContain(hash: UInt64) -> Bool { mightContain(hash) }
-
-    private func mightContain(_ hash: UInt64) -> Bool {
+    /// `mightContain` by a hash of the key, computed as for `insert(hash:)`.
+    func mightContain(hash: UInt64) -> Bool {
         segments.contains { $0.mightContain(hash) }
     }
 }

@@ -61,12 +61,12 @@ public final class MetricsRegistry: Sendable {
 
     /// Seconds since the last heartbeat.
     public var secondsSinceHeartbeat: Double {
-        Self.seconds(ContinuousClock.now - lastBeat.withLock { $0 })
+        (ContinuousClock.now - lastBeat.withLock { $0 }).seconds
     }
 
     /// Records `reprise_uptime_seconds` (called before each scrape).
     public func recordUptime() {
-        set("reprise_uptime_seconds", Self.seconds(ContinuousClock.now - startedAt).rounded(.down), help: "Seconds since the process started.")
+        set("reprise_uptime_seconds", (ContinuousClock.now - startedAt).seconds.rounded(.down), help: "Seconds since the process started.")
     }
 
     /// The last value recorded for a series, nil if it was never recorded.
@@ -92,9 +92,5 @@ public final class MetricsRegistry: Sendable {
 
     private static func key(_ name: String, _ labels: [String: String]) -> SeriesKey {
         SeriesKey(name: name, labels: labels.map { "\($0.key)=\($0.value)" }.sorted())
-    }
-
-    private static func seconds(_ duration: Duration) -> Double {
-        duration.seconds
     }
 }

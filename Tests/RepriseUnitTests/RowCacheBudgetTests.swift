@@ -181,9 +181,7 @@ struct RowCacheBudgetTests {
         let whole = RowWorkspace(tables: [table], freshTables: false, cacheLimit: .max)
         var wholePeak = 0
         for chunk in Int64(0)..<80 {
-            for id in chunk * 2_000..<(chunk + 1) * 2_000 { whole.put("t", key(id), row(id)) }
-            whole.commitOverlay()
-            budget.turnIfFull([whole], sizing: GenerationSizing(halvings: 0))
+            commit(chunk * 2_000..<(chunk + 1) * 2_000, whole, budget)  // a sizing with the whole share each turn
             wholePeak = max(wholePeak, whole.cachedBytes)
         }
         #expect(wholePeak >= 20_000 * rowBytes / 2, "a cache with its whole share should hold over half its budget, held \(wholePeak)")
