@@ -57,12 +57,17 @@ enum FaultInjection {
         return { batch in if batch == number { die() } }
     }
 
+    // `raise`, not `kill(getpid(), …)`: a signal sent to the process is taken by whichever
+    // thread the kernel picks, and the calling thread may run on meanwhile. A worker told to
+    // stop after commit 1 was seen (under load) frozen inside chunk 2's transaction, its row
+    // locks blocking the other worker the test wanted to see take over. `raise` signals the
+    // calling thread, which stops (or dies) before it returns from the call.
     private static func die() {
-        kill(getpid(), SIGKILL)
+        raise(SIGKILL)
     }
 
     private static func pause() {
-        kill(getpid(), SIGSTOP)
+        raise(SIGSTOP)
     }
 
     /// True the first time only.

@@ -41,6 +41,8 @@ public actor MySQLConnection {
     private var transactionOpen = false
     /// Set when the session dropped: every statement fails until `reopen()`.
     private var lost = false
+    /// The local TCP port of this session's socket (nil for a Unix socket), for `reopen()`.
+    private var clientPort: UInt16?
     /// Named locks this session holds (taken with `getLock`): a lost session loses them.
     private var heldLocks: Set<String> = []
     /// `SET` statements the caller ran on this session (the wrapper's own settings are reapplied).
@@ -104,6 +106,8 @@ public actor MySQLConnection {
         heldLocks = []
         sessionSettings = []
         killQuery.connected(to: UInt64(mysql_thread_id(mysql)))
+        // Read now: the client library lets go of a socket whose read timed out.
+        clientPort = Self.clientPort(mysql)
         try runRaw("SET SESSION sql_mode = CONCAT(@@sql_mode, ',STRICT_ALL_TABLES,NO_ENGINE_SUBSTITUTION')", sql: "SET SESSION sql_mode")
         try runRaw("SET SESSION time_zone = '+00:00'", sql: "SET SESSION time_zone")
     }
@@ -165,14 +169,64 @@ public actor MySQLConnection {
     /// back what it needs; nothing else is restored.
     @discardableResult
     public func reopen() throws(MySQLError) -> MySQLReopened {
-        let reopened = MySQLReopened(
+        var reopened = MySQLReopened(
             previousConnectionID: connectionID, wasLost: lost, lostNamedLocks: heldLocks.sorted(), lostSessionSettings: sessionSettings,
             rolledBackTransaction: transactionOpen, server: server)
+        let previousClientPort = clientPort
         if let handle { mysql_close(handle) }
         handle = nil
         try open()
         reopenCount += 1
+        if reopened.wasLost, let previousClientPort {
+            reopened.endedOnServer = endSessionLeftOnServer(reopened.previousConnectionID, clientPort: previousClientPort)
+        }
         return reopened
+    }
+
+    /// A session the client gave up on (its read timed out) may still be running its statement
+    /// on the server, holding its transaction's row locks and its named locks until that
+    /// statement ends, and a chunk redone on the new session waits behind its own lost attempt
+    /// (seen on a loaded CI machine: a partitioned rebuild redid one chunk ten times, each
+    /// attempt given up on after the read timeout). So the old session is killed, and the new one is
+    /// used once the server has ended it (at most the connect timeout). Returns whether it was
+    /// still there.
+    ///
+    /// The session is matched by its id and its client port: a restarted server numbers its
+    /// sessions from 1 again, and the old id may then be another session of this process (seen:
+    /// a rebuild's reopened lock session killed its own new writer session).
+    private func endSessionLeftOnServer(_ id: UInt64, clientPort: UInt16) -> Bool {
+        let ours = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = \(id) AND HOST LIKE '%:\(clientPort)'"
+        guard (try? runRaw(ours, sql: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST LIKE ?"))?.int(0, 0) == 1,
+            (try? runRaw("KILL CONNECTION \(id)", sql: "KILL CONNECTION ?")) != nil
+        else { return false }
+        let deadline = ContinuousClock.now + .seconds(options.connectTimeout)
+        let stillThere = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = \(id)"
+        // The killed thread rolls its transaction back before it ends, and only then lets go of its locks.
+        while ContinuousClock.now < deadline, (try? runRaw(stillThere, sql: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?"))?.int(0, 0) != 0 {
+            usleep(20_000)
+        }
+        return true
+    }
+
+    /// The local TCP port of a handle's socket (nil for a Unix socket): with the session id, it
+    /// names the session in the server's process list.
+    private static func clientPort(_ handle: UnsafeMutablePointer<MYSQL>) -> UInt16? {
+        let socket = mysql_get_socket(handle)
+        guard socket >= 0 else { return nil }
+        var address = sockaddr_storage()
+        var length = socklen_t(MemoryLayout<sockaddr_storage>.size)
+        let named = withUnsafeMutablePointer(to: &address) { storage in
+            storage.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(socket, $0, &length) == 0 }
+        }
+        guard named else { return nil }
+        switch Int32(address.ss_family) {
+        case AF_INET:
+            return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr_in.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin_port) } }
+        case AF_INET6:
+            return withUnsafePointer(to: &address) { $0.withMemoryRebound(to: sockaddr_in6.self, capacity: 1) { UInt16(bigEndian: $0.pointee.sin6_port) } }
+        default:
+            return nil
+        }
     }
 
     /// Whether the session dropped and waits for `reopen()`.

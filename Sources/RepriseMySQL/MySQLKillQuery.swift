@@ -44,12 +44,16 @@ public struct MySQLReopened: Sendable, CustomStringConvertible {
     /// A transaction was open: the server rolled it back.
     public var rolledBackTransaction: Bool
     public var server: String
+    /// The old session was still on the server (the client had stopped waiting for it, a read
+    /// timeout): it was killed, and the new session used once the server had ended it.
+    public var endedOnServer = false
 
     /// True when the new session is equivalent to the old one for its owner.
     public var lostNothing: Bool { lostNamedLocks.isEmpty && lostSessionSettings.isEmpty && !rolledBackTransaction }
 
     public var description: String {
-        let text = "reopened MySQL session \(previousConnectionID) (\(server))\(wasLost ? " after it was lost" : "")"
+        let ended = endedOnServer ? " (it was still running on the server: killed)" : ""
+        let text = "reopened MySQL session \(previousConnectionID) (\(server))\(wasLost ? " after it was lost" : "")\(ended)"
         var lost: [String] = []
         if rolledBackTransaction { lost.append("its open transaction (rolled back)") }
         if !lostNamedLocks.isEmpty { lost.append("named locks \(lostNamedLocks.joined(separator: ", "))") }

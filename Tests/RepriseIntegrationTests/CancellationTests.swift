@@ -203,12 +203,14 @@ struct CancellationTests {
         let stream = try #require(try await environment.postgres.query("SELECT stream_id FROM \(events) ORDER BY global_position LIMIT 1").string(0, 0))
         try await environment.postgres.execute("BEGIN")
         try await environment.postgres.execute("LOCK TABLE \(events) IN ACCESS EXCLUSIVE MODE")
-        // Sessions waiting for a lock. Inside this test's transaction, pg_stat_activity keeps what
-        // it showed at its first read unless the snapshot is cleared.
+        // Sessions waiting for the lock this test holds (not any lock: tests running beside this
+        // one wait for their own advisory locks in the same database). Inside this test's
+        // transaction, pg_stat_activity keeps what it showed at its first read unless the
+        // snapshot is cleared.
         let waitingSessions = {
             try await environment.postgres.execute("SELECT pg_stat_clear_snapshot()")
             return try await environment.postgres.query(
-                "SELECT count(*) FROM pg_stat_activity WHERE pid <> pg_backend_pid() AND wait_event_type = 'Lock' AND datname = current_database()"
+                "SELECT count(*) FROM pg_stat_activity WHERE pg_backend_pid() = ANY (pg_blocking_pids(pid))"
             ).int64(0, 0)
         }
         let process = try BackgroundProcess(

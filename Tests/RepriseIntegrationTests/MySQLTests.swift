@@ -169,6 +169,52 @@ struct MySQLTests {
         await pinned.close()
     }
 
+    /// A session the client stopped waiting for (its read timed out) is still on the server,
+    /// running its statement inside its transaction: `reopen()` kills it and returns once the
+    /// server has ended it, so the new session takes its rows (a chunk redone) and its named
+    /// locks at once instead of waiting behind its own lost attempt.
+    @Test func reopenEndsTheSessionTheClientGaveUpOn() async throws {
+        let blocker = try await TestServers.mysql()
+        let table = TestServers.uniqueName("abandoned")
+        let lock = TestServers.uniqueName("lock")
+        try await blocker.execute("CREATE TABLE \(table) (id INT PRIMARY KEY, n INT NOT NULL) ENGINE=InnoDB")
+        try await blocker.execute("INSERT INTO \(table) VALUES (1, 0), (2, 0)")
+        let db = try await MySQLConnection.connect(url: TestServers.mysqlURL + (TestServers.mysqlURL.contains("?") ? "&" : "?") + "read-timeout=1")
+        #expect(try await db.getLock(lock))
+        try await db.begin()
+        try await db.execute("UPDATE \(table) SET n = 1 WHERE id = 2")
+        try await blocker.begin()
+        _ = try await blocker.query("SELECT n FROM \(table) WHERE id = 1 FOR UPDATE")
+        // Row 1 stays locked longer than the read timeout: the client gives up, the server waits on.
+        await #expect {
+            try await db.execute("UPDATE \(table) SET n = 1 WHERE id = 1")
+        } throws: { error in
+            (error as? MySQLError)?.code == .connectionLost
+        }
+        let abandoned = Int64(await db.connectionID)
+        let sessions = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ?"
+        try #require(try await blocker.query(sessions, [.int(abandoned)]).int(0, 0) == 1, "the abandoned session is still on the server")
+        try await db.rollback()
+
+        let reopened = try await db.reopen()
+        #expect(reopened.endedOnServer)
+        #expect(reopened.description.contains("still running on the server: killed"), "\(reopened)")
+        #expect(try await blocker.query(sessions, [.int(abandoned)]).int(0, 0) == 0)
+        // Its row lock and its named lock are free: the new session takes both without waiting.
+        try await db.execute("SET SESSION innodb_lock_wait_timeout = 1")
+        #expect(try await db.execute("UPDATE \(table) SET n = 2 WHERE id = 2") == 1)
+        #expect(try await db.getLock(lock, timeoutSeconds: 0))
+        try await blocker.rollback()
+        // A session the server ended itself needs no KILL.
+        try await blocker.execute("KILL CONNECTION ?", [.int(Int64(await db.connectionID))])
+        await #expect(throws: MySQLError.self) { try await db.query("SELECT 1") }
+        try await waitUntil("the killed session has ended") { try await blocker.query(sessions, [.int(Int64(await db.connectionID))]).int(0, 0) == 0 }
+        #expect(try await db.reopen().endedOnServer == false)
+        try await blocker.execute("DROP TABLE \(table)")
+        await db.close()
+        await blocker.close()
+    }
+
     @Test func droppedConnectionIsAnErrorUntilReopened() async throws {
         let db = try await TestServers.mysql()
         let admin = try await TestServers.mysql()
