@@ -14,14 +14,18 @@ final class RebuildProgressDisplay: Sendable {
     }
 
     func update(_ progress: RebuildProgress) {
-        guard !quiet || { if case .tookOver = progress.phase { true } else { false } }() else { return }
+        guard !quiet || progress.phase.concernsAnotherWorker else { return }
         let label: String
         switch progress.phase {
         case .reading: label = "rebuild \(progress.projections.joined(separator: ","))"
         case .catchingUp(let round): label = "catch-up \(round)"
         case .tookOver(let partition, let owner, let seconds):
-            // Always said, even with --quiet: someone may be looking for that worker.
             Terminal.error("partition \(partition): its owner \(owner) committed nothing for \(seconds) s; lease expired, taking it over")
+            return
+        case .fencedOff(let partition, let owner, let seconds, let chunk):
+            Terminal.error(
+                "partition \(partition): its owner \(owner) committed nothing for \(seconds) s; lease expired, its sessions ended before chunk \(chunk) is written again (a transaction it left open may hold what the chunk waited for)"
+            )
             return
         case .buildingIndexes(let table, let indexes):
             // One ALTER TABLE per table, with no progress of its own: say what runs meanwhile.
@@ -94,5 +98,15 @@ enum RebuildSummary {
         // The process's high-water mark: what a memory limit (a container's) must allow.
         let peak = MemoryRelease.peakResidentBytes().map { String($0 >> 20) } ?? "null"
         return "{\"seconds\":\(String(format: "%.3f", seconds)),\"peak_rss_mib\":\(peak),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
+    }
+}
+
+extension RebuildProgress.Phase {
+    /// Said even with --quiet: someone may be looking for that worker.
+    var concernsAnotherWorker: Bool {
+        switch self {
+        case .tookOver, .fencedOff: true
+        default: false
+        }
     }
 }

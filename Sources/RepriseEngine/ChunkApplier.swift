@@ -19,6 +19,10 @@ package struct ChunkApplier: Sendable {
     /// Whether chunks read the next step's rows while a step's handlers run (`ReadAhead`; on
     /// `rowReads` only).
     var readsAhead = false
+    /// Runs before a failed chunk is written again, its session reopened (the chunk's number):
+    /// a partitioned worker ends the sessions of owners silent past their lease, whose open
+    /// transactions may hold the locks the chunk waited on.
+    var beforeRedo: (@Sendable (_ chunk: Int) async throws -> Void)? = nil
 
     package typealias Decoders = (payload: JSONFieldDecoder, metadata: JSONFieldDecoder, readMetadata: Bool)
 

@@ -184,6 +184,7 @@ final class ChunkPipeline {
                 do {
                     try await Task.sleep(for: wait)
                     try await applier.reopenIfLost(chunk: staged.number)
+                    try await applier.beforeRedo?(staged.number)
                     if try await applier.recordIfCommitted(staged) {
                         try await applier.hooks.afterChunkCommit(staged.number)
                         return false

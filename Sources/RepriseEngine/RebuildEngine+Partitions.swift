@@ -138,6 +138,12 @@ extension RebuildEngine {
             let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
             build.partitionSpec = .rebuild(keys: keys, number: partition.number, count: partitions)
             let number = partition.number
+            var applier = applier
+            applier.beforeRedo = { [self] chunk in
+                try await fenceSilentOwners(
+                    except: number, beforeRedoingChunk: chunk, definition: definition, buildID: record.buildID, database: database,
+                    control: control, store: store, progress: progress)
+            }
             _ = try await applier.readRound(
                 [build], reader: reader, eventTypes: Array(definition.eventTypes).sorted(), decoders: decoders,
                 fetchSize: options.fetchSize, chunks: options.chunkBounds, chunkNumber: &chunkNumber
@@ -201,6 +207,28 @@ extension RebuildEngine {
             _ = try? await store.connection.execute("KILL CONNECTION \(connection)")
         }
         return terminated > 0
+    }
+
+    /// Before a failed chunk of partition `current` is written again: the owners of the other
+    /// partitions silent past their lease are fenced off, as a worker looking for a partition
+    /// would. A worker frozen inside a chunk's transaction holds its row locks, and this worker's
+    /// chunk may have waited on them (a replacing load's duplicate check locks the gap after a
+    /// page's last key, which partitions share); a worker inside its own partition would
+    /// otherwise never look at leases. The partitions are claimed later, between partitions.
+    private func fenceSilentOwners(
+        except current: Int, beforeRedoingChunk chunk: Int, definition: ProjectionDefinition, buildID: Int64, database: String,
+        control: PostgresConnection, store: ReadModelStore, progress: @escaping @Sendable (RebuildProgress) -> Void
+    ) async throws {
+        for partition in try await store.ledger.partitions(of: buildID) where partition.number != current && partition.state == .running {
+            guard let age = partition.secondsSinceHeartbeat, age > Double(options.leaseSeconds) else { continue }
+            let key = LockNames.rebuildPartition(definition.name, database: database, build: buildID, partition: partition.number)
+            if try await expireLease(partition, key: key, buildID: buildID, control: control, store: store) {
+                progress(RebuildProgress(
+                    projections: [definition.name],
+                    phase: .fencedOff(partition: partition.number, owner: partition.owner ?? "?", silentSeconds: Int(age), beforeRedoingChunk: chunk),
+                    eventsDone: 0, eventsTotal: 0, partition: current))
+            }
+        }
     }
 
     private func hasPartitionedBuild(_ definition: ProjectionDefinition, partitions: Int, store: ReadModelStore) async throws -> Bool {

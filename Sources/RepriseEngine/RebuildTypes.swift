@@ -151,6 +151,10 @@ public struct RebuildProgress: Sendable {
         case done
         /// A partitioned rebuild took `partition` from `owner`, silent past its lease.
         case tookOver(partition: Int, owner: String, silentSeconds: Int)
+        /// A partitioned rebuild whose chunk `chunk` failed ended the sessions of `owner`, silent
+        /// past its lease on `partition`, before writing the chunk again: an owner frozen inside
+        /// a chunk's transaction holds row locks other workers' chunks can wait on.
+        case fencedOff(partition: Int, owner: String, silentSeconds: Int, beforeRedoingChunk: Int)
     }
 
     public var projections: [String]

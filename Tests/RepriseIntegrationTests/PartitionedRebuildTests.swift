@@ -2,6 +2,7 @@ import Foundation
 import RepriseEngine
 import RepriseMySQL
 import RepriseProjection
+import Synchronization
 import Testing
 
 #if canImport(Glibc)
@@ -24,6 +25,15 @@ struct PartitionedRebuildTests {
     static func arguments(_ environment: RebuildEnvironment, folder: String, worker: String) -> [String] {
         ["rebuild"] + projections + ["--partitions", "4", "--worker", worker, "--projections-dir", folder,
          "--store-schema", environment.storeSchema.schema, "--chunk-size", "100", "--fetch-size", "100", "--quiet"]
+    }
+
+    /// Worker w1, started with `fault` (a `stop-…` point), once it has stopped itself there.
+    static func frozenWorker(_ environment: RebuildEnvironment, folder: String, at fault: String) async throws -> BackgroundProcess {
+        var frozen = environment.processVariables
+        frozen["REPRISE_FAULT"] = fault
+        let sleeper = try BackgroundProcess(arguments(environment, folder: folder, worker: "w1"), environment: frozen)
+        try await ServerFaultTests.waitForPause(sleeper)
+        return sleeper
     }
 
     /// The expected rows of both samples, folded from the raw events by `GoldenRows` (no engine
@@ -125,10 +135,7 @@ struct PartitionedRebuildTests {
             let folder = try Self.folder()
             defer { try? FileManager.default.removeItem(atPath: folder) }
             // w1 freezes (SIGSTOP) right after committing its first chunk: alive, silent, holding its locks.
-            var frozen = environment.processVariables
-            frozen["REPRISE_FAULT"] = "stop-after-commit:1"
-            let sleeper = try BackgroundProcess(Self.arguments(environment, folder: folder, worker: "w1"), environment: frozen)
-            try await ServerFaultTests.waitForPause(sleeper)
+            let sleeper = try await Self.frozenWorker(environment, folder: folder, at: "stop-after-commit:1")
             FaultLedger.record(.injected, "partitioned rebuild worker frozen mid-partition")
             let helper = try BackgroundProcess(
                 Self.arguments(environment, folder: folder, worker: "w2").filter { $0 != "--quiet" } + ["--lease-seconds", "2"],
@@ -144,6 +151,66 @@ struct PartitionedRebuildTests {
             try #require(woke.status != 0 && woke.signal == nil, "the fenced worker stops with an error: \(woke.standardError)")
             try await Self.checkAgainstGoldenRows(environment, folder: folder)
             FaultLedger.record(.recovered, "partitioned rebuild worker frozen mid-partition")
+        }
+    }
+
+    /// A worker frozen inside a chunk's transaction keeps that transaction's row locks, and
+    /// another worker's chunk may wait on them (seen: a replacing load waiting on the gap after a
+    /// page's last key). That worker is inside its own partition, where it never looked at
+    /// leases; now, when its chunk fails, it fences off owners silent past their lease before it
+    /// writes the chunk again. Here the failure is certain: once w1's 2 s lease has run out, the
+    /// test kills w2's session inside w2's first chunk.
+    @Test func aWorkerWhoseChunkFailedFencesOffAnOwnerSilentPastItsLeaseBeforeTheRedo() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 4_000, seed: 204)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let sleeper = try await Self.frozenWorker(environment, folder: folder, at: "stop-before-commit:1")
+            FaultLedger.record(.injected, "partitioned rebuild worker frozen inside a chunk's transaction")
+
+            let log = Mutex<[String]>([])
+            let once = FireOnce()
+            let mysql = environment.mysql, database = environment.database
+            var hooks = RebuildHooks()
+            hooks.beforeChunkCommit = { chunk in
+                guard chunk == 1, await once.fire() else { return }
+                log.withLock { $0.append("w2 commits chunk 1") }
+                try await waitUntil("w1's lease to run out") {
+                    try await mysql.query(
+                        "SELECT COUNT(*) FROM reprise_build_partitions WHERE owner = 'w1' AND heartbeat_at < UTC_TIMESTAMP(6) - INTERVAL 3 SECOND"
+                    ).int(0, 0) == 1
+                }
+                let w1 = try await mysql.query("SELECT owner_connection FROM reprise_build_partitions WHERE owner = 'w1'").int64(0, 0) ?? 0
+                let w2 = try await mysql.query(
+                    """
+                    SELECT t.trx_mysql_thread_id FROM information_schema.INNODB_TRX t
+                    JOIN information_schema.PROCESSLIST p ON p.ID = t.trx_mysql_thread_id WHERE p.DB = ? AND p.ID <> ?
+                    """, [.string(database), .int(w1)])
+                try #require(w2.rowCount == 1, "w2's chunk transaction")
+                try await mysql.execute("KILL CONNECTION ?", [.int(w2.int64(0, 0) ?? 0)])
+            }
+            hooks.afterChunkCommit = { chunk in log.withLock { $0.append("w2 recorded chunk \(chunk)") } }
+            let projections = try Self.projections.map { name in
+                RunnableProjection.file(try ProjectionFileParser.load(path: folder + "/\(name).yml"))
+            }
+            let results = try await environment.engine { $0.chunkSize = 100; $0.fetchSize = 100; $0.leaseSeconds = 2 }
+                .rebuildPartitioned(projections, partitions: 4, worker: "w2", hooks: hooks) { progress in
+                    if case .fencedOff(_, let owner, _, let chunk) = progress.phase {
+                        log.withLock { $0.append("w2 fenced off \(owner) before redoing chunk \(chunk)") }
+                    }
+                }
+            #expect(results.allSatisfy { $0.swapped })
+            let events = log.withLock { $0 }
+            let fenced = try #require(events.firstIndex(of: "w2 fenced off w1 before redoing chunk 1"), "\(events)")
+            let recorded = try #require(events.firstIndex(of: "w2 recorded chunk 1"), "\(events)")
+            #expect(events.contains("w2 commits chunk 1"), "the fault fired: \(events)")
+            #expect(fenced < recorded, "fenced off before the chunk was written again: \(events)")
+
+            sleeper.signal(SIGCONT)
+            let woke = try await sleeper.finish()
+            try #require(woke.status != 0 && woke.signal == nil, "the fenced worker stops with an error: \(woke.standardError)")
+            try await Self.checkAgainstGoldenRows(environment, folder: folder)
+            FaultLedger.record(.recovered, "partitioned rebuild worker frozen inside a chunk's transaction")
         }
     }
 
