@@ -423,6 +423,14 @@ public struct RebuildEngine: Sendable {
         }
     }
 
+    /// How long a read may wait on the writer connection (a `read-timeout` in the MySQL URL
+    /// wins). A chunk's statement may wait on row locks (InnoDB answers error 1205 after
+    /// `innodb_lock_wait_timeout`, 50 s by default) or load a big chunk into a big table. With
+    /// the connect timeout (10 s) such a wait was reported as a lost session, reopened and redone:
+    /// a partitioned worker waiting on the locks of an owner frozen inside a chunk's transaction
+    /// spent its ten attempts that way. A silent server is still noticed, in minutes.
+    static let writerReadTimeoutSeconds = 300
+
     /// How long a read may wait on an index-building connection: an index build of a big table
     /// takes minutes (8 hours, MySQL's default `wait_timeout`; SIGTERM still ends it at once).
     static let indexBuildReadTimeoutSeconds = 8 * 3600
@@ -554,7 +562,7 @@ package struct EngineConnections: Sendable {
     package static func open(postgresURL: String, mysqlURL: String, controlSession: ControlSession = .own) async throws -> EngineConnections {
         var opened: [@Sendable () async -> Void] = []
         do {
-            let writer = try await MySQLConnection.connect(url: mysqlURL)
+            let writer = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: RebuildEngine.writerReadTimeoutSeconds)
             opened.append { await writer.close() }
             let reader = try await PostgresConnection.connect(url: postgresURL)
             opened.append { await reader.close() }

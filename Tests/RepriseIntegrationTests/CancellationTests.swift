@@ -229,6 +229,42 @@ struct CancellationTests {
         await environment.tearDown()
     }
 
+    /// A chunk whose statement waits on a row lock longer than the connect timeout (1 s here)
+    /// is not a lost session: the writer reads for longer (`RebuildEngine.writerReadTimeoutSeconds`),
+    /// and the chunk commits once the lock is free, with no reopen and no redo.
+    @Test func aChunkWaitingOnARowLockLongerThanTheConnectTimeoutIsNotALostSession() async throws {
+        let environment = try await RebuildEnvironment.make()
+        try await environment.seed(events: 1_000, seed: 67)
+        let holder = try await TestServers.mysql()
+        let once = FireOnce()
+        let reopens = ReopenLog()
+        var hooks = RebuildHooks()
+        // After chunk 1, the test locks the build's row for 3 s: chunk 2's checkpoint update waits on it.
+        hooks.afterChunkCommit = { chunk in
+            guard chunk == 1, await once.fire() else { return }
+            try await holder.begin()
+            _ = try await holder.query("SELECT build_id FROM \(environment.database).reprise_builds WHERE state = 'building' FOR UPDATE")
+            Task {
+                try await Task.sleep(for: .seconds(3))
+                try await holder.rollback()
+            }
+        }
+        hooks.connectionReopened = { chunk, reopened in await reopens.add(chunk, reopened) }
+        let url = environment.mysqlURL + (environment.mysqlURL.contains("?") ? "&" : "?") + "connect-timeout=1"
+        var options = RebuildOptions()
+        options.chunkSize = 200
+        options.fetchSize = 200
+        let engine = RebuildEngine(postgresURL: TestServers.postgresURL, mysqlURL: url, storeSchema: environment.storeSchema, options: options)
+        let results = try await engine.rebuild([.file(try streamCounts())], hooks: hooks)
+        #expect(await !once.fire(), "the lock was taken")
+        let reopened = await reopens.entries.map { "\($0.reopened)" }
+        #expect(reopened.isEmpty, "no session was lost: \(reopened)")
+        #expect(results[0].swapped)
+        #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+        await holder.close()
+        await environment.tearDown()
+    }
+
     /// KILL CONNECTION of the rebuild's MySQL session inside a chunk's transaction: the loss is
     /// reported, the session is reopened explicitly (losing nothing the chunk needs), the chunk is
     /// redone, and every event counts once.
