@@ -17,6 +17,10 @@ package struct PartitionLedger: Sendable {
         // Raised by every claim; a chunk commits only under the epoch it claimed (see `claimPartition`).
         try await SchemaColumns.add("owner_epoch", to: Self.rebuildTable, as: "ADD COLUMN owner_epoch BIGINT NOT NULL DEFAULT 0", on: connection)
         try await createLedger(Self.liveTable, columns: ["base_snapshot TEXT NULL", "target_snapshot TEXT NOT NULL"])
+        // The owner connection's client host:port, so that a fencing kills that session and no other.
+        for table in [Self.rebuildTable, Self.liveTable] {
+            try await SchemaColumns.add("owner_host", to: table, as: "ADD COLUMN owner_host VARCHAR(255) NULL", on: connection)
+        }
     }
 
     /// Both ledgers: a row per partition of a build, with its progress and its owner.
@@ -31,6 +35,7 @@ package struct PartitionLedger: Sendable {
                 events_applied BIGINT NOT NULL DEFAULT 0,
                 owner VARCHAR(200) NULL,
                 owner_connection BIGINT NULL,
+                owner_host VARCHAR(255) NULL,
                 heartbeat_at DATETIME(6) NULL,
                 PRIMARY KEY (build_id, partition_no)
             ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_bin
@@ -70,7 +75,7 @@ package struct PartitionLedger: Sendable {
     package func claimPartition(_ buildID: Int64, _ number: Int, owner: String) async throws -> BuildPartition? {
         let updated = try await connection.execute(
             """
-            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6),
+            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, \(Self.ownerSession), heartbeat_at = UTC_TIMESTAMP(6),
                    owner_epoch = owner_epoch + 1
             WHERE build_id = ? AND partition_no = ? AND state <> ?
             """,
@@ -83,7 +88,7 @@ package struct PartitionLedger: Sendable {
     package func finishPartition(_ buildID: Int64, _ partition: BuildPartition, owner: String, projection: String) async throws {
         let updated = try await connection.execute(
             """
-            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6)
+            UPDATE \(Self.rebuildTable) SET state = ?, owner = ?, \(Self.ownerSession), heartbeat_at = UTC_TIMESTAMP(6)
             WHERE build_id = ? AND partition_no = ? AND owner_epoch = ?
             """,
             [.string(BuildPartition.State.done.rawValue), .string(owner), .int(buildID), .int(Int64(partition.number)), .int(partition.epoch)])
@@ -109,10 +114,40 @@ package struct PartitionLedger: Sendable {
         ).int(0, 0) ?? 0 > 0
     }
 
-    /// The MySQL connection of a partition's last owner.
-    package func partitionOwnerConnection(_ buildID: Int64, _ number: Int) async throws -> Int64? {
-        try await connection.query(
-            "SELECT owner_connection FROM \(Self.rebuildTable) WHERE build_id = ? AND partition_no = ?", [.int(buildID), .int(Int64(number))]).int64(0, 0)
+    /// The MySQL session of a partition's last owner.
+    package func partitionOwnerSession(_ buildID: Int64, _ number: Int) async throws -> OwnerSession? {
+        let result = try await connection.query(
+            "SELECT owner_connection, owner_host FROM \(Self.rebuildTable) WHERE build_id = ? AND partition_no = ?", [.int(buildID), .int(Int64(number))])
+        return result.int64(0, 0).map { OwnerSession(id: $0, host: result.string(0, 1)) }
+    }
+
+    /// Sets a ledger row's owner session to the connection running the statement.
+    static let ownerSession = "owner_connection = CONNECTION_ID(), owner_host = (SELECT HOST FROM information_schema.PROCESSLIST WHERE ID = CONNECTION_ID())"
+
+    /// An owner's MySQL session as a ledger row names it: its id, and its client's host:port
+    /// (nil in rows written before the column existed).
+    package struct OwnerSession: Sendable {
+        package var id: Int64
+        package var host: String?
+
+        package init(id: Int64, host: String?) {
+            self.id = id
+            self.host = host
+        }
+
+        /// Kills the session on `connection` if it is still the owner's. A restarted server
+        /// numbers its sessions from 1 again, so the id alone may name another session by now:
+        /// another worker's writer, or another application's under the same user. The client
+        /// host:port tells them apart. Returns whether a session was killed (false: it was gone).
+        @discardableResult
+        package func kill(on connection: MySQLConnection) async -> Bool {
+            if let host {
+                let same = try? await connection.query(
+                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST = ?", [.int(id), .string(host)]).int(0, 0)
+                guard same == 1 else { return false }
+            }
+            return (try? await connection.execute("KILL CONNECTION ?", [.int(id)])) != nil
+        }
     }
 
     /// After the last partition: the build's own counters sum its partitions'.
@@ -159,7 +194,7 @@ package struct PartitionLedger: Sendable {
     /// Records that `owner` looks after a live partition now.
     package func touchLive(_ buildID: Int64, _ number: Int, owner: String) async throws {
         try await connection.execute(
-            "UPDATE \(Self.liveTable) SET owner = ?, owner_connection = CONNECTION_ID(), heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
+            "UPDATE \(Self.liveTable) SET owner = ?, \(Self.ownerSession), heartbeat_at = UTC_TIMESTAMP(6) WHERE build_id = ? AND partition_no = ?",
             [.string(owner), .int(buildID), .int(Int64(number))])
     }
 

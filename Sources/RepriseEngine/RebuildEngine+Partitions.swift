@@ -202,9 +202,9 @@ extension RebuildEngine {
         _ partition: BuildPartition, key: PostgresAdvisoryLockKey, buildID: Int64, control: PostgresConnection, store: ReadModelStore
     ) async throws -> Bool {
         let terminated = try await control.terminateAdvisoryLockHolders(key)
-        if terminated > 0, let connection = try await store.ledger.partitionOwnerConnection(buildID, partition.number) {
+        if terminated > 0, let session = try await store.ledger.partitionOwnerSession(buildID, partition.number) {
             // The owner may have disconnected already; then there is nothing to kill.
-            _ = try? await store.connection.execute("KILL CONNECTION \(connection)")
+            await session.kill(on: store.connection)
         }
         return terminated > 0
     }

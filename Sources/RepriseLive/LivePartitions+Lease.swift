@@ -27,7 +27,7 @@ extension LivePartitions {
         let rows = try await mysql.query(
             """
             SELECT p.partition_no, MIN(TIMESTAMPDIFF(MICROSECOND, p.heartbeat_at, UTC_TIMESTAMP(6)) / 1e6), COUNT(*),
-                   MAX(p.owner), GROUP_CONCAT(DISTINCT p.owner_connection)
+                   MAX(p.owner), GROUP_CONCAT(DISTINCT CONCAT_WS(' ', p.owner_connection, p.owner_host))
             FROM \(PartitionLedger.liveTable) p JOIN \(BuildRegistry.table) b USING (build_id)
             WHERE b.state = 'active' AND b.projection IN (\(placeholders)) AND p.partitions = ? AND p.heartbeat_at IS NOT NULL
             GROUP BY p.partition_no
@@ -45,9 +45,11 @@ extension LivePartitions {
             // Killed even when no session held the owner locks any more (fencing another partition
             // of the same frozen process ended it): its chunk connections may still hold this
             // partition's apply lock. A live owner always holds its locks, so none is hit.
-            for connection in (rows.string(row, 4) ?? "").split(separator: ",").compactMap({ Int64($0) }) {
-                // Gone already, or reused by nobody: MariaDB connection ids only grow.
-                _ = try? await mysql.execute("KILL CONNECTION \(connection)")
+            for session in (rows.string(row, 4) ?? "").split(separator: ",") {
+                // "id host:port" (the host is missing in rows written before it was recorded).
+                let parts = session.split(separator: " ", maxSplits: 1).map(String.init)
+                guard let id = parts.first.flatMap({ Int64($0) }) else { continue }
+                await PartitionLedger.OwnerSession(id: id, host: parts.count > 1 ? parts[1] : nil).kill(on: mysql)
             }
             if terminated > 0 { expired.append(SilentOwner(partition: number, owner: rows.string(row, 3) ?? "?", silentSeconds: silent)) }
         }

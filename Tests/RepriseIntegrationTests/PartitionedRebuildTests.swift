@@ -214,6 +214,34 @@ struct PartitionedRebuildTests {
         }
     }
 
+    /// A lease expiry kills the owner's MySQL session, which the ledger names by its id and its
+    /// client host:port: a restarted MariaDB numbers its sessions from 1 again, so by then the id
+    /// alone may name another session. Here w1's row is given a bystander's id (its host:port
+    /// stays w1's), as a restart could have done: the partition is taken over, and the bystander
+    /// lives on.
+    @Test func aLeaseExpiryKillsTheOwnersSessionAndNotAnotherWithItsID() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 205)
+            let folder = try Self.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            let sleeper = try await Self.frozenWorker(environment, folder: folder, at: "stop-after-commit:1")
+            let bystander = try await MySQLConnection.connect(url: environment.mysqlURL)
+            try await environment.mysql.execute(
+                "UPDATE reprise_build_partitions SET owner_connection = ? WHERE owner = 'w1'", [.int(Int64(await bystander.connectionID))])
+            let helper = try BackgroundProcess(
+                Self.arguments(environment, folder: folder, worker: "w2") + ["--lease-seconds", "2"], environment: environment.processVariables)
+            let helped = try await helper.finish()
+            try #require(helped.status == 0, "\(helped.standardError)")
+            #expect(helped.standardError.contains("lease expired, taking it over"), "\(helped.standardError)")
+            #expect(try await bystander.query("SELECT 1").int(0, 0) == 1, "the bystander's session was not killed")
+            await bystander.close()
+            sleeper.signal(SIGCONT)
+            let woke = try await sleeper.finish()
+            try #require(woke.status != 0 && woke.signal == nil, "the fenced worker stops with an error: \(woke.standardError)")
+            try await Self.checkAgainstGoldenRows(environment, folder: folder)
+        }
+    }
+
     @Test func aJoinWorkerWithNothingToJoinExitsCleanly() async throws {
         try await RebuildEnvironment.with { environment in
             try await environment.seed(events: 200, seed: 202)
