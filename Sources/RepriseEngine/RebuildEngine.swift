@@ -559,10 +559,15 @@ package struct EngineConnections: Sendable {
     }
 
     /// Opens the connections; those opened before a failure are closed again.
-    package static func open(postgresURL: String, mysqlURL: String, controlSession: ControlSession = .own) async throws -> EngineConnections {
+    /// `writerReadTimeoutSeconds`: how long the writer waits for an answer (nil: the connect
+    /// timeout; see `RebuildEngine.writerReadTimeoutSeconds`).
+    package static func open(
+        postgresURL: String, mysqlURL: String, controlSession: ControlSession = .own,
+        writerReadTimeoutSeconds: Int? = RebuildEngine.writerReadTimeoutSeconds
+    ) async throws -> EngineConnections {
         var opened: [@Sendable () async -> Void] = []
         do {
-            let writer = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: RebuildEngine.writerReadTimeoutSeconds)
+            let writer = try await MySQLConnection.connect(url: mysqlURL, readTimeoutSeconds: writerReadTimeoutSeconds)
             opened.append { await writer.close() }
             let reader = try await PostgresConnection.connect(url: postgresURL)
             opened.append { await reader.close() }

@@ -99,7 +99,10 @@ public final class LiveProjectionRunner {
             }
             try requirePartitionKeys(projections)
         }
-        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL)
+        // The live worker keeps the connect timeout on its writer: a silent server is reported
+        // (`live.store_unavailable`) within seconds, and its chunks are never redone in place
+        // (the runner is reopened), so a lock wait taken for a lost session costs one reopen.
+        let connections = try await EngineConnections.open(postgresURL: postgresURL, mysqlURL: mysqlURL, writerReadTimeoutSeconds: nil)
         let resolved: ResolvedEventSource
         do {
             resolved = try await RebuildEngine.resolve(source, on: connections.control)
