@@ -135,18 +135,13 @@ package struct PartitionLedger: Sendable {
             self.host = host
         }
 
-        /// Kills the session on `connection` if it is still the owner's. A restarted server
-        /// numbers its sessions from 1 again, so the id alone may name another session by now:
-        /// another worker's writer, or another application's under the same user. The client
-        /// host:port tells them apart. Returns whether a session was killed (false: it was gone).
+        /// Kills the session on `connection` if it is still the owner's (`killSession`: by id
+        /// and client host:port; a row without a host, by id). Returns whether a session was
+        /// killed (false: it was gone).
         @discardableResult
         package func kill(on connection: MySQLConnection) async -> Bool {
-            if let host {
-                let same = try? await connection.query(
-                    "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST = ?", [.int(id), .string(host)]).int(0, 0)
-                guard same == 1 else { return false }
-            }
-            return (try? await connection.execute("KILL CONNECTION ?", [.int(id)])) != nil
+            guard let host else { return (try? await connection.execute("KILL CONNECTION ?", [.int(id)])) != nil }
+            return await connection.killSession(UInt64(id), from: host)
         }
     }
 

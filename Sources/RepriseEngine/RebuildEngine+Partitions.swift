@@ -110,12 +110,10 @@ extension RebuildEngine {
                     claimed = partition
                     break
                 }
-                if partition.state == .running, let age = partition.secondsSinceHeartbeat, age > Double(options.leaseSeconds) {
-                    if try await expireLease(partition, key: key, buildID: record.buildID, control: control, store: store) {
-                        progress(RebuildProgress(
-                            projections: [definition.name], phase: .tookOver(partition: partition.number, owner: partition.owner ?? "?", silentSeconds: Int(age)),
-                            eventsDone: 0, eventsTotal: 0, partition: partition.number))
-                    }
+                if let age = try await expireLeaseIfSilent(partition, key: key, buildID: record.buildID, control: control, store: store) {
+                    progress(RebuildProgress(
+                        projections: [definition.name], phase: .tookOver(partition: partition.number, owner: partition.owner ?? "?", silentSeconds: Int(age)),
+                        eventsDone: 0, eventsTotal: 0, partition: partition.number))
                 }
             }
             guard var partition = claimed else {
@@ -193,20 +191,20 @@ extension RebuildEngine {
             tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot)
     }
 
-    /// Takes a partition from a worker that stopped committing chunks (frozen, not dead): its
-    /// PostgreSQL session ends (the partition lock goes with it) and its MySQL connection is
-    /// killed (an open chunk transaction rolls back). Should it wake up, its next checkpoint
-    /// compare-and-set fails: it cannot apply anything twice.
-    /// Returns whether an owner was fenced off.
-    private func expireLease(
+    /// Takes a partition from a worker that stopped committing chunks (frozen, not dead) once
+    /// it has been silent past the lease: its PostgreSQL session ends (the partition lock goes
+    /// with it) and its MySQL connection is killed (an open chunk transaction rolls back).
+    /// Should it wake up, its next checkpoint compare-and-set fails: it cannot apply anything
+    /// twice. Returns how long the owner was silent when it was fenced off (nil: not silent past
+    /// the lease, or no session of it left).
+    private func expireLeaseIfSilent(
         _ partition: BuildPartition, key: PostgresAdvisoryLockKey, buildID: Int64, control: PostgresConnection, store: ReadModelStore
-    ) async throws -> Bool {
-        let terminated = try await control.terminateAdvisoryLockHolders(key)
-        if terminated > 0, let session = try await store.ledger.partitionOwnerSession(buildID, partition.number) {
-            // The owner may have disconnected already; then there is nothing to kill.
-            await session.kill(on: store.connection)
-        }
-        return terminated > 0
+    ) async throws -> Double? {
+        guard partition.state == .running, let age = partition.secondsSinceHeartbeat, age > Double(options.leaseSeconds) else { return nil }
+        guard try await control.terminateAdvisoryLockHolders(key) > 0 else { return nil }
+        // The owner may have disconnected already; then there is nothing to kill.
+        try await store.ledger.partitionOwnerSession(buildID, partition.number)?.kill(on: store.connection)
+        return age
     }
 
     /// Before a failed chunk of partition `current` is written again: the owners of the other
@@ -219,10 +217,9 @@ extension RebuildEngine {
         except current: Int, beforeRedoingChunk chunk: Int, definition: ProjectionDefinition, buildID: Int64, database: String,
         control: PostgresConnection, store: ReadModelStore, progress: @escaping @Sendable (RebuildProgress) -> Void
     ) async throws {
-        for partition in try await store.ledger.partitions(of: buildID) where partition.number != current && partition.state == .running {
-            guard let age = partition.secondsSinceHeartbeat, age > Double(options.leaseSeconds) else { continue }
+        for partition in try await store.ledger.partitions(of: buildID) where partition.number != current {
             let key = LockNames.rebuildPartition(definition.name, database: database, build: buildID, partition: partition.number)
-            if try await expireLease(partition, key: key, buildID: buildID, control: control, store: store) {
+            if let age = try await expireLeaseIfSilent(partition, key: key, buildID: buildID, control: control, store: store) {
                 progress(RebuildProgress(
                     projections: [definition.name],
                     phase: .fencedOff(partition: partition.number, owner: partition.owner ?? "?", silentSeconds: Int(age), beforeRedoingChunk: chunk),

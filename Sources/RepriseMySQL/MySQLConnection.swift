@@ -178,7 +178,7 @@ public actor MySQLConnection {
         try open()
         reopenCount += 1
         if reopened.wasLost, let previousClientPort {
-            reopened.endedOnServer = endSessionLeftOnServer(reopened.previousConnectionID, clientPort: previousClientPort)
+            reopened.endedOnServer = endSessionLeftOnServer(reopened.previousConnectionID, client: "%:\(previousClientPort)")
         }
         return reopened
     }
@@ -191,14 +191,10 @@ public actor MySQLConnection {
     /// used once the server has ended it (at most the connect timeout). Returns whether it was
     /// still there.
     ///
-    /// The session is matched by its id and its client port: a restarted server numbers its
-    /// sessions from 1 again, and the old id may then be another session of this process (seen:
-    /// a rebuild's reopened lock session killed its own new writer session).
-    private func endSessionLeftOnServer(_ id: UInt64, clientPort: UInt16) -> Bool {
-        let ours = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = \(id) AND HOST LIKE '%:\(clientPort)'"
-        guard (try? runRaw(ours, sql: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST LIKE ?"))?.int(0, 0) == 1,
-            (try? runRaw("KILL CONNECTION \(id)", sql: "KILL CONNECTION ?")) != nil
-        else { return false }
+    /// The session is matched by its id and its client port (`killSession`; seen with the id
+    /// alone: a rebuild's reopened lock session killed its own new writer session).
+    private func endSessionLeftOnServer(_ id: UInt64, client: String) -> Bool {
+        guard killSession(id, from: client) else { return false }
         let deadline = ContinuousClock.now + .seconds(options.connectTimeout)
         let stillThere = "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = \(id)"
         // The killed thread rolls its transaction back before it ends, and only then lets go of its locks.
@@ -206,6 +202,20 @@ public actor MySQLConnection {
             usleep(20_000)
         }
         return true
+    }
+
+    /// Kills session `id` if the server still lists it from `client`, its client's host:port as
+    /// `information_schema.PROCESSLIST.HOST` shows it (a `LIKE` pattern: `%:port` matches any
+    /// host). A restarted server numbers its sessions from 1 again, so by then an id alone may
+    /// name another session. Returns whether a session was killed.
+    @discardableResult
+    public func killSession(_ id: UInt64, from client: String) -> Bool {
+        guard
+            (try? runRaw(
+                try render("SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST LIKE ?", [.int(Int64(id)), .string(client)]),
+                sql: "SELECT COUNT(*) FROM information_schema.PROCESSLIST WHERE ID = ? AND HOST LIKE ?"))?.int(0, 0) == 1
+        else { return false }
+        return (try? runRaw("KILL CONNECTION \(id)", sql: "KILL CONNECTION ?")) != nil
     }
 
     /// The local TCP port of a handle's socket (nil for a Unix socket): with the session id, it
