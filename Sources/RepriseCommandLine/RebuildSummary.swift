@@ -86,7 +86,7 @@ enum RebuildSummary {
             let tables = result.tableRows.sorted { $0.key < $1.key }.map { "\(quote($0.key)):\($0.value)" }.joined(separator: ",")
             return "{\"projection\":\(quote(result.projection)),\"version\":\(result.version),\"build\":\(result.buildID),"
                 + "\"resumed\":\(result.resumed),\"events_applied\":\(result.eventsApplied),\"row_writes\":\(result.rowsWritten),\"rows_loaded\":\(result.rowsLoaded),\"rows_merged\":\(result.rowsMerged),"
-                + "\"row_read_queries\":\(result.rowReadQueries),\"lookup_queries\":\(result.lookupQueries),\"row_read_keys\":\(result.rowReadKeys),\"row_read_keys_ahead\":\(result.rowReadKeysAhead),"
+                + "\"row_read_queries\":\(result.rowReadQueries),\"lookup_queries\":\(result.lookupQueries),\"row_read_keys\":\(result.rowReadKeys),\"row_read_keys_ahead\":\(result.rowReadKeysAhead),\"written_key_filter_bytes\":\(result.writtenKeyFilterBytes),"
                 + "\"catch_up_rounds\":\(result.catchUpRounds),\"swapped\":\(result.swapped),"
                 + "\"previous_build\":\(result.previousBuildID.map(String.init) ?? "null"),\"tables\":{\(tables)},"
                 + "\"partitions_applied\":[\(result.partitionsApplied.map(String.init).joined(separator: ","))]}"

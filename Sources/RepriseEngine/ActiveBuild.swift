@@ -26,11 +26,15 @@ package final class ActiveBuild {
     package var repairs: Int64 = 0
 
     /// `mergeTables`: the workspace merges into the rows of the projection's merge tables, never reading them.
-    package init(record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int, mergeTables: Bool = true) {
+    package init(
+        record: BuildRecord, runnable: RunnableProjection, fresh: Bool, cacheLimit: Int, mergeTables: Bool = true,
+        filterFirstKeys: Int? = nil
+    ) {
         self.record = record
         self.runnable = runnable
         if case .file(let definition) = runnable { declarative = DeclarativeProjection(definition) } else { declarative = nil }
-        workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit)
+        workspace = RowWorkspace(tables: runnable.definition.tables, freshTables: fresh, cacheLimit: cacheLimit,
+            filterFirstKeys: filterFirstKeys ?? KeyFilter.defaultExpectedKeys)
         workspace.tracksEvents = declarative?.hasLookups ?? false
         if let declarative, mergeTables { workspace.mergeUnreadRows(of: declarative.mergeTablePositions) }
         resumed = !fresh

@@ -95,6 +95,8 @@ package struct ChunkApplier: Sendable {
             try await pipeline.submit(events)
             done += Int64(events.count)
             progress(done, max(total, done))
+            // Only a counted round (a rebuild's) says how much is left.
+            if total > 0 { for build in group { build.workspace.noteEventsRead(events.count, leftInRound: total - done) } }
         }
         do {
             try await reader.read(spec, fetchSize: fetchSize, decoder: decoders.payload, metadataDecoder: decoders.metadata, timings: timings) { events in

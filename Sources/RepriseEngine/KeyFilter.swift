@@ -1,25 +1,39 @@
 /// A Bloom filter of row keys: "certainly never written" or "maybe written"; a false positive
 /// only costs a lookup in MySQL. It grows with the keys (a scalable Bloom filter): segments of
 /// about 10 bits per key and three hashes (about 2% false positives each), the first 1 MiB for
-/// 800,000 keys, each next one twice the size of the last, so the rate stays low as a history
-/// of 10M events writes millions of keys (a fixed 1 MiB filter answered "maybe" for about half
-/// the new keys there, each a row read).
+/// 838,860 keys, so the rate stays low as a history of 10M events writes millions of keys (a
+/// fixed 1 MiB filter answered "maybe" for about half the new keys there, each a row read).
+///
+/// A new segment is sized by the build's outlook when it has one (`eventsLeftPerEventRead`):
+/// the keys the rest of the build will write at the rate so far. Doubling instead, a filter
+/// holds up to twice the bits its keys need: measured at 10M events (docs/throughput.md), the
+/// three samples' 9.2 million keys took 15 MiB (segments of 1, 2 and 4 MiB per growing table).
 struct KeyFilter {
     private struct Segment {
         var bits: [UInt64]
-        let mask: UInt64
+        /// The number of bits: any multiple of 64 (positions are taken by multiply-shift, not a mask).
+        let bitCount: UInt64
         let capacity: Int
         var count = 0
 
-        init(log2Bits: Int) {
-            bits = [UInt64](repeating: 0, count: 1 << (log2Bits - 6))
-            mask = (1 << UInt64(log2Bits)) - 1
-            capacity = (1 << log2Bits) / 10
+        /// A segment of about 10 bits for each of `keys` keys, in whole words.
+        init(keys: Int) {
+            let words = max((keys * Self.bitsPerKey + 63) / 64, 32)
+            bits = [UInt64](repeating: 0, count: words)
+            bitCount = UInt64(words * 64)
+            capacity = words * 64 / Self.bitsPerKey
         }
+
+        static let bitsPerKey = 10
 
         func positions(_ hash: UInt64) -> (Int, Int, Int) {
             let second = (hash >> 33 | hash << 31) &* 0x9E37_79B9_7F4A_7C15
-            return (Int(hash & mask), Int(second & mask), Int((hash &+ second &* 3) & mask))
+            return (slot(hash), slot(second), slot(hash &+ second &* 3))
+        }
+
+        /// A bit position from a hash's high bits: `hash * bitCount / 2^64`.
+        private func slot(_ hash: UInt64) -> Int {
+            Int(truncatingIfNeeded: hash.multipliedFullWidth(by: bitCount).high)
         }
 
         mutating func insert(_ hash: UInt64) {
@@ -39,10 +53,16 @@ struct KeyFilter {
 
     private var segments: [Segment]
 
-    /// A first segment for about `expectedKeys` keys (at least 1,600: 2 KiB), 1 MiB by default.
-    init(expectedKeys: Int = 800_000) {
-        let bits = max(expectedKeys, 1_600) * 10
-        segments = [Segment(log2Bits: min(Int.bitWidth - bits.leadingZeroBitCount, 34))]
+    /// The build's outlook, set as it reads: events its rounds have left to read for each event
+    /// it has read so far (nil: unknown, and a new segment doubles the last).
+    var eventsLeftPerEventRead: Double?
+
+    /// The first segment's keys by default: 1 MiB.
+    static let defaultExpectedKeys = (1 << 23) / Segment.bitsPerKey
+
+    /// A first segment for about `expectedKeys` keys (at least 1,600: 2 KiB).
+    init(expectedKeys: Int = KeyFilter.defaultExpectedKeys) {
+        segments = [Segment(keys: max(expectedKeys, 1_600))]
     }
 
     mutating func insert(_ key: RowKey) {
@@ -54,13 +74,31 @@ struct KeyFilter {
         // Keys written again (most staged rows of a long build) do not fill the filter.
         guard !mightContain(hash: hash) else { return }
         if let last = segments.last, last.count >= last.capacity {
-            segments.append(Segment(log2Bits: min(Int(last.mask.nonzeroBitCount) + 1, 34)))
+            segments.append(Segment(keys: Self.nextSegmentKeys(after: last.capacity, keys: keyCount, outlook: eventsLeftPerEventRead)))
         }
         segments[segments.count - 1].insert(hash)
     }
 
+    /// The keys a new segment is sized for, once the last one (`last` keys) is full and the
+    /// filter holds `keys`. Without an outlook, twice the last. With one, what the rest of the
+    /// build writes at the rate so far, 10% over: a history whose keys keep coming gets one
+    /// segment for all of them, and one near its end a small one. At most four times the last,
+    /// so that a history whose new keys dried up early (all its customers in its first weeks)
+    /// does not get a segment sized for a rate it no longer has; at least an eighth of the last.
+    static func nextSegmentKeys(after last: Int, keys: Int, outlook: Double?) -> Int {
+        guard let outlook, outlook.isFinite, outlook >= 0 else { return last * 2 }
+        let projected = Double(keys) * outlook * 1.1
+        return max(last / 8, min(last * 4, projected < Double(last * 4) ? Int(projected) : last * 4))
+    }
+
+    /// Keys inserted so far (keys the filter already answered "maybe" for are not counted).
+    var keyCount: Int { segments.reduce(0) { $0 + $1.count } }
+
     /// The memory its bit arrays take (all of it touched once keys spread over it).
     var bytes: Int { segments.reduce(0) { $0 + $1.bits.count * MemoryLayout<UInt64>.stride } }
+
+    /// Segments so far (for tests).
+    var segmentCount: Int { segments.count }
 
     func mightContain(_ key: RowKey) -> Bool {
         mightContain(hash: UInt64(bitPattern: Int64(key.hashValue)))

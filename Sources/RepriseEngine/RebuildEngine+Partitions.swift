@@ -133,7 +133,9 @@ extension RebuildEngine {
             var partitionRecord = record
             partitionRecord.partition = partition
             partitionRecord.roundPosition = partition.roundPosition
-            let build = ActiveBuild(record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
+            let build = ActiveBuild(
+                record: partitionRecord, runnable: runnable, fresh: partition.eventsApplied == 0, cacheLimit: options.rowCacheLimit,
+                mergeTables: options.mergeTables, filterFirstKeys: options.writtenKeyFilterFirstKeys)
             build.partitionSpec = .rebuild(keys: keys, number: partition.number, count: partitions)
             let number = partition.number
             var applier = applier
@@ -286,6 +288,8 @@ struct PartitionsDone {
     var rowReadQueries: Int64 = 0
     var lookupQueries: Int64 = 0
     var rowReadKeys: Int64 = 0
+    /// The largest of its builds' written-key filters (one partition's build at a time).
+    var writtenKeyFilterBytes = 0
 
     /// Adds what `build` applied; `partition`: the partition it was (nil: catch-up rounds).
     mutating func add(_ build: ActiveBuild, partition: Int?) {
@@ -297,16 +301,19 @@ struct PartitionsDone {
         rowReadQueries += build.rowReadQueries
         lookupQueries += build.lookupQueries
         rowReadKeys += build.rowReadKeys
+        writtenKeyFilterBytes = max(writtenKeyFilterBytes, build.workspace.filterBytes)
     }
 
     func result(
         projection: String, version: Int, buildID: Int64, catchUpRounds: Int, tableRows: [String: Int64], swapped: Bool,
         previousBuildID: Int64?, appliedSnapshot: String?
     ) -> RebuildResult {
-        RebuildResult(
+        var result = RebuildResult(
             projection: projection, version: version, buildID: buildID, resumed: false, eventsApplied: eventsApplied, rowsWritten: rowsWritten,
             catchUpRounds: catchUpRounds, tableRows: tableRows, swapped: swapped, previousBuildID: previousBuildID,
             appliedSnapshot: appliedSnapshot, partitionsApplied: applied, rowReadQueries: rowReadQueries, lookupQueries: lookupQueries,
             rowReadKeys: rowReadKeys, rowsLoaded: rowsLoaded, rowsMerged: rowsMerged)
+        result.writtenKeyFilterBytes = writtenKeyFilterBytes
+        return result
     }
 }

@@ -105,12 +105,14 @@ public struct RebuildEngine: Sendable {
         var results: [RebuildResult] = []
         for build in builds {
             let (tableRows, previous) = try await checkAndSwap(build, connections: connections, hooks: hooks, progress: progress)
-            results.append(RebuildResult(
+            var result = RebuildResult(
                 projection: build.name, version: build.definition.version, buildID: build.record.buildID, resumed: build.resumed,
                 eventsApplied: build.eventsApplied, rowsWritten: build.rowsWritten, catchUpRounds: build.catchUpRounds,
                 tableRows: tableRows, swapped: options.swap, previousBuildID: previous, appliedSnapshot: build.record.baseSnapshot,
                 rowReadQueries: build.rowReadQueries, lookupQueries: build.lookupQueries, rowReadKeys: build.rowReadKeys, rowsLoaded: build.rowsLoaded,
-                rowReadKeysAhead: build.rowReadKeysAhead, rowsMerged: build.rowsMerged))
+                rowReadKeysAhead: build.rowReadKeysAhead, rowsMerged: build.rowsMerged)
+            result.writtenKeyFilterBytes = build.workspace.filterBytes
+            results.append(result)
         }
         progress(RebuildProgress(projections: names, phase: .done, eventsDone: 0, eventsTotal: 0))
         return results
@@ -262,7 +264,9 @@ public struct RebuildEngine: Sendable {
         }
         let record = try await store.registry.createBuild(definition, snapshot: snapshot)
         try await store.tables.create(definition, build: record)
-        return ActiveBuild(record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables)
+        return ActiveBuild(
+            record: record, runnable: runnable, fresh: true, cacheLimit: options.rowCacheLimit, mergeTables: options.mergeTables,
+            filterFirstKeys: options.writtenKeyFilterFirstKeys)
     }
 
     func tablesExist(_ definition: ProjectionDefinition, _ build: BuildRecord, _ store: ReadModelStore) async throws -> Bool {

@@ -71,6 +71,9 @@ public struct RebuildOptions: Sendable {
     /// taken from it (its PostgreSQL session is terminated, its MySQL connection killed), so a
     /// frozen worker (paused, swapping, half-partitioned from the network) cannot hold it forever.
     public var leaseSeconds = 120
+    /// Keys the first segment of a new build's written-key filters is sized for (1 MiB per table;
+    /// tests make it small so that the segments sized by the outlook show in a small history).
+    package var writtenKeyFilterFirstKeys = KeyFilter.defaultExpectedKeys
 
 
     public init() {}
@@ -201,6 +204,9 @@ public struct RebuildResult: Sendable {
     /// The part of `rowsWritten` sent as merge rows of merge tables (rows that may exist, merged
     /// by MySQL into the row it holds: docs/merge-tables.md); none with `mergeTables` off.
     public var rowsMerged: Int64 = 0
+    /// Bytes of the written-key filters at the end (they grow with the keys a new build writes:
+    /// the part of a rebuild's memory that follows the history's length).
+    public var writtenKeyFilterBytes = 0
 }
 
 /// Points where a test (or an operator's fault drill) can act during a rebuild.

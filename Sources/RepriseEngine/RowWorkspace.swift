@@ -85,7 +85,7 @@ final class RowWorkspace {
         case entry([ProjectionValue]?)
     }
 
-    init(tables: [TableDefinition], freshTables: Bool, cacheLimit: Int) {
+    init(tables: [TableDefinition], freshTables: Bool, cacheLimit: Int, filterFirstKeys: Int = KeyFilter.defaultExpectedKeys) {
         let ordered = tables.enumerated().map { TableLayout($0.element, position: $0.offset) }
         var layouts: [String: TableLayout] = [:]
         for layout in ordered { layouts[layout.name] = layout }
@@ -104,7 +104,7 @@ final class RowWorkspace {
         missing = Array(repeating: [], count: ordered.count)
         self.complete = Array(repeating: freshTables, count: ordered.count)
         self.cacheLimit = max(cacheLimit, 2)
-        self.written = Array(repeating: freshTables ? KeyFilter() : nil, count: ordered.count)
+        self.written = Array(repeating: freshTables ? KeyFilter(expectedKeys: filterFirstKeys) : nil, count: ordered.count)
     }
 
     /// Rows written by the chunk in progress, by table name (for traces and tests).
@@ -405,6 +405,18 @@ final class RowWorkspace {
         if complete[table] { return true }
         if let filter = written[table] { return !filter.mightContain(key) }
         return false
+    }
+
+    /// Events this build has read, over its rounds (the written-key filters' outlook).
+    private var eventsRead: Int64 = 0
+
+    /// `count` more events were read, and the round has `leftInRound` to go: the written-key
+    /// filters size a new segment for the keys the rest of the build will write at this rate.
+    func noteEventsRead(_ count: Int, leftInRound: Int64) {
+        eventsRead += Int64(count)
+        guard eventsRead > 0 else { return }
+        let outlook = Double(max(leftInRound, 0)) / Double(eventsRead)
+        for table in written.indices where written[table] != nil { written[table]?.eventsLeftPerEventRead = outlook }
     }
 
     /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.

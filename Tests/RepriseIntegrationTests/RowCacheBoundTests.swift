@@ -71,4 +71,40 @@ struct RowCacheBoundTests {
             }
         }
     }
+
+    /// A new build's written-key filters grow by the build's outlook (docs/throughput.md): once a
+    /// segment is full, the next one is sized for the keys the rest of the build writes, where
+    /// doubling segments held up to twice the bits. The first segment is made small here (1,600
+    /// keys instead of 838,860) so that a history of 12,000 events outgrows it as 10M events
+    /// outgrow 1 MiB; the rows are those of a build whose filters never grew.
+    @Test func theWrittenKeyFiltersGrowForTheKeysTheRestOfTheBuildWrites() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 12_000, seed: 68)
+            let samples = try RebuildEnvironment.samples()
+            let tables = samples.flatMap(\.tables).map(\.name).sorted()
+            _ = try await environment.engine { Self.steps(&$0); $0.mergeTables = true }.rebuild(samples.map { .file($0) })
+            var expected: [String: [[String]]] = [:]
+            for table in tables { expected[table] = try await environment.rows(table) }
+
+            let small = try await environment.engine { Self.steps(&$0); $0.mergeTables = true; $0.writtenKeyFilterFirstKeys = 1_600 }
+                .rebuild(samples.map { .file($0) })
+            for table in tables { #expect(try await environment.rows(table) == expected[table], "\(table)") }
+            // Segments of 1,600, 3,200, 6,400... keys (10 bits each) until they hold `keys`.
+            func doubledBytes(_ keys: Int64) -> Int {
+                var segment = 1_600, held = 1_600, bytes = 2_000
+                while held < keys { segment *= 2; held += segment; bytes += segment * 10 / 8 }
+                return bytes
+            }
+            // The order table is the one that outgrows its first segment in this history (4,030 keys).
+            let orders = try #require(small.first { $0.projection == "order_summary" })
+            let keys = orders.tableRows.values.reduce(0, +)
+            #expect(keys > 1_600, "order_summary outgrows its first segment: \(keys) keys")
+            #expect(orders.writtenKeyFilterBytes < doubledBytes(keys), "order_summary: \(orders.writtenKeyFilterBytes) bytes for \(keys) keys")
+            for result in small {
+                let keys = Int(result.tableRows.values.reduce(0, +)), tables = result.tableRows.count
+                // Each table's first segment, then about 10 bits a key, with room for the rate to move.
+                #expect(result.writtenKeyFilterBytes <= tables * 2_512 + keys * 10 / 8 * 14 / 10, "\(result.projection): \(result.writtenKeyFilterBytes) bytes for \(keys) keys")
+            }
+        }
+    }
 }
