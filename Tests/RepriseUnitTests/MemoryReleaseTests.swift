@@ -23,9 +23,9 @@ struct MemoryReleaseTests {
         #expect(ChunkBounds.fixed(100).freePagesSpacing == .seconds(20))
     }
 
-    @Test func theChunkGatheredWhileAnotherCommitsStopsAtThreeQuartersOfTheBound() {
+    @Test func theChunkGatheredWhileAnotherCommitsStopsAtHalfTheBound() {
         let flush = RebuildOptions.defaultFlushBytes
-        #expect(RebuildOptions().chunkBounds.bytesGatheredWhileCommitting == flush / 4 * 3)
+        #expect(RebuildOptions().chunkBounds.bytesGatheredWhileCommitting == flush / 2)
         #expect(ChunkBounds.fixed(100).bytesGatheredWhileCommitting == .max, "the live worker's chunks have no byte bound")
     }
 
