@@ -114,15 +114,13 @@ package struct ChunkBounds: Sendable {
     /// Bounds the group's cached rows (the live worker's caches are bounded by rows only).
     var rowCache = RowCacheBudget(bytes: .max)
 
-    /// What the chunk being gathered may hold while the chunk before it commits: half of
-    /// `maxBytes`, then the handlers wait for the commit. Commits take 0.55-0.7 of a chunk's
-    /// gathering time at 1M and 10M events alike (docs/throughput-10m.md), so the handlers wait
-    /// briefly at the end of most chunks, and a slow commit no longer lets the next chunk grow to
-    /// nearly its whole bound: the highest resident sizes of a long rebuild. Measured at 10M
-    /// (docs/throughput.md): peaks of 222-227 MB at half, 236-242 MB at three quarters, at a rate
-    /// within the host's noise (while the handlers wait, the commit has the CPU they leave).
+    /// What the chunk being gathered may hold while the chunk before it commits: three quarters
+    /// of `maxBytes`, then the handlers wait for the commit. Commits take 0.55-0.7 of a chunk's
+    /// gathering time at 1M and 10M events alike (docs/throughput-10m.md), so this only stops
+    /// the slow ones, which otherwise hold two whole chunks at once: the highest resident sizes
+    /// of a long rebuild.
     var bytesGatheredWhileCommitting: Int {
-        maxBytes < .max ? maxBytes / 2 : .max
+        maxBytes < .max ? maxBytes / 4 * 3 : .max
     }
 
     /// The least time between two returns of free pages to the system, after big chunks.

@@ -23,9 +23,9 @@ struct MemoryReleaseTests {
         #expect(ChunkBounds.fixed(100).freePagesSpacing == .seconds(20))
     }
 
-    @Test func theChunkGatheredWhileAnotherCommitsStopsAtHalfTheBound() {
+    @Test func theChunkGatheredWhileAnotherCommitsStopsAtThreeQuartersOfTheBound() {
         let flush = RebuildOptions.defaultFlushBytes
-        #expect(RebuildOptions().chunkBounds.bytesGatheredWhileCommitting == flush / 2)
+        #expect(RebuildOptions().chunkBounds.bytesGatheredWhileCommitting == flush / 4 * 3)
         #expect(ChunkBounds.fixed(100).bytesGatheredWhileCommitting == .max, "the live worker's chunks have no byte bound")
     }
 
