@@ -4,7 +4,7 @@
 /// 838,860 keys, so the rate stays low as a history of 10M events writes millions of keys (a
 /// fixed 1 MiB filter answered "maybe" for about half the new keys there, each a row read).
 ///
-/// A new segment is sized by the build's outlook when it has one (`eventsLeftPerEventRead`):
+/// A new segment is sized by the build's outlook when the caller gives one (`insert(_:outlook:)`):
 /// the keys the rest of the build will write at the rate so far. Doubling instead, a filter
 /// holds up to twice the bits its keys need: measured at 10M events (docs/throughput.md), the
 /// three samples' 9.2 million keys took 15 MiB (segments of 1, 2 and 4 MiB per growing table).
@@ -53,10 +53,6 @@ struct KeyFilter {
 
     private var segments: [Segment]
 
-    /// The build's outlook, set as it reads: events its rounds have left to read for each event
-    /// it has read so far (nil: unknown, and a new segment doubles the last).
-    var eventsLeftPerEventRead: Double?
-
     /// The first segment's keys by default: 1 MiB.
     static let defaultExpectedKeys = (1 << 23) / Segment.bitsPerKey
 
@@ -65,16 +61,18 @@ struct KeyFilter {
         segments = [Segment(keys: max(expectedKeys, 1_600))]
     }
 
-    mutating func insert(_ key: RowKey) {
-        insert(hash: UInt64(bitPattern: Int64(key.hashValue)))
+    /// `outlook`: events the build has left to read for each event it has read so far (nil:
+    /// unknown, and a new segment doubles the last).
+    mutating func insert(_ key: RowKey, outlook: Double? = nil) {
+        insert(hash: UInt64(bitPattern: Int64(key.hashValue)), outlook: outlook)
     }
 
     /// Inserts a key by a hash of it that callers compute alike for insert and query.
-    mutating func insert(hash: UInt64) {
+    mutating func insert(hash: UInt64, outlook: Double? = nil) {
         // Keys written again (most staged rows of a long build) do not fill the filter.
         guard !mightContain(hash: hash) else { return }
         if let last = segments.last, last.count >= last.capacity {
-            segments.append(Segment(keys: Self.nextSegmentKeys(after: last.capacity, keys: keyCount, outlook: eventsLeftPerEventRead)))
+            segments.append(Segment(keys: Self.nextSegmentKeys(after: last.capacity, keys: keyCount, outlook: outlook)))
         }
         segments[segments.count - 1].insert(hash)
     }
@@ -88,7 +86,7 @@ struct KeyFilter {
     static func nextSegmentKeys(after last: Int, keys: Int, outlook: Double?) -> Int {
         guard let outlook, outlook.isFinite, outlook >= 0 else { return last * 2 }
         let projected = Double(keys) * outlook * 1.1
-        return max(last / 8, min(last * 4, projected < Double(last * 4) ? Int(projected) : last * 4))
+        return max(last / 8, projected < Double(last * 4) ? Int(projected) : last * 4)
     }
 
     /// Keys inserted so far (keys the filter already answered "maybe" for are not counted).

@@ -407,23 +407,30 @@ final class RowWorkspace {
         return false
     }
 
-    /// Events this build has read, over its rounds (the written-key filters' outlook).
+    /// Events this build has read, over its rounds, and what its round has left (nil: a round
+    /// without a count): the written-key filters' outlook.
     private var eventsRead: Int64 = 0
+    private var leftInRound: Int64?
 
     /// `count` more events were read, and the round has `leftInRound` to go: the written-key
     /// filters size a new segment for the keys the rest of the build will write at this rate.
     func noteEventsRead(_ count: Int, leftInRound: Int64) {
         eventsRead += Int64(count)
-        guard eventsRead > 0 else { return }
-        let outlook = Double(max(leftInRound, 0)) / Double(eventsRead)
-        for table in written.indices where written[table] != nil { written[table]?.eventsLeftPerEventRead = outlook }
+        self.leftInRound = max(leftInRound, 0)
+    }
+
+    /// Events left to read per event read so far (`KeyFilter.insert(_:outlook:)`).
+    private var outlook: Double? {
+        guard let leftInRound, eventsRead > 0 else { return nil }
+        return Double(leftInRound) / Double(eventsRead)
     }
 
     /// Rows about to be written to MySQL: the filter must say "maybe" for their keys from now on.
     /// Notes in the written-key filters the keys of the rows a chunk puts (`puts`: not a delete).
     private func noteWritten<Row>(_ tables: [[RowKey: Row]], puts: (Row) -> Bool) {
+        let outlook = outlook
         for (table, rows) in tables.enumerated() where written[table] != nil {
-            for (key, row) in rows where puts(row) { written[table]?.insert(key) }
+            for (key, row) in rows where puts(row) { written[table]?.insert(key, outlook: outlook) }
         }
     }
 

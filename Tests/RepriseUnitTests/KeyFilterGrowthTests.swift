@@ -33,12 +33,13 @@ struct KeyFilterOutlookTests {
     private static func build(events: Int, eventsPerKey: Int, outlook: Bool) -> (filter: KeyFilter, keys: Int) {
         var filter = KeyFilter()
         var keys = 0
+        var known: Double?  // the outlook after the step before, as the workspace has it
         for read in stride(from: 5_000, through: events, by: 5_000) {
             while (keys + 1) * eventsPerKey <= read {
-                filter.insert(hash: hash(keys))
+                filter.insert(hash: hash(keys), outlook: known)
                 keys += 1
             }
-            if outlook { filter.eventsLeftPerEventRead = Double(events - read) / Double(read) }
+            if outlook { known = Double(events - read) / Double(read) }
         }
         return (filter, keys)
     }
