@@ -97,7 +97,9 @@ enum RebuildSummary {
             .map { "\"\($0.0)\":\(String(format: "%.3f", spent[$0.1] ?? 0))" }.joined(separator: ",")
         // The process's high-water mark: what a memory limit (a container's) must allow.
         let peak = MemoryRelease.peakResidentBytes().map { String($0 >> 20) } ?? "null"
-        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"peak_rss_mib\":\(peak),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
+        // Which malloc served the process: the figures above depend on it (docs/throughput-allocator.md).
+        let allocator = MemoryRelease.allocatorJSON()
+        return "{\"seconds\":\(String(format: "%.3f", seconds)),\"peak_rss_mib\":\(peak),\"allocator\":\(allocator),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
     }
 }
 

@@ -121,6 +121,8 @@ struct RunSummary {
     var rowsMerged: Int64
     /// `peak_rss_mib`: the process's high-water mark (nil: null, not readable).
     var peakResidentMiB: Int?
+    /// `allocator`: the malloc that served the process ("jemalloc", "glibc") and jemalloc's settings.
+    var allocator: [String: Any]
 
     init(_ output: String, projection: Int = 0) throws {
         let line = try #require(output.split(separator: "\n").last { $0.hasPrefix("{") }, "no JSON summary in: \(output)")
@@ -133,6 +135,7 @@ struct RunSummary {
         rowsLoaded = try #require((projections[projection]["rows_loaded"] as? NSNumber)?.int64Value)
         rowsMerged = try #require((projections[projection]["rows_merged"] as? NSNumber)?.int64Value)
         peakResidentMiB = (object["peak_rss_mib"] as? NSNumber)?.intValue
+        allocator = try #require(object["allocator"] as? [String: Any], "no allocator in: \(output)")
     }
 }
 

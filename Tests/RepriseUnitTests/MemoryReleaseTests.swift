@@ -29,6 +29,13 @@ struct MemoryReleaseTests {
         #expect(ChunkBounds.fixed(100).bytesGatheredWhileCommitting == .max, "the live worker's chunks have no byte bound")
     }
 
+    /// The test process links `reprise-fault-injection`, not jemalloc: the glibc paths are the
+    /// ones tested in process (the `reprise` executable's jemalloc: `MergeTablesTests`).
+    @Test func theTestProcessRunsOnGlibcMalloc() {
+        #expect(MemoryRelease.allocator == .glibc)
+        #expect(MemoryRelease.allocatorJSON() == #"{"name":"glibc"}"#)
+    }
+
     /// In a process of its own: an arena with free space serves even a big block from it, so
     /// among the suite's other tests the answer would depend on what they freed.
     @Test func bigBuffersGetMappingsOfTheirOwnAfterTheAllocatorIsConfigured() async throws {
