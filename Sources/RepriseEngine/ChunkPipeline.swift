@@ -87,18 +87,22 @@ final class ChunkPipeline {
         for build in group { build.workspace.endStep() }
         // Recording the chunk in flight and turning the cache leave the chunk being gathered as it is.
         let gathered = dirtyBytes
+        var waitedForCommit = false
         if let flight = inFlight {
             if flight.committed.isMarked {
                 try await settle()
             } else if gathered >= bounds.bytesGatheredWhileCommitting {
                 // A commit slower than the gathering: the handlers wait for it rather than hold
-                // two whole chunks (the committing chunk's rows stay until it ends).
+                // two whole chunks (the committing chunk's rows stay until it ends). Then this
+                // chunk ends at once: MySQL, the slower side, commits it while the handlers
+                // gather the next, instead of waiting for them to gather the rest of the bound.
                 await applier.hooks.gatheringWaitsForCommit(flight.staged.number, gathered)
                 try await settle()
+                waitedForCommit = true
             }
         }
         bounds.rowCache.turnIfFull(group.lazy.map(\.workspace), sizing: generationSizing)
-        if chunk.events >= bounds.maxEvents || gathered >= bounds.maxBytes
+        if waitedForCommit || chunk.events >= bounds.maxEvents || gathered >= bounds.maxBytes
             || bounds.maxAge.map({ chunk.opened.duration(to: .now) >= $0 }) ?? false
         {
             try await endChunk()

@@ -115,10 +115,11 @@ package struct ChunkBounds: Sendable {
     var rowCache = RowCacheBudget(bytes: .max)
 
     /// What the chunk being gathered may hold while the chunk before it commits: three quarters
-    /// of `maxBytes`, then the handlers wait for the commit. Commits take 0.55-0.7 of a chunk's
-    /// gathering time at 1M and 10M events alike (docs/throughput-10m.md), so this only stops
-    /// the slow ones, which otherwise hold two whole chunks at once: the highest resident sizes
-    /// of a long rebuild.
+    /// of `maxBytes`, then the handlers wait for the commit, and the chunk ends when it ends.
+    /// Commits take 0.55-0.7 of a chunk's gathering time at 1M and 10M events alike
+    /// (docs/throughput-10m.md), so this only stops the slow ones, which otherwise hold two
+    /// whole chunks at once: the highest resident sizes of a long rebuild. Ending the chunk
+    /// there keeps MySQL busy while commits are the slower side (docs/throughput-allocator.md).
     var bytesGatheredWhileCommitting: Int {
         maxBytes < .max ? maxBytes / 4 * 3 : .max
     }

@@ -114,6 +114,48 @@ struct ChunkFlushTests {
         }
     }
 
+    /// A chunk that waited for the commit before it ends as soon as that commit ends: MySQL
+    /// starts its commit at once instead of waiting while the handlers gather the rest of the
+    /// bound, and two chunks held together stay within twice three quarters of it.
+    @Test func aChunkThatWaitedForACommitEndsWhenThatCommitEnds() async throws {
+        try await RebuildEnvironment.with { environment in
+            try await environment.seed(events: 2_000, seed: 68)
+            let mysql = environment.mysql
+            let handledAtWait = Mutex<Int?>(nil)
+            let appliedThroughChunk2 = Mutex<Int64?>(nil)
+            let (waited, signal) = AsyncStream<Void>.makeStream()
+            let projection = PausingStreamCounts(pauseAt: .max) { true }
+            var hooks = RebuildHooks()
+            hooks.gatheringWaitsForCommit = { chunk, _ in
+                if chunk == 1 { handledAtWait.withLock { $0 = projection.handled.value } }
+                signal.yield()
+            }
+            // As above: chunk 1's commit holds until the handlers wait for it.
+            hooks.beforeChunkCommit = { chunk in
+                guard chunk == 1 else { return }
+                await withTaskGroup(of: Void.self) { group in
+                    group.addTask { for await _ in waited { return } }
+                    group.addTask { try? await Task.sleep(for: .seconds(30)) }
+                    await group.next()
+                    group.cancelAll()
+                }
+            }
+            hooks.afterChunkCommit = { chunk in
+                guard chunk == 2 else { return }
+                let applied = try await mysql.query("SELECT events_applied FROM reprise_builds").int64(0, 0)
+                appliedThroughChunk2.withLock { $0 = applied }
+            }
+            let results = try await environment.engine(Self.smallChunks).rebuild([.code(projection)], hooks: hooks)
+            signal.finish()
+            #expect(results[0].swapped)
+            #expect(try await environment.rows("stream_counts") == (try await expectedStreamCounts(environment)))
+            let atWait = try #require(handledAtWait.withLock { $0 }, "the handlers never waited for chunk 1's commit")
+            // Chunk 2 holds exactly the events handled when the handlers waited: it was staged
+            // right after chunk 1 was recorded, not gathered on to the whole bound.
+            #expect(appliedThroughChunk2.withLock { $0 } == Int64(atWait))
+        }
+    }
+
     /// The shipped samples built with every row upserted and with new rows bulk-loaded end in
     /// the same tables, value for value.
     @Test func bulkLoadedRowsEqualUpsertedRows() async throws {
