@@ -20,6 +20,20 @@ struct ChunkFlushTests {
         options.flushInterval = .seconds(3_600)
     }
 
+    /// A `beforeChunkCommit` hook that holds chunk 1's commit until `waited` yields (the handlers
+    /// waited for it), or 30 s have passed.
+    private static func holdingChunk1(until waited: AsyncStream<Void>) -> @Sendable (Int) async throws -> Void {
+        { chunk in
+            guard chunk == 1 else { return }
+            await withTaskGroup(of: Void.self) { group in
+                group.addTask { for await _ in waited { return } }
+                group.addTask { try? await Task.sleep(for: .seconds(30)) }
+                await group.next()
+                group.cancelAll()
+            }
+        }
+    }
+
     /// Steps of 100 events; a chunk ends after about 250 changed rows of stream_counts.
     private static func smallChunks(_ options: inout RebuildOptions) {
         gathering(&options)
@@ -94,15 +108,7 @@ struct ChunkFlushTests {
             // Chunk 1's commit holds until the handlers wait for it. Without the wait they would
             // gather chunk 2 to its whole bound and wait only to stage it: then the commit goes
             // on after 30 s, and the test fails below.
-            hooks.beforeChunkCommit = { chunk in
-                guard chunk == 1 else { return }
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { for await _ in waited { return } }
-                    group.addTask { try? await Task.sleep(for: .seconds(30)) }
-                    await group.next()
-                    group.cancelAll()
-                }
-            }
+            hooks.beforeChunkCommit = Self.holdingChunk1(until: waited)
             let results = try await environment.engine(Self.smallChunks).rebuild([.file(try streamCounts())], hooks: hooks)
             signal.finish()
             #expect(results[0].swapped)
@@ -130,16 +136,7 @@ struct ChunkFlushTests {
                 if chunk == 1 { handledAtWait.withLock { $0 = projection.handled.value } }
                 signal.yield()
             }
-            // As above: chunk 1's commit holds until the handlers wait for it.
-            hooks.beforeChunkCommit = { chunk in
-                guard chunk == 1 else { return }
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { for await _ in waited { return } }
-                    group.addTask { try? await Task.sleep(for: .seconds(30)) }
-                    await group.next()
-                    group.cancelAll()
-                }
-            }
+            hooks.beforeChunkCommit = Self.holdingChunk1(until: waited)
             hooks.afterChunkCommit = { chunk in
                 guard chunk == 2 else { return }
                 let applied = try await mysql.query("SELECT events_applied FROM reprise_builds").int64(0, 0)
