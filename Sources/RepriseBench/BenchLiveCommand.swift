@@ -161,7 +161,13 @@ struct BenchLiveCommand: AsyncParsableCommand {
         let poller = Task { () -> [(position: Int64, at: ContinuousClock.Instant)] in
             var samples: [(Int64, ContinuousClock.Instant)] = []
             while !Task.isCancelled {
-                let position = try await reader.query("SELECT position FROM probe WHERE id = 'last'").int64(0, 0) ?? 0
+                let position: Int64
+                do {
+                    position = try await reader.query("SELECT position FROM probe WHERE id = 'last'").int64(0, 0) ?? 0
+                } catch where Task.isCancelled {
+                    // Cancelled between the loop's check and the query's own: the sampling is over.
+                    break
+                }
                 samples.append((position, clock.now))
                 try? await Task.sleep(for: .milliseconds(1))
             }
