@@ -148,7 +148,7 @@ let package = Package(
             name: "RepriseBench",
             dependencies: [
                 "RepriseCommandLine", "ReprisePostgres", "RepriseMySQL", "RepriseAMQP", "RepriseEventStore", "RepriseProjection",
-                "RepriseEngine", "RepriseLive", "CJemalloc",
+                "RepriseEngine", "RepriseLive", "RepriseSupport", "CJemalloc",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ],
             swiftSettings: strictSwift),
