@@ -17,25 +17,12 @@ static inline reprise_mallctl_fn reprise_jemalloc_mallctl(void) {
     return (reprise_mallctl_fn)dlsym((void *)0, "mallctl");
 }
 
-static inline int reprise_mallctl_write_bool(reprise_mallctl_fn mallctl, const char *name, bool value) {
-    return mallctl(name, NULL, NULL, &value, sizeof value);
+/// Writes `length` bytes at `value` to the setting `name` (the setting's own C type).
+static inline int reprise_mallctl_write(reprise_mallctl_fn mallctl, const char *name, void *value, size_t length) {
+    return mallctl(name, NULL, NULL, value, length);
 }
 
-static inline int reprise_mallctl_write_ssize(reprise_mallctl_fn mallctl, const char *name, ssize_t value) {
-    return mallctl(name, NULL, NULL, &value, sizeof value);
-}
-
-static inline int reprise_mallctl_read_bool(reprise_mallctl_fn mallctl, const char *name, bool *value) {
-    size_t length = sizeof *value;
-    return mallctl(name, value, &length, NULL, 0);
-}
-
-static inline int reprise_mallctl_read_ssize(reprise_mallctl_fn mallctl, const char *name, ssize_t *value) {
-    size_t length = sizeof *value;
-    return mallctl(name, value, &length, NULL, 0);
-}
-
-static inline int reprise_mallctl_read_unsigned(reprise_mallctl_fn mallctl, const char *name, unsigned *value) {
-    size_t length = sizeof *value;
+/// Reads the setting `name` into `length` bytes at `value` (the setting's own C type).
+static inline int reprise_mallctl_read(reprise_mallctl_fn mallctl, const char *name, void *value, size_t length) {
     return mallctl(name, value, &length, NULL, 0);
 }

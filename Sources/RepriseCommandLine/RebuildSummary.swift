@@ -97,9 +97,18 @@ enum RebuildSummary {
             .map { "\"\($0.0)\":\(String(format: "%.3f", spent[$0.1] ?? 0))" }.joined(separator: ",")
         // The process's high-water mark: what a memory limit (a container's) must allow.
         let peak = MemoryRelease.peakResidentBytes().map { String($0 >> 20) } ?? "null"
-        // Which malloc served the process: the figures above depend on it (docs/throughput-allocator.md).
-        let allocator = MemoryRelease.allocatorJSON()
+        let allocator = allocatorJSON()
         return "{\"seconds\":\(String(format: "%.3f", seconds)),\"peak_rss_mib\":\(peak),\"allocator\":\(allocator),\"time\":{\(phases)},\"projections\":[\(items.joined(separator: ","))]}"
+    }
+}
+
+extension RebuildSummary {
+    /// Which malloc served the process, and jemalloc's settings: the memory figures depend on
+    /// them (docs/throughput-allocator.md).
+    static func allocatorJSON() -> String {
+        guard let settings = MemoryRelease.jemallocSettings else { return "{\"name\":\"\(MemoryRelease.allocator.rawValue)\"}" }
+        return "{\"name\":\"jemalloc\",\"background_threads\":\(settings.backgroundThreads),"
+            + "\"dirty_decay_ms\":\(settings.dirtyDecayMilliseconds),\"first_arena_dirty_decay_ms\":\(settings.firstArenaDirtyDecayMilliseconds)}"
     }
 }
 

@@ -23,25 +23,44 @@ package struct JemallocControl: Sendable {
     /// main thread's) are set one by one.
     func configureForRebuilds() {
         let decay = Self.dirtyDecayMilliseconds
-        _ = reprise_mallctl_write_ssize(mallctl, "arenas.dirty_decay_ms", decay)
-        var arenas: UInt32 = 0
-        if reprise_mallctl_read_unsigned(mallctl, "arenas.narenas", &arenas) != 0 { arenas = 1 }
-        for arena in 0..<max(1, arenas) {
+        write("arenas.dirty_decay_ms", decay)
+        let arenas = read("arenas.narenas", as: UInt32(0)) ?? 1
+        for arena in 0..<arenas {
             // An arena not made yet refuses (EFAULT); it takes the default above when it is made.
-            _ = reprise_mallctl_write_ssize(mallctl, "arena.\(arena).dirty_decay_ms", decay)
+            write("arena.\(arena).dirty_decay_ms", decay)
         }
-        _ = reprise_mallctl_write_bool(mallctl, "background_thread", true)
+        write("background_thread", true)
     }
 
     /// Whether background threads return free pages, and the decay time of new arenas and of
     /// arena 0 (milliseconds); nil when jemalloc does not answer.
-    func settings() -> (backgroundThreads: Bool, newArenasDecay: Int, firstArenaDecay: Int)? {
-        var background = false
-        var newArenas = -1, firstArena = -1
-        guard reprise_mallctl_read_bool(mallctl, "background_thread", &background) == 0,
-            reprise_mallctl_read_ssize(mallctl, "arenas.dirty_decay_ms", &newArenas) == 0,
-            reprise_mallctl_read_ssize(mallctl, "arena.0.dirty_decay_ms", &firstArena) == 0
+    func settings() -> JemallocSettings? {
+        guard let background = read("background_thread", as: false),
+            let newArenas = read("arenas.dirty_decay_ms", as: 0),
+            let firstArena = read("arena.0.dirty_decay_ms", as: 0)
         else { return nil }
-        return (background, newArenas, firstArena)
+        return JemallocSettings(backgroundThreads: background, dirtyDecayMilliseconds: newArenas, firstArenaDirtyDecayMilliseconds: firstArena)
     }
+
+    /// `Value`: the setting's C type (`bool`, `ssize_t`: Bool, Int).
+    private func write<Value>(_ name: String, _ value: Value) {
+        var value = value
+        _ = reprise_mallctl_write(mallctl, name, &value, MemoryLayout<Value>.size)
+    }
+
+    /// `Value`: the setting's C type (`bool`, `ssize_t`, `unsigned`: Bool, Int, UInt32).
+    private func read<Value>(_ name: String, as placeholder: Value) -> Value? {
+        var value = placeholder
+        guard reprise_mallctl_read(mallctl, name, &value, MemoryLayout<Value>.size) == 0 else { return nil }
+        return value
+    }
+}
+
+/// What a process's jemalloc runs with (`reprise rebuild --json` reports it).
+package struct JemallocSettings: Sendable, Equatable {
+    package var backgroundThreads: Bool
+    /// New arenas' decay time.
+    package var dirtyDecayMilliseconds: Int
+    /// The main thread's arena's, made before the settings.
+    package var firstArenaDirtyDecayMilliseconds: Int
 }

@@ -25,7 +25,7 @@ import Synchronization
 /// releases are faulted in again when reused: a rebuild runs it after each big chunk, at most
 /// every `minimumInterval`; the live worker, whose chunks free little, every `interval`.
 package enum MemoryRelease {
-    /// Whether `REPRISE_MALLOC_TRIM=0` turned it off (to compare, or where another allocator is preloaded).
+    /// Whether `REPRISE_MALLOC_TRIM=0` turned it off (to compare: either allocator as it starts, no trims).
     private static let enabled: Bool = {
         guard let value = getenv("REPRISE_MALLOC_TRIM") else { return true }
         return String(cString: value) != "0"
@@ -38,19 +38,12 @@ package enum MemoryRelease {
     package enum Allocator: String, Sendable, Equatable {
         case glibc
         case jemalloc
-
-        package var name: String { rawValue }
     }
 
     package static var allocator: Allocator { jemalloc == nil ? .glibc : .jemalloc }
 
-    /// The process's allocator and, for jemalloc, the settings it runs with (`JemallocControl`),
-    /// as JSON: what a memory figure of the process depends on.
-    package static func allocatorJSON() -> String {
-        guard let settings = jemalloc?.settings() else { return "{\"name\":\"\(allocator.name)\"}" }
-        return "{\"name\":\"jemalloc\",\"background_threads\":\(settings.backgroundThreads),"
-            + "\"dirty_decay_ms\":\(settings.newArenasDecay),\"first_arena_dirty_decay_ms\":\(settings.firstArenaDecay)}"
-    }
+    /// The settings jemalloc runs with (`JemallocControl`); nil under glibc's malloc.
+    package static var jemallocSettings: JemallocSettings? { jemalloc?.settings() }
 
     /// When pages were last returned (process-wide: a partitioned rebuild runs several pipelines).
     private static let last = Mutex<ContinuousClock.Instant?>(nil)

@@ -1,3 +1,4 @@
+@testable import RepriseCommandLine
 @testable import RepriseEngine
 import Glibc
 import RepriseSupport
@@ -33,7 +34,7 @@ struct MemoryReleaseTests {
     /// ones tested in process (the `reprise` executable's jemalloc: `MergeTablesTests`).
     @Test func theTestProcessRunsOnGlibcMalloc() {
         #expect(MemoryRelease.allocator == .glibc)
-        #expect(MemoryRelease.allocatorJSON() == #"{"name":"glibc"}"#)
+        #expect(RebuildSummary.allocatorJSON() == #"{"name":"glibc"}"#)
     }
 
     /// In a process of its own: an arena with free space serves even a big block from it, so
